@@ -1,0 +1,84 @@
+"""Perceptual hashes of a grey (luma) image: PDQ, pHash and dHash."""
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from streamguard.errors import SourceError
+from streamguard.hashing.imagehash_compat import dhash, phash
+from streamguard.hashing.pdq import MIN_QUALITY, pdq_hash
+
+MAX_SIDE = 8192
+"""Frames or images larger than this on a side are refused, never decoded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Algorithm:
+    name: str
+    bits: int
+    default_threshold: int
+
+    @property
+    def hex_length(self) -> int:
+        return self.bits // 4
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "pdq": Algorithm("pdq", 256, 31),
+    "phash": Algorithm("phash", 64, 10),
+    "dhash": Algorithm("dhash", 64, 10),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FrameHash:
+    """One hash of one frame; ``quality`` is PDQ's 0..100 score, None for the others."""
+
+    algo: str
+    digest: bytes
+    quality: int | None = None
+
+    @property
+    def hex(self) -> str:
+        return self.digest.hex()
+
+    @property
+    def matchable(self) -> bool:
+        return self.quality is None or self.quality >= MIN_QUALITY
+
+
+def _pdq(luma: np.ndarray) -> FrameHash:
+    digest, quality = pdq_hash(luma)
+    return FrameHash("pdq", digest, quality)
+
+
+_HASHERS: dict[str, Callable[[np.ndarray], FrameHash]] = {
+    "pdq": _pdq,
+    "phash": lambda luma: FrameHash("phash", phash(luma)),
+    "dhash": lambda luma: FrameHash("dhash", dhash(luma)),
+}
+
+
+def hash_luma(luma: np.ndarray, algos: Iterable[str]) -> list[FrameHash]:
+    """Hash a full-range 8-bit grey image with each of ``algos``."""
+    return [_HASHERS[algo](luma) for algo in algos]
+
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+
+def load_image_luma(path: str | Path) -> np.ndarray:
+    """Read a picture as the grey image imagehash uses (PIL ``convert("L")``)."""
+    try:
+        with Image.open(path) as image:
+            if max(image.size) > MAX_SIDE:
+                width, height = image.size
+                raise SourceError(f"{path}: image is {width}x{height}, larger than {MAX_SIDE} px")
+            return np.asarray(image.convert("L"))
+    except FileNotFoundError:
+        raise SourceError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise SourceError(f"{path}: not a readable image ({exc.__class__.__name__})") from None

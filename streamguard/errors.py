@@ -1,0 +1,13 @@
+"""Errors that reach the user as one line: what input, what problem."""
+
+
+class StreamguardError(Exception):
+    """Base class for errors the CLI reports without a traceback."""
+
+
+class SourceError(StreamguardError):
+    """A stream or file could not be opened, read or decoded."""
+
+
+class BlocklistFormatError(StreamguardError):
+    """A blocklist file is malformed; the message names the file and line."""

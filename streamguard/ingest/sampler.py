@@ -1,0 +1,144 @@
+"""Choose the frames worth hashing and hand them on as luma planes.
+
+``keyframes`` sets the decoder to skip non-key frames and never feeds it a
+non-key packet, so only keyframes are ever decoded. ``interval:S`` decodes
+everything (needed when content can appear between keyframes) and keeps at
+most one frame per S seconds of stream time.
+"""
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import av
+import numpy as np
+from av.container import InputContainer
+from av.video.stream import VideoStream
+
+from streamguard.errors import SourceError
+from streamguard.hashing import MAX_SIDE
+from streamguard.hashing.preprocess import studio_to_full_range
+from streamguard.ingest.replay import paced
+from streamguard.ingest.source import ffmpeg_reason
+
+# 8-bit formats whose first plane is the luma; others go through swscale.
+_LUMA_PLANE_FORMATS = frozenset(
+    {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
+)
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """``keyframes`` (interval_s None) or ``interval:S``."""
+
+    interval_s: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Sampling":
+        if text == "keyframes":
+            return cls()
+        name, _, value = text.partition(":")
+        try:
+            interval_s = float(value)
+        except ValueError:
+            interval_s = -1.0
+        if name != "interval" or not interval_s > 0:
+            raise ValueError(f"sampling '{text}': expected 'keyframes' or 'interval:SECONDS' (> 0)")
+        return cls(interval_s)
+
+    def __str__(self) -> str:
+        return "keyframes" if self.interval_s is None else f"interval:{self.interval_s:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A sampled frame: stream time, wall-clock arrival, and its full-range luma."""
+
+    stream_id: str
+    pts_s: float
+    received_at: float
+    luma: np.ndarray
+    width: int
+    height: int
+
+
+@dataclass(slots=True)
+class SampleStats:
+    packets: int = 0
+    frames_decoded: int = 0
+    frames_sampled: int = 0
+    decode_errors: int = 0
+    last_error: str = field(default="")
+
+
+def frame_luma(frame: av.VideoFrame) -> np.ndarray:
+    """Full-range 8-bit luma, straight from the decoder's Y plane when it has one."""
+    if frame.format.name not in _LUMA_PLANE_FORMATS:
+        return frame.to_ndarray(format="gray")
+    plane = frame.planes[0]
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    luma = rows[:, : plane.width]
+    if frame.format.name.startswith("yuvj") or frame.color_range == _FULL_RANGE:
+        return luma.copy()
+    return studio_to_full_range(luma)
+
+
+def sample_frames(
+    container: InputContainer,
+    stream: VideoStream,
+    stream_id: str,
+    sampling: Sampling,
+    *,
+    stats: SampleStats | None = None,
+    realtime: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> Iterator[Frame]:
+    """Yield the sampled frames of ``stream``; undecodable packets are counted and skipped."""
+    stats = stats if stats is not None else SampleStats()
+    codec = stream.codec_context
+    codec.thread_type = "SLICE"  # frame threads would hold keyframes back by a GOP each
+    keyframes_only = sampling.interval_s is None
+    if keyframes_only:
+        codec.skip_frame = "NONKEY"
+    packets = container.demux(stream)
+    last_kept: float | None = None
+    for packet in paced(packets) if realtime else packets:
+        received_at = clock()
+        if packet.size:
+            stats.packets += 1
+            if keyframes_only and not packet.is_keyframe:
+                continue
+        try:
+            frames = _decode(stream, packet if packet.size else None, drain=keyframes_only)
+        except av.FFmpegError as exc:
+            stats.decode_errors += 1
+            stats.last_error = ffmpeg_reason(exc)
+            continue
+        for frame in frames:
+            stats.frames_decoded += 1
+            if frame.pts is None:
+                continue
+            pts_s = float(frame.pts * stream.time_base)
+            if not keyframes_only and last_kept is not None:
+                if pts_s < last_kept + sampling.interval_s:
+                    continue
+            if max(frame.width, frame.height) > MAX_SIDE:
+                raise SourceError(f"frame at {pts_s:.3f} s is {frame.width}x{frame.height}")
+            last_kept = pts_s
+            stats.frames_sampled += 1
+            yield Frame(stream_id, pts_s, received_at, frame_luma(frame), frame.width, frame.height)
+
+
+def _decode(stream: VideoStream, packet: av.Packet | None, *, drain: bool) -> list[av.VideoFrame]:
+    """Decode one packet (None flushes).
+
+    With ``drain`` the decoder is emptied after the packet, so a keyframe comes out
+    at once instead of waiting behind B-frame reordering for the next keyframes
+    (seconds, in a live stream); each keyframe decodes on its own anyway.
+    """
+    frames = stream.decode(packet)
+    if drain and packet is not None:
+        frames += stream.decode(None)
+        stream.codec_context.flush_buffers()
+    return frames

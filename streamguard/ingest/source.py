@@ -1,0 +1,56 @@
+"""Open a file or stream URL with PyAV, under the URL policy and size limits."""
+
+import av
+from av.container import InputContainer
+from av.video.stream import VideoStream
+
+from streamguard.errors import SourceError
+from streamguard.hashing import MAX_SIDE
+from streamguard.ingest.urls import DEFAULT_SCHEMES, check_allowed, local_path, redact
+
+NETWORK_TIMEOUT_S = 10.0
+
+
+def ffmpeg_reason(exc: av.FFmpegError) -> str:
+    """FFmpeg's reason without the file name it appends (which may hold a stream key)."""
+    return exc.strerror or exc.__class__.__name__
+
+
+def open_source(
+    source: str,
+    *,
+    allowed_schemes: frozenset[str] = DEFAULT_SCHEMES,
+    timeout_s: float = NETWORK_TIMEOUT_S,
+) -> InputContainer:
+    """Open ``source`` for reading, or raise :class:`SourceError` with a one-line reason."""
+    container_options = {"protocol_whitelist": check_allowed(source, allowed_schemes)}
+    path = local_path(source)
+    if path is not None:
+        if not path.is_file():
+            raise SourceError(f"{source}: no such file")
+        target, timeout = str(path), None
+    else:
+        # rw_timeout (microseconds) bounds every network read; FFmpeg's RTMP
+        # ``timeout`` would instead make it listen for a publisher.
+        container_options["rw_timeout"] = str(int(timeout_s * 1_000_000))
+        target, timeout = source, timeout_s
+    try:
+        return av.open(target, container_options=container_options, timeout=timeout)
+    except av.FFmpegError as exc:
+        raise SourceError(f"{redact(source)}: cannot open ({ffmpeg_reason(exc)})") from None
+
+
+def video_stream(container: InputContainer, source: str) -> VideoStream:
+    """The first video stream, checked against the size limit before anything is decoded."""
+    if not container.streams.video:
+        raise SourceError(f"{redact(source)}: no video stream")
+    stream = container.streams.video[0]
+    codec = stream.codec_context
+    if max(codec.width, codec.height) > MAX_SIDE:
+        raise SourceError(
+            f"{redact(source)}: video is {codec.width}x{codec.height}, "
+            f"larger than {MAX_SIDE} px on a side"
+        )
+    # The decoder itself refuses bigger pictures should the resolution change mid-stream.
+    codec.options = {"max_pixels": str(MAX_SIDE * MAX_SIDE)}
+    return stream

@@ -1,0 +1,78 @@
+"""Which sources may be opened, how FFmpeg may reach them, and how they are shown.
+
+Stream URLs carry secrets (RTMP stream keys, tokens in query strings, user
+info), so every place that prints a source goes through :func:`redact`.
+"""
+
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from streamguard.errors import SourceError
+
+DEFAULT_SCHEMES = frozenset({"file", "rtmp", "rtmps", "http", "https"})
+
+# FFmpeg protocols each scheme needs, for ``protocol_whitelist``: an HLS
+# playlist fetched over HTTP can then name neither local files nor other protocols.
+_PROTOCOLS = {
+    "file": "file",
+    "rtmp": "rtmp,tcp",
+    "rtmps": "rtmps,tcp,tls",
+    "http": "http,tcp,crypto",
+    "https": "https,http,tcp,tls,crypto",
+}
+
+_SECRET_QUERY_KEYS = ("key", "token", "secret", "pass", "pwd", "sig", "auth", "credential")
+REDACTED = "***"
+
+
+def scheme_of(source: str) -> str:
+    """``file`` for plain paths and file:// URLs, else the lower-cased URL scheme."""
+    scheme = urlsplit(source).scheme.lower()
+    # A one-letter scheme is a Windows drive letter, not a protocol.
+    return scheme if len(scheme) > 1 else "file"
+
+
+def check_allowed(source: str, allowed: frozenset[str] = DEFAULT_SCHEMES) -> str:
+    """Return the FFmpeg ``protocol_whitelist`` for ``source`` or refuse its scheme."""
+    scheme = scheme_of(source)
+    if scheme not in allowed or scheme not in _PROTOCOLS:
+        enabled = ", ".join(sorted(allowed & _PROTOCOLS.keys()))
+        raise SourceError(
+            f"{redact(source)}: URL scheme '{scheme}' is not enabled (enabled: {enabled})"
+        )
+    return _PROTOCOLS[scheme]
+
+
+def local_path(source: str) -> Path | None:
+    """The filesystem path of a local source, None for network URLs."""
+    if scheme_of(source) != "file":
+        return None
+    parts = urlsplit(source)
+    return Path(parts.path) if parts.scheme.lower() == "file" else Path(source)
+
+
+def redact(source: str) -> str:
+    """Hide passwords, secret query parameters and RTMP stream keys."""
+    parts = urlsplit(source)
+    scheme = parts.scheme.lower()
+    if len(scheme) <= 1 or scheme == "file":
+        return source
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{REDACTED}@{host}" if ":" in userinfo else f"{REDACTED}@{host}"
+    path = parts.path
+    if scheme in ("rtmp", "rtmps"):
+        # rtmp://host/app/<stream key>: the last segment is the publisher's secret.
+        app, _, key = path.rpartition("/")
+        if app and key:
+            path = f"{app}/{REDACTED}"
+    query = urlencode(
+        [
+            (name, REDACTED if any(s in name.lower() for s in _SECRET_QUERY_KEYS) else value)
+            for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, path, query, ""))
