@@ -94,14 +94,17 @@ def sample_frames(
     realtime: bool = False,
     clock: Callable[[], float] = time.time,
 ) -> Iterator[Frame]:
-    """Yield the sampled frames of ``stream``; undecodable packets are counted and skipped."""
+    """Yield the sampled frames of ``stream``; undecodable packets are counted and skipped.
+
+    ``stream_id`` names the stream in frames and errors, so it must not hold secrets.
+    """
     stats = stats if stats is not None else SampleStats()
     codec = stream.codec_context
     codec.thread_type = "SLICE"  # frame threads would hold keyframes back by a GOP each
     keyframes_only = sampling.interval_s is None
     if keyframes_only:
         codec.skip_frame = "NONKEY"
-    packets = container.demux(stream)
+    packets = _demux(container, stream, stream_id, stats)
     last_kept: float | None = None
     for packet in paced(packets) if realtime else packets:
         received_at = clock()
@@ -120,14 +123,32 @@ def sample_frames(
             if frame.pts is None:
                 continue
             pts_s = float(frame.pts * stream.time_base)
-            if not keyframes_only and last_kept is not None:
-                if pts_s < last_kept + sampling.interval_s:
-                    continue
+            if (
+                sampling.interval_s
+                and last_kept is not None
+                and pts_s < last_kept + sampling.interval_s
+            ):
+                continue
             if max(frame.width, frame.height) > MAX_SIDE:
-                raise SourceError(f"frame at {pts_s:.3f} s is {frame.width}x{frame.height}")
+                raise SourceError(
+                    f"{stream_id}: frame at {pts_s:.3f} s is {frame.width}x{frame.height}, "
+                    f"larger than {MAX_SIDE} px on a side"
+                )
             last_kept = pts_s
             stats.frames_sampled += 1
             yield Frame(stream_id, pts_s, received_at, frame_luma(frame), frame.width, frame.height)
+
+
+def _demux(
+    container: InputContainer, stream: VideoStream, stream_id: str, stats: SampleStats
+) -> Iterator[av.Packet]:
+    """The stream's packets; a failed read (truncated file, lost connection) is a SourceError."""
+    try:
+        yield from container.demux(stream)
+    except av.FFmpegError as exc:
+        raise SourceError(
+            f"{stream_id}: read failed after {stats.packets} packets ({ffmpeg_reason(exc)})"
+        ) from None
 
 
 def _decode(stream: VideoStream, packet: av.Packet | None, *, drain: bool) -> list[av.VideoFrame]:

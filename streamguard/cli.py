@@ -1,0 +1,270 @@
+"""The ``streamguard`` command. Exit codes follow clamscan: 0 clean, 1 match, 2 error."""
+
+import argparse
+import json
+import socket
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from tqdm import tqdm
+
+from streamguard import __version__
+from streamguard.blocklist.formats import load_blocklist_file
+from streamguard.blocklist.memory import Blocklist
+from streamguard.detect.matcher import FrameMatcher, Match
+from streamguard.errors import SourceError, StreamguardError
+from streamguard.events.schema import build_event
+from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
+from streamguard.ingest.sampler import Frame, SampleStats, Sampling, sample_frames
+from streamguard.ingest.source import open_source, video_stream
+from streamguard.ingest.urls import redact
+
+EXIT_CLEAN, EXIT_MATCH, EXIT_ERROR = 0, 1, 2
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
+
+
+def _warn(message: str) -> None:
+    print(f"streamguard: warning: {message}", file=sys.stderr)
+
+
+def _sampling(text: str) -> Sampling:
+    try:
+        return Sampling.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _max_distance(text: str) -> tuple[str, int]:
+    algo, _, value = text.partition("=")
+    if algo not in ALGORITHMS or not value.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"'{text}': expected ALGO=N, ALGO one of {list(ALGORITHMS)}"
+        )
+    return algo, int(value)
+
+
+def frames_of(
+    source: str, sampling: Sampling, *, realtime: bool = False, duration_s: float | None = None
+) -> Iterator[Frame]:
+    """Sampled frames of a file or URL, with a progress bar on a terminal."""
+    shown = redact(source)
+    stats = SampleStats()
+    with open_source(source) as container:
+        stream = video_stream(container, source)
+        total_s = container.duration / 1_000_000 if container.duration else duration_s
+        if total_s and duration_s:
+            total_s = min(total_s, duration_s)
+        frames = sample_frames(container, stream, shown, sampling, stats=stats, realtime=realtime)
+        with tqdm(
+            total=round(total_s, 1) if total_s else None,
+            unit="s",
+            desc=shown,
+            leave=False,
+            disable=not sys.stderr.isatty(),
+        ) as progress:
+            for frame in frames:
+                if duration_s is not None and frame.pts_s > duration_s:
+                    break
+                progress.update(round(frame.pts_s - progress.n, 1))
+                yield frame
+    if stats.frames_sampled == 0:
+        reason = f" ({stats.last_error})" if stats.decode_errors else ""
+        raise SourceError(f"{shown}: no decodable video frames{reason}")
+    if stats.decode_errors:
+        _warn(f"{shown}: {stats.decode_errors} packets could not be decoded ({stats.last_error})")
+
+
+def load_blocklists(paths: list[Path], algo: str | None, thresholds: dict[str, int]) -> Blocklist:
+    """All files parsed before anything is added: one bad file loads nothing."""
+    entries = [entry for path in paths for entry in load_blocklist_file(path, algo=algo)]
+    blocklist = Blocklist(thresholds)
+    blocklist.add(entries)
+    return blocklist
+
+
+def _for_each_source(sources: list[str], scan_one: Callable[[str], None]) -> bool:
+    """Run ``scan_one`` on every source; a failing source is reported, the others still run."""
+    ok = True
+    for source in sources:
+        try:
+            scan_one(source)
+        except StreamguardError as exc:
+            print(f"streamguard: error: {exc}", file=sys.stderr)
+            ok = False
+    return ok
+
+
+def cmd_hash(args: argparse.Namespace) -> int:
+    algos = args.algo or ["pdq"]
+
+    def emit(path: str, luma, pts_s: float | None) -> None:
+        height, width = luma.shape
+        for frame_hash in hash_luma(luma, algos):
+            if args.json:
+                record = {"path": path, "pts_s": pts_s, "algo": frame_hash.algo}
+                record |= {"hash": frame_hash.hex, "quality": frame_hash.quality}
+                print(json.dumps(record | {"width": width, "height": height}), flush=True)
+            else:
+                where = path if pts_s is None else f"{path}@{pts_s:.3f}s"
+                quality = "-" if frame_hash.quality is None else frame_hash.quality
+                print(f"{frame_hash.hex} {frame_hash.algo} {quality} {where}", flush=True)
+
+    def hash_one(source: str) -> None:
+        if Path(source).suffix.lower() in IMAGE_SUFFIXES:
+            emit(source, load_image_luma(source), None)
+            return
+        for frame in frames_of(source, args.sample):
+            emit(frame.stream_id, frame.luma, frame.pts_s)
+
+    return EXIT_CLEAN if _for_each_source(args.paths, hash_one) else EXIT_ERROR
+
+
+def _print_match(match: Match, as_json: bool) -> None:
+    frame, hit = match.frame, match.hit
+    if as_json:
+        record = {
+            "source": frame.stream_id,
+            "pts_s": round(frame.pts_s, 3),
+            "algo": match.hash.algo,
+            "distance": hit.distance,
+            "threshold": hit.threshold,
+            "quality": match.hash.quality,
+            "entry_id": hit.entry.id,
+            "list": hit.entry.list,
+            "category": hit.entry.category,
+            "label": hit.entry.label,
+        }
+        print(json.dumps(record), flush=True)
+    else:
+        print(
+            f"MATCH {frame.stream_id}@{frame.pts_s:.3f}s {match.hash.algo} "
+            f"distance={hit.distance}/{hit.threshold} category={hit.entry.category} "
+            f"entry={hit.entry.list}/{hit.entry.id} label={hit.entry.label!r}",
+            flush=True,
+        )
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    blocklist = load_blocklists(args.blocklist, args.algo, dict(args.max_distance))
+    matcher = FrameMatcher(blocklist)
+
+    def scan_one(source: str) -> None:
+        for frame in frames_of(source, args.sample, duration_s=args.duration):
+            for match in matcher(frame):
+                _print_match(match, args.json)
+
+    ok = _for_each_source(args.sources, scan_one)
+    if not ok:
+        return EXIT_ERROR
+    return EXIT_MATCH if matcher.stats.matches else EXIT_CLEAN
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    samples = args.samples
+    clip = samples / "clips" / "flagged_720p.mp4"
+    blocklist = load_blocklists([samples / "blocklist.csv"], None, {})
+    matcher = FrameMatcher(blocklist)
+    worker_id = f"{socket.gethostname()}/demo"
+    print(
+        f"demo: replaying {clip.name} in real time against {len(blocklist)} sample blocklist "
+        f"entries ({', '.join(blocklist.algos)}); events follow as JSON lines",
+        file=sys.stderr,
+    )
+    detections = 0
+    for frame in frames_of(str(clip), Sampling(), realtime=True):
+        matches = matcher(frame)
+        if not matches:
+            continue
+        best = min(matches, key=lambda m: m.hit.distance / max(m.hit.threshold, 1))
+        event = build_event(best, action="kill", stream_url=frame.stream_id, worker_id=worker_id)
+        print(json.dumps(event), flush=True)
+        detections += 1
+        print(
+            f"demo: t={frame.pts_s:.1f} s matched '{best.hit.entry.label}' "
+            f"({best.hash.algo} distance {best.hit.distance}/{best.hit.threshold}), decided "
+            f"{best.latency_s * 1000:.0f} ms after the keyframe was read",
+            file=sys.stderr,
+        )
+    stats = matcher.stats
+    print(f"demo: {stats.frames} keyframes hashed, {detections} detections", file=sys.stderr)
+    if not detections:
+        raise StreamguardError(f"{clip}: the demo clip produced no detection")
+    return EXIT_CLEAN
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamguard",
+        description="Match live video against perceptual-hash blocklists.",
+        epilog="Exit codes: 0 clean, 1 match found, 2 error.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sample = argparse.ArgumentParser(add_help=False)
+    sample.add_argument(
+        "--sample",
+        type=_sampling,
+        default=Sampling(),
+        metavar="keyframes|interval:S",
+        help="frames to hash from videos (default: keyframes)",
+    )
+    sample.add_argument("--json", action="store_true", help="JSON lines output")
+
+    hash_cmd = commands.add_parser(
+        "hash", parents=[sample], help="print perceptual hashes of images or video frames"
+    )
+    hash_cmd.add_argument(
+        "--algo", action="append", choices=list(ALGORITHMS), help="repeatable (default: pdq)"
+    )
+    hash_cmd.add_argument("paths", nargs="+", metavar="PATH")
+    hash_cmd.set_defaults(handler=cmd_hash)
+
+    scan = commands.add_parser(
+        "scan", parents=[sample], help="scan files or stream URLs once against blocklists"
+    )
+    scan.add_argument(
+        "--blocklist",
+        action="append",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="blocklist file (CSV/TSV/JSON lines, or bare hashes with --algo); repeatable",
+    )
+    scan.add_argument(
+        "--algo", choices=list(ALGORITHMS), help="algorithm of bare one-hash-per-line files"
+    )
+    scan.add_argument(
+        "--max-distance",
+        action="append",
+        type=_max_distance,
+        default=[],
+        metavar="ALGO=N",
+        help="match threshold (default: pdq=31 phash=10 dhash=10)",
+    )
+    scan.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="stop each source after this stream time"
+    )
+    scan.add_argument("sources", nargs="+", metavar="SOURCE")
+    scan.set_defaults(handler=cmd_scan)
+
+    demo = commands.add_parser("demo", help="replay a bundled clip through the live pipeline")
+    demo.add_argument("--samples", type=Path, default=SAMPLES_DIR, help=argparse.SUPPRESS)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except StreamguardError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"streamguard: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
