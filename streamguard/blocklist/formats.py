@@ -126,20 +126,18 @@ def load_blocklist_file(path: str | Path, *, algo: str | None = None) -> list[En
     except (OSError, UnicodeDecodeError) as exc:
         raise BlocklistFormatError(f"{path}: cannot read ({exc.__class__.__name__})") from None
     entries: dict[tuple[str, str], tuple[int, Entry]] = {}
-    number = 0
     try:
         for number, record in _records(lines, algo):
-            entry = parse_entry(record, default_algo=algo, default_list=path.stem)
+            try:
+                entry = parse_entry(record, default_algo=algo, default_list=path.stem)
+            except ValueError as exc:
+                raise _LineError(number, str(exc)) from None
             if entry.key in entries:
-                raise _LineError(
-                    f"duplicate id '{entry.id}' (first on line {entries[entry.key][0]})"
-                )
+                first = entries[entry.key][0]
+                raise _LineError(number, f"duplicate id '{entry.id}' (first on line {first})")
             entries[entry.key] = (number, entry)
     except _LineError as exc:
-        where = "" if str(exc).startswith("line ") else f"line {number}: "
-        raise BlocklistFormatError(f"{path}: {where}{exc}") from None
-    except csv.Error as exc:
-        raise BlocklistFormatError(f"{path}: line {number + 1}: {exc}") from None
+        raise BlocklistFormatError(f"{path}: {exc}") from None
     if not entries:
         raise BlocklistFormatError(f"{path}: no entries")
     return [entry for _, entry in entries.values()]

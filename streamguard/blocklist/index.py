@@ -28,7 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def _expected_cost(widths: list[int], t: int, n: int, words: int) -> float:
     return cost
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Layout:
     """How codes are cut into substrings and where each table's buckets start.
 
@@ -98,14 +98,9 @@ class _Layout:
         words = bits // 64
         # Bucket tables much larger than n only cost memory: cap the width near log2(n).
         cap = min(_MAX_SUBSTRING_BITS, max(8, math.ceil(math.log2(max(n, 2))) + 1))
-        best: tuple[float, list[int]] | None = None
-        for per_word in range(math.ceil(64 / cap), 17):
-            widths = _split(64, per_word) * words
-            cost = _expected_cost(widths, max_threshold, n, words)
-            if best is None or cost < best[0]:
-                best = (cost, widths)
-        assert best is not None
-        return cls.from_widths(words, best[1][: best[1].index(best[1][0]) + len(best[1]) // words])
+        splits = [_split(64, parts) for parts in range(math.ceil(64 / cap), 17)]
+        best = min(splits, key=lambda w: _expected_cost(w * words, max_threshold, n, words))
+        return cls.from_widths(words, best)
 
     @classmethod
     def from_widths(cls, words: int, per_word: list[int]) -> _Layout:
@@ -162,13 +157,14 @@ class _Layout:
         return sum(a.nbytes + b.nbytes for a, b in self._probes.values())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Snapshot:
     """One immutable index state. Slot = position of an entry in ``ids``/``alive``.
 
     ``codes``/``slots`` hold every table's entries (all slots, dead ones included) sorted by
-    global bucket; bucket ``g`` is ``[starts[g], starts[g + 1])``. ``sorted_ids`` and
-    ``sorted_slots`` map each live base id to its slot. ``delta_*`` are not yet in the tables.
+    global bucket; bucket ``g`` is ``[starts[g], starts[g + 1])``. ``sorted_ids`` (unique)
+    and ``sorted_slots`` map each id in the tables to its slot (dead ones until compaction).
+    ``delta_*`` are entries not yet merged into the tables.
     """
 
     layout: _Layout | None
@@ -239,6 +235,14 @@ def _distances(codes: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 def _all_differ(codes: np.ndarray, q: np.ndarray) -> np.ndarray:
     return (codes == ~q).all(axis=1)
+
+
+def _find_slots(snap: _Snapshot, ids: np.ndarray) -> np.ndarray:
+    """Slot of each id in the tables (live or dead), or -1 if it is not there."""
+    if len(snap.sorted_ids) == 0:
+        return np.full(len(ids), -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(snap.sorted_ids, ids), len(snap.sorted_ids) - 1)
+    return np.where(snap.sorted_ids[pos] == ids, snap.sorted_slots[pos], -1)
 
 
 def _sort_by_bucket(keys: np.ndarray) -> np.ndarray:
@@ -401,17 +405,15 @@ class HammingIndex:
             if len(delta_ids) > self._delta_limit:
                 snap = self._merge(snap, delta_ids, delta_codes)
             else:
-                snap = _replace(snap, delta_ids=delta_ids, delta_codes=delta_codes)
-            self._snap = snap
+                snap = replace(snap, delta_ids=delta_ids, delta_codes=delta_codes)
+            self._snap = self._maybe_compact(snap)
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove entries by id; unknown ids are ignored. Returns how many were removed."""
         ids = np.unique(self._as_ids(ids))
         with self._lock:
             before = len(self._snap)
-            snap = self._remove_locked(self._snap, ids)
-            if snap.n_dead > self._compact_fraction * snap.n_slots:
-                snap = self._compact(snap)
+            snap = self._maybe_compact(self._remove_locked(self._snap, ids))
             self._snap = snap
             return before - len(snap)
 
@@ -423,22 +425,14 @@ class HammingIndex:
             if in_delta.any():
                 changes["delta_ids"] = snap.delta_ids[~in_delta]
                 changes["delta_codes"] = snap.delta_codes[~in_delta]
-        if len(snap.sorted_ids):
-            pos = np.searchsorted(snap.sorted_ids, ids)
-            pos = pos[pos < len(snap.sorted_ids)]
-            pos = pos[snap.sorted_ids[pos] == ids[np.isin(ids, snap.sorted_ids[pos])]]
-            if len(pos):
-                alive = snap.alive.copy()
-                alive[snap.sorted_slots[pos]] = False
-                keep = np.ones(len(snap.sorted_ids), dtype=bool)
-                keep[pos] = False
-                changes.update(
-                    alive=alive,
-                    sorted_ids=snap.sorted_ids[keep],
-                    sorted_slots=snap.sorted_slots[keep],
-                    n_dead=snap.n_dead + len(pos),
-                )
-        return _replace(snap, **changes) if changes else snap
+        slots = _find_slots(snap, ids)
+        slots = slots[slots >= 0]
+        slots = slots[snap.alive[slots]]
+        if len(slots):
+            alive = snap.alive.copy()  # copy-on-write: the published snapshot stays intact
+            alive[slots] = False
+            changes.update(alive=alive, n_dead=snap.n_dead + len(slots))
+        return replace(snap, **changes) if changes else snap
 
     def _merge(self, snap: _Snapshot, ids: np.ndarray, words: np.ndarray) -> _Snapshot:
         """Move the delta (``ids``, ``words``; ids not in the tables) into the tables."""
@@ -458,16 +452,20 @@ class HammingIndex:
         counts = np.bincount(buckets.reshape(-1), minlength=layout.n_buckets)
         starts = snap.starts.astype(dtype, copy=True)
         starts[1:] += np.cumsum(counts, dtype=dtype)
+        # Ids still listed with a dead slot get the new slot; the others are inserted.
+        old = _find_slots(snap, ids) >= 0
         id_pos = np.searchsorted(snap.sorted_ids, ids)
-        return _replace(
+        sorted_slots = snap.sorted_slots.astype(dtype)
+        sorted_slots[id_pos[old]] = new_slots[old]
+        return replace(
             snap,
             starts=starts,
             codes=codes,
             slots=slots,
             ids=np.concatenate([snap.ids, ids]),
             alive=np.concatenate([snap.alive, np.ones(n_new, dtype=bool)]),
-            sorted_ids=np.insert(snap.sorted_ids, id_pos, ids),
-            sorted_slots=np.insert(snap.sorted_slots.astype(dtype), id_pos, new_slots),
+            sorted_ids=np.insert(snap.sorted_ids, id_pos[~old], ids[~old]),
+            sorted_slots=np.insert(sorted_slots, id_pos[~old], new_slots[~old]),
             delta_ids=_EMPTY_IDS,
             delta_codes=np.empty((0, self._words), dtype=np.uint64),
         )
@@ -490,11 +488,9 @@ class HammingIndex:
         buckets = layout.keys(words)  # (n, m)
         dtype = _offsets_dtype(n * layout.m)
         slots = np.empty(n * layout.m, dtype=dtype)
-        counts = np.zeros(layout.n_buckets, dtype=np.int64)
         for j in range(layout.m):
-            table_keys = buckets[:, j] ^ layout.bases[j]
-            slots[j * n : (j + 1) * n] = _sort_by_bucket(table_keys)
-            counts += np.bincount(buckets[:, j].astype(np.intp), minlength=layout.n_buckets)
+            slots[j * n : (j + 1) * n] = _sort_by_bucket(buckets[:, j] ^ layout.bases[j])
+        counts = np.bincount(buckets.reshape(-1).astype(np.intp), minlength=layout.n_buckets)
         starts = np.zeros(layout.n_buckets + 1, dtype=dtype)
         np.cumsum(counts, out=starts[1:])
         id_order = np.argsort(ids, kind="stable")
@@ -513,28 +509,30 @@ class HammingIndex:
             layout_n=n,
         )
 
-    @staticmethod
-    def _compact(snap: _Snapshot) -> _Snapshot:
-        """Drop tombstoned entries from the tables by a linear, order-preserving filter."""
-        if snap.layout is None:
+    def _maybe_compact(self, snap: _Snapshot) -> _Snapshot:
+        """Drop tombstoned entries once they exceed ``compact_fraction`` of the table slots.
+
+        A linear, order-preserving filter of the table arrays: no sort, no layout change.
+        """
+        if snap.n_dead <= self._compact_fraction * snap.n_slots:
             return snap
+        if snap.n_dead == snap.n_slots:
+            return replace(
+                _empty_snapshot(self._words), delta_ids=snap.delta_ids, delta_codes=snap.delta_codes
+            )
         keep = snap.alive[snap.slots]
+        listed_alive = snap.alive[snap.sorted_slots]
         new_slot = np.cumsum(snap.alive) - 1
         dropped_before = np.concatenate([[0], np.cumsum(~keep)])
         dtype = snap.starts.dtype
-        return _replace(
+        return replace(
             snap,
             starts=(snap.starts - dropped_before[snap.starts]).astype(dtype),
             codes=snap.codes[keep],
             slots=new_slot[snap.slots[keep]].astype(dtype),
             ids=snap.ids[snap.alive],
             alive=np.ones(snap.n_slots - snap.n_dead, dtype=bool),
-            sorted_slots=new_slot[snap.sorted_slots].astype(dtype),
+            sorted_ids=snap.sorted_ids[listed_alive],
+            sorted_slots=new_slot[snap.sorted_slots[listed_alive]].astype(dtype),
             n_dead=0,
         )
-
-
-def _replace(snap: _Snapshot, **changes: object) -> _Snapshot:
-    fields = {name: getattr(snap, name) for name in snap.__dataclass_fields__}
-    fields.update(changes)
-    return _Snapshot(**fields)  # type: ignore[arg-type]
