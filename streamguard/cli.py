@@ -69,6 +69,8 @@ def frames_of(
                     break
                 progress.update(round(frame.pts_s - progress.n, 1))
                 yield frame
+    if duration_s is None and total_s and stats.end_s is not None and stats.end_s < total_s - 1:
+        raise SourceError(f"{shown}: ended at {stats.end_s:.1f} s of {total_s:.1f} s (truncated?)")
     if stats.frames_sampled == 0:
         reason = f" ({stats.last_error})" if stats.decode_errors else ""
         raise SourceError(f"{shown}: no decodable video frames{reason}")

@@ -4,16 +4,21 @@ Multi-index hashing (Norouzi, Punjani & Fleet, "Fast Exact Search in Hamming Spa
 Multi-Index Hashing", TPAMI 2014), vectorised with numpy. Design, parameters, costs and
 benchmark figures are in ``docs/index.md``.
 
-Each code is split into ``m`` disjoint substrings. If ``t = m * r + a`` (``0 <= a < m``) and
-``d(q, x) <= t``, then one of any chosen ``a + 1`` substrings is within ``r`` of the query's
-substring, or one of the other ``m - a - 1`` is within ``r - 1`` (otherwise the distance would be
-at least ``(a + 1) * (r + 1) + (m - a - 1) * r = t + 1``). Probing every bucket at those radii
-and verifying each candidate's full distance therefore returns every match: no misses.
+Each code is cut into ``m`` disjoint substrings (leftover bits are unused: the argument below
+only needs the substring distances to sum to at most the full distance). If ``d(q, x) <= t``
+and ``t = m * r + a`` (``0 <= a < m``), then one of any chosen ``a + 1`` substrings is within
+``r`` of the query's substring, or one of the other ``m - a - 1`` is within ``r - 1`` (otherwise
+the distance would be at least ``(a + 1) * (r + 1) + (m - a - 1) * r = t + 1``). Probing every
+bucket at those radii and verifying each candidate's full distance therefore returns every
+match: no misses.
 
 Per substring there is a direct-addressed CSR table (``starts``) over entries sorted by that
 substring. All tables live in one concatenated array pair (codes, slots) so one query is a
 fixed, small number of numpy calls whatever ``m`` is. The codes are stored once per table
-in table order, so verifying the candidates of a bucket reads contiguous memory.
+in table order, so verifying the candidates of a bucket reads contiguous memory. For 64-bit
+codes, whose buckets are small, a "slab" additionally copies the first eight codes of every
+bucket into one aligned 64-byte row, so a probe costs one cache miss instead of two (offsets,
+then codes); only the few fuller buckets go through the CSR arrays.
 
 Updates follow an LSM pattern: adds land in a small delta that is scanned linearly and is
 merged into the tables (linear insert, no re-sort) when it exceeds ``delta_limit``; removes set
@@ -36,15 +41,10 @@ _SUPPORTED_BITS = (64, 256)
 _MAX_SUBSTRING_BITS = 24  # direct addressing: 2**24 buckets = 64 MiB of int32 offsets per table
 # Relative costs per bucket probe and per verified candidate, measured on the benchmark machine
 # (see docs/index.md); they only steer the choice of m.
-_PROBE_COST = 3.0
+_PROBE_COST = 4.0
 _CANDIDATE_COST = {1: 1.0, 4: 1.6}
 _EMPTY_IDS = np.empty(0, dtype=np.int64)
-
-
-def _split(width: int, parts: int) -> list[int]:
-    """Split ``width`` bits into ``parts`` near-equal widths, larger ones first."""
-    base, extra = divmod(width, parts)
-    return [base + 1] * extra + [base] * (parts - extra)
+_SLAB = 8  # codes per slab row: 8 x uint64 = one 64-byte cache line
 
 
 def _ball_size(s: int, r: int) -> int:
@@ -98,13 +98,13 @@ class _Layout:
         words = bits // 64
         # Bucket tables much larger than n only cost memory: cap the width near log2(n).
         cap = min(_MAX_SUBSTRING_BITS, max(8, math.ceil(math.log2(max(n, 2))) + 1))
-        splits = [_split(64, parts) for parts in range(math.ceil(64 / cap), 17)]
+        splits = [[64 // parts] * parts for parts in range(math.ceil(64 / cap), 17)]
         best = min(splits, key=lambda w: _expected_cost(w * words, max_threshold, n, words))
         return cls.from_widths(words, best)
 
     @classmethod
     def from_widths(cls, words: int, per_word: list[int]) -> _Layout:
-        """Layout with the same split ``per_word`` (widths summing to 64) in every word."""
+        """Layout with the same split ``per_word`` (widths summing to <= 64) in every word."""
         tables = []
         for w in range(words):
             shift = 0
@@ -132,7 +132,8 @@ class _Layout:
 
     def keys(self, words: np.ndarray) -> np.ndarray:
         """Global bucket numbers, shape ``(n, m)``, for codes given as ``(n, words)`` uint64."""
-        return ((words[:, self.word_idx] >> self.shifts) & self.masks) | self.bases
+        keys = ((words[:, self.word_idx] >> self.shifts) & self.masks) | self.bases
+        return keys.astype(np.intp)
 
     def probes(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """``(table, flip)`` per bucket probe for threshold ``t``; cached per threshold.
@@ -148,7 +149,7 @@ class _Layout:
                 for bits in itertools.combinations(range(s), k):
                     tables.append(j)
                     flips.append(sum(1 << b for b in bits))
-        result = (np.array(tables, dtype=np.intp), np.array(flips, dtype=np.uint64))
+        result = (np.array(tables, dtype=np.intp), np.array(flips, dtype=np.intp))
         self._probes[t] = result
         return result
 
@@ -164,7 +165,9 @@ class _Snapshot:
     ``codes``/``slots`` hold every table's entries (all slots, dead ones included) sorted by
     global bucket; bucket ``g`` is ``[starts[g], starts[g + 1])``. ``sorted_ids`` (unique)
     and ``sorted_slots`` map each id in the tables to its slot (dead ones until compaction).
-    ``delta_*`` are entries not yet merged into the tables.
+    ``delta_*`` are entries not yet merged into the tables. ``slab`` (64-bit codes only) holds
+    the first ``_SLAB`` codes of each bucket (padded with neighbours); ``overfull`` marks the
+    buckets with more entries than that.
     """
 
     layout: _Layout | None
@@ -179,6 +182,8 @@ class _Snapshot:
     delta_ids: np.ndarray
     delta_codes: np.ndarray
     layout_n: int
+    slab: np.ndarray | None = None
+    overfull: np.ndarray | None = None
 
     @property
     def n_slots(self) -> int:
@@ -200,8 +205,9 @@ class _Snapshot:
             self.delta_ids,
             self.delta_codes,
         )
+        derived = sum(a.nbytes for a in (self.slab, self.overfull) if a is not None)
         layout = 0 if self.layout is None else self.layout.nbytes
-        return sum(a.nbytes for a in arrays) + layout
+        return sum(a.nbytes for a in arrays) + derived + layout
 
 
 def _empty_snapshot(words: int) -> _Snapshot:
@@ -221,6 +227,22 @@ def _empty_snapshot(words: int) -> _Snapshot:
     )
 
 
+def _with_slab(snap: _Snapshot) -> _Snapshot:
+    """Attach the slab (see ``_Snapshot``) for 64-bit codes; other widths use the CSR only."""
+    if snap.layout is None or snap.layout.words != 1:
+        return snap
+    codes = snap.codes.reshape(-1)
+    first = snap.starts[:-1]
+    # Allocate 64 bytes more and start at a cache-line boundary: a row is then exactly one line.
+    buf = np.empty(len(first) * _SLAB + 8, dtype=np.uint64)
+    skip = (-buf.ctypes.data % 64) // 8
+    slab = buf[skip : skip + len(first) * _SLAB].reshape(-1, _SLAB)
+    for col in range(_SLAB):
+        slab[:, col] = codes.take(np.minimum(first + col, len(codes) - 1))
+    overfull = np.diff(snap.starts) > _SLAB
+    return replace(snap, slab=slab, overfull=overfull)
+
+
 def _distances(codes: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Hamming distances between rows of ``codes`` ``(n, words)`` and ``q`` ``(words,)``."""
     if codes.shape[1] == 1:
@@ -228,7 +250,7 @@ def _distances(codes: np.ndarray, q: np.ndarray) -> np.ndarray:
     # XOR against a tiled query (a broadcast over a length-4 inner axis is much slower), then
     # add the four per-word counts packed in a uint32 with one multiply. The byte sum wraps
     # only at 256 (all bits differ), which callers exclude with ``_all_differ``.
-    x = codes.reshape(-1) ^ np.tile(q, len(codes))
+    x = codes.reshape(-1) ^ q[None, :].repeat(len(codes), axis=0).reshape(-1)
     counts = np.bitwise_count(x).view(np.uint32)
     return (counts * np.uint32(0x01010101)) >> np.uint32(24)
 
@@ -250,7 +272,7 @@ def _sort_by_bucket(keys: np.ndarray) -> np.ndarray:
     low = np.argsort(keys.astype(np.uint16), kind="stable")
     if keys.max(initial=0) < 1 << 16:
         return low
-    high = (keys[low] >> np.uint64(16)).astype(np.uint16)
+    high = (keys[low] >> 16).astype(np.uint16)
     return low[np.argsort(high, kind="stable")]
 
 
@@ -345,7 +367,7 @@ class HammingIndex:
         if len(snap.delta_ids):
             d = _distances(snap.delta_codes, q)
             hits = np.flatnonzero(d <= threshold)
-            if self._words > 1:
+            if self._words > 1 and not d[hits].all():
                 hits = hits[~_all_differ(snap.delta_codes[hits], q)]
             found_ids.append(snap.delta_ids[hits])
             found_dist.append(d[hits])
@@ -361,24 +383,46 @@ class HammingIndex:
         snap: _Snapshot, layout: _Layout, q: np.ndarray, t: int
     ) -> tuple[np.ndarray, np.ndarray]:
         tables, flips = layout.probes(t)
-        keys = layout.keys(q[None, :])[0]
-        buckets = keys[tables] ^ flips
-        lo = snap.starts[buckets]
-        lens = snap.starts[buckets + 1] - lo
-        ends = np.cumsum(lens)
-        # Concatenate the ranges [lo, lo + len) without a Python loop.
-        rows = np.repeat(lo - ends + lens, lens) + np.arange(ends[-1])
-        cand = snap.codes.take(rows, axis=0)
-        d = _distances(cand, q)
-        hits = np.flatnonzero(d <= t)
-        if len(hits) == 0:
+        buckets = layout.keys(q[None, :])[0][tables]
+        buckets ^= flips
+        rows, dists = [], []
+        skip = 0
+        if snap.slab is not None and snap.overfull is not None:
+            x = snap.slab.take(buckets, axis=0)
+            x ^= q[0]
+            d = np.bitwise_count(x).reshape(-1)
+            hits = np.flatnonzero(d <= t)
+            if len(hits):
+                probe, col = np.divmod(hits, _SLAB)
+                lo = snap.starts[buckets[probe]]
+                real = col < snap.starts[buckets[probe] + 1] - lo  # not padding
+                rows.append(lo[real] + col[real])
+                dists.append(d[hits[real]])
+            # Only the entries beyond the slab row remain, in the few overfull buckets.
+            buckets = buckets[snap.overfull.take(buckets)]
+            skip = _SLAB
+        if len(buckets):
+            lo = snap.starts[buckets] + skip
+            lens = snap.starts[buckets + 1] - lo
+            ends = np.cumsum(lens)
+            # Concatenate the ranges [lo, lo + len) without a Python loop.
+            cand_rows = np.repeat(lo - ends + lens, lens) + np.arange(ends[-1])
+            cand = snap.codes.take(cand_rows, axis=0)
+            d = _distances(cand, q)
+            hits = np.flatnonzero(d <= t)
+            if layout.words > 1 and len(hits) and not d[hits].all():
+                hits = hits[~_all_differ(cand[hits], q)]
+            rows.append(cand_rows[hits])
+            dists.append(d[hits])
+        if not rows:
             return _EMPTY_IDS, _EMPTY_IDS
-        if layout.words > 1:
-            hits = hits[~_all_differ(cand[hits], q)]
+        rows_hit = np.concatenate(rows)
+        if len(rows_hit) == 0:
+            return _EMPTY_IDS, _EMPTY_IDS
         # An entry can be found through several tables: keep one hit per slot.
-        slots, first = np.unique(snap.slots[rows[hits]], return_index=True)
+        slots, first = np.unique(snap.slots[rows_hit], return_index=True)
         live = snap.alive[slots]
-        return snap.ids[slots[live]], d[hits[first[live]]]
+        return snap.ids[slots[live]], np.concatenate(dists)[first[live]]
 
     # -- updates --------------------------------------------------------------------------
 
@@ -441,15 +485,21 @@ class HammingIndex:
         if snap.layout is None or len(ids) >= live // 2 or n_after > 4 * snap.layout_n:
             return self._build(snap, ids, words)
         layout = snap.layout
+        by_id = np.argsort(ids)  # np.insert into sorted_ids below needs sorted ids
+        ids, words = ids[by_id], words[by_id]
         n_new = len(ids)
         new_slots = np.arange(snap.n_slots, snap.n_slots + n_new)
-        buckets = layout.keys(words).astype(np.intp)  # (n_new, m)
-        # Append each new entry at the end of its bucket in every table: linear copy, no sort.
-        at = snap.starts[buckets + 1].reshape(-1)
-        codes = np.insert(snap.codes, at, np.repeat(words, layout.m, axis=0), axis=0)
+        buckets = layout.keys(words).reshape(-1)  # entry-major, m per entry
+        # Append each new entry at the end of its bucket in every table: one linear copy of the
+        # tables, no re-sort. Entries going to the same offset (empty buckets in between) must
+        # be given in bucket order, which np.insert keeps.
+        order = np.argsort(buckets, kind="stable")
+        at = snap.starts[buckets[order] + 1]
+        entry = order // layout.m
+        codes = np.insert(snap.codes, at, words[entry], axis=0)
         dtype = _offsets_dtype(len(codes))
-        slots = np.insert(snap.slots.astype(dtype, copy=False), at, np.repeat(new_slots, layout.m))
-        counts = np.bincount(buckets.reshape(-1), minlength=layout.n_buckets)
+        slots = np.insert(snap.slots.astype(dtype, copy=False), at, new_slots[entry])
+        counts = np.bincount(buckets, minlength=layout.n_buckets)
         starts = snap.starts.astype(dtype, copy=True)
         starts[1:] += np.cumsum(counts, dtype=dtype)
         # Ids still listed with a dead slot get the new slot; the others are inserted.
@@ -457,21 +507,23 @@ class HammingIndex:
         id_pos = np.searchsorted(snap.sorted_ids, ids)
         sorted_slots = snap.sorted_slots.astype(dtype)
         sorted_slots[id_pos[old]] = new_slots[old]
-        return replace(
-            snap,
-            starts=starts,
-            codes=codes,
-            slots=slots,
-            ids=np.concatenate([snap.ids, ids]),
-            alive=np.concatenate([snap.alive, np.ones(n_new, dtype=bool)]),
-            sorted_ids=np.insert(snap.sorted_ids, id_pos[~old], ids[~old]),
-            sorted_slots=np.insert(sorted_slots, id_pos[~old], new_slots[~old]),
-            delta_ids=_EMPTY_IDS,
-            delta_codes=np.empty((0, self._words), dtype=np.uint64),
+        return _with_slab(
+            replace(
+                snap,
+                starts=starts,
+                codes=codes,
+                slots=slots,
+                ids=np.concatenate([snap.ids, ids]),
+                alive=np.concatenate([snap.alive, np.ones(n_new, dtype=bool)]),
+                sorted_ids=np.insert(snap.sorted_ids, id_pos[~old], ids[~old]),
+                sorted_slots=np.insert(sorted_slots, id_pos[~old], new_slots[~old]),
+                delta_ids=_EMPTY_IDS,
+                delta_codes=np.empty((0, self._words), dtype=np.uint64),
+            )
         )
 
     def _live_base(self, snap: _Snapshot) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, words)`` of the live entries in the tables (read from the widest table)."""
+        """``(ids, words)`` of the live entries in the tables (read from the first table)."""
         first = slice(0, snap.n_slots)
         slots = snap.slots[first]
         live = snap.alive[slots]
@@ -489,12 +541,12 @@ class HammingIndex:
         dtype = _offsets_dtype(n * layout.m)
         slots = np.empty(n * layout.m, dtype=dtype)
         for j in range(layout.m):
-            slots[j * n : (j + 1) * n] = _sort_by_bucket(buckets[:, j] ^ layout.bases[j])
-        counts = np.bincount(buckets.reshape(-1).astype(np.intp), minlength=layout.n_buckets)
+            slots[j * n : (j + 1) * n] = _sort_by_bucket(buckets[:, j] - int(layout.bases[j]))
+        counts = np.bincount(buckets.reshape(-1), minlength=layout.n_buckets)
         starts = np.zeros(layout.n_buckets + 1, dtype=dtype)
         np.cumsum(counts, out=starts[1:])
         id_order = np.argsort(ids, kind="stable")
-        return _Snapshot(
+        snap = _Snapshot(
             layout=layout,
             starts=starts,
             codes=words.take(slots, axis=0),
@@ -508,6 +560,7 @@ class HammingIndex:
             delta_codes=np.empty((0, self._words), dtype=np.uint64),
             layout_n=n,
         )
+        return _with_slab(snap)
 
     def _maybe_compact(self, snap: _Snapshot) -> _Snapshot:
         """Drop tombstoned entries once they exceed ``compact_fraction`` of the table slots.
@@ -525,7 +578,7 @@ class HammingIndex:
         new_slot = np.cumsum(snap.alive) - 1
         dropped_before = np.concatenate([[0], np.cumsum(~keep)])
         dtype = snap.starts.dtype
-        return replace(
+        compacted = replace(
             snap,
             starts=(snap.starts - dropped_before[snap.starts]).astype(dtype),
             codes=snap.codes[keep],
@@ -536,3 +589,4 @@ class HammingIndex:
             sorted_slots=new_slot[snap.sorted_slots[listed_alive]].astype(dtype),
             n_dead=0,
         )
+        return _with_slab(compacted)

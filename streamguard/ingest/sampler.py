@@ -70,6 +70,7 @@ class SampleStats:
     frames_sampled: int = 0
     decode_errors: int = 0
     last_error: str = field(default="")
+    end_s: float | None = None  # stream time reached by the last packet read
 
 
 def frame_luma(frame: av.VideoFrame) -> np.ndarray:
@@ -110,6 +111,8 @@ def sample_frames(
         received_at = clock()
         if packet.size:
             stats.packets += 1
+            if packet.pts is not None:
+                stats.end_s = float((packet.pts + (packet.duration or 0)) * stream.time_base)
             if keyframes_only and not packet.is_keyframe:
                 continue
         try:

@@ -1,0 +1,39 @@
+# Two commands on a fresh Debian 12 machine: `make demo` and `make test`.
+# Each sets itself up: a venv with the package, and (as root) the Debian
+# packages the tests and benchmarks use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEBIAN_PACKAGES := ffmpeg
+
+.PHONY: demo test lint bench debian-packages
+
+$(BIN)/streamguard: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/streamguard
+	$(BIN)/streamguard demo
+
+debian-packages:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -ne 0 ]; then \
+			echo "missing Debian packages: $$missing (as root: apt-get install $$missing)"; exit 1; \
+		fi; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+lint: $(BIN)/streamguard
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(BIN)/streamguard debian-packages lint
+	$(BIN)/pytest
+
+bench: $(BIN)/streamguard debian-packages
+	$(BIN)/python bench/bench_index.py
+	$(BIN)/python bench/bench_scan.py

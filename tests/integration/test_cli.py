@@ -1,0 +1,149 @@
+"""The CLI end to end on the committed samples: results, exit codes, one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from streamguard.cli import main
+
+from ..conftest import SAMPLES
+
+BLOCKLIST = str(SAMPLES / "blocklist.csv")
+FLAGGED = str(SAMPLES / "clips" / "flagged_720p.mp4")
+CLEAN = str(SAMPLES / "clips" / "clean_720p.mp4")
+
+
+def scan(capsys, *args):
+    code = main(["scan", "--blocklist", BLOCKLIST, *args])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err.splitlines()
+
+
+@pytest.mark.parametrize("clip", ["flagged_720p.mp4", "flagged_360p.flv"])
+def test_scan_finds_the_flagged_keyframe(capsys, clip):
+    code, out, _ = scan(capsys, "--json", str(SAMPLES / "clips" / clip))
+    assert code == 1
+    matches = [json.loads(line) for line in out]
+    assert matches
+    assert {m["pts_s"] for m in matches} == {4.0}
+    assert {m["category"] for m in matches} == {"test"}
+    pdq = [m for m in matches if m["algo"] == "pdq"]
+    assert pdq and all(m["distance"] <= 31 and m["quality"] >= 50 for m in pdq)
+    assert set(matches[0]) >= {"source", "pts_s", "algo", "distance", "entry_id", "list"}
+
+
+def test_scan_clean_clips_exit_zero(capsys):
+    code, out, err = scan(capsys, CLEAN, str(SAMPLES / "clips" / "clean_360p.flv"))
+    assert (code, out) == (0, [])
+    assert not [line for line in err if "error" in line]
+
+
+def test_interval_sampling_also_finds_it(capsys):
+    code, out, _ = scan(capsys, "--sample", "interval:0.5", FLAGGED)
+    assert code == 1
+    assert out[0].startswith(f"MATCH {FLAGGED}@")
+
+
+def test_hash_of_an_image_and_of_video_keyframes(capsys):
+    image = SAMPLES / "flagged" / "flagged_01.png"
+    assert main(["hash", "--algo", "pdq", "--algo", "phash", str(image), CLEAN]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[1:] and lines[0].endswith(str(image))
+    video_lines = [line for line in lines if "@" in line]
+    assert len(video_lines) == 2 * 5  # two algorithms x keyframes at 0, 2, 4, 6, 8 s
+    assert len(lines[0].split()[0]) == 64 and len(lines[1].split()[0]) == 16
+
+
+def one_line_error(capsys, argv):
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("streamguard: error: ")
+    return err[0]
+
+
+def test_missing_file(capsys, tmp_path):
+    missing = tmp_path / "nope.mp4"
+    assert one_line_error(capsys, ["scan", "--blocklist", BLOCKLIST, str(missing)]).endswith(
+        f"{missing}: no such file"
+    )
+
+
+def test_corrupt_file(capsys, tmp_path):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(bytes(range(256)) * 64)
+    assert "corrupt.mp4: cannot open" in one_line_error(
+        capsys, ["scan", "--blocklist", BLOCKLIST, str(corrupt)]
+    )
+
+
+def test_truncated_file(capsys, tmp_path):
+    truncated = tmp_path / "truncated.flv"
+    data = (SAMPLES / "clips" / "flagged_360p.flv").read_bytes()
+    truncated.write_bytes(data[: len(data) // 3])
+    code = main(["scan", "--blocklist", BLOCKLIST, str(truncated)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "truncated.flv: ended at" in captured.err
+
+
+def test_unsupported_scheme(capsys):
+    message = one_line_error(capsys, ["scan", "--blocklist", BLOCKLIST, "ftp://u:pw@h/a.mp4"])
+    assert "URL scheme 'ftp' is not enabled" in message
+    assert "pw" not in message
+
+
+def test_malformed_blocklist_line(capsys, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("algo,hash,id\npdq,zz,1\n")
+    message = one_line_error(capsys, ["scan", "--blocklist", str(bad), CLEAN])
+    assert message == f"streamguard: error: {bad}: line 2: pdq hash is not hexadecimal"
+
+
+def test_one_bad_source_does_not_stop_the_others(capsys, tmp_path):
+    code = main(["scan", "--blocklist", BLOCKLIST, str(tmp_path / "gone.mp4"), FLAGGED])
+    captured = capsys.readouterr()
+    assert code == 2  # an incomplete scan is an error, even with matches printed
+    assert captured.out.startswith("MATCH ")
+    assert "gone.mp4: no such file" in captured.err
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "streamguard", "scan", "--blocklist", BLOCKLIST, "x.mp4"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "streamguard: error: x.mp4: no such file\n"
+
+
+def test_oversized_frames_are_refused_before_decoding(capsys, tmp_path):
+    import av
+    import numpy as np
+
+    wide = tmp_path / "wide.mkv"
+    with av.open(str(wide), "w") as container:
+        stream = container.add_stream("ffv1", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 8200, 16, "yuv420p"
+        frame = av.VideoFrame.from_ndarray(np.zeros((24, 8200), np.uint8), format="yuv420p")
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    message = one_line_error(capsys, ["scan", "--blocklist", BLOCKLIST, str(wide)])
+    assert message.endswith("video is 8200x16, larger than 8192 px on a side")
+
+
+def test_demo_detects_in_real_time(capsys):
+    assert main(["demo"]) == 0
+    captured = capsys.readouterr()
+    events = [json.loads(line) for line in captured.out.splitlines()]
+    assert len(events) == 1
+    event = events[0]
+    assert event["schema"] == "streamguard.event.v1"
+    assert event["action"] == "kill" and event["frame"]["pts_s"] == 4.0
+    assert event["match"]["category"] == "test"
+    assert 0 <= event["latency_ms"] < 1000
+    assert "decided" in captured.err
