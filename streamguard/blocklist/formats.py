@@ -96,7 +96,14 @@ def _records(lines: list[str], algo: str | None) -> Iterator[tuple[int, dict[str
             yield number, {"hash": line.strip()}
     else:
         delimiter = "\t" if "\t" in first else ","
-        header = [name.strip().lower() for name in _split(first, delimiter)]
+        current = [0]  # line number of the line the reader last consumed
+
+        def data_lines() -> Iterator[str]:
+            for current[0], line in numbered:
+                yield line
+
+        reader = csv.reader(data_lines(), delimiter=delimiter)
+        header = [name.strip().lower() for name in next(reader)]
         required = {"hash"} if algo else {"algo", "hash"}
         if missing := required - set(header):
             raise _LineError(
@@ -104,16 +111,10 @@ def _records(lines: list[str], algo: str | None) -> Iterator[tuple[int, dict[str
                 f"header lacks column(s) {', '.join(sorted(missing))} "
                 f"(expected {','.join(COLUMNS)}; for bare hashes pass --algo)",
             )
-        for number, line in numbered[1:]:
-            fields = _split(line, delimiter)
+        for fields in reader:
             if len(fields) != len(header):
-                raise _LineError(number, f"{len(fields)} fields, header has {len(header)}")
-            yield number, dict(zip(header, fields, strict=True))
-
-
-def _split(line: str, delimiter: str) -> list[str]:
-    """One CSV/TSV line (a record may not span lines)."""
-    return next(csv.reader([line], delimiter=delimiter))
+                raise _LineError(current[0], f"{len(fields)} fields, header has {len(header)}")
+            yield current[0], dict(zip(header, fields, strict=True))
 
 
 def load_blocklist_file(path: str | Path, *, algo: str | None = None) -> list[Entry]:
@@ -126,10 +127,11 @@ def load_blocklist_file(path: str | Path, *, algo: str | None = None) -> list[En
     except (OSError, UnicodeDecodeError) as exc:
         raise BlocklistFormatError(f"{path}: cannot read ({exc.__class__.__name__})") from None
     entries: dict[tuple[str, str], tuple[int, Entry]] = {}
+    default_list = path.stem
     try:
         for number, record in _records(lines, algo):
             try:
-                entry = parse_entry(record, default_algo=algo, default_list=path.stem)
+                entry = parse_entry(record, default_algo=algo, default_list=default_list)
             except ValueError as exc:
                 raise _LineError(number, str(exc)) from None
             if entry.key in entries:

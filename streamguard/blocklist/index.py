@@ -227,19 +227,34 @@ def _empty_snapshot(words: int) -> _Snapshot:
     )
 
 
-def _with_slab(snap: _Snapshot) -> _Snapshot:
-    """Attach the slab (see ``_Snapshot``) for 64-bit codes; other widths use the CSR only."""
+def _slab_rows(codes: np.ndarray, starts: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+    """The first ``_SLAB`` codes of each bucket, padded with the codes that follow it."""
+    rows = starts[buckets][:, None] + np.arange(_SLAB)
+    return codes.take(np.minimum(rows, len(codes) - 1))
+
+
+def _with_slab(snap: _Snapshot, touched: np.ndarray | None = None) -> _Snapshot:
+    """Attach the slab (see ``_Snapshot``) for 64-bit codes; other widths use the CSR only.
+
+    With ``touched`` (after a merge), only those buckets' rows are rewritten, in place: a merge
+    appends entries at the end of buckets, so the columns an older snapshot reads (below its
+    own bucket counts) keep their values and concurrent searches stay correct.
+    """
     if snap.layout is None or snap.layout.words != 1:
         return snap
     codes = snap.codes.reshape(-1)
-    first = snap.starts[:-1]
-    # Allocate 64 bytes more and start at a cache-line boundary: a row is then exactly one line.
-    buf = np.empty(len(first) * _SLAB + 8, dtype=np.uint64)
-    skip = (-buf.ctypes.data % 64) // 8
-    slab = buf[skip : skip + len(first) * _SLAB].reshape(-1, _SLAB)
-    for col in range(_SLAB):
-        slab[:, col] = codes.take(np.minimum(first + col, len(codes) - 1))
     overfull = np.diff(snap.starts) > _SLAB
+    if touched is not None and snap.slab is not None:
+        snap.slab[touched] = _slab_rows(codes, snap.starts, touched)
+        return replace(snap, overfull=overfull)
+    n_buckets = len(snap.starts) - 1
+    # Allocate 64 bytes more and start at a cache-line boundary: a row is then exactly one line.
+    buf = np.empty(n_buckets * _SLAB + 8, dtype=np.uint64)
+    skip = (-buf.ctypes.data % 64) // 8
+    slab = buf[skip : skip + n_buckets * _SLAB].reshape(-1, _SLAB)
+    for lo in range(0, n_buckets, 1 << 20):  # bounded temporaries
+        hi = min(lo + (1 << 20), n_buckets)
+        slab[lo:hi] = _slab_rows(codes, snap.starts, np.arange(lo, hi))
     return replace(snap, slab=slab, overfull=overfull)
 
 
@@ -454,7 +469,10 @@ class HammingIndex:
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove entries by id; unknown ids are ignored. Returns how many were removed."""
-        ids = np.unique(self._as_ids(ids))
+        ids = np.sort(self._as_ids(ids))
+        if len(ids) == 0:
+            return 0
+        ids = ids[np.append(True, ids[1:] != ids[:-1])]  # np.unique is slow on large arrays
         with self._lock:
             before = len(self._snap)
             snap = self._maybe_compact(self._remove_locked(self._snap, ids))
@@ -507,20 +525,19 @@ class HammingIndex:
         id_pos = np.searchsorted(snap.sorted_ids, ids)
         sorted_slots = snap.sorted_slots.astype(dtype)
         sorted_slots[id_pos[old]] = new_slots[old]
-        return _with_slab(
-            replace(
-                snap,
-                starts=starts,
-                codes=codes,
-                slots=slots,
-                ids=np.concatenate([snap.ids, ids]),
-                alive=np.concatenate([snap.alive, np.ones(n_new, dtype=bool)]),
-                sorted_ids=np.insert(snap.sorted_ids, id_pos[~old], ids[~old]),
-                sorted_slots=np.insert(sorted_slots, id_pos[~old], new_slots[~old]),
-                delta_ids=_EMPTY_IDS,
-                delta_codes=np.empty((0, self._words), dtype=np.uint64),
-            )
+        updated = replace(
+            snap,
+            starts=starts,
+            codes=codes,
+            slots=slots,
+            ids=np.concatenate([snap.ids, ids]),
+            alive=np.concatenate([snap.alive, np.ones(n_new, dtype=bool)]),
+            sorted_ids=np.insert(snap.sorted_ids, id_pos[~old], ids[~old]),
+            sorted_slots=np.insert(sorted_slots, id_pos[~old], new_slots[~old]),
+            delta_ids=_EMPTY_IDS,
+            delta_codes=np.empty((0, self._words), dtype=np.uint64),
         )
+        return _with_slab(updated, np.unique(buckets))
 
     def _live_base(self, snap: _Snapshot) -> tuple[np.ndarray, np.ndarray]:
         """``(ids, words)`` of the live entries in the tables (read from the first table)."""

@@ -1,0 +1,61 @@
+"""Per-frame cost of each hasher and of getting the luma plane, on real 720p keyframes.
+
+Compares the luma-plane path with the RGB round trip it avoids, and PDQ with
+and without pre-scaling.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pdqhash
+
+from streamguard.hashing import hash_luma
+from streamguard.ingest.sampler import frame_luma
+
+CLIP = Path(__file__).resolve().parent.parent / "samples" / "clips" / "clean_720p.mp4"
+
+
+def per_call_ms(function, frames, rounds: int) -> float:
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for frame in frames:
+            function(frame)
+    return (time.perf_counter() - started) / (rounds * len(frames)) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", type=Path, default=CLIP)
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args()
+    with av.open(str(args.clip)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.skip_frame = "NONKEY"
+        frames = list(container.decode(stream))
+    lumas = [frame_luma(frame) for frame in frames]
+    width, height = frames[0].width, frames[0].height
+    rows = {
+        "luma plane (Y + range LUT)": per_call_ms(frame_luma, frames, args.rounds),
+        "RGB round trip (to_image + L)": per_call_ms(
+            lambda f: np.asarray(f.to_image().convert("L")), frames, args.rounds
+        ),
+        "pdq (pre-scaled to 640 px)": per_call_ms(
+            lambda y: hash_luma(y, ["pdq"]), lumas, args.rounds
+        ),
+        "pdq reference on full RGB": per_call_ms(
+            lambda f: pdqhash.compute(f.to_ndarray(format="rgb24")), frames, args.rounds
+        ),
+        "phash": per_call_ms(lambda y: hash_luma(y, ["phash"]), lumas, args.rounds),
+        "dhash": per_call_ms(lambda y: hash_luma(y, ["dhash"]), lumas, args.rounds),
+    }
+    print(f"{len(frames)} keyframes of {args.clip.name} ({width}x{height}), {args.rounds} rounds")
+    print("| step | ms per frame |\n| --- | ---: |")
+    for name, ms in rows.items():
+        print(f"| {name} | {ms:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
