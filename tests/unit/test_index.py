@@ -1,0 +1,208 @@
+"""HammingIndex against a brute-force model."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from streamguard.blocklist.index import HammingIndex
+
+
+def brute_force(model: dict[int, np.ndarray], q: np.ndarray, t: int) -> list[tuple[int, int]]:
+    """Sorted ``(distance, id)`` of every model entry within ``t`` of ``q``."""
+    out = []
+    for i, code in model.items():
+        d = int(np.unpackbits(code ^ q).sum())
+        if d <= t:
+            out.append((d, i))
+    return sorted(out)
+
+
+def result(index: HammingIndex, q: np.ndarray, t: int) -> list[tuple[int, int]]:
+    ids, dists = index.search(q, t)
+    assert ids.dtype == np.int64
+    return [(int(d), int(i)) for i, d in zip(ids, dists, strict=True)]
+
+
+def near(rng: np.random.Generator, centres: np.ndarray, k: int, max_flips: int) -> np.ndarray:
+    """``k`` codes each a random centre with up to ``max_flips`` random bits flipped."""
+    codes = centres[rng.integers(0, len(centres), k)].copy()
+    bits = np.unpackbits(codes, axis=1)
+    for row in bits:
+        row[rng.integers(0, bits.shape[1], rng.integers(0, max_flips + 1))] ^= 1
+    return np.packbits(bits, axis=1)
+
+
+@pytest.mark.parametrize("bits", [64, 256])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), max_threshold=st.integers(0, 24))
+def test_matches_brute_force(bits: int, seed: int, max_threshold: int) -> None:
+    """Random add/remove/re-add/replace sequences; every search equals brute force.
+
+    Codes cluster around a few centres (near-duplicates, shared substrings, exact duplicates),
+    and the small delta/compaction bounds make merges, rebuilds and compactions frequent.
+    """
+    rng = np.random.default_rng(seed)
+    nbytes = bits // 8
+    max_threshold = min(max_threshold, bits // 2)
+    index = HammingIndex(bits, max_threshold, delta_limit=40, compact_fraction=0.2)
+    model: dict[int, np.ndarray] = {}
+    centres = rng.integers(0, 256, (8, nbytes), dtype=np.uint8)
+    centres[1] = centres[0]
+    centres[1, : nbytes // 2] = 0  # shares half its bytes with centre 0
+    for _ in range(25):
+        if rng.random() < 0.65:
+            k = int(rng.integers(1, 150))
+            ids = rng.integers(0, 500, k)
+            codes = near(rng, centres, k, max_threshold + 4)
+            index.add(ids, codes)
+            for i, code in zip(ids, codes, strict=True):
+                model[int(i)] = code
+        else:
+            ids = rng.integers(0, 600, int(rng.integers(1, 120)))
+            expected = len({int(i) for i in ids} & model.keys())
+            assert index.remove(ids) == expected
+            for i in ids:
+                model.pop(int(i), None)
+        assert len(index) == len(model)
+        for q in near(rng, centres, 4, max_threshold + 2):
+            t = int(rng.integers(0, max_threshold + 1))
+            assert result(index, q, t) == brute_force(model, q, t)
+
+
+@pytest.mark.parametrize("bits", [64, 256])
+def test_bulk_load_then_updates(bits: int) -> None:
+    """A bulk build, an insert-merge into it, and tombstones before/after compaction."""
+    rng = np.random.default_rng(7)
+    nbytes = bits // 8
+    t = 10 if bits == 64 else 31
+    index = HammingIndex(bits, t, delta_limit=100)
+    codes = rng.integers(0, 256, (3000, nbytes), dtype=np.uint8)
+    codes[1000:1100] = codes[0]  # one heavily loaded bucket in every table
+    index.add(np.arange(3000), codes)
+    model = {i: codes[i] for i in range(3000)}
+    extra = near(rng, codes[:50], 300, t)
+    index.add(np.arange(5000, 5300), extra)  # > delta_limit: merged without rebuild
+    model.update({5000 + i: extra[i] for i in range(300)})
+    assert index.remove(np.arange(0, 600, 3)) == 200
+    for i in range(0, 600, 3):
+        del model[i]
+    for q in near(rng, codes[:60], 40, t):
+        assert result(index, q, t) == brute_force(model, q, t)
+    assert index.remove(np.arange(600, 3000)) == 2400  # triggers compaction
+    for i in range(600, 3000):
+        del model[i]
+    assert len(index) == len(model)
+    for q in near(rng, codes[:60], 40, t):
+        assert result(index, q, t) == brute_force(model, q, t)
+
+
+@pytest.mark.parametrize("bits", [64, 256])
+def test_empty_index(bits: int) -> None:
+    index = HammingIndex(bits, 8)
+    ids, dists = index.search(np.zeros(bits // 8, dtype=np.uint8), 8)
+    assert len(index) == 0
+    assert ids.size == 0 and dists.size == 0
+    assert index.remove(np.array([1, 2])) == 0
+
+
+def test_threshold_zero_is_exact_match() -> None:
+    index = HammingIndex(64, 10)
+    codes = np.array([bytearray.fromhex(h) for h in ("00ff00ff00ff00ff", "00ff00ff00ff00fe")])
+    index.add(np.array([1, 2]), codes.astype(np.uint8))
+    ids, dists = index.search(codes[0].astype(np.uint8), 0)
+    assert ids.tolist() == [1] and dists.tolist() == [0]
+    ids, dists = index.search(codes[0].astype(np.uint8), 1)
+    assert ids.tolist() == [1, 2] and dists.tolist() == [0, 1]
+
+
+def test_complement_is_not_a_match() -> None:
+    """Distance 256 must not wrap to 0 in the packed per-word sum."""
+    index = HammingIndex(256, 31)
+    code = np.random.default_rng(1).integers(0, 256, 32, dtype=np.uint8)
+    index.add(np.array([1, 2]), np.stack([~code, code]))
+    assert index.search(code, 31)[0].tolist() == [2]
+
+
+def test_threshold_above_max_raises() -> None:
+    index = HammingIndex(256, 31)
+    with pytest.raises(ValueError, match="max_threshold"):
+        index.search(np.zeros(32, dtype=np.uint8), 32)
+    with pytest.raises(ValueError):
+        index.search(np.zeros(32, dtype=np.uint8), -1)
+
+
+def test_wrong_code_length_raises() -> None:
+    index = HammingIndex(64, 10)
+    with pytest.raises(ValueError, match=r"64-bit codes must be uint8 arrays of shape \(8,\)"):
+        index.search(np.zeros(32, dtype=np.uint8), 3)
+    with pytest.raises(ValueError, match=r"shape \(n, 8\)"):
+        index.add(np.array([1]), np.zeros((1, 32), dtype=np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        index.add(np.array([1]), np.zeros((1, 8), dtype=np.int64))
+
+
+def test_invalid_construction_raises() -> None:
+    with pytest.raises(ValueError, match="bits"):
+        HammingIndex(128, 10)
+    with pytest.raises(ValueError, match="max_threshold"):
+        HammingIndex(64, 40)
+
+
+@pytest.mark.parametrize("delta_limit", [1, 4096])
+def test_duplicate_ids_replace(delta_limit: int) -> None:
+    """Re-adding an id replaces it, whether the old entry is in the delta or the tables."""
+    index = HammingIndex(64, 4, delta_limit=delta_limit)
+    a = np.frombuffer(bytes.fromhex("0123456789abcdef"), dtype=np.uint8)
+    b = np.frombuffer(bytes.fromhex("fedcba9876543210"), dtype=np.uint8)
+    index.add(np.array([7, 8]), np.stack([a, a]))
+    index.add(np.array([7]), b[None, :])
+    assert len(index) == 2
+    assert index.search(a, 0)[0].tolist() == [8]
+    assert index.search(b, 0)[0].tolist() == [7]
+    index.add(np.array([9, 9]), np.stack([a, b]))  # repeated id within one call: last wins
+    assert index.search(b, 0)[0].tolist() == [7, 9]
+    assert len(index) == 3
+
+
+def test_nbytes_counts_tables() -> None:
+    index = HammingIndex(256, 31, delta_limit=10)
+    empty = index.nbytes
+    codes = np.random.default_rng(3).integers(0, 256, (100, 32), dtype=np.uint8)
+    index.add(np.arange(100), codes)
+    assert index.nbytes > empty + 100 * 32
+
+
+@pytest.mark.parametrize("bits", [64, 256])
+def test_search_during_updates_sees_consistent_snapshots(bits: int) -> None:
+    """A reader thread never misses entries that a concurrent writer leaves untouched."""
+    rng = np.random.default_rng(11)
+    nbytes = bits // 8
+    index = HammingIndex(bits, 8, delta_limit=30, compact_fraction=0.2)
+    stable = rng.integers(0, 256, (20, nbytes), dtype=np.uint8)
+    index.add(np.arange(20), stable)
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            for i, code in enumerate(stable):
+                ids, _ = index.search(code, 0)
+                if i not in ids.tolist():
+                    errors.append(f"id {i} missing")
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for round_ in range(40):
+            ids = np.arange(100 + 50 * round_, 150 + 50 * round_)
+            index.add(ids, near(rng, stable, len(ids), 4))  # merges every round or so
+            index.remove(ids[: 45 if round_ % 2 else 5])  # and compactions
+    finally:
+        stop.set()
+        thread.join()
+    assert not errors
