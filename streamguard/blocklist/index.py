@@ -23,9 +23,10 @@ then codes); only the few fuller buckets go through the CSR arrays.
 Updates follow an LSM pattern: adds land in a small delta that is scanned linearly and is
 merged into the tables (linear insert, no re-sort) when it exceeds ``delta_limit``; removes set
 a tombstone and the tables are compacted (linear filter) when the dead fraction exceeds
-``compact_fraction``. All arrays of one state live in an immutable ``_Snapshot``; updates build
-a new snapshot and publish it with a single attribute assignment, so a concurrent ``search``
-always sees one consistent state.
+``compact_fraction``. All arrays of one state live in a ``_Snapshot``; updates build a new
+snapshot and publish it with a single attribute assignment, so a concurrent ``search`` always
+sees one consistent state. (The one array shared and written in place, the 64-bit slab, is only
+written where older snapshots do not read; see ``_with_slab``.)
 """
 
 from __future__ import annotations
@@ -479,7 +480,8 @@ class HammingIndex:
             self._snap = snap
             return before - len(snap)
 
-    def _remove_locked(self, snap: _Snapshot, ids: np.ndarray) -> _Snapshot:
+    @staticmethod
+    def _remove_locked(snap: _Snapshot, ids: np.ndarray) -> _Snapshot:
         """Snapshot without ``ids`` (sorted, unique): tombstones in the tables, drop from delta."""
         changes: dict[object, object] = {}
         if len(snap.delta_ids):
@@ -553,6 +555,8 @@ class HammingIndex:
             ids = np.concatenate([base_ids, ids])
             words = np.concatenate([base_words, words])
         n = len(ids)
+        if n == 0:
+            return _empty_snapshot(self._words)
         layout = _Layout.choose(self.bits, self.max_threshold, n)
         buckets = layout.keys(words)  # (n, m)
         dtype = _offsets_dtype(n * layout.m)
@@ -582,14 +586,14 @@ class HammingIndex:
     def _maybe_compact(self, snap: _Snapshot) -> _Snapshot:
         """Drop tombstoned entries once they exceed ``compact_fraction`` of the table slots.
 
-        A linear, order-preserving filter of the table arrays: no sort, no layout change.
+        A linear, order-preserving filter of the table arrays: no sort, no layout change. If
+        the index shrank below a quarter of the size its layout was chosen for, rebuild instead
+        (a smaller layout; the mirror of the growth rule in ``_merge``).
         """
         if snap.n_dead <= self._compact_fraction * snap.n_slots:
             return snap
-        if snap.n_dead == snap.n_slots:
-            return replace(
-                _empty_snapshot(self._words), delta_ids=snap.delta_ids, delta_codes=snap.delta_codes
-            )
+        if 4 * (snap.n_slots - snap.n_dead) < snap.layout_n:
+            return self._build(snap, snap.delta_ids, snap.delta_codes)
         keep = snap.alive[snap.slots]
         listed_alive = snap.alive[snap.sorted_slots]
         new_slot = np.cumsum(snap.alive) - 1
