@@ -1,6 +1,6 @@
 """Perceptual hashes of a grey (luma) image: PDQ, pHash and dHash."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +10,7 @@ from PIL import Image, UnidentifiedImageError
 from streamguard.errors import SourceError
 from streamguard.hashing.imagehash_compat import dhash, phash
 from streamguard.hashing.pdq import MIN_QUALITY, pdq_hash
+from streamguard.hashing.preprocess import Luma
 
 MAX_SIDE = 8192
 """Frames or images larger than this on a side are refused, never decoded."""
@@ -50,34 +51,34 @@ class FrameHash:
         return self.quality is None or self.quality >= MIN_QUALITY
 
 
-def _pdq(luma: np.ndarray) -> FrameHash:
-    digest, quality = pdq_hash(luma)
-    return FrameHash("pdq", digest, quality)
+_IMAGEHASH_COMPATIBLE = {"phash": phash, "dhash": dhash}
 
 
-_HASHERS: dict[str, Callable[[np.ndarray], FrameHash]] = {
-    "pdq": _pdq,
-    "phash": lambda luma: FrameHash("phash", phash(luma)),
-    "dhash": lambda luma: FrameHash("dhash", dhash(luma)),
-}
-
-
-def hash_luma(luma: np.ndarray, algos: Iterable[str]) -> list[FrameHash]:
-    """Hash a full-range 8-bit grey image with each of ``algos``."""
-    return [_HASHERS[algo](luma) for algo in algos]
+def hash_luma(luma: Luma, algos: Iterable[str]) -> list[FrameHash]:
+    """Hash a grey picture with each of ``algos``."""
+    hashes, full_range = [], None
+    for algo in algos:
+        if algo == "pdq":
+            digest, quality = pdq_hash(luma)
+            hashes.append(FrameHash(algo, digest, quality))
+        else:
+            if full_range is None:
+                full_range = luma.full_range()
+            hashes.append(FrameHash(algo, _IMAGEHASH_COMPATIBLE[algo](full_range)))
+    return hashes
 
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 
 
-def load_image_luma(path: str | Path) -> np.ndarray:
+def load_image_luma(path: str | Path) -> Luma:
     """Read a picture as the grey image imagehash uses (PIL ``convert("L")``)."""
     try:
         with Image.open(path) as image:
             if max(image.size) > MAX_SIDE:
                 width, height = image.size
                 raise SourceError(f"{path}: image is {width}x{height}, larger than {MAX_SIDE} px")
-            return np.asarray(image.convert("L"))
+            return Luma(np.asarray(image.convert("L")))
     except FileNotFoundError:
         raise SourceError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError) as exc:

@@ -7,7 +7,8 @@ import pdqhash
 import pytest
 from PIL import Image
 
-from streamguard.hashing import hash_luma, load_image_luma
+from streamguard.hashing import hash_luma, load_image_luma, pdq
+from streamguard.hashing.preprocess import PDQ_MAX_SIDE, fit_within
 from streamguard.ingest.sampler import frame_luma
 
 from ..conftest import SAMPLES
@@ -79,3 +80,14 @@ def test_video_luma_path_matches_reference_on_rgb_frames(path):
     assert pdq_checked >= 3
     assert max(imagehash_distances) <= 4
     assert np.mean(imagehash_distances) <= 1.0
+
+
+def test_direct_reference_call_equals_pdqhash_compute():
+    """The fast path calls pdqhash's compiled C++ directly; it must be what compute() returns."""
+    assert pdq._PDQ_FROM_LUMA is not None, "pdqhash no longer exports the reference function"
+    lumas = [load_image_luma(path) for path in IMAGES]
+    lumas += [frame_luma(frame) for frame in decoded_keyframes(CLIPS[0])]
+    for luma in lumas:
+        small = fit_within(luma.full_range(), PDQ_MAX_SIDE)
+        direct = pdq._hash_with_reference_cpp(small.astype(np.float32))
+        assert direct == pdq._hash_with_pdqhash_compute(small)

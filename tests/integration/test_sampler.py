@@ -39,7 +39,8 @@ def test_keyframes_mode_decodes_only_keyframes():
     assert stats.packets == 300
     frame = frames[0]
     assert (frame.stream_id, frame.width, frame.height) == ("s1", 1280, 720)
-    assert frame.luma.shape == (720, 1280) and frame.luma.dtype.name == "uint8"
+    assert frame.luma.shape == (720, 1280) and frame.luma.pixels.dtype.name == "uint8"
+    assert frame.luma.studio_range  # H.264 from x264: limited range, expanded only when hashed
     assert frame.received_at > 1.7e9  # wall-clock time, not stream time
 
 
