@@ -462,35 +462,21 @@ def make_samples(out_dir: Path = SAMPLES_DIR) -> list[Path]:
     clips = out_dir / "clips"
     window = (3.5, 4.5)  # contains the keyframe at t = 4.0 s
     written = [*images.values(), out_dir / "blocklist.csv"]
-    written += [
-        make_clip(clips / "clean_720p.mp4", 1280, 720, 10, seed=1),
-        make_clip(clips / "clean_360p.flv", 640, 360, 10, seed=2),
-        make_clip(
-            clips / "flagged_720p.mp4",
-            1280,
-            720,
-            10,
-            flagged=(images["flagged_01"], *window),
-            seed=3,
-        ),
-        make_clip(
-            clips / "flagged_360p.flv",
-            640,
-            360,
-            10,
-            flagged=(images["flagged_02"], *window),
-            seed=4,
-        ),
-        make_clip(
-            clips / "flagged_letterbox_720p.mp4",
-            1280,
-            720,
-            10,
-            flagged=(images["flagged_03"], *window),
-            flagged_scale=0.75,
-            seed=5,
-        ),
+    # name, size, flagged stand-in shown over the window (and its scale), seed
+    clip_specs = [
+        ("clean_720p.mp4", (1280, 720), None, 1.0, 1),
+        ("clean_360p.flv", (640, 360), None, 1.0, 2),
+        ("flagged_720p.mp4", (1280, 720), "flagged_01", 1.0, 3),
+        ("flagged_360p.flv", (640, 360), "flagged_02", 1.0, 4),
+        ("flagged_letterbox_720p.mp4", (1280, 720), "flagged_03", 0.75, 5),
     ]
+    for name, (width, height), flagged, scale, seed in clip_specs:
+        shown = (images[flagged], *window) if flagged else None
+        written.append(
+            make_clip(
+                clips / name, width, height, 10, flagged=shown, flagged_scale=scale, seed=seed
+            )
+        )
     return written
 
 

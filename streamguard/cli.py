@@ -15,7 +15,7 @@ from streamguard.blocklist.formats import load_blocklist_file
 from streamguard.blocklist.memory import Blocklist
 from streamguard.detect.matcher import FrameMatcher, Match
 from streamguard.errors import SourceError, StreamguardError
-from streamguard.events.schema import build_event
+from streamguard.events.schema import build_event, match_fields
 from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
 from streamguard.ingest.sampler import Frame, SampleStats, Sampling, sample_frames
 from streamguard.ingest.source import open_source, video_stream
@@ -126,18 +126,7 @@ def cmd_hash(args: argparse.Namespace) -> int:
 def _print_match(match: Match, as_json: bool) -> None:
     frame, hit = match.frame, match.hit
     if as_json:
-        record = {
-            "source": frame.stream_id,
-            "pts_s": round(frame.pts_s, 3),
-            "algo": match.hash.algo,
-            "distance": hit.distance,
-            "threshold": hit.threshold,
-            "quality": match.hash.quality,
-            "entry_id": hit.entry.id,
-            "list": hit.entry.list,
-            "category": hit.entry.category,
-            "label": hit.entry.label,
-        }
+        record = {"source": frame.stream_id, "pts_s": round(frame.pts_s, 3), **match_fields(match)}
         print(json.dumps(record), flush=True)
     else:
         print(

@@ -21,6 +21,21 @@ def event_id(stream_id: str, entry_list: str, entry_id: str, pts_s: float) -> st
     return str(uuid.uuid5(_EVENT_NAMESPACE, f"{stream_id}\n{entry_list}\n{entry_id}\n{pts_s:.3f}"))
 
 
+def match_fields(match: Match) -> dict[str, Any]:
+    """What was matched: the event's ``match`` object, also scan's JSON output."""
+    hit = match.hit
+    return {
+        "algo": match.hash.algo,
+        "distance": hit.distance,
+        "threshold": hit.threshold,
+        "quality": match.hash.quality,
+        "entry_id": hit.entry.id,
+        "list": hit.entry.list,
+        "category": hit.entry.category,
+        "label": hit.entry.label,
+    }
+
+
 def build_event(
     match: Match, *, action: str, stream_url: str, worker_id: str, confirmations: int = 1
 ) -> dict[str, Any]:
@@ -40,16 +55,7 @@ def build_event(
             "width": frame.width,
             "height": frame.height,
         },
-        "match": {
-            "algo": match.hash.algo,
-            "distance": hit.distance,
-            "threshold": hit.threshold,
-            "quality": match.hash.quality,
-            "entry_id": hit.entry.id,
-            "list": hit.entry.list,
-            "category": hit.entry.category,
-            "label": hit.entry.label,
-        },
+        "match": match_fields(match),
         "confirmations": confirmations,
         "worker_id": worker_id,
     }
