@@ -147,3 +147,40 @@ def test_demo_detects_in_real_time(capsys):
     assert event["match"]["category"] == "test"
     assert 0 <= event["latency_ms"] < 1000
     assert "decided" in captured.err
+
+
+def test_duration_stops_each_source(capsys):
+    code, out, _ = scan(capsys, "--duration", "3", FLAGGED)  # the flagged keyframe is at 4 s
+    assert (code, out) == (0, [])
+
+
+def test_hash_of_a_corrupt_image(capsys, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    message = one_line_error(capsys, ["hash", str(broken)])
+    assert message.startswith(f"streamguard: error: {broken}: not a readable image")
+
+
+def test_progress_bar_on_a_terminal(tmp_path):
+    """tqdm draws on stderr only when it is a terminal."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stdout and stderr are the terminal, 80 columns wide
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        os.execv(sys.executable, [sys.executable, "-m", "streamguard", "hash", CLEAN])
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.waitpid(pid, 0)
+    assert b"%|" in output  # tqdm's bar
