@@ -29,6 +29,10 @@ def _warn(message: str) -> None:
     print(f"streamguard: warning: {message}", file=sys.stderr)
 
 
+def _error(message: object) -> None:
+    print(f"streamguard: error: {message}", file=sys.stderr)
+
+
 def _sampling(text: str) -> Sampling:
     try:
         return Sampling.parse(text)
@@ -93,7 +97,7 @@ def _for_each_source(sources: list[str], scan_one: Callable[[str], None]) -> boo
         try:
             scan_one(source)
         except StreamguardError as exc:
-            print(f"streamguard: error: {exc}", file=sys.stderr)
+            _error(exc)
             ok = False
     return ok
 
@@ -255,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     except StreamguardError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"streamguard: error: {exc}", file=sys.stderr)
+        _error(exc)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
