@@ -6,12 +6,12 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
 
-from streamguard import __version__
-from streamguard.blocklist.formats import load_blocklist_file
+from streamguard import __version__, config
 from streamguard.blocklist.memory import Blocklist
 from streamguard.detect.matcher import FrameMatcher, Match
 from streamguard.errors import SourceError, StreamguardError
@@ -19,7 +19,9 @@ from streamguard.events.schema import build_event, match_fields
 from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
 from streamguard.ingest.sampler import Frame, SampleStats, Sampling, sample_frames
 from streamguard.ingest.source import open_source, video_stream
-from streamguard.ingest.urls import redact
+from streamguard.ingest.urls import check_allowed, redact
+from streamguard.observability.logging import setup_logging
+from streamguard.runtime import supervisor
 
 EXIT_CLEAN, EXIT_MATCH, EXIT_ERROR = 0, 1, 2
 SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
@@ -82,14 +84,6 @@ def frames_of(
         _warn(f"{shown}: {stats.decode_errors} packets could not be decoded ({stats.last_error})")
 
 
-def load_blocklists(paths: list[Path], algo: str | None, thresholds: dict[str, int]) -> Blocklist:
-    """All files parsed before anything is added: one bad file loads nothing."""
-    entries = [entry for path in paths for entry in load_blocklist_file(path, algo=algo)]
-    blocklist = Blocklist(thresholds)
-    blocklist.add(entries)
-    return blocklist
-
-
 def _for_each_source(sources: list[str], scan_one: Callable[[str], None]) -> bool:
     """Run ``scan_one`` on every source; a failing source is reported, the others still run."""
     ok = True
@@ -142,7 +136,7 @@ def _print_match(match: Match, as_json: bool) -> None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    blocklist = load_blocklists(args.blocklist, args.algo, dict(args.max_distance))
+    blocklist = Blocklist.from_files(args.blocklist, args.algo, dict(args.max_distance))
     matcher = FrameMatcher(blocklist)
 
     def scan_one(source: str) -> None:
@@ -159,7 +153,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     samples = args.samples
     clip = samples / "clips" / "flagged_720p.mp4"
-    blocklist = load_blocklists([samples / "blocklist.csv"], None, {})
+    blocklist = Blocklist.from_files([samples / "blocklist.csv"])
     matcher = FrameMatcher(blocklist)
     worker_id = f"{socket.gethostname()}/demo"
     print(
@@ -186,6 +180,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"demo: {stats.frames} keyframes hashed, {detections} detections", file=sys.stderr)
     if not detections:
         raise StreamguardError(f"{clip}: the demo clip produced no detection")
+    return EXIT_CLEAN
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings = config.load_file(args.config) if args.config else config.Settings()
+    settings = config.from_environment(settings)
+    streams = settings.streams + tuple(config.parse_stream_flag(s) for s in args.stream)
+    settings = replace(
+        settings,
+        streams=streams,
+        blocklists=settings.blocklists + tuple(args.blocklist),
+        blocklist_algo=args.algo or settings.blocklist_algo,
+        max_distance={**settings.max_distance, **dict(args.max_distance)},
+    )
+    if args.http:
+        settings = config.with_http(settings, args.http)
+    if args.processes is not None:
+        settings = replace(settings, processes=args.processes)
+    if not settings.streams:
+        raise config.ConfigError("no streams: give --stream ID=URL or [[streams]] in --config")
+    if not settings.blocklists:
+        raise config.ConfigError(
+            "no blocklist: give --blocklist FILE or blocklist.files in --config"
+        )
+    config.check_streams(settings.streams)
+    allowed = frozenset(settings.ingest.allowed_schemes)
+    for stream in settings.streams:
+        check_allowed(stream.url, allowed)
+    setup_logging()
+    supervisor.run(settings)
     return EXIT_CLEAN
 
 
@@ -245,6 +269,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("sources", nargs="+", metavar="SOURCE")
     scan.set_defaults(handler=cmd_scan)
+
+    run = commands.add_parser("run", help="watch live streams until stopped (SIGTERM/SIGINT)")
+    run.add_argument("--config", type=Path, metavar="FILE", help="TOML settings file")
+    run.add_argument(
+        "--stream",
+        action="append",
+        default=[],
+        metavar="ID=URL",
+        help="a stream to watch; repeatable",
+    )
+    run.add_argument(
+        "--blocklist", action="append", type=Path, default=[], metavar="FILE", help="repeatable"
+    )
+    run.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm of bare hash files")
+    run.add_argument(
+        "--max-distance", action="append", type=_max_distance, default=[], metavar="ALGO=N"
+    )
+    run.add_argument(
+        "--http", metavar="HOST:PORT", help="serves /streams /healthz /readyz (127.0.0.1:9310)"
+    )
+    run.add_argument(
+        "--processes", type=int, metavar="N", help="worker processes (default: one per core)"
+    )
+    run.set_defaults(handler=cmd_run)
 
     demo = commands.add_parser("demo", help="replay a bundled clip through the live pipeline")
     demo.add_argument("--samples", type=Path, default=SAMPLES_DIR, help=argparse.SUPPRESS)

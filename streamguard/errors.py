@@ -11,3 +11,7 @@ class SourceError(StreamguardError):
 
 class BlocklistFormatError(StreamguardError):
     """A blocklist file is malformed; the message names the file and line."""
+
+
+class SourceRefused(SourceError):
+    """A source that retrying cannot fix: a disabled URL scheme, pictures above the size limit."""

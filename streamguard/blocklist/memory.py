@@ -2,10 +2,11 @@
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from streamguard.blocklist.formats import Entry
+from streamguard.blocklist.formats import Entry, load_blocklist_file
 from streamguard.blocklist.index import HammingIndex
 from streamguard.hashing import ALGORITHMS
 
@@ -29,6 +30,19 @@ class Blocklist:
         }
         self._numbers: dict[tuple[str, str], int] = {}
         self._entries: dict[int, Entry] = {}
+
+    @classmethod
+    def from_files(
+        cls,
+        paths: Iterable[Path],
+        algo: str | None = None,
+        thresholds: Mapping[str, int] | None = None,
+    ) -> "Blocklist":
+        """All files parsed before anything is added: one bad file loads nothing."""
+        entries = [entry for path in paths for entry in load_blocklist_file(path, algo=algo)]
+        blocklist = cls(thresholds)
+        blocklist.add(entries)
+        return blocklist
 
     def add(self, entries: Iterable[Entry]) -> None:
         by_algo: dict[str, tuple[list[int], list[bytes]]] = {}

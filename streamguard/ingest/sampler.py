@@ -15,7 +15,7 @@ import numpy as np
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from streamguard.errors import SourceError
+from streamguard.errors import SourceError, SourceRefused
 from streamguard.hashing import MAX_SIDE
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.replay import paced
@@ -71,6 +71,42 @@ class SampleStats:
     decode_errors: int = 0
     last_error: str = field(default="")
     end_s: float | None = None  # stream time reached by the last packet read
+    lag_s: float = 0.0  # how far reading is behind the stream's own clock
+    live_edge_skips: int = 0  # times decoding jumped ahead to the newest keyframe
+
+
+class _LiveEdge:
+    """Keeps reading near the live edge: past ``max_lag_s`` behind, stop decoding
+    until reading has caught up, then resume at the newest keyframe.
+
+    Lag is arrival time minus stream time, relative to the earliest arrival seen,
+    so a burst at start (a server sending its buffered GOP) does not count as lag.
+    """
+
+    def __init__(self, max_lag_s: float | None) -> None:
+        self.max_lag_s = max_lag_s
+        self.origin: float | None = None
+        self.skipping = False
+
+    def lag(self, received_at: float, media_s: float) -> float:
+        offset = received_at - media_s
+        if self.origin is None or offset < self.origin:
+            self.origin = offset
+        return offset - self.origin
+
+    def skip(self, stats: SampleStats, is_keyframe: bool) -> bool:
+        """Whether to leave this packet undecoded."""
+        if self.max_lag_s is None:
+            return False
+        if stats.lag_s > self.max_lag_s:
+            if not self.skipping:
+                self.skipping = True
+                stats.live_edge_skips += 1
+            return True
+        if self.skipping and not is_keyframe:
+            return True
+        self.skipping = False
+        return False
 
 
 def frame_luma(frame: av.VideoFrame) -> Luma:
@@ -91,11 +127,13 @@ def sample_frames(
     *,
     stats: SampleStats | None = None,
     realtime: bool = False,
+    max_lag_s: float | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Iterator[Frame]:
     """Yield the sampled frames of ``stream``; undecodable packets are counted and skipped.
 
     ``stream_id`` names the stream in frames and errors, so it must not hold secrets.
+    ``realtime`` paces a file like a live stream; ``max_lag_s`` enables live-edge skipping.
     """
     stats = stats if stats is not None else SampleStats()
     codec = stream.codec_context
@@ -112,12 +150,17 @@ def sample_frames(
     tb_num, tb_den = stream.time_base.numerator, stream.time_base.denominator
     packets = _demux(container, stream, stream_id, stats)
     last_kept: float | None = None
+    edge = _LiveEdge(max_lag_s)
     for packet in paced(packets) if realtime else packets:
         received_at = clock()
         if packet.size:
             stats.packets += 1
             if packet.pts is not None:
-                stats.end_s = (packet.pts + (packet.duration or 0)) * tb_num / tb_den
+                media_s = packet.pts * tb_num / tb_den
+                stats.end_s = media_s + (packet.duration or 0) * tb_num / tb_den
+                stats.lag_s = edge.lag(received_at, media_s)
+            if edge.skip(stats, packet.is_keyframe):
+                continue
             if keyframes_only and not packet.is_keyframe:
                 continue
         try:
@@ -138,7 +181,7 @@ def sample_frames(
             ):
                 continue
             if max(frame.width, frame.height) > MAX_SIDE:
-                raise SourceError(
+                raise SourceRefused(
                     f"{stream_id}: frame at {pts_s:.3f} s is {frame.width}x{frame.height}, "
                     f"larger than {MAX_SIDE} px on a side"
                 )

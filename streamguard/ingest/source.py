@@ -4,11 +4,13 @@ import av
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from streamguard.errors import SourceError
+from streamguard.errors import SourceError, SourceRefused
 from streamguard.hashing import MAX_SIDE
-from streamguard.ingest.urls import DEFAULT_SCHEMES, check_allowed, local_path, redact
+from streamguard.ingest.urls import DEFAULT_SCHEMES, check_allowed, local_path, redact, scheme_of
 
-NETWORK_TIMEOUT_S = 10.0
+OPEN_TIMEOUT_S = 10.0
+READ_TIMEOUT_S = 10.0
+HLS_HOLD_RELOADS = 4
 
 
 def ffmpeg_reason(exc: av.FFmpegError) -> str:
@@ -20,9 +22,16 @@ def open_source(
     source: str,
     *,
     allowed_schemes: frozenset[str] = DEFAULT_SCHEMES,
-    timeout_s: float = NETWORK_TIMEOUT_S,
+    open_timeout_s: float = OPEN_TIMEOUT_S,
+    read_timeout_s: float = READ_TIMEOUT_S,
+    hls_hold_reloads: int = HLS_HOLD_RELOADS,
 ) -> InputContainer:
-    """Open ``source`` for reading, or raise :class:`SourceError` with a one-line reason."""
+    """Open ``source`` for reading, or raise :class:`SourceError` with a one-line reason.
+
+    Network reads that stall for ``read_timeout_s`` fail instead of hanging, and an
+    HLS playlist that stops changing ends after ``hls_hold_reloads`` reloads
+    (FFmpeg's default waits for 1000).
+    """
     container_options = {"protocol_whitelist": check_allowed(source, allowed_schemes)}
     path = local_path(source)
     if path is not None:
@@ -32,8 +41,14 @@ def open_source(
     else:
         # rw_timeout (microseconds) bounds every network read; FFmpeg's RTMP
         # ``timeout`` would instead make it listen for a publisher.
-        container_options["rw_timeout"] = str(int(timeout_s * 1_000_000))
-        target, timeout = source, timeout_s
+        container_options["rw_timeout"] = str(int(read_timeout_s * 1_000_000))
+        # FFmpeg probes a live stream for 5 s before returning from open; one
+        # second is enough to learn the video parameters (measured: nginx-rtmp
+        # open 6.6 s -> 2.0 s, the rest being the wait for a keyframe).
+        container_options["analyzeduration"] = "1000000"
+        if scheme_of(source) in ("http", "https"):
+            container_options["m3u8_hold_counters"] = str(hls_hold_reloads)
+        target, timeout = source, (open_timeout_s, read_timeout_s)
     try:
         return av.open(target, container_options=container_options, timeout=timeout)
     except av.FFmpegError as exc:
@@ -47,7 +62,7 @@ def video_stream(container: InputContainer, source: str) -> VideoStream:
     stream = container.streams.video[0]
     codec = stream.codec_context
     if max(codec.width, codec.height) > MAX_SIDE:
-        raise SourceError(
+        raise SourceRefused(
             f"{redact(source)}: video is {codec.width}x{codec.height}, "
             f"larger than {MAX_SIDE} px on a side"
         )

@@ -7,7 +7,7 @@ info), so every place that prints a source goes through :func:`redact`.
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from streamguard.errors import SourceError
+from streamguard.errors import SourceRefused
 
 DEFAULT_SCHEMES = frozenset({"file", "rtmp", "rtmps", "http", "https"})
 
@@ -37,7 +37,7 @@ def check_allowed(source: str, allowed: frozenset[str] = DEFAULT_SCHEMES) -> str
     scheme = scheme_of(source)
     if scheme not in allowed or scheme not in _PROTOCOLS:
         enabled = ", ".join(sorted(allowed & _PROTOCOLS.keys()))
-        raise SourceError(
+        raise SourceRefused(
             f"{redact(source)}: URL scheme '{scheme}' is not enabled (enabled: {enabled})"
         )
     return _PROTOCOLS[scheme]

@@ -1,0 +1,186 @@
+"""Settings of ``streamguard run``: a TOML file, then STREAMGUARD_* variables, then flags.
+
+Every key is optional; the defaults run the embedded set-up (file blocklists,
+events on stdout). See docs/configuration.md for the file format.
+"""
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from streamguard.errors import StreamguardError
+from streamguard.hashing import ALGORITHMS
+from streamguard.ingest.sampler import Sampling
+
+RUN_SCHEMES = ("rtmp", "rtmps", "http", "https")
+_STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class ConfigError(StreamguardError):
+    """The configuration is invalid; the message names the setting."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    id: str
+    url: str
+    sample: Sampling = field(default_factory=Sampling)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """How sources are opened and watched (seconds unless named otherwise)."""
+
+    allowed_schemes: tuple[str, ...] = RUN_SCHEMES
+    open_timeout_s: float = 10.0
+    read_timeout_s: float = 5.0
+    reconnect_initial_s: float = 1.0
+    reconnect_max_s: float = 30.0
+    max_lag_s: float = 4.0
+    hls_hold_reloads: int = 4
+    queue_size: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    streams: tuple[StreamConfig, ...] = ()
+    blocklists: tuple[Path, ...] = ()
+    blocklist_algo: str | None = None
+    max_distance: dict[str, int] = field(default_factory=dict)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    http_host: str = "127.0.0.1"
+    http_port: int = 9310
+    processes: int = 0  # 0: one per core
+    hash_threads: int = 0  # 0: one per core
+    worker_id: str = ""
+
+
+def _seconds(where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{where}: expected a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def parse_stream(where: str, stream_id: Any, url: Any, sample: Any = "keyframes") -> StreamConfig:
+    if not isinstance(stream_id, str) or not _STREAM_ID.match(stream_id):
+        raise ConfigError(
+            f"{where}: stream id {stream_id!r} must be 1-128 letters, digits, '.', '_' or '-'"
+        )
+    if not isinstance(url, str) or not url:
+        raise ConfigError(f"{where}: stream '{stream_id}' needs a 'url'")
+    try:
+        sampling = Sampling.parse(str(sample))
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return StreamConfig(stream_id, url, sampling)
+
+
+def parse_stream_flag(text: str) -> StreamConfig:
+    """``--stream ID=URL``."""
+    stream_id, sep, url = text.partition("=")
+    if not sep:
+        raise ConfigError(f"--stream '{text[:40]}': expected ID=URL")
+    return parse_stream("--stream", stream_id, url)
+
+
+def _ingest(where: str, table: dict[str, Any]) -> IngestSettings:
+    known = IngestSettings.__dataclass_fields__
+    if unknown := set(table) - set(known):
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "allowed_schemes":
+            if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+                raise ConfigError(f"{where}.allowed_schemes: expected a list of scheme names")
+            values[key] = tuple(s.lower() for s in value)
+        elif key in ("hls_hold_reloads", "queue_size"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{where}.{key}: expected a positive integer, got {value!r}")
+            values[key] = value
+        else:
+            values[key] = _seconds(f"{where}.{key}", value)
+    return IngestSettings(**values)
+
+
+def load_file(path: Path) -> Settings:
+    """Settings from a TOML file (see docs/configuration.md)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    known = {"streams", "blocklist", "ingest", "http", "processes", "hash_threads", "worker_id"}
+    if unknown := set(data) - known:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    streams = []
+    for number, table in enumerate(data.get("streams", [])):
+        where = f"{path}: streams[{number}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: expected a table with id and url")
+        streams.append(
+            parse_stream(where, table.get("id"), table.get("url"), table.get("sample", "keyframes"))
+        )
+    blocklist = data.get("blocklist", {})
+    files = blocklist.get("files", [])
+    max_distance = blocklist.get("max_distance", {})
+    if not isinstance(files, list) or not isinstance(max_distance, dict):
+        raise ConfigError(f"{path}: blocklist.files must be a list, blocklist.max_distance a table")
+    for algo, value in max_distance.items():
+        if algo not in ALGORITHMS or isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: blocklist.max_distance.{algo}: expected ALGO = integer")
+    settings = Settings(
+        streams=tuple(streams),
+        blocklists=tuple(path.parent / file for file in files),
+        blocklist_algo=blocklist.get("algo"),
+        max_distance=dict(max_distance),
+        ingest=_ingest(f"{path}: ingest", data.get("ingest", {})),
+        processes=_count(f"{path}: processes", data.get("processes", 0)),
+        hash_threads=_count(f"{path}: hash_threads", data.get("hash_threads", 0)),
+        worker_id=str(data.get("worker_id", "")),
+    )
+    if "http" in data:
+        settings = with_http(settings, str(data["http"]), f"{path}: http")
+    return settings
+
+
+def _count(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{where}: expected a whole number >= 0, got {value!r}")
+    return value
+
+
+def with_http(settings: Settings, text: str, where: str = "--http") -> Settings:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{where}: expected HOST:PORT, got '{text}'")
+    return replace(settings, http_host=host.strip("[]") or "127.0.0.1", http_port=int(port))
+
+
+def from_environment(settings: Settings, environ: dict[str, str] | None = None) -> Settings:
+    """Apply STREAMGUARD_HTTP, STREAMGUARD_PROCESSES, STREAMGUARD_WORKER_ID."""
+    environ = os.environ if environ is None else environ
+    if "STREAMGUARD_HTTP" in environ:
+        settings = with_http(settings, environ["STREAMGUARD_HTTP"], "STREAMGUARD_HTTP")
+    if "STREAMGUARD_PROCESSES" in environ:
+        text = environ["STREAMGUARD_PROCESSES"]
+        if not text.isdigit():
+            raise ConfigError(f"STREAMGUARD_PROCESSES: expected a whole number, got '{text}'")
+        settings = replace(settings, processes=int(text))
+    if "STREAMGUARD_WORKER_ID" in environ:
+        settings = replace(settings, worker_id=environ["STREAMGUARD_WORKER_ID"])
+    return settings
+
+
+def check_streams(streams: tuple[StreamConfig, ...]) -> None:
+    """Stream ids must be unique."""
+    seen: set[str] = set()
+    for stream in streams:
+        if stream.id in seen:
+            raise ConfigError(f"stream id '{stream.id}' is configured twice")
+        seen.add(stream.id)

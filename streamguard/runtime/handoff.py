@@ -1,0 +1,46 @@
+"""Hand frames from a stream's reader thread to the event loop, newest first.
+
+A slow consumer must never make latency pile up: when the queue is full the
+oldest frame is dropped (and counted), so what gets hashed next is always the
+most recent keyframe.
+"""
+
+import asyncio
+from collections import deque
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class NewestQueue(Generic[T]):
+    """Bounded; ``put_threadsafe`` never blocks the producer thread."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, maxsize: int) -> None:
+        self._loop = loop
+        self._items: deque[T] = deque()
+        self._maxsize = maxsize
+        self._ready = asyncio.Event()
+        self.dropped = 0
+
+    def put_threadsafe(self, item: T) -> None:
+        """Called from the producer thread; a frame arriving during shutdown is dropped."""
+        try:
+            self._loop.call_soon_threadsafe(self._put, item)
+        except RuntimeError:  # the event loop has closed
+            self.dropped += 1
+
+    def _put(self, item: T) -> None:
+        if len(self._items) >= self._maxsize:
+            self._items.popleft()
+            self.dropped += 1
+        self._items.append(item)
+        self._ready.set()
+
+    async def get(self) -> T:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()
+
+    def __len__(self) -> int:
+        return len(self._items)

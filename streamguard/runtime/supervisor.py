@@ -1,0 +1,182 @@
+"""``streamguard run``: workers for the configured streams, the HTTP port, shutdown.
+
+With more than one process, streams are dealt round-robin to worker processes
+(spawned, each with its own event loop, blocklist and hash threads). The parent
+serves HTTP, gathers each child's per-stream state once a second, and restarts
+a child that dies.
+"""
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import socket
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from streamguard.blocklist.memory import Blocklist
+from streamguard.config import Settings
+from streamguard.events.sinks import StdoutSink
+from streamguard.observability.http import Response, json_response, serve
+from streamguard.observability.logging import setup_logging
+from streamguard.runtime.worker import StreamWorker
+
+log = logging.getLogger("streamguard.run")
+STATE_INTERVAL_S = 1.0
+CHILD_STOP_TIMEOUT_S = 10.0
+
+Snapshots = list[dict[str, Any]]
+
+
+class Watcher:
+    """The streams of one process, each with its own worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.blocklist = Blocklist.from_files(
+            settings.blocklists, settings.blocklist_algo, settings.max_distance
+        )
+        counts = ", ".join(f"{a} {n}" for a, n in self.blocklist.counts().items() if n)
+        log.info("blocklist: %d entries (%s)", len(self.blocklist), counts)
+        worker_id = settings.worker_id or f"{socket.gethostname()}/{os.getpid()}"
+        threads = settings.hash_threads or os.cpu_count() or 1
+        self._hash_pool = ThreadPoolExecutor(threads, thread_name_prefix="hash")
+        sink = StdoutSink()
+        self.workers = [
+            StreamWorker(stream, settings.ingest, self.blocklist, sink, self._hash_pool, worker_id)
+            for stream in settings.streams
+        ]
+
+    def snapshots(self) -> Snapshots:
+        return [worker.snapshot() for worker in self.workers]
+
+    async def run(self, stop: asyncio.Event, tick: Callable[[], None] | None = None) -> None:
+        """Watch until ``stop`` is set, calling ``tick`` once a second."""
+        log.info("watching %d streams", len(self.workers))
+        tasks = [asyncio.create_task(w.run(), name=w.config.id) for w in self.workers]
+        try:
+            while not stop.is_set():
+                if tick is not None:
+                    tick()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), STATE_INTERVAL_S)
+        finally:
+            for worker in self.workers:
+                worker.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._hash_pool.shutdown(wait=False, cancel_futures=True)
+            log.info("stopped")
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+
+def _routes(streams: Callable[[], Snapshots], ready: Callable[[], bool]) -> dict:
+    def readyz() -> Response:
+        ok = ready()
+        return json_response({"ready": ok}, 200 if ok else 503)
+
+    return {
+        "/streams": lambda: json_response(streams()),
+        "/healthz": lambda: json_response({"alive": True}),
+        "/readyz": readyz,
+    }
+
+
+async def _run_in_process(settings: Settings) -> None:
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    watcher = Watcher(settings)  # ready once constructed: the blocklist is loaded
+    server = await serve(
+        settings.http_host, settings.http_port, _routes(watcher.snapshots, lambda: True)
+    )
+    try:
+        await watcher.run(stop)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def _child_main(number: int, settings: Settings, states: Any, log_level: int) -> None:
+    """Entry point of a worker process: its streams, no HTTP; states go to the parent."""
+    setup_logging(log_level, process=f"worker-{number}")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        watcher = Watcher(settings)
+        await watcher.run(stop, lambda: states.put((number, watcher.snapshots())))
+
+    asyncio.run(main())
+
+
+async def _run_processes(settings: Settings, count: int) -> None:
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    context = multiprocessing.get_context("spawn")
+    states = context.Queue()
+    parts = [replace(settings, streams=settings.streams[i::count]) for i in range(count)]
+    latest: dict[int, Snapshots] = {}
+    level = logging.getLogger().level
+
+    def start(number: int) -> BaseProcess:
+        child = context.Process(
+            target=_child_main,
+            args=(number, parts[number], states, level),
+            name=f"streamguard-worker-{number}",
+        )
+        child.start()
+        return child
+
+    children = [start(number) for number in range(count)]
+
+    def streams() -> Snapshots:
+        return [state for number in sorted(latest) for state in latest[number]]
+
+    def ready() -> bool:
+        return len(latest) == count and all(child.is_alive() for child in children)
+
+    server = await serve(settings.http_host, settings.http_port, _routes(streams, ready))
+    loop = asyncio.get_running_loop()
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(queue.Empty):
+                number, snapshot = await loop.run_in_executor(None, states.get, True, 0.5)
+                latest[number] = snapshot
+            for number, child in enumerate(children):
+                if not child.is_alive() and not stop.is_set():
+                    log.error(
+                        "worker process %d exited (code %s); restarting", number, child.exitcode
+                    )
+                    latest.pop(number, None)
+                    children[number] = start(number)
+    finally:
+        server.close()
+        for child in children:
+            child.terminate()  # SIGTERM: each child stops its workers
+        for child in children:
+            await loop.run_in_executor(None, child.join, CHILD_STOP_TIMEOUT_S)
+            if child.is_alive():
+                child.kill()
+
+
+def run(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT."""
+    count = min(settings.processes or os.cpu_count() or 1, max(len(settings.streams), 1))
+    if count == 1:
+        asyncio.run(_run_in_process(settings))
+    else:
+        # A bad blocklist file must stop here with one error, not crash-loop every child.
+        Blocklist.from_files(settings.blocklists, settings.blocklist_algo, settings.max_distance)
+        log.info("%d streams over %d worker processes", len(settings.streams), count)
+        asyncio.run(_run_processes(settings, count))

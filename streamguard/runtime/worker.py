@@ -1,0 +1,171 @@
+"""One watched stream: a reader thread (open, demux, decode, reconnect) feeding an
+asyncio task (hash, match, decide, publish) through a newest-frame-wins queue."""
+
+import asyncio
+import logging
+import random
+import threading
+from concurrent.futures import Executor
+from typing import Any
+
+from streamguard.blocklist.memory import Blocklist
+from streamguard.config import IngestSettings, StreamConfig
+from streamguard.detect.matcher import FrameMatcher, Match
+from streamguard.errors import SourceError, SourceRefused
+from streamguard.events.schema import build_event
+from streamguard.events.sinks import EventSink
+from streamguard.ingest.sampler import Frame, SampleStats, sample_frames
+from streamguard.ingest.source import open_source, video_stream
+from streamguard.ingest.urls import redact
+from streamguard.runtime.handoff import NewestQueue
+from streamguard.runtime.state import StreamState, Watch
+
+log = logging.getLogger("streamguard.worker")
+
+
+def backoff_s(failures: int, settings: IngestSettings, rng: random.Random) -> float:
+    """Exponential back-off with "equal jitter": half fixed, half random, capped."""
+    delay = min(settings.reconnect_max_s, settings.reconnect_initial_s * 2 ** max(failures - 1, 0))
+    return rng.uniform(delay / 2, delay)
+
+
+class StreamWorker:
+    def __init__(
+        self,
+        config: StreamConfig,
+        ingest: IngestSettings,
+        blocklist: Blocklist,
+        sink: EventSink,
+        hash_pool: Executor,
+        worker_id: str,
+    ) -> None:
+        self.config = config
+        self.ingest = ingest
+        self.state = StreamState(config.id, redact(config.url))
+        self._matcher = FrameMatcher(blocklist)
+        self._sink = sink
+        self._hash_pool = hash_pool
+        self._worker_id = worker_id
+        self._stop = threading.Event()
+        self._stats = SampleStats()
+        self._queue: NewestQueue[Frame] | None = None
+        self._rng = random.Random()
+
+    def snapshot(self) -> dict[str, Any]:
+        """State for /streams, with the reader's live counters."""
+        self.state.lag_s = round(self._stats.lag_s, 3)
+        self.state.live_edge_skips = self._stats.live_edge_skips
+        self.state.decode_errors = self._stats.decode_errors
+        if self._queue is not None:
+            self.state.frames_dropped = self._queue.dropped
+        return self.state.snapshot()
+
+    def stop(self) -> None:
+        """Ask the reader to stop; it notices within one read timeout at most."""
+        self._stop.set()
+        self._enter(Watch.STOPPED)
+
+    async def run(self) -> None:
+        """Watch until cancelled: start the reader, then decide on each frame it hands over."""
+        loop = asyncio.get_running_loop()
+        self._queue = NewestQueue(loop, self.ingest.queue_size)
+        reader = threading.Thread(
+            target=self._read_forever, args=(self._queue,), name=f"read-{self.config.id}"
+        )
+        reader.daemon = True  # a read blocked in FFmpeg must not hold up shutdown
+        reader.start()
+        matched: frozenset[tuple[str, str]] = frozenset()
+        try:
+            while True:
+                frame = await self._queue.get()
+                matches = await loop.run_in_executor(self._hash_pool, self._matcher, frame)
+                matched = await self._decide(matches, matched)
+        finally:
+            self._stop.set()
+
+    async def _decide(
+        self, matches: list[Match], matched: frozenset[tuple[str, str]]
+    ) -> frozenset[tuple[str, str]]:
+        """One event per incident: a frame matching an entry the previous frame did not.
+
+        Returns the entries this frame matched. (Per-category policy comes with MQTT events.)
+        """
+        entries = frozenset(match.hit.entry.key for match in matches)
+        if entries - matched:
+            best = min(matches, key=lambda m: m.hit.distance / max(m.hit.threshold, 1))
+            event = build_event(
+                best, action="kill", stream_url=self.state.url, worker_id=self._worker_id
+            )
+            await self._sink.publish(event)
+            self.state.detections += 1
+            log.warning(
+                "stream %s: matched %s/%s (%s, %s distance %d/%d) at %.3f s, %d ms after arrival",
+                self.config.id,
+                best.hit.entry.list,
+                best.hit.entry.id,
+                best.hit.entry.category,
+                best.hash.algo,
+                best.hit.distance,
+                best.hit.threshold,
+                best.frame.pts_s,
+                event["latency_ms"],
+            )
+        return entries
+
+    # -- reader thread ------------------------------------------------------------------
+
+    def _enter(self, state: Watch, error: str = "") -> None:
+        if self.state.enter(state, error):
+            detail = f": {error}" if error else ""
+            level = logging.WARNING if state in (Watch.RECONNECTING, Watch.FAILED) else logging.INFO
+            log.log(level, "stream %s (%s): %s%s", self.config.id, self.state.url, state, detail)
+
+    def _read_forever(self, queue: NewestQueue[Frame]) -> None:
+        failures = 0
+        ended = False
+        while not self._stop.is_set():
+            try:
+                self._watch_once(queue)
+                if self._stop.is_set():
+                    return
+                ended, failures = True, 0
+                self._enter(Watch.ENDED)
+            except SourceRefused as exc:
+                self._enter(Watch.FAILED, str(exc))
+                return
+            except SourceError as exc:
+                failures += 1
+                # Attempts after the publisher stopped are expected to fail: still "ended".
+                self._enter(Watch.ENDED if ended else Watch.RECONNECTING, str(exc))
+            if self._stop.wait(backoff_s(failures, self.ingest, self._rng)):
+                return
+            self.state.reconnects += 1
+
+    def _watch_once(self, queue: NewestQueue[Frame]) -> None:
+        """Read the stream until it ends (returns) or fails (raises SourceError)."""
+        ingest = self.ingest
+        with open_source(
+            self.config.url,
+            allowed_schemes=frozenset(ingest.allowed_schemes),
+            open_timeout_s=ingest.open_timeout_s,
+            read_timeout_s=ingest.read_timeout_s,
+            hls_hold_reloads=ingest.hls_hold_reloads,
+        ) as container:
+            stream = video_stream(container, self.state.url)
+            self._stats = stats = SampleStats()
+            self.state.connects += 1
+            self._enter(Watch.WATCHING)
+            for frame in sample_frames(
+                container,
+                stream,
+                self.config.id,
+                self.config.sample,
+                stats=stats,
+                max_lag_s=ingest.max_lag_s,
+            ):
+                if self._stop.is_set():
+                    return
+                self.state.frames_sampled += 1
+                self.state.last_keyframe_at = frame.received_at
+                self.state.last_pts_s = frame.pts_s
+                queue.put_threadsafe(frame)
