@@ -1,0 +1,89 @@
+import pytest
+
+from streamguard import config
+from streamguard.config import ConfigError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "streamguard.toml"
+    path.write_text(text)
+    return path
+
+
+def test_full_file(tmp_path):
+    path = write(
+        tmp_path,
+        """
+http = "0.0.0.0:9400"
+processes = 2
+worker_id = "edge-1"
+
+[blocklist]
+files = ["lists/ncmec.csv"]
+max_distance = { pdq = 28 }
+
+[ingest]
+read_timeout_s = 3
+max_lag_s = 6.5
+allowed_schemes = ["rtmps", "https"]
+
+[[streams]]
+id = "cam-1"
+url = "rtmps://live.example/app/key1"
+
+[[streams]]
+id = "cam-2"
+url = "https://cdn.example/cam2.m3u8"
+sample = "interval:1"
+""",
+    )
+    settings = config.load_file(path)
+    assert [s.id for s in settings.streams] == ["cam-1", "cam-2"]
+    assert settings.streams[1].sample.interval_s == 1.0
+    assert settings.blocklists == (tmp_path / "lists/ncmec.csv",)
+    assert settings.max_distance == {"pdq": 28}
+    assert (settings.http_host, settings.http_port, settings.processes) == ("0.0.0.0", 9400, 2)
+    assert settings.ingest.read_timeout_s == 3.0 and settings.ingest.max_lag_s == 6.5
+    assert settings.ingest.allowed_schemes == ("rtmps", "https")
+    assert settings.ingest.open_timeout_s == 10.0  # default kept
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[[streams]]\nid = 'a b'\nurl = 'rtmp://h/a/b'\n", "stream id 'a b' must be"),
+        ("[[streams]]\nid = 'a'\n", "stream 'a' needs a 'url'"),
+        ("[[streams]]\nid='a'\nurl='rtmp://h/x'\nsample='every'\n", "expected 'keyframes'"),
+        ("[ingest]\nread_timeout_s = -1\n", "ingest.read_timeout_s: expected a positive number"),
+        ("[ingest]\nspeed = 1\n", "ingest: unknown key(s) speed"),
+        ("colour = 'red'\n", "unknown key(s) colour"),
+        ("http = 'localhost'\n", "http: expected HOST:PORT"),
+        ("processes = -2\n", "processes: expected a whole number"),
+        ("[blocklist]\nmax_distance = { md5 = 3 }\n", "blocklist.max_distance.md5"),
+        ("this is not toml\n", "not valid TOML"),
+    ],
+)
+def test_bad_files_name_the_setting(tmp_path, text, problem):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        config.load_file(path)
+    assert str(caught.value).startswith(str(path))
+    assert problem in str(caught.value)
+
+
+def test_stream_flag_and_duplicates():
+    stream = config.parse_stream_flag("cam=rtmp://h/live/key")
+    assert (stream.id, stream.url) == ("cam", "rtmp://h/live/key")
+    with pytest.raises(ConfigError, match="expected ID=URL"):
+        config.parse_stream_flag("rtmp://h/live/key")
+    with pytest.raises(ConfigError, match="configured twice"):
+        config.check_streams((stream, stream))
+
+
+def test_environment_overrides():
+    settings = config.from_environment(
+        config.Settings(), {"STREAMGUARD_HTTP": "127.0.0.1:9999", "STREAMGUARD_PROCESSES": "3"}
+    )
+    assert (settings.http_port, settings.processes) == (9999, 3)
+    with pytest.raises(ConfigError, match="STREAMGUARD_PROCESSES"):
+        config.from_environment(config.Settings(), {"STREAMGUARD_PROCESSES": "many"})
