@@ -64,15 +64,17 @@ def publish(
     stop: threading.Event | None = None,
     keyframe_log: Path | None = None,
 ) -> list[SourceError]:
-    """Publish ``source`` to every URL at once, in real time, and return each copy's error.
+    """Publish the first video stream of ``source`` to every URL at once, in real time, and
+    return each copy's error (audio is not sent: streamguard only looks at video).
 
     One thread per URL, each with its own input and output, so a failing copy does not stop
     the others. Blocks until every copy has reached the end of the file (never with ``loop``)
     or ``stop`` is set; Ctrl-C sets ``stop`` and waits for the copies to close cleanly.
     With ``keyframe_log``, one JSON line is appended per video keyframe sent.
     """
-    stop = stop or threading.Event()
-    outcomes: list[BaseException | None] = [None] * len(urls)
+    if stop is None:
+        stop = threading.Event()
+    outcomes: list[Exception | None] = [None] * len(urls)
     log = _KeyframeLog(keyframe_log) if keyframe_log is not None else None
 
     def run(copy: int) -> None:
@@ -135,12 +137,16 @@ def _publish_copy(
     with open_source(source) as container:
         if not container.streams.video:
             raise SourceError(f"{redact(source)}: no video stream")
-        # The FLV muxer connects on the first packet, so nothing here can fail yet. Live
-        # output cannot seek back to fill in duration and file size at the end.
+        # Live output cannot seek back to fill in duration and file size at the end.
         output = av.open(url, "w", format="flv", options={"flvflags": "no_duration_filesize"})
-        sent = False
         try:
             stream = output.add_stream_from_template(container.streams.video[0])
+            try:
+                # Connect and send the header before pacing starts. PyAV holds the GIL during
+                # the handshake (~0.18 s on loopback), so copies connect one after another.
+                output.start_encoding()
+            except av.FFmpegError as exc:
+                raise SourceError(f"{shown}: cannot publish ({ffmpeg_reason(exc)})") from None
             for packet in paced(_timeline(container, source, loop), sleep=stop.wait):
                 if stop.is_set():
                     break
@@ -149,9 +155,8 @@ def _publish_copy(
                 try:
                     output.mux(packet)
                 except av.FFmpegError as exc:
-                    problem = "publishing stopped" if sent else "cannot publish"
-                    raise SourceError(f"{shown}: {problem} ({ffmpeg_reason(exc)})") from None
-                sent = True
+                    reason = ffmpeg_reason(exc)
+                    raise SourceError(f"{shown}: publishing stopped ({reason})") from None
                 if keyframe and log is not None:
                     # mux() rebased the packet to the FLV time base (ms): the pts as sent.
                     pts_s = float(packet.pts * packet.time_base)
