@@ -45,11 +45,12 @@ def best_cpu(command: list[str], repeat: int) -> float:
 
 def inner_scan_cpu(blocklist: Path, cut: Path, clip: Path) -> None:
     """Print the CPU seconds of scanning ``clip`` after start-up (run in a fresh process)."""
-    from streamguard.cli import frames_of, load_blocklists
+    from streamguard.blocklist.memory import Blocklist
+    from streamguard.cli import frames_of
     from streamguard.detect.matcher import FrameMatcher
     from streamguard.ingest.sampler import Sampling
 
-    matcher = FrameMatcher(load_blocklists([blocklist], None, {}))
+    matcher = FrameMatcher(Blocklist.from_files([blocklist]))
 
     def scan(source: Path) -> None:
         for frame in frames_of(str(source), Sampling()):

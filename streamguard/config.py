@@ -40,7 +40,7 @@ class IngestSettings:
     reconnect_initial_s: float = 1.0
     reconnect_max_s: float = 30.0
     max_lag_s: float = 4.0
-    hls_hold_reloads: int = 4
+    hls_hold_reloads: int = 10
     queue_size: int = 2
 
 

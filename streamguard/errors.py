@@ -15,3 +15,7 @@ class BlocklistFormatError(StreamguardError):
 
 class SourceRefused(SourceError):
     """A source that retrying cannot fix: a disabled URL scheme, pictures above the size limit."""
+
+
+class SourceEnded(SourceError):
+    """The server closed the stream after sending it: the publisher has most likely stopped."""

@@ -6,6 +6,7 @@ everything (needed when content can appear between keyframes) and keeps at
 most one frame per S seconds of stream time.
 """
 
+import errno
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ import numpy as np
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from streamguard.errors import SourceError, SourceRefused
+from streamguard.errors import SourceEnded, SourceError, SourceRefused
 from streamguard.hashing import MAX_SIDE
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.replay import paced
@@ -193,10 +194,18 @@ def sample_frames(
 def _demux(
     container: InputContainer, stream: VideoStream, stream_id: str, stats: SampleStats
 ) -> Iterator[av.Packet]:
-    """The stream's packets; a failed read (truncated file, lost connection) is a SourceError."""
+    """The stream's packets; a failed read (truncated file, lost connection) is a SourceError.
+
+    A server that closes a live stream in the middle of it surfaces as EIO from
+    FFmpeg (nginx-rtmp does so when the publisher leaves): that is SourceEnded.
+    """
     try:
         yield from container.demux(stream)
     except av.FFmpegError as exc:
+        if exc.errno == errno.EIO and stats.packets:
+            raise SourceEnded(
+                f"{stream_id}: closed by the server after {stats.packets} packets"
+            ) from None
         raise SourceError(
             f"{stream_id}: read failed after {stats.packets} packets ({ffmpeg_reason(exc)})"
         ) from None

@@ -10,7 +10,7 @@ from streamguard.ingest.urls import DEFAULT_SCHEMES, check_allowed, local_path, 
 
 OPEN_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 10.0
-HLS_HOLD_RELOADS = 4
+HLS_HOLD_RELOADS = 10
 
 
 def ffmpeg_reason(exc: av.FFmpegError) -> str:
@@ -42,10 +42,10 @@ def open_source(
         # rw_timeout (microseconds) bounds every network read; FFmpeg's RTMP
         # ``timeout`` would instead make it listen for a publisher.
         container_options["rw_timeout"] = str(int(read_timeout_s * 1_000_000))
-        # FFmpeg probes a live stream for 5 s before returning from open; one
-        # second is enough to learn the video parameters (measured: nginx-rtmp
-        # open 6.6 s -> 2.0 s, the rest being the wait for a keyframe).
-        container_options["analyzeduration"] = "1000000"
+        # FFmpeg probes a live stream for 5 s before returning from open; half a
+        # second is enough to learn the video parameters (measured on nginx-rtmp:
+        # open 6.6 s -> 1.5 s, the rest being the wait for a keyframe; HLS 4 s -> 0.02 s).
+        container_options["analyzeduration"] = "500000"
         if scheme_of(source) in ("http", "https"):
             container_options["m3u8_hold_counters"] = str(hls_hold_reloads)
         target, timeout = source, (open_timeout_s, read_timeout_s)

@@ -11,7 +11,7 @@ from typing import Any
 from streamguard.blocklist.memory import Blocklist
 from streamguard.config import IngestSettings, StreamConfig
 from streamguard.detect.matcher import FrameMatcher, Match
-from streamguard.errors import SourceError, SourceRefused
+from streamguard.errors import SourceEnded, SourceError, SourceRefused
 from streamguard.events.schema import build_event
 from streamguard.events.sinks import EventSink
 from streamguard.ingest.sampler import Frame, SampleStats, sample_frames
@@ -122,21 +122,28 @@ class StreamWorker:
 
     def _read_forever(self, queue: NewestQueue[Frame]) -> None:
         failures = 0
-        ended = False
         while not self._stop.is_set():
+            error = ""
             try:
                 self._watch_once(queue)
-                if self._stop.is_set():
-                    return
-                ended, failures = True, 0
-                self._enter(Watch.ENDED)
+            except SourceEnded:
+                pass  # the server closed the stream: an end, as a clean end of file is
             except SourceRefused as exc:
                 self._enter(Watch.FAILED, str(exc))
                 return
             except SourceError as exc:
+                error = str(exc)
+            if self._stop.is_set():
+                return
+            if not error:
+                failures = 0
+                self._enter(Watch.ENDED)
+            else:
                 failures += 1
-                # Attempts after the publisher stopped are expected to fail: still "ended".
-                self._enter(Watch.ENDED if ended else Watch.RECONNECTING, str(exc))
+                # Until it is watched again, an ended stream stays "ended": after the
+                # publisher left, failing to connect is expected.
+                ended = self.state.state is Watch.ENDED
+                self._enter(Watch.ENDED if ended else Watch.RECONNECTING, error)
             if self._stop.wait(backoff_s(failures, self.ingest, self._rng)):
                 return
             self.state.reconnects += 1

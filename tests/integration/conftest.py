@@ -1,19 +1,27 @@
 """Real servers for integration tests: nginx-rtmp (RTMP in, HLS out) and ffmpeg publishers."""
 
+import functools
 import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from xml.etree import ElementTree
 
+import av
 import pytest
 
+from streamguard.errors import SourceError
+from streamguard.ingest.replay import publish
+
+from ..conftest import SAMPLES
 from .ports import free_port, wait_for_ports
 
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
@@ -223,3 +231,60 @@ def ffmpeg_publish(clip: Path, url: str, *, loop: bool = True) -> Iterator[subpr
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@dataclass
+class Publishing:
+    stop: threading.Event = field(default_factory=threading.Event)
+    errors: list[SourceError] | None = None
+
+
+@contextmanager
+def publishing(source: Path, urls: list[str], **options) -> Iterator[Publishing]:
+    """Run publish() in a thread; stop it on exit and keep its result."""
+    run = Publishing()
+
+    def target() -> None:
+        run.errors = publish(source, urls, stop=run.stop, **options)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        yield run
+    finally:
+        run.stop.set()
+        thread.join(10)
+        assert not thread.is_alive(), "publish() did not stop within 10 s"
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        pass
+
+
+@pytest.fixture
+def hls_dir(tmp_path):
+    """The flagged clip cut into 2 s HLS segments (stream copy)."""
+    with av.open(str(SAMPLES / "clips" / "flagged_720p.mp4")) as source:
+        video = source.streams.video[0]
+        playlist = tmp_path / "index.m3u8"
+        with av.open(
+            str(playlist), "w", format="hls", options={"hls_time": "2", "hls_list_size": "0"}
+        ) as output:
+            stream = output.add_stream_from_template(video)
+            for packet in source.demux(video):
+                if packet.dts is not None:
+                    packet.stream = stream
+                    output.mux(packet)
+    return tmp_path
+
+
+@pytest.fixture
+def http_base(hls_dir):
+    handler = functools.partial(QuietHandler, directory=str(hls_dir))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -1,51 +1,12 @@
 """Scanning a live-style URL: HLS served over HTTP on loopback."""
 
-import functools
 import json
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-
-import av
-import pytest
 
 from streamguard.cli import main
 
 from ..conftest import SAMPLES
 
 BLOCKLIST = str(SAMPLES / "blocklist.csv")
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
-        pass
-
-
-@pytest.fixture
-def hls_dir(tmp_path):
-    """The flagged clip cut into 2 s HLS segments (stream copy)."""
-    with av.open(str(SAMPLES / "clips" / "flagged_720p.mp4")) as source:
-        video = source.streams.video[0]
-        playlist = tmp_path / "index.m3u8"
-        with av.open(
-            str(playlist), "w", format="hls", options={"hls_time": "2", "hls_list_size": "0"}
-        ) as output:
-            stream = output.add_stream_from_template(video)
-            for packet in source.demux(video):
-                if packet.dts is not None:
-                    packet.stream = stream
-                    output.mux(packet)
-    return tmp_path
-
-
-@pytest.fixture
-def http_base(hls_dir):
-    handler = functools.partial(QuietHandler, directory=str(hls_dir))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
 
 
 def test_scan_hls_url_finds_the_flagged_frame_and_redacts_the_token(capsys, http_base):

@@ -1,54 +1,25 @@
 """`streamguard replay`'s publisher against a real nginx-rtmp, read back with PyAV."""
 
 import json
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 
 import av
 import pytest
 
-from streamguard.errors import SourceError
 from streamguard.ingest.replay import copy_urls, publish
 
 from ..conftest import SAMPLES
-from .conftest import NginxRtmp, ffmpeg_publish
+from .conftest import NginxRtmp, ffmpeg_publish, publishing
 from .ports import free_port
 
 CLIP = SAMPLES / "clips" / "flagged_720p.mp4"  # 10 s, 30 fps, a keyframe every 2 s
 # FFmpeg's default analyzeduration (5 s) makes opening a live FLV stream take 5-7 s, because
 # nginx-rtmp's FLV header announces audio that never comes; 0.5 s opens at the next keyframe.
 READER_OPTIONS = {"rw_timeout": "5000000", "analyzeduration": "500000"}
-
-
-@dataclass
-class Publishing:
-    stop: threading.Event = field(default_factory=threading.Event)
-    errors: list[SourceError] | None = None
-
-
-@contextmanager
-def publishing(source: Path, urls: list[str], **options) -> Iterator[Publishing]:
-    """Run publish() in a thread; stop it on exit and keep its result."""
-    run = Publishing()
-
-    def target() -> None:
-        run.errors = publish(source, urls, stop=run.stop, **options)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    try:
-        yield run
-    finally:
-        run.stop.set()
-        thread.join(10)
-        assert not thread.is_alive(), "publish() did not stop within 10 s"
 
 
 def open_reader(url: str) -> av.container.InputContainer:

@@ -1,0 +1,79 @@
+"""Run `streamguard run` as a real process and watch it from outside, as a platform would."""
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .ports import free_port, wait_for_ports
+
+
+class Service:
+    """A `streamguard run` process: its events (stdout), its log (stderr), its /streams."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streamguard", "run", "--http", f"127.0.0.1:{self.port}", *args],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+        )
+        self.events: list[dict[str, Any]] = []
+        self._reader = threading.Thread(target=self._read_events, daemon=True)
+        self._reader.start()
+        wait_for_ports(self.port, timeout_s=20, alive=lambda: self.process.poll() is None)
+
+    def _read_events(self) -> None:
+        for line in self.process.stdout:
+            self.events.append(json.loads(line))
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as reply:
+            return json.loads(reply.read())
+
+    def streams(self) -> dict[str, dict[str, Any]]:
+        return {state["stream_id"]: state for state in self.get("/streams")}
+
+    def wait_for(self, condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
+        """Poll ``condition`` until truthy; fail with the service's log after ``timeout_s``.
+
+        A KeyError counts as "not yet": with several worker processes, a stream appears
+        in /streams once its process has reported (within a second).
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                result = condition()
+            except KeyError:
+                result = None
+            if result:
+                return result
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"{what}: not within {timeout_s} s\n{self.log()}")
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(timeout=5)
+        self._log.close()
+        return self.process.returncode
