@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEBIAN_PACKAGES := ffmpeg
+DEBIAN_PACKAGES := ffmpeg nginx libnginx-mod-rtmp
 
 .PHONY: demo test lint bench debian-packages
 

@@ -17,6 +17,7 @@ from streamguard.detect.matcher import FrameMatcher, Match
 from streamguard.errors import SourceError, StreamguardError
 from streamguard.events.schema import build_event, match_fields
 from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
+from streamguard.ingest.replay import copy_urls, publish
 from streamguard.ingest.sampler import Frame, SampleStats, Sampling, sample_frames
 from streamguard.ingest.source import open_source, video_stream
 from streamguard.ingest.urls import check_allowed, redact
@@ -213,6 +214,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    try:
+        urls = copy_urls(args.url, args.copies)
+    except ValueError as exc:
+        raise StreamguardError(f"{redact(args.url)}: {exc}") from None
+    for url in urls:
+        check_allowed(url, frozenset({"rtmp", "rtmps"}))
+    print(
+        f"replay: publishing {args.file} to {len(urls)} stream(s) in real time"
+        f"{', looping' if args.loop else ''}; Ctrl-C stops",
+        file=sys.stderr,
+    )
+    errors = publish(args.file, urls, loop=args.loop, keyframe_log=args.keyframe_log)
+    for error in errors:
+        _error(error)
+    return EXIT_ERROR if errors else EXIT_CLEAN
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="streamguard",
@@ -293,6 +312,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--processes", type=int, metavar="N", help="worker processes (default: one per core)"
     )
     run.set_defaults(handler=cmd_run)
+
+    replay = commands.add_parser(
+        "replay", help="publish a file as a live RTMP stream in real time (stream copy)"
+    )
+    replay.add_argument("file", metavar="FILE")
+    replay.add_argument(
+        "url", metavar="URL", help="rtmp(s)://…; with --copies, {n} or a -n suffix numbers them"
+    )
+    replay.add_argument("--loop", action="store_true", help="start over at the end, forever")
+    replay.add_argument("--copies", type=int, default=1, metavar="N", help="streams at once")
+    replay.add_argument(
+        "--keyframe-log",
+        type=Path,
+        metavar="FILE",
+        help="append a JSON line per keyframe sent (pts_s, sent_at), for latency measurements",
+    )
+    replay.set_defaults(handler=cmd_replay)
 
     demo = commands.add_parser("demo", help="replay a bundled clip through the live pipeline")
     demo.add_argument("--samples", type=Path, default=SAMPLES_DIR, help=argparse.SUPPRESS)

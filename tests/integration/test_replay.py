@@ -1,6 +1,9 @@
 """`streamguard replay`'s publisher against a real nginx-rtmp, read back with PyAV."""
 
 import json
+import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -156,3 +159,17 @@ def test_subscriber_gets_eof_soon_after_the_publisher_stops(nginx_rtmp: NginxRtm
     with reader, pytest.raises(av.error.OSError, match="Input/output error"):
         for _ in reader.demux():
             assert time.monotonic() - stopping < 3, "still receiving 3 s after the publisher left"
+
+
+def test_replay_command_publishes_copies_until_interrupted(nginx_rtmp: NginxRtmp):
+    command = [sys.executable, "-m", "streamguard", "replay", str(CLIP)]
+    command += [nginx_rtmp.rtmp_url("cli"), "--copies", "2", "--loop"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        nginx_rtmp.wait_published("cli-0", timeout_s=10)
+        nginx_rtmp.wait_published("cli-1", timeout_s=10)
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 130
+    assert "publishing" in stderr and "cli-0" not in stderr  # stream names are keys: redacted
