@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from streamguard import __version__, config
 from streamguard.blocklist.memory import Blocklist
-from streamguard.detect.matcher import FrameMatcher, Match
+from streamguard.detect.matcher import FrameMatcher, Match, strongest
 from streamguard.errors import SourceError, StreamguardError
 from streamguard.events.schema import build_event, match_fields
 from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
@@ -167,7 +167,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         matches = matcher(frame)
         if not matches:
             continue
-        best = min(matches, key=lambda m: m.hit.distance / max(m.hit.threshold, 1))
+        best = strongest(matches)
         event = build_event(best, action="kill", stream_url=frame.stream_id, worker_id=worker_id)
         print(json.dumps(event), flush=True)
         detections += 1

@@ -24,6 +24,11 @@ class Match:
         return self.decided_at - self.frame.received_at
 
 
+def strongest(matches: list[Match]) -> Match:
+    """The match closest to its entry relative to its threshold (algorithms differ in bits)."""
+    return min(matches, key=lambda match: match.hit.distance / max(match.hit.threshold, 1))
+
+
 @dataclass(slots=True)
 class MatchStats:
     frames: int = 0

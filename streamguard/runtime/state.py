@@ -35,6 +35,7 @@ class StreamState:
     live_edge_skips: int = 0
     decode_errors: int = 0
     detections: int = 0
+    internal_errors: int = 0  # bugs caught per frame or per connection; should stay 0
     last_error: str = ""
 
     def enter(self, state: Watch, error: str = "") -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 from streamguard.blocklist.memory import Blocklist
 from streamguard.config import IngestSettings, StreamConfig
-from streamguard.detect.matcher import FrameMatcher, Match
+from streamguard.detect.matcher import FrameMatcher, Match, strongest
 from streamguard.errors import SourceEnded, SourceError, SourceRefused
 from streamguard.events.schema import build_event
 from streamguard.events.sinks import EventSink
@@ -78,8 +78,14 @@ class StreamWorker:
         try:
             while True:
                 frame = await self._queue.get()
-                matches = await loop.run_in_executor(self._hash_pool, self._matcher, frame)
-                matched = await self._decide(matches, matched)
+                try:
+                    matches = await loop.run_in_executor(self._hash_pool, self._matcher, frame)
+                    matched = await self._decide(matches, matched)
+                except Exception:  # a bug must cost this frame, not the stream
+                    self.state.internal_errors += 1
+                    log.exception(
+                        "stream %s: frame at %.3f s not decided", self.config.id, frame.pts_s
+                    )
         finally:
             self._stop.set()
 
@@ -92,7 +98,7 @@ class StreamWorker:
         """
         entries = frozenset(match.hit.entry.key for match in matches)
         if entries - matched:
-            best = min(matches, key=lambda m: m.hit.distance / max(m.hit.threshold, 1))
+            best = strongest(matches)
             event = build_event(
                 best, action="kill", stream_url=self.state.url, worker_id=self._worker_id
             )
@@ -133,6 +139,10 @@ class StreamWorker:
                 return
             except SourceError as exc:
                 error = str(exc)
+            except Exception as exc:  # a bug must not silently end the watch: retry
+                self.state.internal_errors += 1
+                log.exception("stream %s: reader failed", self.config.id)
+                error = f"internal error ({exc.__class__.__name__})"
             if self._stop.is_set():
                 return
             if not error:

@@ -1,0 +1,68 @@
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from streamguard.blocklist.formats import Entry
+from streamguard.blocklist.memory import Blocklist
+from streamguard.config import IngestSettings, StreamConfig
+from streamguard.hashing import Luma, hash_luma
+from streamguard.ingest.sampler import Frame
+from streamguard.runtime.worker import StreamWorker
+
+RNG = np.random.default_rng(5)
+FLAGGED = np.kron(RNG.integers(0, 256, (36, 64), dtype=np.uint8), np.ones((10, 10), np.uint8))
+OTHER = np.kron(RNG.integers(0, 256, (36, 64), dtype=np.uint8), np.ones((10, 10), np.uint8))
+
+
+class ListSink:
+    def __init__(self):
+        self.events = []
+
+    async def publish(self, event):
+        self.events.append(event)
+
+    @property
+    def ready(self):
+        return True
+
+
+def frame(pixels, pts_s):
+    return Frame("s", pts_s, 0.0, Luma(pixels), 640, 360)
+
+
+def test_one_event_per_incident_and_bugs_cost_a_frame_not_the_stream():
+    (pdq,) = hash_luma(Luma(FLAGGED), ["pdq"])
+    blocklist = Blocklist()
+    blocklist.add([Entry("pdq", pdq.digest, "e1", "l", "test")])
+    sink = ListSink()
+
+    async def scenario():
+        with ThreadPoolExecutor(1) as pool:
+            # A refused scheme: the reader thread stops at once and frames come from the test.
+            config = StreamConfig("s", "gopher://h/x")
+            worker = StreamWorker(config, IngestSettings(), blocklist, sink, pool, "w")
+            task = asyncio.create_task(worker.run())
+            await asyncio.sleep(0.1)
+            real_matcher = worker._matcher
+
+            def broken(_frame):
+                raise RuntimeError("bug")
+
+            worker._matcher = broken
+            worker._queue.put_threadsafe(frame(FLAGGED, 0.0))
+            await asyncio.sleep(0.1)
+            worker._matcher = real_matcher
+            for pts_s, pixels in enumerate([FLAGGED, FLAGGED, OTHER, FLAGGED], start=2):
+                worker._queue.put_threadsafe(frame(pixels, float(pts_s)))
+                await asyncio.sleep(0.1)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return worker.snapshot()
+
+    state = asyncio.run(scenario())
+    assert state["state"] == "failed" and "not enabled" in state["last_error"]
+    assert state["internal_errors"] == 1
+    # flagged, flagged (same incident), other, flagged (new incident)
+    assert [event["frame"]["pts_s"] for event in sink.events] == [2.0, 5.0]
+    assert state["detections"] == 2
