@@ -110,6 +110,9 @@ async def _run_in_process(settings: Settings) -> None:
 def _child_main(number: int, settings: Settings, states: Any, log_level: int) -> None:
     """Entry point of a worker process: its streams, no HTTP; states go to the parent."""
     setup_logging(log_level, process=f"worker-{number}")
+    # Exiting must not wait for unsent snapshots: the parent stops reading them at
+    # shutdown, and a full pipe would otherwise hold this process forever.
+    states.cancel_join_thread()
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -164,9 +167,11 @@ async def _run_processes(settings: Settings, count: int) -> None:
         server.close()
         for child in children:
             child.terminate()  # SIGTERM: each child stops its workers
+        deadline = loop.time() + CHILD_STOP_TIMEOUT_S
         for child in children:
-            await loop.run_in_executor(None, child.join, CHILD_STOP_TIMEOUT_S)
+            await loop.run_in_executor(None, child.join, max(deadline - loop.time(), 0))
             if child.is_alive():
+                log.error("worker process %s did not stop in time; killed", child.name)
                 child.kill()
 
 
