@@ -56,15 +56,15 @@ _IMAGEHASH_COMPATIBLE = {"phash": phash, "dhash": dhash}
 
 def hash_luma(luma: Luma, algos: Iterable[str]) -> list[FrameHash]:
     """Hash a grey picture with each of ``algos``."""
-    hashes, full_range = [], None
+    hashes, imagehash_input = [], None
     for algo in algos:
         if algo == "pdq":
             digest, quality = pdq_hash(luma)
             hashes.append(FrameHash(algo, digest, quality))
         else:
-            if full_range is None:
-                full_range = luma.full_range()
-            hashes.append(FrameHash(algo, _IMAGEHASH_COMPATIBLE[algo](full_range)))
+            if imagehash_input is None:
+                imagehash_input = luma.imagehash_input()
+            hashes.append(FrameHash(algo, _IMAGEHASH_COMPATIBLE[algo](imagehash_input)))
     return hashes
 
 

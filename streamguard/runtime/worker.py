@@ -179,6 +179,7 @@ class StreamWorker:
                 self.config.sample,
                 stats=stats,
                 max_lag_s=ingest.max_lag_s,
+                demuxer_skips_nonkey=True,
             ):
                 if self._stop.is_set():
                     return

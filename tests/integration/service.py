@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .ports import free_port, wait_for_ports
+from ..support.ports import free_port, wait_for_ports
 
 
 class Service:

@@ -16,8 +16,8 @@ import pytest
 from streamguard.ingest.replay import copy_urls, publish
 
 from ..conftest import SAMPLES
+from ..support.ports import free_port
 from .conftest import NginxRtmp, ffmpeg_publish, publishing
-from .ports import free_port
 
 CLIP = SAMPLES / "clips" / "flagged_720p.mp4"  # 10 s, 30 fps, a keyframe every 2 s
 # FFmpeg's default analyzeduration (5 s) makes opening a live FLV stream take 5-7 s, because

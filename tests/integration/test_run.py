@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from ..conftest import SAMPLES
+from ..support.ports import free_port
 from .conftest import NginxRtmp, ffmpeg_publish, publishing
-from .ports import free_port
 from .service import Service
 
 BLOCKLIST = SAMPLES / "blocklist.csv"

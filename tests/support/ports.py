@@ -1,4 +1,4 @@
-"""Loopback ports for the real servers the integration tests start."""
+"""Loopback ports for the real servers the integration tests and benchmarks start."""
 
 import socket
 import time

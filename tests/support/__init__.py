@@ -1,0 +1,1 @@
+"""Helpers shared by the integration tests and the benchmarks (no pytest imports here)."""

@@ -1,0 +1,198 @@
+"""Debian nginx with the RTMP module on free loopback ports: RTMP in, HLS out over HTTP.
+
+Shared by the integration tests (the ``nginx_rtmp`` fixture) and ``bench/bench_live.py``.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from xml.etree import ElementTree
+
+from .ports import free_port, wait_for_ports
+
+RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+DEBIAN_PACKAGES = "nginx libnginx-mod-rtmp"
+STOP_TIMEOUT_S = 5.0
+
+# HLS: 1 s fragments are cut at the next keyframe, so with the sample clips' 2 s GOP every
+# fragment is 2 s long; the first playlist appears once the first fragment is closed.
+# Connections: a publisher and a player per stream, for a few hundred streams (benchmarks).
+NGINX_CONF = """\
+load_module {module};
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 8192;
+{user}
+pid {root}/nginx.pid;
+lock_file {root}/nginx.lock;
+error_log {root}/error.log info;
+
+events {{
+    worker_connections 4096;
+}}
+
+rtmp {{
+    access_log off;
+    server {{
+        listen 127.0.0.1:{rtmp_port};
+        application live {{
+            live on;
+            # Subscribers are disconnected when their publisher leaves (EOF instead of a hang).
+            idle_streams off;
+            # New subscribers start at a keyframe.
+            wait_key on;
+            hls {hls};
+            hls_path {root}/hls;
+            hls_fragment 1s;
+            hls_playlist_length 6s;
+        }}
+    }}
+}}
+
+http {{
+    access_log off;
+    client_body_temp_path {root}/client_body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    types {{
+        application/vnd.apple.mpegurl m3u8;
+        video/mp2t ts;
+    }}
+    server {{
+        listen 127.0.0.1:{http_port};
+        location /hls/ {{
+            alias {root}/hls/;
+            add_header Cache-Control no-cache;
+        }}
+        location /control {{
+            rtmp_control all;
+        }}
+        location /stat {{
+            rtmp_stat all;
+        }}
+    }}
+}}
+"""
+
+
+class NginxUnavailable(RuntimeError):
+    """nginx-rtmp is not installed, or did not start."""
+
+
+@dataclass(frozen=True)
+class NginxRtmp:
+    """A running nginx-rtmp: publish and play at ``rtmp_url(name)``, HLS at ``hls_url(name)``."""
+
+    root: Path
+    rtmp_port: int
+    http_port: int
+    process: subprocess.Popen
+
+    @property
+    def http_base(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def control_url(self) -> str:
+        return f"{self.http_base}/control"
+
+    @property
+    def stat_url(self) -> str:
+        return f"{self.http_base}/stat"
+
+    @property
+    def error_log(self) -> Path:
+        return self.root / "error.log"
+
+    def rtmp_url(self, name: str) -> str:
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{name}"
+
+    def hls_url(self, name: str) -> str:
+        return f"{self.http_base}/hls/{name}.m3u8"
+
+    def published(self) -> set[str]:
+        """Names of the streams that have a publisher now, from ``/stat``."""
+        with urllib.request.urlopen(self.stat_url, timeout=5) as response:
+            stat = ElementTree.fromstring(response.read())
+        return {
+            stream.findtext("name", "")
+            for stream in stat.iterfind("server/application/live/stream")
+            if stream.find("publishing") is not None
+        }
+
+    def wait_published(self, name: str, timeout_s: float = 5.0) -> None:
+        """Wait for a publisher: with ``idle_streams off`` playing an unpublished stream is
+        refused (FFmpeg reports EPERM)."""
+        deadline = time.monotonic() + timeout_s
+        while name not in self.published():
+            assert time.monotonic() < deadline, f"nothing published '{name}' within {timeout_s} s"
+            time.sleep(0.05)
+
+
+def nginx_conf(root: Path, rtmp_port: int, http_port: int, *, hls: bool = True) -> str:
+    # As root, workers would switch to "nobody" and could not write HLS into a private tmp dir;
+    # as another user, nginx ignores ``user`` with a warning, so it is only written for root.
+    user = "user root;" if os.geteuid() == 0 else ""
+    return NGINX_CONF.format(
+        module=RTMP_MODULE,
+        user=user,
+        root=root,
+        rtmp_port=rtmp_port,
+        http_port=http_port,
+        hls="on" if hls else "off",
+    )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGQUIT)  # graceful: finishes HLS fragments, closes clients
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def nginx_rtmp_server(root: Path, *, hls: bool = True) -> Iterator[NginxRtmp]:
+    """Start nginx-rtmp with its config, logs and HLS files under ``root``; stop it on exit.
+
+    ``hls=False`` saves nginx the MPEG-TS muxing when only RTMP is played (benchmarks).
+    Raises NginxUnavailable when it is not installed or does not start.
+    """
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists() or not RTMP_MODULE.exists():
+        raise NginxUnavailable(
+            f"nginx-rtmp is needed: install the Debian packages {DEBIAN_PACKAGES} "
+            f"(missing: {nginx if not Path(nginx).exists() else RTMP_MODULE})"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    conf = root / "nginx.conf"
+    rtmp_port, http_port = free_port(), free_port()
+    conf.write_text(nginx_conf(root, rtmp_port, http_port, hls=hls))
+    process = subprocess.Popen(
+        [nginx, "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = NginxRtmp(root, rtmp_port, http_port, process)
+    try:
+        try:
+            wait_for_ports(server.rtmp_port, server.http_port, alive=lambda: process.poll() is None)
+        except (RuntimeError, TimeoutError) as exc:
+            log = server.error_log.read_text() if server.error_log.exists() else "(no log)"
+            raise NginxUnavailable(f"nginx-rtmp did not start: {exc}\n{log}") from None
+        yield server
+    finally:
+        _stop(process)
