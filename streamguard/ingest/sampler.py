@@ -131,6 +131,7 @@ def sample_frames(
     realtime: bool = False,
     max_lag_s: float | None = None,
     demuxer_skips_nonkey: bool = False,
+    read_timeout_s: float | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Iterator[Frame]:
     """Yield the sampled frames of ``stream``; undecodable packets are counted and skipped.
@@ -139,7 +140,8 @@ def sample_frames(
     ``realtime`` paces a file like a live stream; ``max_lag_s`` enables live-edge skipping.
     ``demuxer_skips_nonkey`` (keyframe mode) lets FFmpeg drop non-key packets before they
     reach Python: ~10x fewer packets from nginx-rtmp and ~2 ms less CPU per stream-second,
-    but ``stats.end_s`` then stops at the last keyframe.
+    but ``stats.end_s`` then stops at the last keyframe. ``read_timeout_s`` is the
+    ``rw_timeout`` the source was opened with, to tell a stall from an end.
     """
     stats = stats if stats is not None else SampleStats()
     codec = stream.codec_context
@@ -156,7 +158,7 @@ def sample_frames(
             stream.discard = Discard.nonkey
     # Integer maths, one rounding: Fractions per packet cost 10% of a scan's CPU.
     tb_num, tb_den = stream.time_base.numerator, stream.time_base.denominator
-    packets = _demux(container, stream, stream_id, stats)
+    packets = _demux(container, stream, stream_id, stats, read_timeout_s)
     last_kept: float | None = None
     edge = _LiveEdge(max_lag_s)
     for packet in paced(packets) if realtime else packets:
@@ -199,23 +201,38 @@ def sample_frames(
 
 
 def _demux(
-    container: InputContainer, stream: VideoStream, stream_id: str, stats: SampleStats
+    container: InputContainer,
+    stream: VideoStream,
+    stream_id: str,
+    stats: SampleStats,
+    read_timeout_s: float | None,
 ) -> Iterator[av.Packet]:
     """The stream's packets; a failed read (truncated file, lost connection) is a SourceError.
 
-    A server that closes a live stream in the middle of it surfaces as EIO from
-    FFmpeg (nginx-rtmp does so when the publisher leaves): that is SourceEnded.
+    FFmpeg's RTMP client reports every failed read as EIO, whether the server
+    closed the stream (nginx-rtmp does when the publisher leaves) or nothing
+    arrived for ``rw_timeout``. A read that failed before the timeout could have
+    run out is the server closing: SourceEnded. One that waited it out is a stall.
     """
-    try:
-        yield from container.demux(stream)
-    except av.FFmpegError as exc:
-        if exc.errno == errno.EIO and stats.packets:
-            raise SourceEnded(
-                f"{stream_id}: closed by the server after {stats.packets} packets"
+    packets = container.demux(stream)
+    while True:
+        started = time.monotonic()
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.FFmpegError as exc:
+            waited_s = time.monotonic() - started
+            stalled = read_timeout_s is not None and waited_s >= 0.95 * read_timeout_s
+            if exc.errno == errno.EIO and stats.packets and not stalled:
+                raise SourceEnded(
+                    f"{stream_id}: closed by the server after {stats.packets} packets"
+                ) from None
+            reason = f"nothing received for {waited_s:.1f} s" if stalled else ffmpeg_reason(exc)
+            raise SourceError(
+                f"{stream_id}: read failed after {stats.packets} packets ({reason})"
             ) from None
-        raise SourceError(
-            f"{stream_id}: read failed after {stats.packets} packets ({ffmpeg_reason(exc)})"
-        ) from None
+        yield packet
 
 
 def _decode(stream: VideoStream, packet: av.Packet | None, *, drain: bool) -> list[av.VideoFrame]:

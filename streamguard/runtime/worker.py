@@ -180,6 +180,7 @@ class StreamWorker:
                 stats=stats,
                 max_lag_s=ingest.max_lag_s,
                 demuxer_skips_nonkey=True,
+                read_timeout_s=ingest.read_timeout_s,
             ):
                 if self._stop.is_set():
                     return
