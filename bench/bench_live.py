@@ -25,13 +25,12 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.nginx import NginxRtmp, nginx_rtmp_server  # noqa: E402
-from tests.support.ports import free_port, wait_for_ports  # noqa: E402
+from tests.support.processes import stop  # noqa: E402
+from tests.support.service import Service  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 CLIP = ROOT / "samples" / "clips" / "flagged_720p.mp4"  # 10 s, 720p30, keyframe every 2 s
@@ -55,7 +55,6 @@ BIN = Path(sys.executable).parent
 STREAMGUARD = str(BIN / "streamguard")
 PY_SPY = BIN / "py-spy"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-STOP_TIMEOUT_S = 20.0
 HLS_FRAGMENT = "1s"  # nginx's hls_fragment, tests/support/nginx.py
 BASELINE_STREAMS = 2
 
@@ -64,25 +63,17 @@ BASELINE_STREAMS = 2
 
 
 @contextmanager
-def started(command: list[str], log: Path, *, stop_signal: int, **popen: Any) -> Iterator[Any]:
-    """Run ``command`` in its own process group; on exit send ``stop_signal``, then SIGKILL
-    the whole group after STOP_TIMEOUT_S (so spawned children never outlive the benchmark)."""
+def started(command: list[str], log: Path, *, stop_signal: int) -> Iterator[subprocess.Popen]:
+    """Run ``command`` in its own process group; on exit stop it with ``stop_signal`` and
+    SIGKILL whatever is left of the group (spawned children never outlive the benchmark)."""
     with log.open("wb") as stderr:
         process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stderr=stderr, start_new_session=True, **popen
+            command, stdin=subprocess.DEVNULL, stderr=stderr, start_new_session=True
         )
         try:
             yield process
         finally:
-            if process.poll() is None:
-                process.send_signal(stop_signal)
-                try:
-                    process.wait(STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    print(f"  {Path(command[0]).name}: no exit after {STOP_TIMEOUT_S} s; killed")
-            with suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)  # leftovers of the group, if any
-            process.wait()
+            stop(process, stop_signal, group=True)
 
 
 def wait_until(condition: Any, timeout_s: float, what: str, interval_s: float = 0.5) -> float:
@@ -158,29 +149,12 @@ def machine_busy() -> tuple[float, float]:
 def replaying(nginx: NginxRtmp, copies: int, work: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
     """`streamguard replay` of ``copies`` looping copies to ``lat-{n}``; yields its send log."""
     log = work / "keyframes.jsonl"
+    log.unlink(missing_ok=True)  # the publisher appends: start each run from an empty log
     command = [STREAMGUARD, "replay", str(CLIP), nginx.rtmp_url("lat-{n}")]
     command += ["--copies", str(copies), "--loop", "--keyframe-log", str(log)]
     # SIGINT is Ctrl-C: every copy ends its FLV stream cleanly.
     with started(command, work / "replay.log", stop_signal=signal.SIGINT) as process:
         yield process, log
-
-
-@dataclass
-class Service:
-    """A running `streamguard run`: its process, port and events (read from stdout)."""
-
-    process: subprocess.Popen
-    port: int
-    events: list[dict[str, Any]] = field(default_factory=list)
-
-    def streams(self) -> list[dict[str, Any]]:
-        url = f"http://127.0.0.1:{self.port}/streams"
-        with urllib.request.urlopen(url, timeout=10) as reply:
-            return json.loads(reply.read())
-
-    def all_watching(self, count: int) -> bool:
-        states = self.streams()
-        return len(states) == count and all(s["state"] == "watching" for s in states)
 
 
 @contextmanager
@@ -192,21 +166,21 @@ def running(streams: dict[str, str], work: Path, args: argparse.Namespace) -> It
     config.write_text(
         f'processes = {args.processes}\n[blocklist]\nfiles = ["{blocklist}"]\n{tables}'
     )
-    port = free_port()
-    command = [STREAMGUARD, "run", "--config", str(config), "--http", f"127.0.0.1:{port}"]
-    with started(
-        command, work / "run.log", stop_signal=signal.SIGTERM, stdout=subprocess.PIPE
-    ) as process:
-        service = Service(process, port)
-
-        def read_events() -> None:
-            for line in process.stdout:
-                service.events.append(json.loads(line))
-
-        reader = threading.Thread(target=read_events, daemon=True)
-        reader.start()
-        wait_for_ports(port, timeout_s=60, alive=lambda: process.poll() is None)
+    service = Service(["--config", str(config)], work / "run.log", start_timeout_s=60)
+    try:
         yield service
+    finally:
+        if service.stop() != 0:
+            print(f"  streamguard run exited with {service.process.returncode}")
+
+
+def states(service: Service) -> list[dict[str, Any]]:
+    return list(service.streams().values())
+
+
+def all_watching(service: Service, count: int) -> bool:
+    current = states(service)
+    return len(current) == count and all(s["state"] == "watching" for s in current)
 
 
 def read_send_log(path: Path) -> dict[tuple[int, float], float]:
@@ -240,7 +214,8 @@ def epoch(rfc3339: str) -> float:
 
 
 def copy_of(stream_id: str) -> int:
-    return int(stream_id.rsplit("-", 1)[1])
+    """``rtmp-3`` and ``rtmp-3-7`` (subscriber 7 of copy 3) both watch copy 3."""
+    return int(stream_id.split("-")[1])
 
 
 def hls_pts_offset(events: list[dict[str, Any]], sent: dict[tuple[int, float], float]) -> float:
@@ -334,14 +309,14 @@ def bench_latency(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         streams = {f"rtmp-{n}": nginx.rtmp_url(f"lat-{n}") for n in range(copies)}
         streams |= {f"hls-{n}": nginx.hls_url(f"lat-{n}") for n in range(copies)}
         service = stack.enter_context(running(streams, work, args))
-        wait_until(lambda: service.all_watching(len(streams)), 60, "all streams watching")
+        wait_until(lambda: all_watching(service, len(streams)), 60, "all streams watching")
         window_from = time.time()
         print(f"latency: {len(streams)} streams watching; measuring {args.latency_seconds} s")
         time.sleep(args.latency_seconds)
         window_until = time.time()
         segments = [d for n in names for d in segment_durations(nginx, n)]
         time.sleep(GOP_S * 2 + 2)  # the last flagged keyframes' HLS segments close and arrive
-        final = service.streams()
+        final = states(service)
         events = list(service.events)
     sent = read_send_log(send_log)
     window = {"sent_from": window_from, "sent_until": window_until}
@@ -385,21 +360,28 @@ def counters(states: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 def bench_scale(args: argparse.Namespace, count: int, seconds: float, work: Path) -> dict[str, Any]:
     """``count`` RTMP copies watched by one `run`; figures over a ``seconds`` window."""
     work.mkdir(parents=True, exist_ok=True)
-    result: dict[str, Any] = {"streams": count}
+    subscribers = args.subscribers
+    published = -(-count // subscribers)
+    result: dict[str, Any] = {"streams": count, "published": published}
     with ExitStack() as stack:
         # Only RTMP is played here: HLS muxing would only take CPU from the others.
         nginx = stack.enter_context(nginx_rtmp_server(work / "nginx", hls=False))
-        replay, send_log = stack.enter_context(replaying(nginx, count, work))
-        names = {f"lat-{n}" for n in range(count)}
+        replay, send_log = stack.enter_context(replaying(nginx, published, work))
+        names = {f"lat-{n}" for n in range(published)}
         # Each RTMP handshake holds the publisher's GIL ~0.18 s: copies connect one by one.
         result["all_published_s"] = round(
             wait_until(lambda: names <= nginx.published(), 30 + 0.5 * count, "all published", 1),
             1,
         )
-        streams = {f"rtmp-{n}": nginx.rtmp_url(f"lat-{n}") for n in range(count)}
+        # With --subscribers K, nginx fans each published copy out to K separate connections:
+        # streamguard's work per stream is the same, the publisher's is K times smaller.
+        streams = {
+            f"rtmp-{i % published}-{i // published}": nginx.rtmp_url(f"lat-{i % published}")
+            for i in range(count)
+        }
         service = stack.enter_context(running(streams, work, args))
         result["all_watching_s"] = round(
-            wait_until(lambda: service.all_watching(count), 60 + 0.3 * count, "all watching", 1),
+            wait_until(lambda: all_watching(service, count), 60 + 0.3 * count, "all watching", 1),
             1,
         )
         time.sleep(args.warmup_seconds)
@@ -408,7 +390,7 @@ def bench_scale(args: argparse.Namespace, count: int, seconds: float, work: Path
             "replay": replay.pid,
             "nginx": nginx.process.pid,
         }
-        before_states = counters(service.streams())
+        before_states = counters(states(service))
         cpu_before = {name: tree_cpu_s(pid) for name, pid in trees.items()}
         busy_before = machine_busy()
         window_from = time.time()
@@ -417,7 +399,7 @@ def bench_scale(args: argparse.Namespace, count: int, seconds: float, work: Path
         window_until = time.time()
         cpu_after = {name: tree_cpu_s(pid) for name, pid in trees.items()}
         busy_after = machine_busy()
-        after = service.streams()
+        after = states(service)
         result["memory"] = {name: tree_memory_mb(pid) for name, pid in trees.items()}
         result["loadavg_1m"] = os.getloadavg()[0]
         if args.py_spy and count == max(args.streams):
@@ -442,7 +424,7 @@ def bench_scale(args: argparse.Namespace, count: int, seconds: float, work: Path
     sent_in_window: Counter[int] = Counter(
         copy for (copy, _), at in sent.items() if window_from <= at <= window_until
     )
-    result["keyframes_sent"] = sum(sent_in_window.values())
+    result["keyframes_sent"] = sum(sent_in_window[copy_of(i)] for i in after_counters)
     result["publisher_lag_s"] = publisher_lag(send_log, window_until)
     # Window edges: a keyframe sent just before the window may be sampled in it, and one
     # sent at its end after it, so each stream may be off by one either way.
@@ -457,7 +439,7 @@ def bench_scale(args: argparse.Namespace, count: int, seconds: float, work: Path
     flagged_sent = sum(
         1 for (_, pts), at in sent.items() if flagged(pts) and window_from <= at <= window_until
     )
-    result["flagged_keyframes_sent"] = flagged_sent
+    result["flagged_keyframes_sent"] = flagged_sent * count // published
     result["latency_s"] = percentiles(joined.latency_s)
     result["transport_s"] = percentiles(joined.transport_s)
     result["service_latency_ms"] = percentiles(joined.service_ms)
@@ -769,6 +751,12 @@ def main() -> None:
     parser.add_argument("--baseline-seconds", type=float, default=20, help="window for N=2")
     parser.add_argument("--blocklist", type=Path, default=BLOCKLIST, help="for `run`")
     parser.add_argument("--processes", type=int, default=0, help="`run` processes; 0 = per core")
+    parser.add_argument(
+        "--subscribers",
+        type=int,
+        default=1,
+        help="scale: streams watching each published copy (nginx fans out; lighter publisher)",
+    )
     parser.add_argument("--py-spy", action="store_true", help="profile the largest N after it")
     parser.add_argument("--py-spy-seconds", type=float, default=20)
     parser.add_argument("--work", type=Path, default=OUT / "live", help="logs and nginx roots")

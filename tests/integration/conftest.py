@@ -18,6 +18,7 @@ from streamguard.ingest.replay import publish
 
 from ..conftest import SAMPLES
 from ..support.nginx import STOP_TIMEOUT_S, NginxRtmp, NginxUnavailable, nginx_rtmp_server
+from ..support.processes import stop
 
 _FAILED = pytest.StashKey[bool]()
 
@@ -55,13 +56,7 @@ def ffmpeg_publish(clip: Path, url: str, *, loop: bool = True) -> Iterator[subpr
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.terminate()  # ffmpeg ends the FLV stream cleanly on SIGTERM
-            try:
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process, timeout_s=STOP_TIMEOUT_S)  # ffmpeg ends the FLV stream cleanly on SIGTERM
 
 
 @dataclass

@@ -13,8 +13,8 @@ import pytest
 
 from ..conftest import SAMPLES
 from ..support.ports import free_port
+from ..support.service import Service
 from .conftest import NginxRtmp, ffmpeg_publish, publishing
-from .service import Service
 
 BLOCKLIST = SAMPLES / "blocklist.csv"
 FLAGGED_720 = SAMPLES / "clips" / "flagged_720p.mp4"

@@ -16,6 +16,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from .ports import free_port, wait_for_ports
+from .processes import stop
 
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 DEBIAN_PACKAGES = "nginx libnginx-mod-rtmp"
@@ -153,16 +154,6 @@ def nginx_conf(root: Path, rtmp_port: int, http_port: int, *, hls: bool = True) 
     )
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGQUIT)  # graceful: finishes HLS fragments, closes clients
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextmanager
 def nginx_rtmp_server(root: Path, *, hls: bool = True) -> Iterator[NginxRtmp]:
     """Start nginx-rtmp with its config, logs and HLS files under ``root``; stop it on exit.
@@ -195,4 +186,4 @@ def nginx_rtmp_server(root: Path, *, hls: bool = True) -> Iterator[NginxRtmp]:
             raise NginxUnavailable(f"nginx-rtmp did not start: {exc}\n{log}") from None
         yield server
     finally:
-        _stop(process)
+        stop(process, signal.SIGQUIT, STOP_TIMEOUT_S)  # SIGQUIT: graceful, closes clients

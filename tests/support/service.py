@@ -1,7 +1,6 @@
 """Run `streamguard run` as a real process and watch it from outside, as a platform would."""
 
 import json
-import signal
 import subprocess
 import sys
 import threading
@@ -11,13 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..support.ports import free_port, wait_for_ports
+from .ports import free_port, wait_for_ports
+from .processes import stop as stop_process
 
 
 class Service:
     """A `streamguard run` process: its events (stdout), its log (stderr), its /streams."""
 
-    def __init__(self, args: list[str], log_path: Path) -> None:
+    def __init__(self, args: list[str], log_path: Path, *, start_timeout_s: float = 20) -> None:
         self.port = free_port()
         self.log_path = log_path
         self._log = log_path.open("wb")
@@ -29,7 +29,9 @@ class Service:
         self.events: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._read_events, daemon=True)
         self._reader.start()
-        wait_for_ports(self.port, timeout_s=20, alive=lambda: self.process.poll() is None)
+        wait_for_ports(
+            self.port, timeout_s=start_timeout_s, alive=lambda: self.process.poll() is None
+        )
 
     def _read_events(self) -> None:
         for line in self.process.stdout:
@@ -67,13 +69,8 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """SIGTERM, as a service manager would; the exit code (killed after a timeout)."""
+        code = stop_process(self.process)
         self._reader.join(timeout=5)
         self._log.close()
-        return self.process.returncode
+        return code
