@@ -46,9 +46,11 @@ class Watcher:
         worker_id = settings.worker_id or f"{socket.gethostname()}/{os.getpid()}"
         threads = settings.hash_threads or os.cpu_count() or 1
         self._hash_pool = ThreadPoolExecutor(threads, thread_name_prefix="hash")
-        sink = StdoutSink()
+        self.sink = StdoutSink()
         self.workers = [
-            StreamWorker(stream, settings.ingest, self.blocklist, sink, self._hash_pool, worker_id)
+            StreamWorker(
+                stream, settings.ingest, self.blocklist, self.sink, self._hash_pool, worker_id
+            )
             for stream in settings.streams
         ]
 
@@ -96,10 +98,9 @@ def _routes(streams: Callable[[], Snapshots], ready: Callable[[], bool]) -> dict
 async def _run_in_process(settings: Settings) -> None:
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    watcher = Watcher(settings)  # ready once constructed: the blocklist is loaded
-    server = await serve(
-        settings.http_host, settings.http_port, _routes(watcher.snapshots, lambda: True)
-    )
+    watcher = Watcher(settings)  # the blocklist is loaded once constructed
+    routes = _routes(watcher.snapshots, lambda: watcher.sink.ready)
+    server = await serve(settings.http_host, settings.http_port, routes)
     try:
         await watcher.run(stop)
     finally:
