@@ -171,6 +171,11 @@ def test_replay_command_publishes_copies_until_interrupted(nginx_rtmp: NginxRtmp
     finally:
         process.send_signal(signal.SIGINT)
         # Generous: once, under a loaded CI machine, 10 s was not enough (see the issue note).
-        _, stderr = process.communicate(timeout=30)
+        try:
+            _, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
     assert process.returncode == 130
     assert "publishing" in stderr and "cli-0" not in stderr  # stream names are keys: redacted
