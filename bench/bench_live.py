@@ -152,8 +152,8 @@ def replaying(nginx: NginxRtmp, copies: int, work: Path) -> Iterator[tuple[subpr
     log.unlink(missing_ok=True)  # the publisher appends: start each run from an empty log
     command = [STREAMGUARD, "replay", str(CLIP), nginx.rtmp_url("lat-{n}")]
     command += ["--copies", str(copies), "--loop", "--keyframe-log", str(log)]
-    # SIGINT is Ctrl-C: every copy ends its FLV stream cleanly.
-    with started(command, work / "replay.log", stop_signal=signal.SIGINT) as process:
+    # Every copy ends its FLV stream cleanly on SIGTERM.
+    with started(command, work / "replay.log", stop_signal=signal.SIGTERM) as process:
         yield process, log
 
 

@@ -2,8 +2,10 @@
 
 import argparse
 import json
+import signal
 import socket
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -223,10 +225,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
         check_allowed(url, frozenset({"rtmp", "rtmps"}))
     print(
         f"replay: publishing {args.file} to {len(urls)} stream(s) in real time"
-        f"{', looping' if args.loop else ''}; Ctrl-C stops",
+        f"{', looping' if args.loop else ''}; Ctrl-C or SIGTERM stops",
         file=sys.stderr,
     )
-    errors = publish(args.file, urls, loop=args.loop, keyframe_log=args.keyframe_log)
+    # Explicit handlers: a background job inherits SIGINT ignored, and a service manager
+    # stops with SIGTERM. Either way every copy ends its stream cleanly.
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    errors = publish(args.file, urls, loop=args.loop, stop=stop, keyframe_log=args.keyframe_log)
     for error in errors:
         _error(error)
     return EXIT_ERROR if errors else EXIT_CLEAN

@@ -161,7 +161,7 @@ def test_subscriber_gets_eof_soon_after_the_publisher_stops(nginx_rtmp: NginxRtm
             assert time.monotonic() - stopping < 3, "still receiving 3 s after the publisher left"
 
 
-def test_replay_command_publishes_copies_until_interrupted(nginx_rtmp: NginxRtmp):
+def test_replay_command_publishes_copies_until_stopped(nginx_rtmp: NginxRtmp):
     command = [sys.executable, "-m", "streamguard", "replay", str(CLIP)]
     command += [nginx_rtmp.rtmp_url("cli"), "--copies", "2", "--loop"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
@@ -169,13 +169,12 @@ def test_replay_command_publishes_copies_until_interrupted(nginx_rtmp: NginxRtmp
         nginx_rtmp.wait_published("cli-0", timeout_s=10)
         nginx_rtmp.wait_published("cli-1", timeout_s=10)
     finally:
-        process.send_signal(signal.SIGINT)
-        # Generous: once, under a loaded CI machine, 10 s was not enough (see the issue note).
+        process.send_signal(signal.SIGTERM)
         try:
-            _, stderr = process.communicate(timeout=30)
+            _, stderr = process.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
             raise
-    assert process.returncode == 130
+    assert process.returncode == 0
     assert "publishing" in stderr and "cli-0" not in stderr  # stream names are keys: redacted
