@@ -37,3 +37,5 @@ test: $(BIN)/streamguard debian-packages lint
 bench: $(BIN)/streamguard debian-packages
 	$(BIN)/python bench/bench_index.py
 	$(BIN)/python bench/bench_scan.py
+	$(BIN)/python bench/bench_hash.py
+	$(BIN)/python bench/bench_live.py
