@@ -14,6 +14,7 @@ from typing import Any
 from streamguard.errors import StreamguardError
 from streamguard.hashing import ALGORITHMS
 from streamguard.ingest.sampler import Sampling
+from streamguard.ingest.source import HLS_HOLD_RELOADS, OPEN_TIMEOUT_S
 
 RUN_SCHEMES = ("rtmp", "rtmps", "http", "https")
 _STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -35,12 +36,12 @@ class IngestSettings:
     """How sources are opened and watched (seconds unless named otherwise)."""
 
     allowed_schemes: tuple[str, ...] = RUN_SCHEMES
-    open_timeout_s: float = 10.0
+    open_timeout_s: float = OPEN_TIMEOUT_S
     read_timeout_s: float = 5.0
     reconnect_initial_s: float = 1.0
     reconnect_max_s: float = 30.0
     max_lag_s: float = 4.0
-    hls_hold_reloads: int = 10
+    hls_hold_reloads: int = HLS_HOLD_RELOADS
     queue_size: int = 2
 
 

@@ -11,7 +11,6 @@ class Watch(StrEnum):
     WATCHING = "watching"
     RECONNECTING = "reconnecting"  # failed (error, stall); retrying with back-off
     ENDED = "ended"  # the publisher stopped; retrying in case it comes back
-    KILLED = "killed"
     FAILED = "failed"  # will not be retried (refused URL, oversized video)
     STOPPED = "stopped"
 
