@@ -1,6 +1,10 @@
-"""The in-memory blocklist a worker matches against: entries plus one index per algo."""
+"""The in-memory blocklist a worker matches against: one index per algo plus entry metadata.
 
-from collections.abc import Iterable, Mapping
+Entries are known by number: the Redis store numbers them (so its change log can
+name them), and a file blocklist numbers them in file order.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,18 +12,46 @@ import numpy as np
 
 from streamguard.blocklist.formats import Entry, load_blocklist_file
 from streamguard.blocklist.index import HammingIndex
+from streamguard.blocklist.metadata import ALGO_NAMES, EntryInfo, EntryTable, algo_code
 from streamguard.hashing import ALGORITHMS
 
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    entry: Entry
+    entry: EntryInfo
     distance: int
     threshold: int
 
 
+def _unique(numbers: np.ndarray, entries: Sequence[Entry]) -> tuple[np.ndarray, Sequence[Entry]]:
+    """Numbers as int64 with each given once: the last entry given for a number wins."""
+    numbers = np.asarray(numbers, np.int64)
+    if len(numbers) != len(entries):
+        raise ValueError(f"got {len(numbers)} numbers for {len(entries)} entries")
+    _, last_from_end = np.unique(numbers[::-1], return_index=True)
+    if len(last_from_end) == len(numbers):
+        return numbers, entries
+    keep = np.sort(len(numbers) - 1 - last_from_end)
+    return numbers[keep], [entries[i] for i in keep.tolist()]
+
+
+def _by_algo(
+    numbers: np.ndarray, entries: Sequence[Entry]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Algo -> (numbers, codes as uint8 rows) of the entries with that algo."""
+    algos = np.array([algo_code(entry.algo) for entry in entries], np.uint8)
+    grouped = {}
+    for name in ALGO_NAMES:
+        chosen = np.flatnonzero(algos == algo_code(name))
+        if len(chosen):
+            digests = b"".join(entries[i].digest for i in chosen.tolist())
+            codes = np.frombuffer(digests, np.uint8).reshape(len(chosen), -1)
+            grouped[name] = (numbers[chosen], codes)
+    return grouped
+
+
 class Blocklist:
-    """Entries keyed by (list, id); adding an existing key replaces it."""
+    """Matching state; ``put`` and ``drop`` may run while other threads ``search``."""
 
     def __init__(self, thresholds: Mapping[str, int] | None = None) -> None:
         self.thresholds = {name: spec.default_threshold for name, spec in ALGORITHMS.items()}
@@ -28,8 +60,7 @@ class Blocklist:
             name: HammingIndex(spec.bits, self.thresholds[name])
             for name, spec in ALGORITHMS.items()
         }
-        self._numbers: dict[tuple[str, str], int] = {}
-        self._entries: dict[int, Entry] = {}
+        self._table = EntryTable()
 
     @classmethod
     def from_files(
@@ -38,27 +69,49 @@ class Blocklist:
         algo: str | None = None,
         thresholds: Mapping[str, int] | None = None,
     ) -> "Blocklist":
-        """All files parsed before anything is added: one bad file loads nothing."""
-        entries = [entry for path in paths for entry in load_blocklist_file(path, algo=algo)]
-        blocklist = cls(thresholds)
-        blocklist.add(entries)
-        return blocklist
+        """All files parsed before anything is added: one bad file loads nothing.
 
-    def add(self, entries: Iterable[Entry]) -> None:
-        by_algo: dict[str, tuple[list[int], list[bytes]]] = {}
-        for entry in entries:
-            number = self._numbers.get(entry.key)
-            if number is not None and self._entries[number].algo != entry.algo:
-                self._indexes[self._entries[number].algo].remove(np.array([number]))
-            if number is None:
-                number = self._numbers[entry.key] = len(self._numbers)
-            self._entries[number] = entry
-            ids, digests = by_algo.setdefault(entry.algo, ([], []))
-            ids.append(number)
-            digests.append(entry.digest)
-        for algo, (ids, digests) in by_algo.items():
-            codes = np.frombuffer(b"".join(digests), np.uint8).reshape(len(ids), -1)
-            self._indexes[algo].add(np.array(ids, np.int64), codes)
+        An entry whose (list, id) comes again in a later file is replaced by it.
+        """
+        by_key = {
+            entry.key: entry for path in paths for entry in load_blocklist_file(path, algo=algo)
+        }
+        builder = BlocklistBuilder(thresholds)
+        builder.put(np.arange(len(by_key)), list(by_key.values()))
+        return builder.build()
+
+    def put(self, numbers: np.ndarray, entries: Sequence[Entry]) -> None:
+        """Add or replace entries by number; for a number given twice the last entry wins."""
+        numbers, entries = _unique(numbers, entries)
+        # An entry that changes algo leaves its old index; the new index replaces by number.
+        self._unindex(numbers)
+        # Metadata first: a search that finds the new code can then always describe it.
+        self._table.put(numbers, entries)
+        for name, (chosen, codes) in _by_algo(numbers, entries).items():
+            self._indexes[name].add(chosen, codes)
+
+    def adopt(self, other: "Blocklist") -> None:
+        """Take ``other``'s entries in place of these (a full reload).
+
+        Numbers mean the same entry in both, so a search that reads the new table
+        with the old index in between still describes what it finds.
+        """
+        self.thresholds = other.thresholds
+        self._table = other._table
+        self._indexes = other._indexes
+
+    def drop(self, numbers: np.ndarray) -> None:
+        """Remove entries by number; unknown numbers are ignored."""
+        numbers = np.unique(np.asarray(numbers, np.int64))
+        self._unindex(numbers)
+        self._table.drop(numbers)
+
+    def _unindex(self, numbers: np.ndarray) -> None:
+        held = self._table.algos_of(numbers)
+        for name in ALGO_NAMES:
+            chosen = numbers[held == algo_code(name)]
+            if len(chosen):
+                self._indexes[name].remove(chosen)
 
     @property
     def algos(self) -> list[str]:
@@ -69,13 +122,54 @@ class Blocklist:
         return {name: len(index) for name, index in self._indexes.items()}
 
     def __len__(self) -> int:
-        return sum(self.counts().values())
+        return len(self._table)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the indexes and the metadata columns."""
+        return self._table.nbytes + sum(index.nbytes for index in self._indexes.values())
 
     def search(self, algo: str, digest: bytes) -> list[Hit]:
         """Every entry of ``algo`` within its threshold of ``digest``, nearest first."""
         threshold = self.thresholds[algo]
-        ids, distances = self._indexes[algo].search(np.frombuffer(digest, np.uint8), threshold)
-        return [
-            Hit(self._entries[number], int(distance), threshold)
-            for number, distance in zip(ids.tolist(), distances.tolist(), strict=True)
-        ]
+        numbers, distances = self._indexes[algo].search(np.frombuffer(digest, np.uint8), threshold)
+        hits = []
+        for number, distance in zip(numbers.tolist(), distances.tolist(), strict=True):
+            entry = self._table.info(number)
+            if entry is not None:  # None: dropped since the index was searched
+                hits.append(Hit(entry, int(distance), threshold))
+        return hits
+
+
+class BlocklistBuilder:
+    """Collects entries batch by batch and indexes them once at the end.
+
+    Adding a large list to a live ``Blocklist`` batch by batch would merge its
+    indexes over and over; a full load goes through here instead.
+    """
+
+    def __init__(self, thresholds: Mapping[str, int] | None = None) -> None:
+        self._blocklist = Blocklist(thresholds)
+        self._batches: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {a: [] for a in ALGO_NAMES}
+
+    def __len__(self) -> int:
+        return len(self._blocklist._table)
+
+    def put(self, numbers: np.ndarray, entries: Sequence[Entry]) -> None:
+        numbers, entries = _unique(numbers, entries)
+        self._blocklist._table.put(numbers, entries)
+        for name, batch in _by_algo(numbers, entries).items():
+            self._batches[name].append(batch)
+
+    def build(self) -> Blocklist:
+        table = self._blocklist._table
+        for name, batches in self._batches.items():
+            if not batches:
+                continue
+            numbers = np.concatenate([numbers for numbers, _ in batches])
+            codes = np.concatenate([codes for _, codes in batches])
+            # A number put twice with different algos belongs to the index of its last algo.
+            current = table.algos_of(numbers) == algo_code(name)
+            self._blocklist._indexes[name].add(numbers[current], codes[current])
+            batches.clear()
+        return self._blocklist

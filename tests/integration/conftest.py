@@ -19,6 +19,7 @@ from streamguard.ingest.replay import publish
 from ..conftest import SAMPLES
 from ..support.nginx import STOP_TIMEOUT_S, NginxRtmp, NginxUnavailable, nginx_rtmp_server
 from ..support.processes import stop
+from ..support.redis import RedisServer, RedisUnavailable, redis_server
 
 _FAILED = pytest.StashKey[bool]()
 
@@ -41,6 +42,18 @@ def nginx_rtmp(request, tmp_path) -> Iterator[NginxRtmp]:
         pytest.fail(str(exc), pytrace=False)
     if request.node.stash.get(_FAILED, False) and server.error_log.exists():
         print(f"--- nginx error log {server.error_log} ---\n{server.error_log.read_text()}")
+
+
+@pytest.fixture
+def redis(request, tmp_path) -> Iterator[RedisServer]:
+    """A fresh redis-server (AOF on, so kill -9 and restart keep the data) per test."""
+    try:
+        with redis_server(tmp_path / "redis") as server:
+            yield server
+    except RedisUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if request.node.stash.get(_FAILED, False) and server.log.exists():
+        print(f"--- redis log {server.log} ---\n{server.log.read_text()[-4000:]}")
 
 
 @contextmanager

@@ -15,7 +15,7 @@ def frame_of(pixels: np.ndarray) -> Frame:
 def blocklist_with(pixels: np.ndarray) -> Blocklist:
     (pdq,) = hash_luma(Luma(pixels), ["pdq"])
     blocklist = Blocklist()
-    blocklist.add([Entry("pdq", pdq.digest, "e1", "l", "test")])
+    blocklist.put([0], [Entry("pdq", pdq.digest, "e1", "l", "test")])
     return blocklist
 
 

@@ -34,7 +34,7 @@ def frame(pixels, pts_s):
 def test_one_event_per_incident_and_bugs_cost_a_frame_not_the_stream():
     (pdq,) = hash_luma(Luma(FLAGGED), ["pdq"])
     blocklist = Blocklist()
-    blocklist.add([Entry("pdq", pdq.digest, "e1", "l", "test")])
+    blocklist.put([0], [Entry("pdq", pdq.digest, "e1", "l", "test")])
     sink = ListSink()
 
     async def scenario():

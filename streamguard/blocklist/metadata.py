@@ -1,0 +1,154 @@
+"""What events say about each blocklist entry, held in columns by entry number.
+
+Ten million entries as Python objects would take gigabytes. Here an entry costs
+17 bytes plus the UTF-8 text of its id and label; list and category names are
+stored once. Lookups only happen for hits, so they may be slow; the lock keeps
+a lookup from seeing an entry half-written by the thread that applies changes.
+"""
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from streamguard.blocklist.formats import Entry
+from streamguard.hashing import ALGORITHMS
+
+ALGO_NAMES = tuple(ALGORITHMS)
+NO_ENTRY = 0  # algo code of a number without an entry
+_MAX_TEXT = 0xFFFF  # id and label are each cut to this many UTF-8 bytes
+
+
+def algo_code(name: str) -> int:
+    return ALGO_NAMES.index(name) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class EntryInfo:
+    """An entry as matches report it: everything but the hash."""
+
+    algo: str
+    id: str
+    list: str
+    category: str
+    label: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.list, self.id)
+
+
+class EntryTable:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._algo = np.zeros(0, np.uint8)
+        self._list = np.zeros(0, np.uint16)
+        self._category = np.zeros(0, np.uint16)
+        self._offset = np.zeros(0, np.int64)
+        self._id_len = np.zeros(0, np.uint16)
+        self._label_len = np.zeros(0, np.uint16)
+        self._text = bytearray()
+        self._garbage = 0  # bytes of _text no entry points to any more
+        self._names: list[str] = []
+        self._codes: dict[str, int] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    @property
+    def nbytes(self) -> int:
+        columns = (self._algo, self._list, self._category, self._offset)
+        return sum(c.nbytes for c in (*columns, self._id_len, self._label_len)) + len(self._text)
+
+    def algos_of(self, numbers: np.ndarray) -> np.ndarray:
+        """Algo code of each number (``NO_ENTRY`` if it has none)."""
+        inside = numbers < len(self._algo)
+        codes = np.zeros(len(numbers), np.uint8)
+        codes[inside] = self._algo[numbers[inside]]
+        return codes
+
+    def put(self, numbers: np.ndarray, entries: Sequence[Entry]) -> None:
+        """Store ``entries[i]`` as number ``numbers[i]``, replacing what that number held."""
+        encoded = [
+            (entry.id.encode()[:_MAX_TEXT], entry.label.encode()[:_MAX_TEXT]) for entry in entries
+        ]
+        with self._lock:
+            self._grow(int(numbers.max(initial=-1)) + 1)
+            self._forget(numbers)
+            offsets = np.empty(len(entries), np.int64)
+            position = len(self._text)
+            for i, (entry_id, label) in enumerate(encoded):
+                offsets[i] = position
+                position += len(entry_id) + len(label)
+            self._text += b"".join(part for pair in encoded for part in pair)
+            self._offset[numbers] = offsets
+            self._id_len[numbers] = [len(entry_id) for entry_id, _ in encoded]
+            self._label_len[numbers] = [len(label) for _, label in encoded]
+            self._list[numbers] = [self._code(entry.list) for entry in entries]
+            self._category[numbers] = [self._code(entry.category) for entry in entries]
+            self._algo[numbers] = [algo_code(entry.algo) for entry in entries]
+            self._count += len(entries)
+
+    def drop(self, numbers: np.ndarray) -> None:
+        with self._lock:
+            self._forget(numbers[numbers < len(self._algo)])
+            if self._garbage > max(len(self._text) // 2, 1 << 20):
+                self._compact()
+
+    def info(self, number: int) -> EntryInfo | None:
+        """The entry with this number, None if there is none (any more)."""
+        with self._lock:
+            if number >= len(self._algo) or self._algo[number] == NO_ENTRY:
+                return None
+            start = int(self._offset[number])
+            middle = start + int(self._id_len[number])
+            end = middle + int(self._label_len[number])
+            return EntryInfo(
+                algo=ALGO_NAMES[self._algo[number] - 1],
+                id=self._text[start:middle].decode(errors="replace"),
+                list=self._names[self._list[number]],
+                category=self._names[self._category[number]],
+                label=self._text[middle:end].decode(errors="replace"),
+            )
+
+    # -- under the lock -------------------------------------------------------------------
+
+    def _code(self, name: str) -> int:
+        code = self._codes.get(name)
+        if code is None:
+            if len(self._names) > np.iinfo(np.uint16).max:
+                raise ValueError("more than 65,535 distinct list and category names")
+            code = self._codes[name] = len(self._names)
+            self._names.append(name)
+        return code
+
+    def _grow(self, size: int) -> None:
+        if size <= len(self._algo):
+            return
+        capacity = max(size, 2 * len(self._algo), 1024)
+        for name in ("_algo", "_list", "_category", "_offset", "_id_len", "_label_len"):
+            column = getattr(self, name)
+            grown = np.zeros(capacity, column.dtype)
+            grown[: len(column)] = column
+            setattr(self, name, grown)
+
+    def _forget(self, numbers: np.ndarray) -> None:
+        held = numbers[self._algo[numbers] != NO_ENTRY]
+        self._garbage += int(self._id_len[held].sum(dtype=np.int64))
+        self._garbage += int(self._label_len[held].sum(dtype=np.int64))
+        self._algo[held] = NO_ENTRY
+        self._count -= len(held)
+
+    def _compact(self) -> None:
+        """Rewrite the text without the parts of removed or replaced entries."""
+        live = np.flatnonzero(self._algo != NO_ENTRY)
+        text = bytearray()
+        for number in live.tolist():
+            start = int(self._offset[number])
+            end = start + int(self._id_len[number]) + int(self._label_len[number])
+            self._offset[number] = len(text)
+            text += self._text[start:end]
+        self._text = text
+        self._garbage = 0

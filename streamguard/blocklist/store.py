@@ -1,0 +1,404 @@
+"""The shared blocklist in Redis: entries, counts, and the change log workers follow.
+
+The data model is described in docs/blocklist-store.md. In short, under one hash tag
+(so Redis Cluster keeps the keys on one slot):
+
+- ``meta``    HASH  epoch (random, set when the store is created), version, seq
+- ``keys``    HASH  "list<US>id" -> entry number (numbers are never reused)
+- ``entries`` HASH  number -> JSON [algo, hash, list, id, category, label, source, added_at]
+- ``counts``  HASH  "algo<US>pdq", "list<US>…", "category<US>…" -> live entries
+- ``changes`` STREAM one record per write: e (epoch), v (version), op (add|remove), d
+
+Writes run as Lua scripts, each atomic: the entries, the counts, the version and the
+change record move together, so a worker that has applied change ``v`` holds exactly
+the store as of ``v``. A worker resuming after a gap checks that the next record is
+``v + 1`` of the same epoch; anything else means it missed changes and must reload.
+"""
+
+import json
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
+
+from streamguard.blocklist.formats import Entry
+from streamguard.errors import StreamguardError
+from streamguard.ingest.urls import redact
+
+DEFAULT_PREFIX = "streamguard:"
+DEFAULT_MAX_CHANGES = 10_000
+WRITE_BATCH = 2_000  # entries per script call: Lua's unpack() stops near 8,000 values
+_SEPARATOR = "\x1f"
+
+_COUNT_DELTAS = """
+local function count(deltas, content, by)
+  local row = cjson.decode(content)
+  for _, field in ipairs({'algo\\31' .. row[1], 'list\\31' .. row[3], 'category\\31' .. row[5]}) do
+    deltas[field] = (deltas[field] or 0) + by
+  end
+end
+local function apply_counts(counts, deltas)
+  for field, by in pairs(deltas) do
+    if by ~= 0 and redis.call('HINCRBY', counts, field, by) <= 0 then
+      redis.call('HDEL', counts, field)
+    end
+  end
+end
+local function record(meta, changes, maxlen, epoch, op, lines)
+  redis.call('HSETNX', meta, 'epoch', epoch)
+  local version = redis.call('HINCRBY', meta, 'version', 1)
+  redis.call('XADD', changes, 'MAXLEN', '~', maxlen, '*',
+    'e', redis.call('HGET', meta, 'epoch'), 'v', version, 'op', op, 'd', table.concat(lines, '\\n'))
+end
+"""
+
+# KEYS meta keys entries counts changes; ARGV maxlen epoch now, then key, content-prefix pairs.
+# An entry's content is its JSON array without added_at; an unchanged entry is left alone
+# and keeps its added_at, so importing a file again changes nothing.
+_WRITE = (
+    _COUNT_DELTAS
+    + """
+local meta, keys, entries, counts, changes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local maxlen, epoch, now = ARGV[1], ARGV[2], ARGV[3]
+local n = (#ARGV - 3) / 2
+local names = {}
+for i = 1, n do names[i] = ARGV[2 + 2 * i] end
+local numbers = redis.call('HMGET', keys, unpack(names))
+local known = {}
+for i = 1, n do if numbers[i] then known[#known + 1] = numbers[i] end end
+local old = {}
+if #known > 0 then
+  local values = redis.call('HMGET', entries, unpack(known))
+  for j, number in ipairs(known) do old[number] = values[j] end
+end
+local seq = tonumber(redis.call('HGET', meta, 'seq') or '0')
+local deltas, new_keys, new_entries, lines = {}, {}, {}, {}
+local added, updated = 0, 0
+for i = 1, n do
+  local prefix = ARGV[3 + 2 * i]
+  local number, content = numbers[i], nil
+  if not number then
+    seq = seq + 1
+    number = tostring(seq)
+    new_keys[#new_keys + 1] = names[i]
+    new_keys[#new_keys + 1] = number
+    content = prefix .. ',' .. now .. ']'
+    added = added + 1
+  else
+    local before = old[number]
+    if before == nil or string.sub(before, 1, #prefix + 1) ~= prefix .. ',' then
+      local added_at = before and string.match(before, ',([^,]*)]$') or now
+      content = prefix .. ',' .. added_at .. ']'
+      if before then count(deltas, before, -1) end
+      updated = updated + 1
+    end
+  end
+  if content then
+    count(deltas, content, 1)
+    new_entries[#new_entries + 1] = number
+    new_entries[#new_entries + 1] = content
+    lines[#lines + 1] = number .. '\\t' .. content
+  end
+end
+if #new_keys > 0 then
+  redis.call('HSET', keys, unpack(new_keys))
+  redis.call('HSET', meta, 'seq', seq)
+end
+if #lines > 0 then
+  redis.call('HSET', entries, unpack(new_entries))
+  apply_counts(counts, deltas)
+  record(meta, changes, maxlen, epoch, 'add', lines)
+end
+return {added, updated}
+"""
+)
+
+# KEYS as above; ARGV maxlen epoch, then keys ("list<US>id") to remove.
+_REMOVE = (
+    _COUNT_DELTAS
+    + """
+local meta, keys, entries, counts, changes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local maxlen, epoch = ARGV[1], ARGV[2]
+local names = {}
+for i = 3, #ARGV do names[#names + 1] = ARGV[i] end
+local numbers = redis.call('HMGET', keys, unpack(names))
+local found, lines, deltas = {}, {}, {}
+for i = 1, #names do
+  if numbers[i] then
+    found[#found + 1] = names[i]
+    lines[#lines + 1] = numbers[i]
+  end
+end
+if #lines == 0 then return 0 end
+for _, content in ipairs(redis.call('HMGET', entries, unpack(lines))) do
+  if content then count(deltas, content, -1) end
+end
+redis.call('HDEL', keys, unpack(found))
+redis.call('HDEL', entries, unpack(lines))
+apply_counts(counts, deltas)
+record(meta, changes, maxlen, epoch, 'remove', lines)
+return #lines
+"""
+)
+
+
+class StoreError(StreamguardError):
+    """Redis cannot be used: unreachable, refused the credentials, or not a blocklist store."""
+
+
+class ChangesMissed(StreamguardError):
+    """The change log no longer holds the changes after a worker's position: reload."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str = ""  # empty: no Redis, blocklists come from files
+    prefix: str = DEFAULT_PREFIX
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    max_changes: int = DEFAULT_MAX_CHANGES
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """How far a reader has got: the store's epoch, its version, the last change record id."""
+
+    epoch: bytes
+    version: int
+    record_id: bytes
+
+
+NO_STORE = Position(b"", 0, b"0-0")  # nothing under the prefix yet
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    version: int
+    record_id: bytes
+    numbers: np.ndarray
+    entries: list[Entry] | None  # None for a removal
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    entry: Entry
+    source: str
+    added_at: float
+
+
+def connect(settings: RedisSettings) -> aioredis.Redis:
+    """A client for ``settings.url`` (redis://, rediss:// for TLS, unix://); lazy, no I/O yet."""
+    options: dict[str, object] = {
+        "socket_connect_timeout": settings.timeout_s,
+        "socket_timeout": settings.timeout_s,
+        "health_check_interval": 10,
+    }
+    if settings.password_file is not None:
+        try:
+            options["password"] = settings.password_file.read_text().strip()
+        except OSError as exc:
+            raise StoreError(
+                f"{settings.password_file}: cannot read password ({exc.strerror})"
+            ) from None
+    if settings.url.startswith("rediss://"):
+        options["ssl_ca_certs"] = settings.ca_file and str(settings.ca_file)
+        options["ssl_certfile"] = settings.cert_file and str(settings.cert_file)
+        options["ssl_keyfile"] = settings.key_file and str(settings.key_file)
+    try:
+        return aioredis.Redis.from_url(settings.url, **options)
+    except ValueError as exc:
+        raise StoreError(f"{redact(settings.url)}: not a Redis URL ({exc})") from None
+
+
+def describe(error: RedisError, url: str) -> str:
+    """One line for a Redis failure, with the URL's password hidden."""
+    text = str(error)
+    if isinstance(error, AuthenticationError | ResponseError):
+        if any(s in text for s in ("NOAUTH", "Authentication required", "HELLO must be called")):
+            return f"{redact(url)}: Redis requires a password (none given)"
+        if isinstance(error, AuthenticationError) or "WRONGPASS" in text:
+            return f"{redact(url)}: authentication failed (wrong user name or password)"
+    reason = text.split("\n")[0] or error.__class__.__name__
+    return f"{redact(url)}: {reason}"
+
+
+def _content_prefix(entry: Entry, source: str) -> str:
+    """The entry's JSON array without its closing ``,added_at]``."""
+    row = [entry.algo, entry.digest.hex(), entry.list, entry.id]
+    row += [entry.category, entry.label, source]
+    return json.dumps(row, ensure_ascii=False, separators=(",", ":"))[:-1]
+
+
+def _entry(row: list) -> Entry:
+    algo, hex_hash, entry_list, entry_id, category, label = row[:6]
+    return Entry(algo, bytes.fromhex(hex_hash), entry_id, entry_list, category, label)
+
+
+def parse_contents(contents: Sequence[bytes]) -> list[Entry]:
+    return [_entry(row) for row in _rows(contents)]
+
+
+def _rows(contents: Sequence[bytes]) -> list[list]:
+    """Parse many JSON arrays in one call (much faster than one call per entry)."""
+    return json.loads(b"[" + b",".join(contents) + b"]")
+
+
+def _after(record_id: bytes) -> bytes:
+    """The smallest stream id after ``record_id``: exclusive ranges work on Redis 6.0 too."""
+    ms, _, seq = record_id.partition(b"-")
+    return b"%s-%d" % (ms, int(seq or 0) + 1)
+
+
+class BlocklistStore:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str = DEFAULT_PREFIX,
+        max_changes: int = DEFAULT_MAX_CHANGES,
+    ) -> None:
+        self.client = client
+        self.max_changes = max_changes
+        keys = ("meta", "keys", "entries", "counts", "changes")
+        self._meta, self._keys, self._entries, self._counts, self._changes = (
+            f"{prefix}{{blocklist}}:{name}" for name in keys
+        )
+        self._write = client.register_script(_WRITE)
+        self._remove = client.register_script(_REMOVE)
+
+    @property
+    def _all_keys(self) -> list[str]:
+        return [self._meta, self._keys, self._entries, self._counts, self._changes]
+
+    # -- writing --------------------------------------------------------------------------
+
+    async def write(self, entries: Sequence[Entry], source: str, now: float) -> tuple[int, int]:
+        """Add or update entries, keyed by (list, id); returns (added, updated).
+
+        Each batch of ``WRITE_BATCH`` is atomic and the batches are pipelined. Entries
+        that equal what is stored are left alone, so a repeated import writes nothing.
+        """
+        entries = list({entry.key: entry for entry in entries}.values())  # last one wins
+        epoch = secrets.token_hex(8)
+        added = updated = 0
+        async with self.client.pipeline(transaction=False) as pipe:
+            for start in range(0, len(entries), WRITE_BATCH):
+                args: list[object] = [self.max_changes, epoch, f"{now:.3f}"]
+                for entry in entries[start : start + WRITE_BATCH]:
+                    args += [f"{entry.list}{_SEPARATOR}{entry.id}", _content_prefix(entry, source)]
+                await self._write(keys=self._all_keys, args=args, client=pipe)
+                if len(pipe) >= 16:
+                    added, updated = _sum(await pipe.execute(), added, updated)
+            added, updated = _sum(await pipe.execute(), added, updated)
+        return added, updated
+
+    async def remove(self, keys: Sequence[tuple[str, str]]) -> int:
+        """Remove entries by (list, id); returns how many existed."""
+        epoch = secrets.token_hex(8)
+        removed = 0
+        for start in range(0, len(keys), WRITE_BATCH):
+            names = [
+                f"{name}{_SEPARATOR}{entry_id}"
+                for name, entry_id in keys[start : start + WRITE_BATCH]
+            ]
+            removed += await self._remove(
+                keys=self._all_keys, args=[self.max_changes, epoch, *names]
+            )
+        return removed
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def counts(self) -> dict[str, dict[str, int]]:
+        """Live entries per algo, list and category."""
+        grouped: dict[str, dict[str, int]] = {"algo": {}, "list": {}, "category": {}}
+        for field, value in (await self.client.hgetall(self._counts)).items():
+            kind, _, name = field.decode().partition(_SEPARATOR)
+            grouped.setdefault(kind, {})[name] = int(value)
+        return grouped
+
+    async def position(self) -> Position:
+        """The store's current position; ``NO_STORE`` if there is no blocklist under the prefix."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hmget(self._meta, ["epoch", "version"])
+            pipe.xrevrange(self._changes, count=1)
+            (epoch, version), last = await pipe.execute()
+        if epoch is None:
+            return NO_STORE
+        return Position(epoch, int(version or 0), last[0][0] if last else b"0-0")
+
+    async def scan(self, batch: int = 10_000) -> AsyncIterator[tuple[np.ndarray, list[bytes]]]:
+        """Every entry as (numbers, contents), in batches of about ``batch``.
+
+        An entry may come twice. ``parse_contents`` makes entries of the contents; a
+        large load does that off the event loop.
+        """
+        cursor = 0
+        while True:
+            cursor, found = await self.client.hscan(self._entries, cursor, count=batch)
+            if found:
+                yield np.fromiter(map(int, found), np.int64, len(found)), list(found.values())
+            if cursor == 0:
+                return
+
+    async def export(self, batch: int = 10_000) -> AsyncIterator[StoredEntry]:
+        """Every entry with its source and the time it was first added."""
+        async for _, contents in self.scan(batch):
+            for row in _rows(contents):
+                yield StoredEntry(_entry(row), source=row[6], added_at=float(row[7]))
+
+    async def changes(self, since: Position, block_ms: int) -> list[Change]:
+        """Changes after ``since``, waiting up to ``block_ms`` for one.
+
+        Raises ChangesMissed if the log cannot continue from ``since`` (trimmed, or
+        the store was emptied and made again), StoreError if the store is gone.
+        """
+        found = await self.client.xread({self._changes: since.record_id}, count=64, block=block_ms)
+        records = found[0][1] if found else []
+        if not records:
+            await self._check_idle(since)
+            return []
+        changes, version = [], since.version
+        for record_id, fields in records:
+            if fields[b"e"] != since.epoch or int(fields[b"v"]) != version + 1:
+                raise ChangesMissed(
+                    f"change log jumps from version {version} to {int(fields[b'v'])}"
+                )
+            version += 1
+            changes.append(_change(version, record_id, fields))
+        return changes
+
+    async def _check_idle(self, since: Position) -> None:
+        """Nothing new in the log after ``since``: make sure that is because nothing changed."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hmget(self._meta, ["epoch", "version"])
+            pipe.xrange(self._changes, min=_after(since.record_id), count=1)
+            (epoch, version), newer = await pipe.execute()
+        if epoch is None and since.epoch:
+            raise StoreError("the blocklist is gone from Redis (emptied or wrong prefix?)")
+        moved = (epoch or b"") != since.epoch or int(version or 0) != since.version
+        if moved and not newer:
+            raise ChangesMissed(
+                f"store is at version {int(version or 0)}, log ends at {since.version}"
+            )
+
+
+def _change(version: int, record_id: bytes, fields: dict[bytes, bytes]) -> Change:
+    lines = fields[b"d"].split(b"\n")
+    if fields[b"op"] == b"remove":
+        return Change(version, record_id, np.array([int(x) for x in lines], np.int64), None)
+    numbers, contents = zip(*(line.split(b"\t", 1) for line in lines), strict=True)
+    return Change(
+        version, record_id, np.array([int(x) for x in numbers], np.int64), parse_contents(contents)
+    )
+
+
+def _sum(results: list, added: int, updated: int) -> tuple[int, int]:
+    for batch_added, batch_updated in results:
+        added, updated = added + batch_added, updated + batch_updated
+    return added, updated

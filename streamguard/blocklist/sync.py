@@ -1,0 +1,195 @@
+"""Keeps a worker's in-memory blocklist equal to the Redis store.
+
+A full load at start, then the change log. Matching never waits on Redis: while
+Redis is away the worker keeps the index it has, reports how stale it is, and
+resumes from its position in the log when Redis returns (or reloads in full if
+the log no longer reaches back that far).
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from streamguard.blocklist.memory import Blocklist, BlocklistBuilder
+from streamguard.blocklist.store import (
+    NO_STORE,
+    BlocklistStore,
+    Change,
+    ChangesMissed,
+    Position,
+    RedisSettings,
+    StoreError,
+    connect,
+    describe,
+    parse_contents,
+)
+from streamguard.ingest.urls import redact
+
+log = logging.getLogger("streamguard.blocklist")
+WAIT_MS = 1000  # longest wait for a change; staleness stays below this while connected
+RETRY_INITIAL_S = 0.5
+RETRY_MAX_S = 15.0
+
+
+class BlocklistSync:
+    """``blocklist`` is the object workers match against; a reload replaces its contents."""
+
+    def __init__(
+        self,
+        settings: RedisSettings,
+        thresholds: Mapping[str, int] | None = None,
+        *,
+        clock=time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.thresholds = dict(thresholds or {})
+        self.blocklist = Blocklist(self.thresholds)
+        self.loaded = asyncio.Event()
+        self.connected = False
+        self.reloads = 0
+        self.changes_applied = 0
+        self.last_error = ""
+        self._clock = clock
+        self._synced_at: float | None = None
+        self._position: Position | None = None
+        # Index updates are CPU work: one thread, so the event loop keeps deciding frames.
+        self._updates = ThreadPoolExecutor(1, thread_name_prefix="blocklist")
+        self._rng = random.Random()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Make ``run`` return within about a second.
+
+        Preferred to cancelling the task: redis-py can lose a cancellation that lands
+        inside a blocking read (redis/redis-py#2028), and the task would never end.
+        """
+        self._stop.set()
+
+    @property
+    def stale_s(self) -> float | None:
+        """Seconds since the blocklist was last known to equal the store (None before)."""
+        return None if self._synced_at is None else self._clock() - self._synced_at
+
+    def status(self) -> dict[str, Any]:
+        stale = self.stale_s
+        return {
+            "source": "redis",
+            "url": redact(self.settings.url),
+            "loaded": self.loaded.is_set(),
+            "connected": self.connected,
+            "entries": len(self.blocklist),
+            "version": None if self._position is None else self._position.version,
+            "stale_s": None if stale is None else round(stale, 3),
+            "reloads": self.reloads,
+            "error": self.last_error,
+        }
+
+    async def run(self) -> None:
+        """Load, then follow the change log, until ``stop``."""
+        client = connect(self.settings)
+        store = BlocklistStore(client, self.settings.prefix, self.settings.max_changes)
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    if self._position is None:
+                        await self._load(store)
+                    await self._follow(store)
+                except ChangesMissed as exc:
+                    log.warning("blocklist: %s; reloading in full", exc)
+                    self._position = None
+                    continue
+                except RedisError as exc:
+                    self._lost(describe(exc, self.settings.url))
+                except (StoreError, OSError) as exc:
+                    self._lost(str(exc))
+                except Exception as exc:  # a bug must not end the sync: retry, loudly
+                    log.exception("blocklist: sync failed")
+                    self._lost(f"internal error ({exc.__class__.__name__})")
+                failures += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self._backoff_s(failures))
+        finally:
+            self._updates.shutdown(wait=False, cancel_futures=True)
+            await client.aclose()
+
+    def _backoff_s(self, failures: int) -> float:
+        delay = min(RETRY_MAX_S, RETRY_INITIAL_S * 2 ** min(failures - 1, 10))
+        return self._rng.uniform(delay / 2, delay)
+
+    def _lost(self, error: str) -> None:
+        if self.connected or error != self.last_error:
+            state = "keeping the loaded entries" if self.loaded.is_set() else "not loaded yet"
+            log.error("blocklist: Redis unavailable (%s); %s; retrying", error, state)
+        self.connected = False
+        self.last_error = error
+
+    async def _load(self, store: BlocklistStore) -> None:
+        started = time.perf_counter()
+        position = await store.position()
+        if position is NO_STORE and len(self.blocklist):
+            raise StoreError(f"no blocklist under prefix '{self.settings.prefix}' any more")
+        loop = asyncio.get_running_loop()
+        builder = BlocklistBuilder(self.thresholds)
+        async for numbers, contents in store.scan():
+            await loop.run_in_executor(self._updates, _put_contents, builder, numbers, contents)
+        fresh = await loop.run_in_executor(self._updates, builder.build)
+        self.blocklist.adopt(fresh)
+        self._position = position
+        self._synced()
+        if self.loaded.is_set():
+            self.reloads += 1
+        self.loaded.set()
+        counts = ", ".join(f"{algo} {n}" for algo, n in self.blocklist.counts().items() if n)
+        log.info(
+            "blocklist: loaded %d entries (%s) from %s at version %d in %.1f s",
+            len(self.blocklist),
+            counts or "empty",
+            redact(self.settings.url),
+            position.version,
+            time.perf_counter() - started,
+        )
+
+    async def _follow(self, store: BlocklistStore) -> None:
+        loop = asyncio.get_running_loop()
+        position = self._position
+        while position is not None and not self._stop.is_set():
+            changes = await store.changes(position, WAIT_MS)
+            if changes:
+                await loop.run_in_executor(self._updates, self._apply, changes)
+                last = changes[-1]
+                position = self._position = Position(position.epoch, last.version, last.record_id)
+            self._synced()
+
+    def _apply(self, changes: list[Change]) -> None:
+        for change in changes:
+            if change.entries is None:
+                self.blocklist.drop(change.numbers)
+            else:
+                self.blocklist.put(change.numbers, change.entries)
+            self.changes_applied += 1
+            log.info(
+                "blocklist: version %d: %s %d entries",
+                change.version,
+                "removed" if change.entries is None else "added or updated",
+                len(change.numbers),
+            )
+
+    def _synced(self) -> None:
+        if not self.connected:
+            if self.last_error:
+                log.info("blocklist: Redis is back; in sync")
+            self.connected = True
+            self.last_error = ""
+        self._synced_at = self._clock()
+
+
+def _put_contents(builder: BlocklistBuilder, numbers, contents: list[bytes]) -> None:
+    builder.put(numbers, parse_contents(contents))

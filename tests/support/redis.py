@@ -1,0 +1,81 @@
+"""A real redis-server on a free loopback port, with AOF so a kill -9 keeps the data."""
+
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .ports import free_port, wait_for_ports
+from .processes import stop
+
+
+class RedisUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class RedisServer:
+    directory: Path
+    password: str = ""
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "redis.log"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RedisUnavailable(
+                "redis-server is needed: install the Debian package redis-server"
+            )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = [
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            f"dir {self.directory}",
+            "appendonly yes",
+            "appendfsync always",
+            'save ""',
+            f"logfile {self.log}",
+        ]
+        if self.password:
+            config.append(f"requirepass {self.password}")
+        (self.directory / "redis.conf").write_text("\n".join(config) + "\n")
+        self.process = subprocess.Popen([binary, str(self.directory / "redis.conf")])
+        process = self.process
+        wait_for_ports(self.port, alive=lambda: process.poll() is None)
+
+    def kill(self) -> None:
+        """kill -9: what a crash does."""
+        if self.process is not None:
+            stop(self.process, signal.SIGKILL)
+            self.process = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+
+@contextmanager
+def redis_server(directory: Path, password: str = "") -> Iterator[RedisServer]:
+    server = RedisServer(directory, password)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
