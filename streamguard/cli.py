@@ -1,7 +1,9 @@
 """The ``streamguard`` command. Exit codes follow clamscan: 0 clean, 1 match, 2 error."""
 
 import argparse
+import asyncio
 import json
+import os
 import signal
 import socket
 import sys
@@ -14,7 +16,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from streamguard import __version__, config
+from streamguard.blocklist import commands as blocklist_commands
 from streamguard.blocklist.memory import Blocklist
+from streamguard.blocklist.store import RedisSettings
+from streamguard.blocklist.sync import load_once
 from streamguard.detect.matcher import FrameMatcher, Match, strongest
 from streamguard.errors import SourceError, StreamguardError
 from streamguard.events.schema import build_event, match_fields
@@ -138,8 +143,19 @@ def _print_match(match: Match, as_json: bool) -> None:
         )
 
 
+def _scan_blocklist(args: argparse.Namespace) -> Blocklist:
+    redis = blocklist_commands.redis_settings(args, config.redis_from_environment(RedisSettings()))
+    if redis.url and args.blocklist:
+        raise config.ConfigError("give --blocklist FILE or --redis URL, not both")
+    if redis.url:
+        return asyncio.run(load_once(redis, dict(args.max_distance)))
+    if not args.blocklist:
+        raise config.ConfigError("no blocklist: give --blocklist FILE or --redis URL")
+    return Blocklist.from_files(args.blocklist, args.algo, dict(args.max_distance))
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
-    blocklist = Blocklist.from_files(args.blocklist, args.algo, dict(args.max_distance))
+    blocklist = _scan_blocklist(args)
     matcher = FrameMatcher(blocklist)
 
     def scan_one(source: str) -> None:
@@ -196,6 +212,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         blocklists=settings.blocklists + tuple(args.blocklist),
         blocklist_algo=args.algo or settings.blocklist_algo,
         max_distance={**settings.max_distance, **dict(args.max_distance)},
+        redis=blocklist_commands.redis_settings(args, settings.redis),
     )
     if args.http:
         settings = config.with_http(settings, args.http)
@@ -203,9 +220,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = replace(settings, processes=args.processes)
     if not settings.streams:
         raise config.ConfigError("no streams: give --stream ID=URL or [[streams]] in --config")
-    if not settings.blocklists:
+    if settings.redis.url and settings.blocklists:
+        raise config.ConfigError("give blocklist files or a Redis URL, not both")
+    if not settings.blocklists and not settings.redis.url:
         raise config.ConfigError(
-            "no blocklist: give --blocklist FILE or blocklist.files in --config"
+            "no blocklist: give --blocklist FILE, --redis URL, or either in --config"
         )
     config.check_streams(settings.streams)
     allowed = frozenset(settings.ingest.allowed_schemes)
@@ -275,10 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--blocklist",
         action="append",
         type=Path,
-        required=True,
+        default=[],
         metavar="FILE",
         help="blocklist file (CSV/TSV/JSON lines, or bare hashes with --algo); repeatable",
     )
+    blocklist_commands.add_redis_options(scan, default_url=None)
     scan.add_argument(
         "--algo", choices=list(ALGORITHMS), help="algorithm of bare one-hash-per-line files"
     )
@@ -309,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--blocklist", action="append", type=Path, default=[], metavar="FILE", help="repeatable"
     )
     run.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm of bare hash files")
+    blocklist_commands.add_redis_options(run, default_url=None)
     run.add_argument(
         "--max-distance", action="append", type=_max_distance, default=[], metavar="ALGO=N"
     )
@@ -319,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--processes", type=int, metavar="N", help="worker processes (default: one per core)"
     )
     run.set_defaults(handler=cmd_run)
+
+    blocklist_commands.add_parser(commands)
 
     replay = commands.add_parser(
         "replay", help="publish a file as a live RTMP stream in real time (stream copy)"
@@ -354,3 +377,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `export | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR

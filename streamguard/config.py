@@ -7,10 +7,12 @@ events on stdout). See docs/configuration.md for the file format.
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from streamguard.blocklist.store import RedisSettings
 from streamguard.errors import StreamguardError
 from streamguard.hashing import ALGORITHMS
 from streamguard.ingest.sampler import Sampling
@@ -52,6 +54,7 @@ class Settings:
     blocklist_algo: str | None = None
     max_distance: dict[str, int] = field(default_factory=dict)
     ingest: IngestSettings = field(default_factory=IngestSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
     http_host: str = "127.0.0.1"
     http_port: int = 9310
     processes: int = 0  # 0: one per core
@@ -106,6 +109,29 @@ def _ingest(where: str, table: dict[str, Any]) -> IngestSettings:
     return IngestSettings(**values)
 
 
+def _redis(where: str, table: Any, base: Path) -> RedisSettings:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    known = RedisSettings.__dataclass_fields__
+    if unknown := set(table) - set(known):
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key in ("url", "prefix"):
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}.{key}: expected a string")
+            values[key] = value
+        elif key.endswith("_file"):
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{where}.{key}: expected a file path")
+            values[key] = base / value
+        elif key == "max_changes":
+            values[key] = _count(f"{where}.max_changes", value) or RedisSettings.max_changes
+        else:
+            values[key] = _seconds(f"{where}.{key}", value)
+    return RedisSettings(**values)
+
+
 def load_file(path: Path) -> Settings:
     """Settings from a TOML file (see docs/configuration.md)."""
     try:
@@ -116,7 +142,8 @@ def load_file(path: Path) -> Settings:
         raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    known = {"streams", "blocklist", "ingest", "http", "processes", "hash_threads", "worker_id"}
+    known = {"streams", "blocklist", "redis", "ingest", "http", "processes", "hash_threads"}
+    known.add("worker_id")
     if unknown := set(data) - known:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     streams = []
@@ -141,6 +168,7 @@ def load_file(path: Path) -> Settings:
         blocklist_algo=blocklist.get("algo"),
         max_distance=dict(max_distance),
         ingest=_ingest(f"{path}: ingest", data.get("ingest", {})),
+        redis=_redis(f"{path}: redis", data.get("redis", {}), path.parent),
         processes=_count(f"{path}: processes", data.get("processes", 0)),
         hash_threads=_count(f"{path}: hash_threads", data.get("hash_threads", 0)),
         worker_id=str(data.get("worker_id", "")),
@@ -163,8 +191,8 @@ def with_http(settings: Settings, text: str, where: str = "--http") -> Settings:
     return replace(settings, http_host=host.strip("[]") or "127.0.0.1", http_port=int(port))
 
 
-def from_environment(settings: Settings, environ: dict[str, str] | None = None) -> Settings:
-    """Apply STREAMGUARD_HTTP, STREAMGUARD_PROCESSES, STREAMGUARD_WORKER_ID."""
+def from_environment(settings: Settings, environ: Mapping[str, str] | None = None) -> Settings:
+    """Apply STREAMGUARD_HTTP, _PROCESSES, _WORKER_ID, _REDIS_URL, _REDIS_PREFIX."""
     environ = os.environ if environ is None else environ
     if "STREAMGUARD_HTTP" in environ:
         settings = with_http(settings, environ["STREAMGUARD_HTTP"], "STREAMGUARD_HTTP")
@@ -175,7 +203,19 @@ def from_environment(settings: Settings, environ: dict[str, str] | None = None) 
         settings = replace(settings, processes=int(text))
     if "STREAMGUARD_WORKER_ID" in environ:
         settings = replace(settings, worker_id=environ["STREAMGUARD_WORKER_ID"])
-    return settings
+    return replace(settings, redis=redis_from_environment(settings.redis, environ))
+
+
+def redis_from_environment(
+    redis: RedisSettings, environ: Mapping[str, str] | None = None
+) -> RedisSettings:
+    """STREAMGUARD_REDIS_URL and STREAMGUARD_REDIS_PREFIX over ``redis``."""
+    environ = os.environ if environ is None else environ
+    if "STREAMGUARD_REDIS_URL" in environ:
+        redis = replace(redis, url=environ["STREAMGUARD_REDIS_URL"])
+    if "STREAMGUARD_REDIS_PREFIX" in environ:
+        redis = replace(redis, prefix=environ["STREAMGUARD_REDIS_PREFIX"])
+    return redis
 
 
 def check_streams(streams: tuple[StreamConfig, ...]) -> None:

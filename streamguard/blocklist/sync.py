@@ -12,9 +12,10 @@ import logging
 import random
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 from redis.exceptions import RedisError
 
 from streamguard.blocklist.memory import Blocklist, BlocklistBuilder
@@ -133,14 +134,9 @@ class BlocklistSync:
 
     async def _load(self, store: BlocklistStore) -> None:
         started = time.perf_counter()
-        position = await store.position()
+        position, fresh = await fetch(store, self.thresholds, self._updates)
         if position is NO_STORE and len(self.blocklist):
             raise StoreError(f"no blocklist under prefix '{self.settings.prefix}' any more")
-        loop = asyncio.get_running_loop()
-        builder = BlocklistBuilder(self.thresholds)
-        async for numbers, contents in store.scan():
-            await loop.run_in_executor(self._updates, _put_contents, builder, numbers, contents)
-        fresh = await loop.run_in_executor(self._updates, builder.build)
         self.blocklist.adopt(fresh)
         self._position = position
         self._synced()
@@ -191,5 +187,38 @@ class BlocklistSync:
         self._synced_at = self._clock()
 
 
-def _put_contents(builder: BlocklistBuilder, numbers, contents: list[bytes]) -> None:
+async def fetch(
+    store: BlocklistStore, thresholds: Mapping[str, int], pool: Executor
+) -> tuple[Position, Blocklist]:
+    """The whole store as a new blocklist, and the position it reflects.
+
+    The position is read first: changes made during the scan are in the log after it,
+    and applying them again on top of the scan is harmless (puts and drops by number).
+    Parsing and indexing run on ``pool``, off the event loop.
+    """
+    position = await store.position()
+    loop = asyncio.get_running_loop()
+    builder = BlocklistBuilder(thresholds)
+    async for numbers, contents in store.scan():
+        await loop.run_in_executor(pool, _put_contents, builder, numbers, contents)
+    return position, await loop.run_in_executor(pool, builder.build)
+
+
+async def load_once(settings: RedisSettings, thresholds: Mapping[str, int]) -> Blocklist:
+    """The blocklist as it is now, for one-off work such as ``scan --redis``.
+
+    Raises StoreError with a one-line reason if Redis cannot be used.
+    """
+    client = connect(settings)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            _, blocklist = await fetch(BlocklistStore(client, settings.prefix), thresholds, pool)
+    except RedisError as exc:
+        raise StoreError(describe(exc, settings.url)) from None
+    finally:
+        await client.aclose()
+    return blocklist
+
+
+def _put_contents(builder: BlocklistBuilder, numbers: np.ndarray, contents: list[bytes]) -> None:
     builder.put(numbers, parse_contents(contents))

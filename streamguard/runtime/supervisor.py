@@ -21,6 +21,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from streamguard.blocklist.memory import Blocklist
+from streamguard.blocklist.sync import BlocklistSync
 from streamguard.config import Settings
 from streamguard.events.sinks import StdoutSink
 from streamguard.observability.http import Response, json_response, serve
@@ -30,19 +31,25 @@ from streamguard.runtime.worker import StreamWorker
 log = logging.getLogger("streamguard.run")
 STATE_INTERVAL_S = 1.0
 CHILD_STOP_TIMEOUT_S = 10.0
+SYNC_STOP_TIMEOUT_S = 5.0
 
 Snapshots = list[dict[str, Any]]
 
 
 class Watcher:
-    """The streams of one process, each with its own worker."""
+    """The streams of one process, each with its own worker, and the blocklist they share."""
 
     def __init__(self, settings: Settings) -> None:
-        self.blocklist = Blocklist.from_files(
-            settings.blocklists, settings.blocklist_algo, settings.max_distance
-        )
-        counts = ", ".join(f"{a} {n}" for a, n in self.blocklist.counts().items() if n)
-        log.info("blocklist: %d entries (%s)", len(self.blocklist), counts)
+        self.sync: BlocklistSync | None = None
+        if settings.redis.url:
+            self.sync = BlocklistSync(settings.redis, settings.max_distance)
+            self.blocklist = self.sync.blocklist
+        else:
+            self.blocklist = Blocklist.from_files(
+                settings.blocklists, settings.blocklist_algo, settings.max_distance
+            )
+            counts = ", ".join(f"{a} {n}" for a, n in self.blocklist.counts().items() if n)
+            log.info("blocklist: %d entries (%s)", len(self.blocklist), counts)
         worker_id = settings.worker_id or f"{socket.gethostname()}/{os.getpid()}"
         threads = settings.hash_threads or os.cpu_count() or 1
         self._hash_pool = ThreadPoolExecutor(threads, thread_name_prefix="hash")
@@ -57,12 +64,29 @@ class Watcher:
     def snapshots(self) -> Snapshots:
         return [worker.snapshot() for worker in self.workers]
 
+    def blocklist_status(self) -> dict[str, Any]:
+        if self.sync is not None:
+            return self.sync.status()
+        return {"source": "files", "loaded": True, "entries": len(self.blocklist)}
+
+    @property
+    def ready(self) -> bool:
+        """Blocklist loaded and events can go out."""
+        return self.blocklist_status()["loaded"] and self.sink.ready
+
     async def run(self, stop: asyncio.Event, tick: Callable[[], None] | None = None) -> None:
-        """Watch until ``stop`` is set, calling ``tick`` once a second."""
-        log.info("watching %d streams", len(self.workers))
-        tasks = [asyncio.create_task(w.run(), name=w.config.id) for w in self.workers]
+        """Watch until ``stop`` is set, calling ``tick`` once a second.
+
+        With Redis, streams are opened once the blocklist has loaded: frames before
+        that could not be matched against anything.
+        """
+        sync_task = None if self.sync is None else asyncio.create_task(self.sync.run())
+        tasks: list[asyncio.Task] = []
         try:
             while not stop.is_set():
+                if not tasks and self.blocklist_status()["loaded"]:
+                    log.info("watching %d streams", len(self.workers))
+                    tasks = [asyncio.create_task(w.run(), name=w.config.id) for w in self.workers]
                 if tick is not None:
                     tick()
                 with contextlib.suppress(TimeoutError):
@@ -73,6 +97,10 @@ class Watcher:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if self.sync is not None and sync_task is not None:
+                self.sync.stop()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(sync_task, SYNC_STOP_TIMEOUT_S)
             self._hash_pool.shutdown(wait=False, cancel_futures=True)
             log.info("stopped")
 
@@ -83,10 +111,14 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(signum, stop.set)
 
 
-def _routes(streams: Callable[[], Snapshots], ready: Callable[[], bool]) -> dict:
+def _routes(
+    streams: Callable[[], Snapshots], ready: Callable[[], tuple[bool, Any]]
+) -> dict[str, Callable[[], Response]]:
+    """``ready`` returns whether the process is ready and the blocklist status to show."""
+
     def readyz() -> Response:
-        ok = ready()
-        return json_response({"ready": ok}, 200 if ok else 503)
+        ok, blocklist = ready()
+        return json_response({"ready": ok, "blocklist": blocklist}, 200 if ok else 503)
 
     return {
         "/streams": lambda: json_response(streams()),
@@ -99,7 +131,7 @@ async def _run_in_process(settings: Settings) -> None:
     stop = asyncio.Event()
     _stop_on_signals(stop)
     watcher = Watcher(settings)  # the blocklist is loaded once constructed
-    routes = _routes(watcher.snapshots, lambda: watcher.sink.ready)
+    routes = _routes(watcher.snapshots, lambda: (watcher.ready, watcher.blocklist_status()))
     server = await serve(settings.http_host, settings.http_port, routes)
     try:
         await watcher.run(stop)
@@ -119,7 +151,11 @@ def _child_main(number: int, settings: Settings, states: Any, log_level: int) ->
         stop = asyncio.Event()
         _stop_on_signals(stop)
         watcher = Watcher(settings)
-        await watcher.run(stop, lambda: states.put((number, watcher.snapshots())))
+
+        def report() -> None:
+            states.put((number, watcher.snapshots(), watcher.ready, watcher.blocklist_status()))
+
+        await watcher.run(stop, report)
 
     asyncio.run(main())
 
@@ -131,6 +167,7 @@ async def _run_processes(settings: Settings, count: int) -> None:
     states = context.Queue()
     parts = [replace(settings, streams=settings.streams[i::count]) for i in range(count)]
     latest: dict[int, Snapshots] = {}
+    readiness: dict[int, tuple[bool, dict[str, Any]]] = {}
     level = logging.getLogger().level
 
     def start(number: int) -> BaseProcess:
@@ -147,22 +184,28 @@ async def _run_processes(settings: Settings, count: int) -> None:
     def streams() -> Snapshots:
         return [state for number in sorted(latest) for state in latest[number]]
 
-    def ready() -> bool:
-        return len(latest) == count and all(child.is_alive() for child in children)
+    def ready() -> tuple[bool, list[dict[str, Any]]]:
+        alive = len(readiness) == count and all(child.is_alive() for child in children)
+        ok = alive and all(ready for ready, _ in readiness.values())
+        return ok, [readiness[number][1] for number in sorted(readiness)]
 
     server = await serve(settings.http_host, settings.http_port, _routes(streams, ready))
     loop = asyncio.get_running_loop()
     try:
         while not stop.is_set():
             with contextlib.suppress(queue.Empty):
-                number, snapshot = await loop.run_in_executor(None, states.get, True, 0.5)
+                number, snapshot, ok, blocklist = await loop.run_in_executor(
+                    None, states.get, True, 0.5
+                )
                 latest[number] = snapshot
+                readiness[number] = (ok, blocklist)
             for number, child in enumerate(children):
                 if not child.is_alive() and not stop.is_set():
                     log.error(
                         "worker process %d exited (code %s); restarting", number, child.exitcode
                     )
                     latest.pop(number, None)
+                    readiness.pop(number, None)
                     children[number] = start(number)
     finally:
         server.close()
@@ -182,7 +225,10 @@ def run(settings: Settings) -> None:
     if count == 1:
         asyncio.run(_run_in_process(settings))
     else:
-        # A bad blocklist file must stop here with one error, not crash-loop every child.
-        Blocklist.from_files(settings.blocklists, settings.blocklist_algo, settings.max_distance)
+        if not settings.redis.url:
+            # A bad blocklist file must stop here with one error, not crash-loop every child.
+            Blocklist.from_files(
+                settings.blocklists, settings.blocklist_algo, settings.max_distance
+            )
         log.info("%d streams over %d worker processes", len(settings.streams), count)
         asyncio.run(_run_processes(settings, count))

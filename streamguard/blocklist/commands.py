@@ -1,0 +1,288 @@
+"""``streamguard blocklist``: manage the shared blocklist in Redis.
+
+Output names files, counts and timings, never hash values: hash lists are
+confidential. ``export`` writes hashes, to the file or pipe the user names.
+"""
+
+import argparse
+import asyncio
+import csv
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from redis.exceptions import RedisError
+
+from streamguard.blocklist.formats import COLUMNS, Entry, load_blocklist_file, parse_entry
+from streamguard.blocklist.store import (
+    DEFAULT_PREFIX,
+    BlocklistStore,
+    RedisSettings,
+    StoreError,
+    connect,
+    describe,
+)
+from streamguard.config import redis_from_environment
+from streamguard.errors import StreamguardError
+from streamguard.hashing import ALGORITHMS, hash_luma, load_image_luma
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+MANUAL_LIST = "manual"
+
+
+def add_redis_options(parser: argparse.ArgumentParser, *, default_url: str | None) -> None:
+    """--redis, --redis-prefix and --redis-password-file (shared with scan and run)."""
+    shown = f" (default: $STREAMGUARD_REDIS_URL or {default_url})" if default_url else ""
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        help=f"redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS{shown}",
+    )
+    parser.add_argument(
+        "--redis-prefix", metavar="PREFIX", help=f"key prefix (default: {DEFAULT_PREFIX})"
+    )
+    parser.add_argument(
+        "--redis-password-file", type=Path, metavar="FILE", help="read the password from FILE"
+    )
+
+
+def redis_settings(args: argparse.Namespace, base: RedisSettings) -> RedisSettings:
+    """``base`` (file and environment) with the command line's Redis options on top."""
+    values: dict[str, Any] = {}
+    if args.redis:
+        values["url"] = args.redis
+    if args.redis_prefix:
+        values["prefix"] = args.redis_prefix
+    if args.redis_password_file:
+        values["password_file"] = args.redis_password_file
+    return replace(base, **values)
+
+
+def add_parser(commands: Any) -> None:
+    blocklist = commands.add_parser(
+        "blocklist", help="manage the shared blocklist in Redis (import, add, remove, stats…)"
+    )
+    actions = blocklist.add_subparsers(dest="action", required=True, metavar="ACTION")
+    common = argparse.ArgumentParser(add_help=False)
+    add_redis_options(common, default_url=DEFAULT_URL)
+
+    imported = actions.add_parser(
+        "import",
+        parents=[common],
+        help="import blocklist files (CSV/TSV/JSON lines, ThreatExchange/HMA CSV, bare hashes)",
+    )
+    imported.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    imported.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm of bare hash files")
+    imported.set_defaults(handler=cmd_import)
+
+    add = actions.add_parser("add", parents=[common], help="add or update one entry")
+    add.add_argument("--algo", choices=list(ALGORITHMS), required=True)
+    add.add_argument("--hash", required=True, metavar="HEX")
+    _entry_options(add)
+    add.add_argument("--id", help="entry id (default: derived from the hash)")
+    add.set_defaults(handler=cmd_add)
+
+    images = actions.add_parser(
+        "add-image",
+        parents=[common],
+        help="hash images with every algorithm and add them (id: <file stem>-<algo>)",
+    )
+    images.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    images.add_argument(
+        "--algo", action="append", choices=list(ALGORITHMS), help="repeatable (default: all)"
+    )
+    _entry_options(images)
+    images.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="append the entries to this blocklist CSV instead of writing to Redis",
+    )
+    images.set_defaults(handler=cmd_add_image)
+
+    remove = actions.add_parser("remove", parents=[common], help="remove entries by id")
+    remove.add_argument("ids", nargs="+", metavar="ID")
+    remove.add_argument("--list", default=MANUAL_LIST, help=f"their list (default: {MANUAL_LIST})")
+    remove.set_defaults(handler=cmd_remove)
+
+    stats = actions.add_parser("stats", parents=[common], help="entries per algo, list, category")
+    stats.add_argument("--json", action="store_true", help="one JSON object")
+    stats.set_defaults(handler=cmd_stats)
+
+    export = actions.add_parser(
+        "export", parents=[common], help="write every entry as CSV (with source and added_at)"
+    )
+    export.add_argument("--output", type=Path, metavar="FILE", help="default: standard output")
+    export.set_defaults(handler=cmd_export)
+
+
+def _entry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--list", default=MANUAL_LIST, help=f"default: {MANUAL_LIST}")
+    parser.add_argument("--category", default="", help="e.g. csam, terror, test")
+    parser.add_argument("--label", default="")
+
+
+def _settings(args: argparse.Namespace) -> RedisSettings:
+    return redis_settings(args, redis_from_environment(RedisSettings(url=DEFAULT_URL)))
+
+
+def _with_store(args: argparse.Namespace, work: Callable[[BlocklistStore], Awaitable[int]]) -> int:
+    """Run ``work`` against the store; Redis failures become one-line errors."""
+    settings = _settings(args)
+
+    async def main() -> int:
+        client = connect(settings)
+        try:
+            return await work(BlocklistStore(client, settings.prefix, settings.max_changes))
+        except RedisError as exc:
+            raise StoreError(describe(exc, settings.url)) from None
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
+
+
+def _note(message: str) -> None:
+    print(f"blocklist: {message}", file=sys.stderr)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    # Every file is parsed before anything is written: one bad line writes nothing.
+    parsed = [(path, load_blocklist_file(path, algo=args.algo)) for path in args.files]
+    parse_s = time.perf_counter() - started
+
+    async def work(store: BlocklistStore) -> int:
+        for path, entries in parsed:
+            began = time.perf_counter()
+            added, updated = await store.write(entries, source=path.name, now=time.time())
+            took = time.perf_counter() - began
+            _note(
+                f"{path}: {len(entries)} entries: {added} added, {updated} updated, "
+                f"{len(entries) - added - updated} unchanged "
+                f"(written in {took:.2f} s, {len(entries) / max(took, 1e-9):,.0f} entries/s)"
+            )
+        return 0
+
+    code = _with_store(args, work)
+    total = sum(len(entries) for _, entries in parsed)
+    took = time.perf_counter() - started
+    _note(
+        f"imported {total} entries from {len(parsed)} file(s) in {took:.2f} s "
+        f"(parsing {parse_s:.2f} s; {total / max(took, 1e-9):,.0f} entries/s)"
+    )
+    return code
+
+
+def _manual_entry(args: argparse.Namespace, algo: str, hex_hash: str, entry_id: str) -> Entry:
+    row = {"algo": algo, "hash": hex_hash, "id": entry_id, "list": args.list}
+    row |= {"category": args.category, "label": args.label}
+    try:
+        return parse_entry(row, default_algo=None, default_list=MANUAL_LIST)
+    except ValueError as exc:
+        raise StreamguardError(f"blocklist add: {exc}") from None
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    entry = _manual_entry(args, args.algo, args.hash, args.id or "")
+    return _write(args, [entry], f"{entry.list}/{entry.id}")
+
+
+def cmd_add_image(args: argparse.Namespace) -> int:
+    algos = args.algo or list(ALGORITHMS)
+    entries = []
+    for path in args.images:
+        luma = load_image_luma(path)
+        for frame_hash in hash_luma(luma, algos):
+            if not frame_hash.matchable:
+                _note(f"{path}: {frame_hash.algo} quality {frame_hash.quality} is too low; skipped")
+                continue
+            entry_id = f"{path.stem}-{frame_hash.algo}"
+            entries.append(_manual_entry(args, frame_hash.algo, frame_hash.hex, entry_id))
+    if not entries:
+        raise StreamguardError("blocklist add-image: no usable hash in the given images")
+    if args.output is not None:
+        _append_csv(args.output, entries)
+        _note(f"{args.output}: {len(entries)} entries appended")
+        return 0
+    return _write(args, entries, f"{len(entries)} entries from {len(args.images)} image(s)")
+
+
+def _append_csv(path: Path, entries: list[Entry]) -> None:
+    new = not path.exists() or path.stat().st_size == 0
+    try:
+        with path.open("a", newline="", encoding="utf-8") as output:
+            writer = csv.writer(output)
+            if new:
+                writer.writerow(COLUMNS)
+            for entry in entries:
+                writer.writerow(_columns(entry))
+    except OSError as exc:
+        raise StreamguardError(f"{path}: cannot write ({exc.strerror})") from None
+
+
+def _columns(entry: Entry) -> list[str]:
+    return [entry.algo, entry.digest.hex(), entry.id, entry.list, entry.category, entry.label]
+
+
+def _write(args: argparse.Namespace, entries: list[Entry], what: str) -> int:
+    async def work(store: BlocklistStore) -> int:
+        added, updated = await store.write(entries, source="cli", now=time.time())
+        _note(f"{what}: {added} added, {updated} updated")
+        return 0
+
+    return _with_store(args, work)
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    async def work(store: BlocklistStore) -> int:
+        removed = await store.remove([(args.list, entry_id) for entry_id in args.ids])
+        _note(f"removed {removed} of {len(args.ids)} ({len(args.ids) - removed} not found)")
+        return 0
+
+    return _with_store(args, work)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    async def work(store: BlocklistStore) -> int:
+        counts = await store.counts()
+        position = await store.position()
+        total = sum(counts["algo"].values())
+        if args.json:
+            print(json.dumps({"entries": total, "version": position.version, **counts}))
+            return 0
+        print(f"entries: {total} (version {position.version})")
+        for kind in ("algo", "list", "category"):
+            for name, count in sorted(counts[kind].items(), key=lambda item: -item[1]):
+                print(f"  {kind:<9} {name:<24} {count}")
+        return 0
+
+    return _with_store(args, work)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    async def work(store: BlocklistStore) -> int:
+        output: TextIO = sys.stdout
+        if args.output is not None:
+            try:
+                output = args.output.open("w", newline="", encoding="utf-8")
+            except OSError as exc:
+                raise StreamguardError(f"{args.output}: cannot write ({exc.strerror})") from None
+        count = 0
+        try:
+            writer = csv.writer(output, lineterminator="\n")
+            writer.writerow([*COLUMNS, "source", "added_at"])
+            async for stored in store.export():
+                writer.writerow([*_columns(stored.entry), stored.source, f"{stored.added_at:.3f}"])
+                count += 1
+        finally:
+            if output is not sys.stdout:
+                output.close()
+        _note(f"exported {count} entries")
+        return 0
+
+    return _with_store(args, work)
