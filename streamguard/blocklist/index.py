@@ -12,21 +12,25 @@ the distance would be at least ``(a + 1) * (r + 1) + (m - a - 1) * r = t + 1``).
 bucket at those radii and verifying each candidate's full distance therefore returns every
 match: no misses.
 
-Per substring there is a direct-addressed CSR table (``starts``) over entries sorted by that
-substring. All tables live in one concatenated array pair (codes, slots) so one query is a
-fixed, small number of numpy calls whatever ``m`` is. The codes are stored once per table
-in table order, so verifying the candidates of a bucket reads contiguous memory. For 64-bit
-codes, whose buckets are small, a "slab" additionally copies the first eight codes of every
-bucket into one aligned 64-byte row, so a probe costs one cache miss instead of two (offsets,
-then codes); only the few fuller buckets go through the CSR arrays.
+Per substring there is a direct-addressed CSR table (``starts``) over the entries' slots sorted
+by that substring. Every code is stored once, by slot (a 256-bit code as two 128-bit halves in
+two arrays); the tables hold only int32 slots. Verification gathers each candidate's first half
+and reads the second only for the few whose first half is within the threshold. All tables
+live in one concatenated ``slots`` array so one query is a fixed, small number of numpy calls
+whatever ``m`` is. For 64-bit codes, whose buckets are small, a "slab" additionally copies the first
+eight codes of every bucket into one aligned 64-byte row, so a probe costs one cache miss
+instead of three (offsets, slots, codes); only the few fuller buckets go through the CSR arrays.
+
+Ids are small non-negative integers (the caller's entry numbers): ``slot_of`` maps them to slots
+directly, an int32 array as long as the largest id, instead of a sorted id table.
 
 Updates follow an LSM pattern: adds land in a small delta that is scanned linearly and is
-merged into the tables (linear insert, no re-sort) when it exceeds ``delta_limit``; removes set
-a tombstone and the tables are compacted (linear filter) when the dead fraction exceeds
-``compact_fraction``. All arrays of one state live in a ``_Snapshot``; updates build a new
-snapshot and publish it with a single attribute assignment, so a concurrent ``search`` always
-sees one consistent state. (The one array shared and written in place, the 64-bit slab, is only
-written where older snapshots do not read; see ``_with_slab``.)
+merged into the tables (codes appended, slots inserted linearly, no re-sort) when it exceeds
+``delta_limit``; removes set a tombstone and the tables are compacted (linear filter) when the
+dead fraction exceeds ``compact_fraction``. All arrays of one state live in a ``_Snapshot``;
+updates build a new snapshot and publish it with a single attribute assignment, so a concurrent
+``search`` always sees one consistent state. (The one array shared and written in place, the
+64-bit slab, is only written where older snapshots do not read; see ``_with_slab``.)
 """
 
 from __future__ import annotations
@@ -43,9 +47,16 @@ _MAX_SUBSTRING_BITS = 24  # direct addressing: 2**24 buckets = 64 MiB of int32 o
 # Relative costs per bucket probe and per verified candidate, measured on the benchmark machine
 # (see docs/index.md); they only steer the choice of m.
 _PROBE_COST = 4.0
-_CANDIDATE_COST = {1: 1.0, 4: 1.6}
+_CANDIDATE_COST = {1: 1.0, 4: 3.0}
 _EMPTY_IDS = np.empty(0, dtype=np.int64)
+_EMPTY_I32 = np.empty(0, dtype=np.int32)
+_MAX_ID = np.iinfo(np.int32).max
 _SLAB = 8  # codes per slab row: 8 x uint64 = one 64-byte cache line
+_PART_WORDS = 2  # 256-bit codes are stored as two 128-bit parts (see ``_verify``)
+
+
+def _words_per_part(words: int) -> int:
+    return min(words, _PART_WORDS)
 
 
 def _ball_size(s: int, r: int) -> int:
@@ -97,9 +108,11 @@ class _Layout:
     def choose(cls, bits: int, max_threshold: int, n: int) -> _Layout:
         """Pick substrings per word minimising the modelled query cost at ``n`` entries."""
         words = bits // 64
-        # Bucket tables much larger than n only cost memory: cap the width near log2(n).
-        cap = min(_MAX_SUBSTRING_BITS, max(8, math.ceil(math.log2(max(n, 2))) + 1))
-        splits = [[64 // parts] * parts for parts in range(math.ceil(64 / cap), 17)]
+        # Memory term: at most 2n buckets per table, so its offsets never take more than twice
+        # the memory of its slots. (Without it, PDQ would switch to 12 x 21 bits at ~0.7M
+        # entries: faster, but with 100 MB of offsets.)
+        cap = min(_MAX_SUBSTRING_BITS, max(8, n.bit_length()))
+        splits = [[64 // parts] * parts for parts in range(1, 17) if 64 // parts <= cap]
         best = min(splits, key=lambda w: _expected_cost(w * words, max_threshold, n, words))
         return cls.from_widths(words, best)
 
@@ -131,10 +144,25 @@ class _Layout:
     def m(self) -> int:
         return len(self.widths)
 
-    def keys(self, words: np.ndarray) -> np.ndarray:
-        """Global bucket numbers, shape ``(n, m)``, for codes given as ``(n, words)`` uint64."""
-        keys = ((words[:, self.word_idx] >> self.shifts) & self.masks) | self.bases
+    def table_keys(self, codes: np.ndarray, j: int) -> np.ndarray:
+        """Bucket numbers within table ``j`` (without its base) of split ``codes``, ``(n,)``."""
+        part, col = divmod(int(self.word_idx[j]), codes.shape[2])
+        keys = codes[part, :, col] >> self.shifts[j]
+        keys &= self.masks[j]
+        return keys.astype(np.uint32)
+
+    def keys(self, codes: np.ndarray) -> np.ndarray:
+        """Global bucket numbers, shape ``(m, n)``, of split ``codes`` (see ``_split``)."""
+        part, col = np.divmod(self.word_idx, codes.shape[2])
+        words = codes[part, :, col]
+        keys = ((words >> self.shifts[:, None]) & self.masks[:, None]) | self.bases[:, None]
         return keys.astype(np.intp)
+
+    def probe_buckets(self, q: np.ndarray, t: int) -> np.ndarray:
+        """The bucket of every probe for the query words ``q`` ``(words,)`` at threshold ``t``."""
+        tables, flips = self.probes(t)
+        keys = ((q[self.word_idx] >> self.shifts) & self.masks) | self.bases
+        return keys.view(np.intp).take(tables) ^ flips
 
     def probes(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """``(table, flip)`` per bucket probe for threshold ``t``; cached per threshold.
@@ -161,24 +189,23 @@ class _Layout:
 
 @dataclass(frozen=True, eq=False)
 class _Snapshot:
-    """One immutable index state. Slot = position of an entry in ``ids``/``alive``.
+    """One immutable index state. Slot = position of an entry in ``codes``/``ids``/``alive``.
 
-    ``codes``/``slots`` hold every table's entries (all slots, dead ones included) sorted by
-    global bucket; bucket ``g`` is ``[starts[g], starts[g + 1])``. ``sorted_ids`` (unique)
-    and ``sorted_slots`` map each id in the tables to its slot (dead ones until compaction).
-    ``delta_*`` are entries not yet merged into the tables. ``slab`` (64-bit codes only) holds
-    the first ``_SLAB`` codes of each bucket (padded with neighbours); ``overfull`` marks the
-    buckets with more entries than that.
+    ``codes`` is ``(parts, slots, words per part)`` (see ``_split``). ``slots`` lists every
+    table's entries (all slots, dead ones included) sorted by global bucket; bucket ``g`` is
+    ``slots[starts[g]:starts[g + 1]]``. ``slot_of[id]`` is the id's slot in the tables (a dead
+    one until compaction) or -1. ``delta_*`` are entries not yet merged into the tables.
+    ``slab`` (64-bit codes only) holds the first ``_SLAB`` codes of each bucket (padded with
+    neighbours); ``overfull`` marks the buckets with more entries.
     """
 
     layout: _Layout | None
     starts: np.ndarray
-    codes: np.ndarray
     slots: np.ndarray
+    codes: np.ndarray
     ids: np.ndarray
     alive: np.ndarray
-    sorted_ids: np.ndarray
-    sorted_slots: np.ndarray
+    slot_of: np.ndarray
     n_dead: int
     delta_ids: np.ndarray
     delta_codes: np.ndarray
@@ -197,12 +224,11 @@ class _Snapshot:
     def nbytes(self) -> int:
         arrays = (
             self.starts,
-            self.codes,
             self.slots,
+            self.codes,
             self.ids,
             self.alive,
-            self.sorted_ids,
-            self.sorted_slots,
+            self.slot_of,
             self.delta_ids,
             self.delta_codes,
         )
@@ -211,27 +237,47 @@ class _Snapshot:
         return sum(a.nbytes for a in arrays) + derived + layout
 
 
+def _no_codes(words: int) -> np.ndarray:
+    """Split codes (see ``_split``) of no entries."""
+    per_part = _words_per_part(words)
+    return np.empty((words // per_part, 0, per_part), dtype=np.uint64)
+
+
 def _empty_snapshot(words: int) -> _Snapshot:
     return _Snapshot(
         layout=None,
-        starts=np.zeros(1, dtype=np.int64),
-        codes=np.empty((0, words), dtype=np.uint64),
-        slots=np.empty(0, dtype=np.int32),
-        ids=_EMPTY_IDS,
+        starts=np.zeros(1, dtype=np.int32),
+        slots=_EMPTY_I32,
+        codes=_no_codes(words),
+        ids=_EMPTY_I32,
         alive=np.empty(0, dtype=bool),
-        sorted_ids=_EMPTY_IDS,
-        sorted_slots=np.empty(0, dtype=np.int32),
+        slot_of=_EMPTY_I32,
         n_dead=0,
-        delta_ids=_EMPTY_IDS,
-        delta_codes=np.empty((0, words), dtype=np.uint64),
+        delta_ids=_EMPTY_I32,
+        delta_codes=_no_codes(words),
         layout_n=0,
     )
 
 
-def _slab_rows(codes: np.ndarray, starts: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+def _split(words: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of ``words`` ``(n, words)`` as contiguous ``(parts, len(rows), per part)``.
+
+    Verification reads the first part of every candidate but the second only for the few
+    whose first part is already close enough; one part per array keeps those reads compact.
+    """
+    per_part = _words_per_part(words.shape[1])
+    grouped = words.reshape(len(words), -1, per_part)
+    codes = np.empty((grouped.shape[1], len(rows), per_part), dtype=np.uint64)
+    for p in range(len(codes)):
+        np.take(grouped[:, p], rows, axis=0, out=codes[p])
+    return codes
+
+
+def _slab_rows(snap: _Snapshot, buckets: np.ndarray) -> np.ndarray:
     """The first ``_SLAB`` codes of each bucket, padded with the codes that follow it."""
-    rows = starts[buckets][:, None] + np.arange(_SLAB)
-    return codes.take(np.minimum(rows, len(codes) - 1))
+    rows = snap.starts[buckets][:, None] + np.arange(_SLAB)
+    slots = snap.slots.take(np.minimum(rows, len(snap.slots) - 1))
+    return snap.codes.reshape(-1).take(slots)
 
 
 def _with_slab(snap: _Snapshot, touched: np.ndarray | None = None) -> _Snapshot:
@@ -243,10 +289,9 @@ def _with_slab(snap: _Snapshot, touched: np.ndarray | None = None) -> _Snapshot:
     """
     if snap.layout is None or snap.layout.words != 1:
         return snap
-    codes = snap.codes.reshape(-1)
     overfull = np.diff(snap.starts) > _SLAB
     if touched is not None and snap.slab is not None:
-        snap.slab[touched] = _slab_rows(codes, snap.starts, touched)
+        snap.slab[touched] = _slab_rows(snap, touched)
         return replace(snap, overfull=overfull)
     n_buckets = len(snap.starts) - 1
     # Allocate 64 bytes more and start at a cache-line boundary: a row is then exactly one line.
@@ -255,32 +300,56 @@ def _with_slab(snap: _Snapshot, touched: np.ndarray | None = None) -> _Snapshot:
     slab = buf[skip : skip + n_buckets * _SLAB].reshape(-1, _SLAB)
     for lo in range(0, n_buckets, 1 << 20):  # bounded temporaries
         hi = min(lo + (1 << 20), n_buckets)
-        slab[lo:hi] = _slab_rows(codes, snap.starts, np.arange(lo, hi))
+        slab[lo:hi] = _slab_rows(snap, np.arange(lo, hi))
     return replace(snap, slab=slab, overfull=overfull)
 
 
 def _distances(codes: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Hamming distances between rows of ``codes`` ``(n, words)`` and ``q`` ``(words,)``."""
+    """Hamming distances between rows of ``codes`` ``(n, 1 or 2)`` and ``q`` ``(1 or 2,)``."""
     if codes.shape[1] == 1:
         return np.bitwise_count(codes[:, 0] ^ q[0])
-    # XOR against a tiled query (a broadcast over a length-4 inner axis is much slower), then
-    # add the four per-word counts packed in a uint32 with one multiply. The byte sum wraps
-    # only at 256 (all bits differ), which callers exclude with ``_all_differ``.
+    # XOR against a tiled query (a broadcast over the short word axis is much slower), then add
+    # the two per-word counts (<= 64 each) packed in a uint16 with one multiply.
     x = codes.reshape(-1) ^ q[None, :].repeat(len(codes), axis=0).reshape(-1)
-    counts = np.bitwise_count(x).view(np.uint32)
-    return (counts * np.uint32(0x01010101)) >> np.uint32(24)
+    counts = np.bitwise_count(x).view(np.uint16)
+    return (counts * np.uint16(0x0101)) >> np.uint16(8)
 
 
-def _all_differ(codes: np.ndarray, q: np.ndarray) -> np.ndarray:
-    return (codes == ~q).all(axis=1)
+def _verify(
+    codes: np.ndarray, slots: np.ndarray | None, q: np.ndarray, t: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``slots`` (all of ``codes`` if None) within ``t`` of ``q``, and distances.
+
+    ``codes`` are split in parts (see ``_split``), ``q`` is ``(words,)``. The second part is
+    read only for candidates whose first part is within ``t``: for unrelated codes, almost none.
+    """
+    q = q.reshape(len(codes), -1)
+    first = codes[0] if slots is None else codes[0].take(slots, axis=0)
+    d = _distances(first, q[0])
+    hits = np.flatnonzero(d <= t)
+    d = d[hits]
+    if len(codes) > 1 and len(hits):
+        rows = hits if slots is None else slots[hits]
+        d = d + _distances(codes[1].take(rows, axis=0), q[1])
+        within = np.flatnonzero(d <= t)
+        hits, d = hits[within], d[within]
+    return hits, d
 
 
 def _find_slots(snap: _Snapshot, ids: np.ndarray) -> np.ndarray:
-    """Slot of each id in the tables (live or dead), or -1 if it is not there."""
-    if len(snap.sorted_ids) == 0:
-        return np.full(len(ids), -1, dtype=np.int64)
-    pos = np.minimum(np.searchsorted(snap.sorted_ids, ids), len(snap.sorted_ids) - 1)
-    return np.where(snap.sorted_ids[pos] == ids, snap.sorted_slots[pos], -1)
+    """Slots in the tables (live or dead) of those ``ids`` that have one."""
+    ids = ids[(ids >= 0) & (ids < len(snap.slot_of))]
+    slots = snap.slot_of[ids]
+    return slots[slots >= 0]
+
+
+def _id_map(ids: np.ndarray, slots: np.ndarray, base: np.ndarray = _EMPTY_I32) -> np.ndarray:
+    """A copy of the id -> slot map ``base``, grown to cover ``ids``, with ``ids`` -> ``slots``."""
+    size = max(len(base), int(ids.max(initial=-1)) + 1)
+    slot_of = np.full(size, -1, dtype=np.int32)
+    slot_of[: len(base)] = base
+    slot_of[ids] = slots
+    return slot_of
 
 
 def _sort_by_bucket(keys: np.ndarray) -> np.ndarray:
@@ -288,16 +357,39 @@ def _sort_by_bucket(keys: np.ndarray) -> np.ndarray:
     low = np.argsort(keys.astype(np.uint16), kind="stable")
     if keys.max(initial=0) < 1 << 16:
         return low
-    high = (keys[low] >> 16).astype(np.uint16)
-    return low[np.argsort(high, kind="stable")]
+    high = (keys >> 16).astype(np.uint16)  # gathered as 2-byte values, not 4- or 8-byte ones
+    return low.take(np.argsort(high.take(low), kind="stable"))
 
 
 def _offsets_dtype(n: int) -> type[np.signedinteger]:
     return np.int32 if n < 2**31 else np.int64
 
 
+def _counts(layout: _Layout, codes: np.ndarray) -> np.ndarray:
+    """Entries per global bucket of split ``codes``; one table at a time bounds temporaries."""
+    counts = np.empty(layout.n_buckets, dtype=np.int32)
+    for j, s in enumerate(layout.widths):
+        base = int(layout.bases[j])
+        counts[base : base + (1 << s)] = np.bincount(layout.table_keys(codes, j), minlength=1 << s)
+    return counts
+
+
+def _tables(layout: _Layout, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, slots)`` of all tables over split ``codes``, built one table at a time."""
+    n = codes.shape[1]
+    slots = np.empty(n * layout.m, dtype=np.int32)
+    for j in range(layout.m):
+        slots[j * n : (j + 1) * n] = _sort_by_bucket(layout.table_keys(codes, j))
+    starts = np.zeros(layout.n_buckets + 1, dtype=_offsets_dtype(len(slots)))
+    np.cumsum(_counts(layout, codes), out=starts[1:])
+    return starts, slots
+
+
 class HammingIndex:
     """Exact Hamming range search over 64-bit or 256-bit codes with incremental updates.
+
+    Ids must be integers in ``[0, 2**31 - 1]``; the id -> slot map costs 4 bytes per id up to
+    the largest one, so ids should be dense (entry numbers), not arbitrary keys.
 
     ``search`` may run concurrently with one updating thread: updates are serialised by a lock
     and publish a new immutable snapshot atomically; ``search`` never locks.
@@ -332,7 +424,7 @@ class HammingIndex:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the index arrays (tables, ids, tombstones, delta, probe masks)."""
+        """Bytes held by the index arrays (tables, codes, ids, tombstones, delta, probe masks)."""
         return self._snap.nbytes
 
     # -- input handling -------------------------------------------------------------------
@@ -361,6 +453,14 @@ class HammingIndex:
             raise ValueError(f"ids must be a 1-d integer array, got {ids.dtype} {ids.shape}")
         return ids.astype(np.int64, copy=False)
 
+    @staticmethod
+    def _check_id_range(ids: np.ndarray) -> None:
+        if len(ids) and (ids.min() < 0 or ids.max() > _MAX_ID):
+            raise ValueError(
+                f"ids must be in [0, {_MAX_ID}] (they index a direct id -> slot map), "
+                f"got {ids.min()}..{ids.max()}"
+            )
+
     # -- search ---------------------------------------------------------------------------
 
     def search(self, code: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
@@ -381,15 +481,12 @@ class HammingIndex:
             found_ids.append(ids)
             found_dist.append(dist)
         if len(snap.delta_ids):
-            d = _distances(snap.delta_codes, q)
-            hits = np.flatnonzero(d <= threshold)
-            if self._words > 1 and not d[hits].all():
-                hits = hits[~_all_differ(snap.delta_codes[hits], q)]
+            hits, dist = _verify(snap.delta_codes, None, q, threshold)
             found_ids.append(snap.delta_ids[hits])
-            found_dist.append(d[hits])
+            found_dist.append(dist)
         if not found_ids:
             return _EMPTY_IDS, _EMPTY_IDS
-        ids = np.concatenate(found_ids)
+        ids = np.concatenate(found_ids).astype(np.int64)
         dist = np.concatenate(found_dist).astype(np.int64)
         order = np.lexsort((ids, dist))
         return ids[order], dist[order]
@@ -398,10 +495,9 @@ class HammingIndex:
     def _search_tables(
         snap: _Snapshot, layout: _Layout, q: np.ndarray, t: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        tables, flips = layout.probes(t)
-        buckets = layout.keys(q[None, :])[0][tables]
-        buckets ^= flips
-        rows, dists = [], []
+        """Ids and distances of the live table entries within ``t`` of the query."""
+        buckets = layout.probe_buckets(q, t)
+        found, dists = [], []
         skip = 0
         if snap.slab is not None and snap.overfull is not None:
             x = snap.slab.take(buckets, axis=0)
@@ -412,7 +508,7 @@ class HammingIndex:
                 probe, col = np.divmod(hits, _SLAB)
                 lo = snap.starts[buckets[probe]]
                 real = col < snap.starts[buckets[probe] + 1] - lo  # not padding
-                rows.append(lo[real] + col[real])
+                found.append(snap.slots[lo[real] + col[real]])
                 dists.append(d[hits[real]])
             # Only the entries beyond the slab row remain, in the few overfull buckets.
             buckets = buckets[snap.overfull.take(buckets)]
@@ -422,23 +518,17 @@ class HammingIndex:
             lens = snap.starts[buckets + 1] - lo
             ends = np.cumsum(lens)
             # Concatenate the ranges [lo, lo + len) without a Python loop.
-            cand_rows = np.repeat(lo - ends + lens, lens) + np.arange(ends[-1])
-            cand = snap.codes.take(cand_rows, axis=0)
-            d = _distances(cand, q)
-            hits = np.flatnonzero(d <= t)
-            if layout.words > 1 and len(hits) and not d[hits].all():
-                hits = hits[~_all_differ(cand[hits], q)]
-            rows.append(cand_rows[hits])
-            dists.append(d[hits])
-        if not rows:
-            return _EMPTY_IDS, _EMPTY_IDS
-        rows_hit = np.concatenate(rows)
-        if len(rows_hit) == 0:
-            return _EMPTY_IDS, _EMPTY_IDS
-        # An entry can be found through several tables: keep one hit per slot.
-        slots, first = np.unique(snap.slots[rows_hit], return_index=True)
+            cand = snap.slots.take(np.repeat(lo - ends + lens, lens) + np.arange(ends[-1]))
+            hits, d = _verify(snap.codes, cand, q, t)
+            found.append(cand[hits])
+            dists.append(d)
+        slots = np.concatenate(found) if found else _EMPTY_I32
+        dist = np.concatenate(dists) if dists else _EMPTY_IDS
+        if len(slots) > 1:  # an entry can be found through several tables: keep one hit
+            slots, first = np.unique(slots, return_index=True)
+            dist = dist[first]
         live = snap.alive[slots]
-        return snap.ids[slots[live]], np.concatenate(dists)[first[live]]
+        return snap.ids[slots[live]], dist[live]
 
     # -- updates --------------------------------------------------------------------------
 
@@ -447,26 +537,35 @@ class HammingIndex:
 
         Within one call a repeated id keeps its last code.
         """
+        ids, split = self._entries(ids, codes)
+        if len(ids) == 0:
+            return
+        with self._lock:
+            snap = self._remove_locked(self._snap, ids)
+            if len(snap.delta_ids):
+                ids = np.concatenate([snap.delta_ids, ids])
+                split = np.concatenate([snap.delta_codes, split], axis=1)
+            if len(ids) > self._delta_limit:
+                snap = self._merge(snap, ids, split)
+            else:
+                snap = replace(snap, delta_ids=ids, delta_codes=split)
+            self._snap = self._maybe_compact(snap)
+
+    def _entries(self, ids: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Validated ids (int32, sorted, unique: a repeated id keeps its last code), split codes.
+
+        A separate call so that its temporaries are freed before a bulk build.
+        """
         ids = self._as_ids(ids)
         words = self._as_words(codes, batch=True)
         if len(ids) != len(words):
             raise ValueError(f"got {len(ids)} ids but {len(words)} codes")
-        if len(ids) == 0:
-            return
+        self._check_id_range(ids)
         order = np.argsort(ids, kind="stable")
         sorted_ids = ids[order]
-        keep_last = np.append(sorted_ids[1:] != sorted_ids[:-1], True)
-        order = order[keep_last]
-        ids, words = ids[order], words[order]  # now sorted by id, unique
-        with self._lock:
-            snap = self._remove_locked(self._snap, ids)
-            delta_ids = np.concatenate([snap.delta_ids, ids])
-            delta_codes = np.concatenate([snap.delta_codes, words])
-            if len(delta_ids) > self._delta_limit:
-                snap = self._merge(snap, delta_ids, delta_codes)
-            else:
-                snap = replace(snap, delta_ids=delta_ids, delta_codes=delta_codes)
-            self._snap = self._maybe_compact(snap)
+        last = np.ones(len(ids), dtype=bool)
+        last[:-1] = sorted_ids[1:] != sorted_ids[:-1]
+        return sorted_ids[last].astype(np.int32), _split(words, order[last])
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove entries by id; unknown ids are ignored. Returns how many were removed."""
@@ -488,9 +587,8 @@ class HammingIndex:
             in_delta = np.isin(snap.delta_ids, ids)
             if in_delta.any():
                 changes["delta_ids"] = snap.delta_ids[~in_delta]
-                changes["delta_codes"] = snap.delta_codes[~in_delta]
+                changes["delta_codes"] = snap.delta_codes[:, ~in_delta]
         slots = _find_slots(snap, ids)
-        slots = slots[slots >= 0]
         slots = slots[snap.alive[slots]]
         if len(slots):
             alive = snap.alive.copy()  # copy-on-write: the published snapshot stays intact
@@ -498,116 +596,87 @@ class HammingIndex:
             changes.update(alive=alive, n_dead=snap.n_dead + len(slots))
         return replace(snap, **changes) if changes else snap
 
-    def _merge(self, snap: _Snapshot, ids: np.ndarray, words: np.ndarray) -> _Snapshot:
-        """Move the delta (``ids``, ``words``; ids not in the tables) into the tables."""
+    def _merge(self, snap: _Snapshot, ids: np.ndarray, codes: np.ndarray) -> _Snapshot:
+        """Move the delta (``ids``, split ``codes``; ids not live in the tables) into the tables."""
         live = snap.n_slots - snap.n_dead
-        n_after = live + len(ids)
-        if snap.layout is None or len(ids) >= live // 2 or n_after > 4 * snap.layout_n:
-            return self._build(snap, ids, words)
+        if snap.layout is None or len(ids) >= live // 2 or live + len(ids) > 4 * snap.layout_n:
+            return self._build(snap, ids, codes)
         layout = snap.layout
-        by_id = np.argsort(ids)  # np.insert into sorted_ids below needs sorted ids
-        ids, words = ids[by_id], words[by_id]
-        n_new = len(ids)
-        new_slots = np.arange(snap.n_slots, snap.n_slots + n_new)
-        buckets = layout.keys(words).reshape(-1)  # entry-major, m per entry
-        # Append each new entry at the end of its bucket in every table: one linear copy of the
-        # tables, no re-sort. Entries going to the same offset (empty buckets in between) must
+        new_slots = np.arange(snap.n_slots, snap.n_slots + len(ids), dtype=np.int32)
+        buckets = layout.keys(codes).reshape(-1)  # table-major, len(ids) per table
+        # Append each new slot at the end of its bucket in every table: one linear copy of the
+        # tables, no re-sort. Slots going to the same offset (empty buckets in between) must
         # be given in bucket order, which np.insert keeps.
         order = np.argsort(buckets, kind="stable")
         at = snap.starts[buckets[order] + 1]
-        entry = order // layout.m
-        codes = np.insert(snap.codes, at, words[entry], axis=0)
-        dtype = _offsets_dtype(len(codes))
-        slots = np.insert(snap.slots.astype(dtype, copy=False), at, new_slots[entry])
-        counts = np.bincount(buckets, minlength=layout.n_buckets)
+        slots = np.insert(snap.slots, at, new_slots[order % len(ids)])
+        dtype = _offsets_dtype(len(slots))
         starts = snap.starts.astype(dtype, copy=True)
-        starts[1:] += np.cumsum(counts, dtype=dtype)
-        # Ids still listed with a dead slot get the new slot; the others are inserted.
-        old = _find_slots(snap, ids) >= 0
-        id_pos = np.searchsorted(snap.sorted_ids, ids)
-        sorted_slots = snap.sorted_slots.astype(dtype)
-        sorted_slots[id_pos[old]] = new_slots[old]
+        starts[1:] += np.cumsum(_counts(layout, codes), dtype=dtype)
         updated = replace(
             snap,
             starts=starts,
-            codes=codes,
             slots=slots,
+            codes=np.concatenate([snap.codes, codes], axis=1),
             ids=np.concatenate([snap.ids, ids]),
-            alive=np.concatenate([snap.alive, np.ones(n_new, dtype=bool)]),
-            sorted_ids=np.insert(snap.sorted_ids, id_pos[~old], ids[~old]),
-            sorted_slots=np.insert(sorted_slots, id_pos[~old], new_slots[~old]),
-            delta_ids=_EMPTY_IDS,
-            delta_codes=np.empty((0, self._words), dtype=np.uint64),
+            alive=np.concatenate([snap.alive, np.ones(len(ids), dtype=bool)]),
+            slot_of=_id_map(ids, new_slots, snap.slot_of),
+            delta_ids=_EMPTY_I32,
+            delta_codes=_no_codes(self._words),
         )
         return _with_slab(updated, np.unique(buckets))
 
-    def _live_base(self, snap: _Snapshot) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids, words)`` of the live entries in the tables (read from the first table)."""
-        first = slice(0, snap.n_slots)
-        slots = snap.slots[first]
-        live = snap.alive[slots]
-        return snap.ids[slots[live]], snap.codes[first][live]
-
-    def _build(self, snap: _Snapshot, ids: np.ndarray, words: np.ndarray) -> _Snapshot:
+    def _build(self, snap: _Snapshot, ids: np.ndarray, codes: np.ndarray) -> _Snapshot:
         """Rebuild all tables (new layout for the current size) from live entries plus delta."""
         if snap.layout is not None:
-            base_ids, base_words = self._live_base(snap)
-            ids = np.concatenate([base_ids, ids])
-            words = np.concatenate([base_words, words])
+            ids = np.concatenate([snap.ids[snap.alive], ids])
+            codes = np.concatenate([snap.codes[:, snap.alive], codes], axis=1)
         n = len(ids)
         if n == 0:
             return _empty_snapshot(self._words)
         layout = _Layout.choose(self.bits, self.max_threshold, n)
-        buckets = layout.keys(words)  # (n, m)
-        dtype = _offsets_dtype(n * layout.m)
-        slots = np.empty(n * layout.m, dtype=dtype)
-        for j in range(layout.m):
-            slots[j * n : (j + 1) * n] = _sort_by_bucket(buckets[:, j] - int(layout.bases[j]))
-        counts = np.bincount(buckets.reshape(-1), minlength=layout.n_buckets)
-        starts = np.zeros(layout.n_buckets + 1, dtype=dtype)
-        np.cumsum(counts, out=starts[1:])
-        id_order = np.argsort(ids, kind="stable")
+        starts, slots = _tables(layout, codes)
         snap = _Snapshot(
             layout=layout,
             starts=starts,
-            codes=words.take(slots, axis=0),
             slots=slots,
+            codes=codes,
             ids=ids,
             alive=np.ones(n, dtype=bool),
-            sorted_ids=ids[id_order],
-            sorted_slots=id_order.astype(dtype),
+            slot_of=_id_map(ids, np.arange(n, dtype=np.int32)),
             n_dead=0,
-            delta_ids=_EMPTY_IDS,
-            delta_codes=np.empty((0, self._words), dtype=np.uint64),
+            delta_ids=_EMPTY_I32,
+            delta_codes=_no_codes(self._words),
             layout_n=n,
         )
         return _with_slab(snap)
 
     def _maybe_compact(self, snap: _Snapshot) -> _Snapshot:
-        """Drop tombstoned entries once they exceed ``compact_fraction`` of the table slots.
+        """Drop tombstoned entries once they exceed ``compact_fraction`` of the slots.
 
-        A linear, order-preserving filter of the table arrays: no sort, no layout change. If
-        the index shrank below a quarter of the size its layout was chosen for, rebuild instead
-        (a smaller layout; the mirror of the growth rule in ``_merge``).
+        A linear, order-preserving filter of the table arrays: no sort, no layout change. A
+        dead slot has one row per table, in the bucket its code gives, so the new ``starts``
+        follow from the dead codes alone. If the index shrank below a quarter of the size its
+        layout was chosen for, rebuild instead (a smaller layout; the mirror of the growth rule
+        in ``_merge``).
         """
         if snap.n_dead <= self._compact_fraction * snap.n_slots:
             return snap
-        if 4 * (snap.n_slots - snap.n_dead) < snap.layout_n:
+        layout = snap.layout
+        if layout is None or 4 * (snap.n_slots - snap.n_dead) < snap.layout_n:
             return self._build(snap, snap.delta_ids, snap.delta_codes)
-        keep = snap.alive[snap.slots]
-        listed_alive = snap.alive[snap.sorted_slots]
-        new_slot = np.cumsum(snap.alive) - 1
-        dropped_before = np.concatenate([[0], np.cumsum(~keep)])
-        dtype = snap.starts.dtype
+        starts = snap.starts.copy()
+        starts[1:] -= np.cumsum(_counts(layout, snap.codes[:, ~snap.alive]), dtype=starts.dtype)
+        new_slot = np.cumsum(snap.alive, dtype=np.int32) - 1
+        ids = snap.ids[snap.alive]
         compacted = replace(
             snap,
-            starts=(snap.starts - dropped_before[snap.starts]).astype(dtype),
-            codes=snap.codes[keep],
-            slots=new_slot[snap.slots[keep]].astype(dtype),
-            ids=snap.ids[snap.alive],
-            alive=np.ones(snap.n_slots - snap.n_dead, dtype=bool),
-            sorted_ids=snap.sorted_ids[listed_alive],
-            sorted_slots=new_slot[snap.sorted_slots[listed_alive]].astype(dtype),
+            starts=starts,
+            slots=new_slot.take(snap.slots[snap.alive.take(snap.slots)]),
+            codes=snap.codes[:, snap.alive],
+            ids=ids,
+            alive=np.ones(len(ids), dtype=bool),
+            slot_of=_id_map(ids, np.arange(len(ids), dtype=np.int32)),
             n_dead=0,
         )
         return _with_slab(compacted)

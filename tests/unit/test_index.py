@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamguard.blocklist.index import HammingIndex
+from streamguard.blocklist.index import HammingIndex, _Layout
 
 
 def brute_force(model: dict[int, np.ndarray], q: np.ndarray, t: int) -> list[tuple[int, int]]:
@@ -120,12 +120,17 @@ def test_threshold_zero_is_exact_match() -> None:
     assert ids.tolist() == [1, 2] and dists.tolist() == [0, 1]
 
 
-def test_complement_is_not_a_match() -> None:
-    """Distance 256 must not wrap to 0 in the packed per-word sum."""
-    index = HammingIndex(256, 31)
+@pytest.mark.parametrize("delta_limit", [1, 4096])
+def test_complement_is_not_a_match(delta_limit: int) -> None:
+    """Distance 256 must not wrap to 0 in the packed per-word sums (tables and delta)."""
+    index = HammingIndex(256, 32, delta_limit=delta_limit)
     code = np.random.default_rng(1).integers(0, 256, 32, dtype=np.uint8)
-    index.add(np.array([1, 2]), np.stack([~code, code]))
-    assert index.search(code, 31)[0].tolist() == [2]
+    half = code.copy()
+    half[:16] = ~half[:16]
+    index.add(np.array([1, 2, 3]), np.stack([~code, code, half]))
+    ids, dists = index.search(code, 32)
+    assert ids.tolist() == [2] and dists.tolist() == [0]
+    assert index.search(half, 32)[0].tolist() == [3]
 
 
 def test_threshold_above_max_raises() -> None:
@@ -144,6 +149,53 @@ def test_wrong_code_length_raises() -> None:
         index.add(np.array([1]), np.zeros((1, 32), dtype=np.uint8))
     with pytest.raises(ValueError, match="uint8"):
         index.add(np.array([1]), np.zeros((1, 8), dtype=np.int64))
+
+
+def test_ids_outside_int32_range_raise_on_add_and_are_unknown_on_remove() -> None:
+    index = HammingIndex(64, 4)
+    code = np.zeros((1, 8), dtype=np.uint8)
+    for bad in (-1, 2**31):
+        with pytest.raises(ValueError, match=r"ids must be in \[0, 2147483647\]"):
+            index.add(np.array([bad]), code)
+    index.add(np.array([5]), code)
+    assert index.remove(np.array([-1, 2**31, 2**40, 6])) == 0
+    assert len(index) == 1
+
+
+@pytest.mark.parametrize("bits", [64, 256])
+def test_sparse_ids(bits: int) -> None:
+    """Ids need not be dense: the id -> slot map just grows to the largest one."""
+    rng = np.random.default_rng(5)
+    ids = np.array([3, 70_000, 1_000_000, 4, 999_999])
+    codes = rng.integers(0, 256, (len(ids), bits // 8), dtype=np.uint8)
+    index = HammingIndex(bits, 8, delta_limit=2)
+    index.add(ids, codes)
+    for i, code in zip(ids, codes, strict=True):
+        assert index.search(code, 0)[0].tolist() == [i]
+    assert index.remove(np.array([1_000_000, 3, 12])) == 2
+    index.add(np.array([1_000_000]), codes[:1])
+    assert index.search(codes[0], 0)[0].tolist() == [1_000_000]
+    assert len(index) == 4
+
+
+def test_each_code_is_stored_once() -> None:
+    """Per entry: the 32-byte code once plus a 4-byte slot per table, not a code per table."""
+    n = 100_000
+    index = HammingIndex(256, 31)
+    index.add(np.arange(n), np.random.default_rng(2).integers(0, 256, (n, 32), dtype=np.uint8))
+    assert index.nbytes < 160 * n  # 16 tables of 16 bits: ~148 B; per-table codes: ~620 B
+
+
+@pytest.mark.parametrize(("bits", "max_threshold"), [(64, 10), (256, 31)])
+def test_layout_keeps_offsets_proportionate(bits: int, max_threshold: int) -> None:
+    """At most 2n buckets per table (above the 8-bit minimum); the benchmark layouts."""
+    for n in (1, 100, 10_000, 1_000_000, 2**20, 10_000_000):
+        layout = _Layout.choose(bits, max_threshold, n)
+        assert 2 ** max(layout.widths) <= max(2 * n, 2**8)
+    large = _Layout.choose(bits, max_threshold, 10_000_000)
+    assert (large.m, large.widths[0]) == ((3, 21) if bits == 64 else (12, 21))
+    if bits == 256:
+        assert _Layout.choose(bits, max_threshold, 1_000_000).widths == (16,) * 16
 
 
 def test_invalid_construction_raises() -> None:
