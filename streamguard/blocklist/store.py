@@ -16,6 +16,7 @@ the store as of ``v``. A worker resuming after a gap checks that the next record
 """
 
 import json
+import os
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import redis.asyncio as aioredis
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
 
 from streamguard.blocklist.formats import Entry
 from streamguard.errors import StreamguardError
@@ -225,6 +226,11 @@ def describe(error: RedisError, url: str) -> str:
             return f"{redact(url)}: Redis requires a password (none given)"
         if isinstance(error, AuthenticationError) or "WRONGPASS" in text:
             return f"{redact(url)}: authentication failed (wrong user name or password)"
+    cause = error.__cause__ or error.__context__
+    if isinstance(error, ConnectionError) and isinstance(cause, OSError) and cause.errno:
+        # asyncio puts its own text in strerror; the errno says it plainly
+        reason = os.strerror(cause.errno) if cause.errno > 0 else cause.strerror
+        return f"{redact(url)}: cannot connect ({reason})"
     reason = text.split("\n")[0] or error.__class__.__name__
     return f"{redact(url)}: {reason}"
 

@@ -64,6 +64,8 @@ class BlocklistSync:
         self._updates = ThreadPoolExecutor(1, thread_name_prefix="blocklist")
         self._rng = random.Random()
         self._stop = asyncio.Event()
+        # A blocking read must return before the socket timeout turns it into an error.
+        self._wait_ms = int(min(WAIT_MS, settings.timeout_s * 500))
 
     def stop(self) -> None:
         """Make ``run`` return within about a second.
@@ -157,7 +159,7 @@ class BlocklistSync:
         loop = asyncio.get_running_loop()
         position = self._position
         while position is not None and not self._stop.is_set():
-            changes = await store.changes(position, WAIT_MS)
+            changes = await store.changes(position, self._wait_ms)
             if changes:
                 await loop.run_in_executor(self._updates, self._apply, changes)
                 last = changes[-1]

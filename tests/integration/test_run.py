@@ -108,7 +108,10 @@ def test_detects_on_rtmp_and_hls_and_survives_bad_neighbours(nginx_rtmp: NginxRt
                 timeout_s=10,
                 what="'ended' after the publisher stopped",
             )
-            assert service.get("/readyz") == {"ready": True}
+            assert service.get("/readyz") == {
+                "ready": True,
+                "blocklist": {"source": "files", "loaded": True, "entries": 12},
+            }
         finally:
             exit_code = service.stop()
     log = service.log()
@@ -259,7 +262,8 @@ def test_streams_split_over_two_processes(nginx_rtmp: NginxRtmp, tmp_path):
             assert set(service.streams()) == {"a", "b"}
             workers = {event["worker_id"] for event in service.events}
             assert len(workers) == 2  # one per process (host/pid)
-            assert service.get("/readyz") == {"ready": True}
+            readiness = service.get("/readyz")
+            assert readiness["ready"] and len(readiness["blocklist"]) == 2  # one per process
         finally:
             assert service.stop() == 0, service.log()
 
