@@ -1,7 +1,7 @@
 """What events say about each blocklist entry, held in columns by entry number.
 
 Ten million entries as Python objects would take gigabytes. Here an entry costs
-17 bytes plus the UTF-8 text of its id and label; list and category names are
+13 bytes plus the UTF-8 text of its id and label; list and category names are
 stored once. Lookups only happen for hits, so they may be slow; the lock keeps
 a lookup from seeing an entry half-written by the thread that applies changes.
 """
@@ -45,7 +45,7 @@ class EntryTable:
         self._algo = np.zeros(0, np.uint8)
         self._list = np.zeros(0, np.uint16)
         self._category = np.zeros(0, np.uint16)
-        self._offset = np.zeros(0, np.int64)
+        self._offset = np.zeros(0, np.uint32)  # widened to int64 past 4 GiB of text
         self._id_len = np.zeros(0, np.uint16)
         self._label_len = np.zeros(0, np.uint16)
         self._text = bytearray()
@@ -83,6 +83,8 @@ class EntryTable:
                 offsets[i] = position
                 position += len(entry_id) + len(label)
             self._text += b"".join(part for pair in encoded for part in pair)
+            if position > np.iinfo(self._offset.dtype).max:
+                self._offset = self._offset.astype(np.int64)
             self._offset[numbers] = offsets
             self._id_len[numbers] = [len(entry_id) for entry_id, _ in encoded]
             self._label_len[numbers] = [len(label) for _, label in encoded]

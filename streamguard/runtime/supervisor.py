@@ -114,7 +114,7 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 def _routes(
     streams: Callable[[], Snapshots], ready: Callable[[], tuple[bool, Any]]
 ) -> dict[str, Callable[[], Response]]:
-    """``ready`` returns whether the process is ready and the blocklist status to show."""
+    """``ready`` returns whether the service is ready and each worker process's blocklist."""
 
     def readyz() -> Response:
         ok, blocklist = ready()
@@ -131,7 +131,7 @@ async def _run_in_process(settings: Settings) -> None:
     stop = asyncio.Event()
     _stop_on_signals(stop)
     watcher = Watcher(settings)  # the blocklist is loaded once constructed
-    routes = _routes(watcher.snapshots, lambda: (watcher.ready, watcher.blocklist_status()))
+    routes = _routes(watcher.snapshots, lambda: (watcher.ready, [watcher.blocklist_status()]))
     server = await serve(settings.http_host, settings.http_port, routes)
     try:
         await watcher.run(stop)

@@ -4,11 +4,12 @@ import functools
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -32,28 +33,30 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+def _server(request, started, unavailable: type[Exception], log: Callable[[Any], Path]):
+    """Yield the server ``started`` gives; print its log after a failed test."""
+    try:
+        with started as server:
+            yield server
+    except unavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    path = log(server)
+    if request.node.stash.get(_FAILED, False) and path.exists():
+        print(f"--- {path} ---\n{path.read_text(errors='replace')[-8000:]}")
+
+
 @pytest.fixture
 def nginx_rtmp(request, tmp_path) -> Iterator[NginxRtmp]:
-    """A fresh nginx-rtmp per test; its error log is printed if the test failed."""
-    try:
-        with nginx_rtmp_server(tmp_path / "nginx") as server:
-            yield server
-    except NginxUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    if request.node.stash.get(_FAILED, False) and server.error_log.exists():
-        print(f"--- nginx error log {server.error_log} ---\n{server.error_log.read_text()}")
+    """A fresh nginx-rtmp per test."""
+    started = nginx_rtmp_server(tmp_path / "nginx")
+    yield from _server(request, started, NginxUnavailable, lambda server: server.error_log)
 
 
 @pytest.fixture
 def redis(request, tmp_path) -> Iterator[RedisServer]:
-    """A fresh redis-server (AOF on, so kill -9 and restart keep the data) per test."""
-    try:
-        with redis_server(tmp_path / "redis") as server:
-            yield server
-    except RedisUnavailable as exc:
-        pytest.fail(str(exc), pytrace=False)
-    if request.node.stash.get(_FAILED, False) and server.log.exists():
-        print(f"--- redis log {server.log} ---\n{server.log.read_text()[-4000:]}")
+    """A fresh redis-server per test (AOF on, so kill -9 and restart keep the data)."""
+    started = redis_server(tmp_path / "redis")
+    yield from _server(request, started, RedisUnavailable, lambda server: server.log)
 
 
 @contextmanager

@@ -110,7 +110,7 @@ def test_detects_on_rtmp_and_hls_and_survives_bad_neighbours(nginx_rtmp: NginxRt
             )
             assert service.get("/readyz") == {
                 "ready": True,
-                "blocklist": {"source": "files", "loaded": True, "entries": 12},
+                "blocklist": [{"source": "files", "loaded": True, "entries": 12}] * 2,
             }
         finally:
             exit_code = service.stop()

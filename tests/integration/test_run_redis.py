@@ -62,7 +62,7 @@ def test_blocklist_changes_reach_a_running_worker(redis, nginx_rtmp: NginxRtmp, 
             )
             assert not service.events
             readiness = service.get("/readyz")
-            assert readiness["ready"] and readiness["blocklist"]["entries"] == 3
+            assert readiness["ready"] and readiness["blocklist"][0]["entries"] == 3
 
             add_image(redis, "flagged_01")
             service.wait_for(
@@ -101,7 +101,7 @@ def test_redis_outage_keeps_detection_and_resyncs(redis, nginx_rtmp: NginxRtmp, 
             service.wait_for(lambda: events_for(service, "first"), 30, "a first detection")
             redis.kill()  # kill -9
             service.wait_for(
-                lambda: not service.get("/readyz")["blocklist"]["connected"], 10, "disconnected"
+                lambda: not service.get("/readyz")["blocklist"][0]["connected"], 10, "disconnected"
             )
             before = len(events_for(service, "first"))
             service.wait_for(
@@ -110,15 +110,15 @@ def test_redis_outage_keeps_detection_and_resyncs(redis, nginx_rtmp: NginxRtmp, 
                 "a detection while Redis is down",
             )
             status = service.get("/readyz")
-            assert status["ready"] and status["blocklist"]["stale_s"] > 1
-            assert "Connection refused" in status["blocklist"]["error"]
+            assert status["ready"] and status["blocklist"][0]["stale_s"] > 1
+            assert "Connection refused" in status["blocklist"][0]["error"]
 
             redis.start()  # the AOF brings back what was there
             add_image(redis, "flagged_02")  # a change made after the restart
             service.wait_for(
                 lambda: events_for(service, "second"), LOOP_S + 20, "the change applied"
             )
-            status = service.get("/readyz")["blocklist"]
+            status = service.get("/readyz")["blocklist"][0]
             assert status["connected"] and status["reloads"] == 0 and status["entries"] == 6
         finally:
             assert service.stop() == 0, service.log()

@@ -87,3 +87,49 @@ def test_environment_overrides():
     assert (settings.http_port, settings.processes) == (9999, 3)
     with pytest.raises(ConfigError, match="STREAMGUARD_PROCESSES"):
         config.from_environment(config.Settings(), {"STREAMGUARD_PROCESSES": "many"})
+
+
+def test_redis_table_and_environment(tmp_path):
+    path = write(
+        tmp_path,
+        """
+[redis]
+url = "rediss://redis.internal:6380/1"
+prefix = "edge:"
+password_file = "secrets/redis"
+ca_file = "ca.pem"
+max_changes = 500
+timeout_s = 2
+""",
+    )
+    redis = config.load_file(path).redis
+    assert (redis.url, redis.prefix, redis.max_changes, redis.timeout_s) == (
+        "rediss://redis.internal:6380/1",
+        "edge:",
+        500,
+        2.0,
+    )
+    assert (
+        redis.password_file == tmp_path / "secrets/redis" and redis.ca_file == tmp_path / "ca.pem"
+    )
+    environ = {"STREAMGUARD_REDIS_URL": "redis://other:6379/0", "STREAMGUARD_REDIS_PREFIX": "x:"}
+    redis = config.from_environment(config.load_file(path), environ).redis
+    assert (redis.url, redis.prefix, redis.ca_file) == (
+        "redis://other:6379/0",
+        "x:",
+        tmp_path / "ca.pem",
+    )
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("url = 6379", "redis.url: expected a string"),
+        ('hostname = "x"', "unknown key(s) hostname"),
+        ('password_file = ""', "redis.password_file: expected a file path"),
+        ("timeout_s = 0", "redis.timeout_s: expected a positive number"),
+    ],
+)
+def test_bad_redis_settings_name_the_key(tmp_path, table, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        config.load_file(write(tmp_path, f"[redis]\n{table}\n"))
