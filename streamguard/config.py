@@ -14,6 +14,7 @@ from typing import Any
 
 from streamguard.blocklist.store import RedisSettings
 from streamguard.errors import StreamguardError
+from streamguard.events.broker import MqttSettings
 from streamguard.hashing import ALGORITHMS
 from streamguard.ingest.sampler import Sampling
 from streamguard.ingest.source import HLS_HOLD_RELOADS, OPEN_TIMEOUT_S
@@ -55,6 +56,7 @@ class Settings:
     max_distance: dict[str, int] = field(default_factory=dict)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
     http_host: str = "127.0.0.1"
     http_port: int = 9310
     processes: int = 0  # 0: one per core
@@ -109,27 +111,33 @@ def _ingest(where: str, table: dict[str, Any]) -> IngestSettings:
     return IngestSettings(**values)
 
 
-def _redis(where: str, table: Any, base: Path) -> RedisSettings:
+def _connection(where: str, table: Any, base: Path, defaults: Any) -> Any:
+    """A [redis] or [mqtt] table over ``defaults``: strings, file paths, numbers, flags."""
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table")
-    known = RedisSettings.__dataclass_fields__
+    known = type(defaults).__dataclass_fields__
     if unknown := set(table) - set(known):
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     values: dict[str, Any] = {}
     for key, value in table.items():
-        if key in ("url", "prefix"):
-            if not isinstance(value, str):
-                raise ConfigError(f"{where}.{key}: expected a string")
-            values[key] = value
-        elif key.endswith("_file"):
+        default = getattr(defaults, key)
+        if key.endswith("_file"):
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{where}.{key}: expected a file path")
             values[key] = base / value
-        elif key == "max_changes":
-            values[key] = _count(f"{where}.max_changes", value) or RedisSettings.max_changes
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}: expected true or false")
+            values[key] = value
+        elif isinstance(default, str):
+            if not isinstance(value, str):
+                raise ConfigError(f"{where}.{key}: expected a string")
+            values[key] = value
+        elif isinstance(default, int):
+            values[key] = _count(f"{where}.{key}", value) or default
         else:
             values[key] = _seconds(f"{where}.{key}", value)
-    return RedisSettings(**values)
+    return replace(defaults, **values)
 
 
 def load_file(path: Path) -> Settings:
@@ -142,8 +150,8 @@ def load_file(path: Path) -> Settings:
         raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    known = {"streams", "blocklist", "redis", "ingest", "http", "processes", "hash_threads"}
-    known.add("worker_id")
+    known = {"streams", "blocklist", "redis", "mqtt", "ingest", "http", "processes"}
+    known |= {"hash_threads", "worker_id", "enforce"}  # [enforce] is read by `enforce`
     if unknown := set(data) - known:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     streams = []
@@ -168,7 +176,8 @@ def load_file(path: Path) -> Settings:
         blocklist_algo=blocklist.get("algo"),
         max_distance=dict(max_distance),
         ingest=_ingest(f"{path}: ingest", data.get("ingest", {})),
-        redis=_redis(f"{path}: redis", data.get("redis", {}), path.parent),
+        redis=_connection(f"{path}: redis", data.get("redis", {}), path.parent, RedisSettings()),
+        mqtt=_connection(f"{path}: mqtt", data.get("mqtt", {}), path.parent, MqttSettings()),
         processes=_count(f"{path}: processes", data.get("processes", 0)),
         hash_threads=_count(f"{path}: hash_threads", data.get("hash_threads", 0)),
         worker_id=str(data.get("worker_id", "")),
@@ -192,7 +201,7 @@ def with_http(settings: Settings, text: str, where: str = "--http") -> Settings:
 
 
 def from_environment(settings: Settings, environ: Mapping[str, str] | None = None) -> Settings:
-    """Apply STREAMGUARD_HTTP, _PROCESSES, _WORKER_ID, _REDIS_URL, _REDIS_PREFIX."""
+    """Apply STREAMGUARD_HTTP, _PROCESSES, _WORKER_ID, _REDIS_URL, _REDIS_PREFIX, _MQTT_URL."""
     environ = os.environ if environ is None else environ
     if "STREAMGUARD_HTTP" in environ:
         settings = with_http(settings, environ["STREAMGUARD_HTTP"], "STREAMGUARD_HTTP")
@@ -203,6 +212,10 @@ def from_environment(settings: Settings, environ: Mapping[str, str] | None = Non
         settings = replace(settings, processes=int(text))
     if "STREAMGUARD_WORKER_ID" in environ:
         settings = replace(settings, worker_id=environ["STREAMGUARD_WORKER_ID"])
+    if "STREAMGUARD_MQTT_URL" in environ:
+        settings = replace(
+            settings, mqtt=replace(settings.mqtt, url=environ["STREAMGUARD_MQTT_URL"])
+        )
     return replace(settings, redis=redis_from_environment(settings.redis, environ))
 
 

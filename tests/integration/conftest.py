@@ -1,4 +1,4 @@
-"""Real servers for integration tests: nginx-rtmp (RTMP in, HLS out) and ffmpeg publishers."""
+"""Real servers for integration tests: nginx-rtmp, redis-server, mosquitto, ffmpeg publishers."""
 
 import functools
 import shutil
@@ -18,6 +18,7 @@ from streamguard.errors import SourceError
 from streamguard.ingest.replay import publish
 
 from ..conftest import SAMPLES
+from ..support.mosquitto import Mosquitto, MosquittoUnavailable, mosquitto_broker
 from ..support.nginx import STOP_TIMEOUT_S, NginxRtmp, NginxUnavailable, nginx_rtmp_server
 from ..support.processes import stop
 from ..support.redis import RedisServer, RedisUnavailable, redis_server
@@ -57,6 +58,13 @@ def redis(request, tmp_path) -> Iterator[RedisServer]:
     """A fresh redis-server per test (AOF on, so kill -9 and restart keep the data)."""
     started = redis_server(tmp_path / "redis")
     yield from _server(request, started, RedisUnavailable, lambda server: server.log)
+
+
+@pytest.fixture
+def mosquitto(request, tmp_path) -> Iterator[Mosquitto]:
+    """A fresh mosquitto per test (persistence on, so retained messages survive a restart)."""
+    started = mosquitto_broker(tmp_path / "mosquitto")
+    yield from _server(request, started, MosquittoUnavailable, lambda broker: broker.log)
 
 
 @contextmanager

@@ -1,0 +1,90 @@
+"""A real mosquitto broker on a free loopback port, optionally with a password file and ACL."""
+
+import getpass
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .ports import free_port, wait_for_ports
+from .processes import stop
+
+
+class MosquittoUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class Mosquitto:
+    directory: Path
+    users: dict[str, str] = field(default_factory=dict)  # name -> password; empty: anonymous
+    acl: str = ""  # mosquitto ACL file text; empty: no ACL
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    def url(self, user: str = "") -> str:
+        auth = f"{user}:{self.users[user]}@" if user else ""
+        return f"mqtt://{auth}127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "mosquitto.log"
+
+    def start(self) -> None:
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise MosquittoUnavailable("mosquitto is needed: install the Debian package mosquitto")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        config = [
+            f"user {getpass.getuser()}",  # as root, mosquitto would switch to user "mosquitto"
+            f"listener {self.port} 127.0.0.1",
+            f"log_dest file {self.log}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "persistence true",  # retained messages and sessions survive a restart
+            f"persistence_location {self.directory}/",
+            "autosave_interval 1",
+        ]
+        if self.users:
+            passwords = self.directory / "passwords"
+            passwords.write_text("")
+            for user, password in self.users.items():
+                subprocess.run(
+                    ["mosquitto_passwd", "-b", str(passwords), user, password], check=True
+                )
+            passwords.chmod(0o600)
+            config += ["allow_anonymous false", f"password_file {passwords}"]
+        else:
+            config.append("allow_anonymous true")
+        if self.acl:
+            (self.directory / "acl").write_text(self.acl)
+            config.append(f"acl_file {self.directory / 'acl'}")
+        (self.directory / "mosquitto.conf").write_text("\n".join(config) + "\n")
+        self.process = subprocess.Popen([binary, "-c", str(self.directory / "mosquitto.conf")])
+        process = self.process
+        wait_for_ports(self.port, alive=lambda: process.poll() is None)
+
+    def kill(self) -> None:
+        """kill -9: what a crash does."""
+        if self.process is not None:
+            stop(self.process, signal.SIGKILL)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+
+@contextmanager
+def mosquitto_broker(directory: Path, **options) -> Iterator[Mosquitto]:
+    broker = Mosquitto(directory, **options)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
