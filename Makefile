@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEBIAN_PACKAGES := ffmpeg nginx libnginx-mod-rtmp redis-server
+DEBIAN_PACKAGES := ffmpeg nginx libnginx-mod-rtmp redis-server mosquitto mosquitto-clients
 
 .PHONY: demo test lint bench debian-packages
 
@@ -39,3 +39,4 @@ bench: $(BIN)/streamguard debian-packages
 	$(BIN)/python bench/bench_scan.py
 	$(BIN)/python bench/bench_hash.py
 	$(BIN)/python bench/bench_live.py
+	$(BIN)/python bench/bench_blocklist.py

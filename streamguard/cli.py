@@ -214,6 +214,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_distance={**settings.max_distance, **dict(args.max_distance)},
         redis=blocklist_commands.redis_settings(args, settings.redis),
     )
+    if args.mqtt:
+        settings = replace(settings, mqtt=replace(settings.mqtt, url=args.mqtt))
     if args.http:
         settings = config.with_http(settings, args.http)
     if args.processes is not None:
@@ -330,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm of bare hash files")
     blocklist_commands.add_redis_options(run, default_url=None)
+    run.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="mqtt://[USER:PASSWORD@]HOST[:PORT] (mqtts:// for TLS): events go there, not stdout",
+    )
     run.add_argument(
         "--max-distance", action="append", type=_max_distance, default=[], metavar="ALGO=N"
     )

@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from streamguard.blocklist.store import RedisSettings
+from streamguard.detect.policy import Policy, PolicyError, parse_policy
 from streamguard.errors import StreamguardError
 from streamguard.events.broker import MqttSettings
+from streamguard.events.outbox import DEFAULT_MAX_EVENTS
 from streamguard.hashing import ALGORITHMS
 from streamguard.ingest.sampler import Sampling
 from streamguard.ingest.source import HLS_HOLD_RELOADS, OPEN_TIMEOUT_S
 
 RUN_SCHEMES = ("rtmp", "rtmps", "http", "https")
+DEFAULT_STATE_DIR = Path("streamguard-state")
 _STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -57,6 +60,9 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
+    policy: Policy = field(default_factory=Policy)
+    state_dir: Path = DEFAULT_STATE_DIR  # the MQTT outbox lives here
+    outbox_max_events: int = DEFAULT_MAX_EVENTS
     http_host: str = "127.0.0.1"
     http_port: int = 9310
     processes: int = 0  # 0: one per core
@@ -140,6 +146,13 @@ def _connection(where: str, table: Any, base: Path, defaults: Any) -> Any:
     return replace(defaults, **values)
 
 
+def _policy(where: str, table: Any) -> Policy:
+    try:
+        return parse_policy(where, table)
+    except PolicyError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def load_file(path: Path) -> Settings:
     """Settings from a TOML file (see docs/configuration.md)."""
     try:
@@ -150,8 +163,9 @@ def load_file(path: Path) -> Settings:
         raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    known = {"streams", "blocklist", "redis", "mqtt", "ingest", "http", "processes"}
-    known |= {"hash_threads", "worker_id", "enforce"}  # [enforce] is read by `enforce`
+    known = {"streams", "blocklist", "redis", "mqtt", "policy", "ingest", "http", "processes"}
+    known |= {"hash_threads", "worker_id", "state_dir", "outbox_max_events"}
+    known.add("enforce")  # read by `streamguard enforce`
     if unknown := set(data) - known:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     streams = []
@@ -178,6 +192,10 @@ def load_file(path: Path) -> Settings:
         ingest=_ingest(f"{path}: ingest", data.get("ingest", {})),
         redis=_connection(f"{path}: redis", data.get("redis", {}), path.parent, RedisSettings()),
         mqtt=_connection(f"{path}: mqtt", data.get("mqtt", {}), path.parent, MqttSettings()),
+        policy=_policy(f"{path}: policy", data.get("policy", {})),
+        state_dir=path.parent / str(data.get("state_dir", DEFAULT_STATE_DIR)),
+        outbox_max_events=_count(f"{path}: outbox_max_events", data.get("outbox_max_events", 0))
+        or DEFAULT_MAX_EVENTS,
         processes=_count(f"{path}: processes", data.get("processes", 0)),
         hash_threads=_count(f"{path}: hash_threads", data.get("hash_threads", 0)),
         worker_id=str(data.get("worker_id", "")),

@@ -1,13 +1,26 @@
-"""The kill/review event platforms receive (DESIGN.md, "Kill/review event")."""
+"""The kill/review event platforms receive (DESIGN.md, "Kill/review event").
 
+The JSON Schema is ``event.schema.json`` next to this file; docs/events.md explains
+each field and how to deduplicate.
+"""
+
+import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from streamguard.detect.matcher import Match
 
 SCHEMA = "streamguard.event.v1"
+SCHEMA_FILE = Path(__file__).with_name("event.schema.json")
+SESSION_BUCKET_S = 10.0
 _EVENT_NAMESPACE = uuid.UUID("5f0c1e9a-7d1b-4c3e-9a55-2b8f6e4d7c10")
+
+
+def json_schema() -> dict[str, Any]:
+    """The shipped JSON Schema of events."""
+    return json.loads(SCHEMA_FILE.read_text())
 
 
 def rfc3339(timestamp: float) -> str:
@@ -16,9 +29,20 @@ def rfc3339(timestamp: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def event_id(stream_id: str, entry_list: str, entry_id: str, pts_s: float) -> str:
-    """Deterministic, so a retried or failed-over decision can be dropped as a duplicate."""
-    return str(uuid.uuid5(_EVENT_NAMESPACE, f"{stream_id}\n{entry_list}\n{entry_id}\n{pts_s:.3f}"))
+def event_id(
+    stream_id: str, entry_list: str, entry_id: str, pts_s: float, received_at: float
+) -> str:
+    """Deterministic, so a retried or failed-over decision can be dropped as a duplicate.
+
+    Besides the stream, the entry and the frame's stream time, the id includes the
+    broadcast's start (arrival minus stream time) in 10 s steps: a publisher that
+    restarts shows the same stream times again, and its new incident must not look
+    like a duplicate of the old one. Two workers deciding on the same frame agree
+    unless their arrival times straddle a step.
+    """
+    session = int((received_at - pts_s) // SESSION_BUCKET_S)
+    name = f"{stream_id}\n{entry_list}\n{entry_id}\n{pts_s:.3f}\n{session}"
+    return str(uuid.uuid5(_EVENT_NAMESPACE, name))
 
 
 def match_fields(match: Match) -> dict[str, Any]:
@@ -43,7 +67,9 @@ def build_event(
     frame, hit = match.frame, match.hit
     return {
         "schema": SCHEMA,
-        "event_id": event_id(frame.stream_id, hit.entry.list, hit.entry.id, frame.pts_s),
+        "event_id": event_id(
+            frame.stream_id, hit.entry.list, hit.entry.id, frame.pts_s, frame.received_at
+        ),
         "action": action,
         "stream_id": frame.stream_id,
         "stream_url": stream_url,

@@ -1,4 +1,4 @@
-"""Where decided events go. ``stdout`` is the embedded default; MQTT comes later."""
+"""Where decided events go: stdout is the embedded default, MQTT (events/mqtt.py) the real one."""
 
 import json
 import os
@@ -7,6 +7,9 @@ from typing import Any, Protocol
 
 class EventSink(Protocol):
     async def publish(self, event: dict[str, Any]) -> None: ...
+
+    def status(self, stream_id: str, state: dict[str, Any] | None) -> None:
+        """The stream's current state (None: the stream was removed)."""
 
     @property
     def ready(self) -> bool: ...
@@ -21,6 +24,9 @@ class StdoutSink:
 
     async def publish(self, event: dict[str, Any]) -> None:
         os.write(self._fd, (json.dumps(event, separators=(",", ":")) + "\n").encode())
+
+    def status(self, stream_id: str, state: dict[str, Any] | None) -> None:
+        """States are in the log and /streams already."""
 
     @property
     def ready(self) -> bool:

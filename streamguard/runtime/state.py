@@ -12,6 +12,7 @@ class Watch(StrEnum):
     RECONNECTING = "reconnecting"  # failed (error, stall); retrying with back-off
     ENDED = "ended"  # the publisher stopped; retrying in case it comes back
     FAILED = "failed"  # will not be retried (refused URL, oversized video)
+    KILLED = "killed"  # a kill was decided; no longer watched (policy.keep_watching_after_kill)
     STOPPED = "stopped"
 
 

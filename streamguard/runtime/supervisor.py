@@ -23,7 +23,9 @@ from typing import Any
 from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.sync import BlocklistSync
 from streamguard.config import Settings
-from streamguard.events.sinks import StdoutSink
+from streamguard.events.mqtt import MqttSink
+from streamguard.events.outbox import Outbox
+from streamguard.events.sinks import EventSink, StdoutSink
 from streamguard.observability.http import Response, json_response, serve
 from streamguard.observability.logging import setup_logging
 from streamguard.runtime.worker import StreamWorker
@@ -32,6 +34,7 @@ log = logging.getLogger("streamguard.run")
 STATE_INTERVAL_S = 1.0
 CHILD_STOP_TIMEOUT_S = 10.0
 SYNC_STOP_TIMEOUT_S = 5.0
+DRAIN_TIMEOUT_S = 5.0
 
 Snapshots = list[dict[str, Any]]
 
@@ -39,7 +42,7 @@ Snapshots = list[dict[str, Any]]
 class Watcher:
     """The streams of one process, each with its own worker, and the blocklist they share."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, number: int = 0) -> None:
         self.sync: BlocklistSync | None = None
         if settings.redis.url:
             self.sync = BlocklistSync(settings.redis, settings.max_distance)
@@ -53,10 +56,23 @@ class Watcher:
         worker_id = settings.worker_id or f"{socket.gethostname()}/{os.getpid()}"
         threads = settings.hash_threads or os.cpu_count() or 1
         self._hash_pool = ThreadPoolExecutor(threads, thread_name_prefix="hash")
-        self.sink = StdoutSink()
+        self.mqtt: MqttSink | None = None
+        self.sink: EventSink = StdoutSink()
+        if settings.mqtt.url:
+            outbox = Outbox(
+                settings.state_dir / f"outbox-{number}.sqlite", settings.outbox_max_events
+            )
+            base = settings.mqtt.client_id or f"streamguard-{socket.gethostname()}"
+            self.sink = self.mqtt = MqttSink(settings.mqtt, outbox, f"{base}-{number}")
         self.workers = [
             StreamWorker(
-                stream, settings.ingest, self.blocklist, self.sink, self._hash_pool, worker_id
+                stream,
+                settings.ingest,
+                self.blocklist,
+                self.sink,
+                self._hash_pool,
+                worker_id,
+                settings.policy,
             )
             for stream in settings.streams
         ]
@@ -81,6 +97,7 @@ class Watcher:
         that could not be matched against anything.
         """
         sync_task = None if self.sync is None else asyncio.create_task(self.sync.run())
+        mqtt_task = None if self.mqtt is None else asyncio.create_task(self.mqtt.run())
         tasks: list[asyncio.Task] = []
         try:
             while not stop.is_set():
@@ -101,8 +118,20 @@ class Watcher:
                 self.sync.stop()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(sync_task, SYNC_STOP_TIMEOUT_S)
+            if self.mqtt is not None and mqtt_task is not None:
+                await self._drain(self.mqtt, mqtt_task)
             self._hash_pool.shutdown(wait=False, cancel_futures=True)
             log.info("stopped")
+
+    @staticmethod
+    async def _drain(mqtt: MqttSink, task: asyncio.Task) -> None:
+        """Give waiting events a few seconds to go out; the outbox keeps the rest."""
+        mqtt.stop()
+        try:
+            await asyncio.wait_for(task, DRAIN_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("MQTT: %d events left in the outbox for the next start", len(mqtt.outbox))
+        mqtt.outbox.close()
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -150,7 +179,7 @@ def _child_main(number: int, settings: Settings, states: Any, log_level: int) ->
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        watcher = Watcher(settings)
+        watcher = Watcher(settings, number)
 
         def report() -> None:
             states.put((number, watcher.snapshots(), watcher.ready, watcher.blocklist_status()))

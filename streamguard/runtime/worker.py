@@ -10,7 +10,8 @@ from typing import Any
 
 from streamguard.blocklist.memory import Blocklist
 from streamguard.config import IngestSettings, StreamConfig
-from streamguard.detect.matcher import FrameMatcher, Match, strongest
+from streamguard.detect.matcher import FrameMatcher, Match
+from streamguard.detect.policy import Policy, StreamPolicy
 from streamguard.errors import SourceEnded, SourceError, SourceRefused
 from streamguard.events.schema import build_event
 from streamguard.events.sinks import EventSink
@@ -38,6 +39,7 @@ class StreamWorker:
         sink: EventSink,
         hash_pool: Executor,
         worker_id: str,
+        policy: Policy,
     ) -> None:
         self.config = config
         self.ingest = ingest
@@ -50,6 +52,8 @@ class StreamWorker:
         self._stats = SampleStats()
         self._queue: NewestQueue[Frame] | None = None
         self._rng = random.Random()
+        self._policy = StreamPolicy(policy)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def snapshot(self) -> dict[str, Any]:
         """State for /streams, with the reader's live counters."""
@@ -63,24 +67,25 @@ class StreamWorker:
     def stop(self) -> None:
         """Ask the reader to stop; it notices within one read timeout at most."""
         self._stop.set()
-        self._enter(Watch.STOPPED)
+        if self.state.state is not Watch.KILLED:
+            self._enter(Watch.STOPPED)
 
     async def run(self) -> None:
-        """Watch until cancelled: start the reader, then decide on each frame it hands over."""
-        loop = asyncio.get_running_loop()
+        """Watch until cancelled or killed: start the reader, then decide on each frame."""
+        loop = self._loop = asyncio.get_running_loop()
         self._queue = NewestQueue(loop, self.ingest.queue_size)
         reader = threading.Thread(
             target=self._read_forever, args=(self._queue,), name=f"read-{self.config.id}"
         )
         reader.daemon = True  # a read blocked in FFmpeg must not hold up shutdown
         reader.start()
-        matched: frozenset[tuple[str, str]] = frozenset()
+        self._publish_status()
         try:
-            while True:
+            while not self._stop.is_set():
                 frame = await self._queue.get()
                 try:
                     matches = await loop.run_in_executor(self._hash_pool, self._matcher, frame)
-                    matched = await self._decide(matches, matched)
+                    await self._decide(frame, matches)
                 except Exception:  # a bug must cost this frame, not the stream
                     self.state.internal_errors += 1
                     log.exception(
@@ -89,42 +94,54 @@ class StreamWorker:
         finally:
             self._stop.set()
 
-    async def _decide(
-        self, matches: list[Match], matched: frozenset[tuple[str, str]]
-    ) -> frozenset[tuple[str, str]]:
-        """One event per incident: a frame matching an entry the previous frame did not.
+    async def _decide(self, frame: Frame, matches: list[Match]) -> None:
+        """Apply the policy to this frame; publish the decision it brings, if any."""
+        decision = self._policy.observe(matches, frame.received_at)
+        if decision is None:
+            return
+        best = decision.match
+        event = build_event(
+            best,
+            action=decision.action,
+            stream_url=self.state.url,
+            worker_id=self._worker_id,
+            confirmations=decision.confirmations,
+        )
+        await self._sink.publish(event)
+        self.state.detections += 1
+        log.warning(
+            "stream %s: %s: matched %s/%s (%s, %s distance %d/%d, %d frames) at %.3f s, "
+            "%d ms after arrival",
+            self.config.id,
+            decision.action,
+            best.hit.entry.list,
+            best.hit.entry.id,
+            best.hit.entry.category,
+            best.hash.algo,
+            best.hit.distance,
+            best.hit.threshold,
+            decision.confirmations,
+            best.frame.pts_s,
+            event["latency_ms"],
+        )
+        if decision.action == "kill" and not self._policy.policy.keep_watching_after_kill:
+            self._stop.set()  # the media server ends the broadcast; nothing more to watch
+            self._enter(Watch.KILLED, f"matched a {best.hit.entry.category} entry")
 
-        Returns the entries this frame matched. (Per-category policy comes with MQTT events.)
-        """
-        entries = frozenset(match.hit.entry.key for match in matches)
-        if entries - matched:
-            best = strongest(matches)
-            event = build_event(
-                best, action="kill", stream_url=self.state.url, worker_id=self._worker_id
-            )
-            await self._sink.publish(event)
-            self.state.detections += 1
-            log.warning(
-                "stream %s: matched %s/%s (%s, %s distance %d/%d) at %.3f s, %d ms after arrival",
-                self.config.id,
-                best.hit.entry.list,
-                best.hit.entry.id,
-                best.hit.entry.category,
-                best.hash.algo,
-                best.hit.distance,
-                best.hit.threshold,
-                best.frame.pts_s,
-                event["latency_ms"],
-            )
-        return entries
+    def _publish_status(self) -> None:
+        """Hand the current state to the sink (retained status message), on the event loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._sink.status, self.config.id, self.snapshot())
 
     # -- reader thread ------------------------------------------------------------------
 
     def _enter(self, state: Watch, error: str = "") -> None:
+        """Called from the reader thread and the event loop."""
         if self.state.enter(state, error):
             detail = f": {error}" if error else ""
             level = logging.WARNING if state in (Watch.RECONNECTING, Watch.FAILED) else logging.INFO
             log.log(level, "stream %s (%s): %s%s", self.config.id, self.state.url, state, detail)
+            self._publish_status()
 
     def _read_forever(self, queue: NewestQueue[Frame]) -> None:
         failures = 0

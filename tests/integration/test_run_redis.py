@@ -12,7 +12,7 @@ from ..conftest import SAMPLES
 from ..support.redis import RedisServer
 from ..support.service import Service
 from .conftest import NginxRtmp, publishing
-from .test_run import FAST_RETRIES, FLAGGED_360, FLAGGED_720, events_for
+from .test_run import EVERY_LOOP, FAST_RETRIES, FLAGGED_360, FLAGGED_720, events_for
 
 FLAGGED_DIR = SAMPLES / "flagged"
 LOOP_S = 10  # the sample clips show their flagged picture at 4 s of every 10 s loop
@@ -37,7 +37,7 @@ def add_image(redis: RedisServer, name: str) -> None:
 def start_run(tmp_path: Path, redis: RedisServer, streams: dict[str, str]) -> Service:
     config = tmp_path / "streamguard.toml"
     tables = "".join(f'\n[[streams]]\nid = "{i}"\nurl = "{url}"\n' for i, url in streams.items())
-    config.write_text(f"processes = 1\n[redis]\ntimeout_s = 1\n{FAST_RETRIES}{tables}")
+    config.write_text(f"processes = 1\n[redis]\ntimeout_s = 1\n{FAST_RETRIES}{EVERY_LOOP}{tables}")
     return Service(["--config", str(config), "--redis", redis.url], tmp_path / "run.log")
 
 

@@ -6,6 +6,7 @@ import numpy as np
 from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.memory import Blocklist
 from streamguard.config import IngestSettings, StreamConfig
+from streamguard.detect.policy import Policy
 from streamguard.hashing import Luma, hash_luma
 from streamguard.ingest.sampler import Frame
 from streamguard.runtime.worker import StreamWorker
@@ -18,9 +19,13 @@ OTHER = np.kron(RNG.integers(0, 256, (36, 64), dtype=np.uint8), np.ones((10, 10)
 class ListSink:
     def __init__(self):
         self.events = []
+        self.states = []
 
     async def publish(self, event):
         self.events.append(event)
+
+    def status(self, stream_id, state):
+        self.states.append(state["state"])
 
     @property
     def ready(self):
@@ -28,20 +33,29 @@ class ListSink:
 
 
 def frame(pixels, pts_s):
-    return Frame("s", pts_s, 0.0, Luma(pixels), 640, 360)
+    return Frame("s", pts_s, pts_s, Luma(pixels), 640, 360)
 
 
-def test_one_event_per_incident_and_bugs_cost_a_frame_not_the_stream():
+def flagged_blocklist() -> Blocklist:
     (pdq,) = hash_luma(Luma(FLAGGED), ["pdq"])
     blocklist = Blocklist()
     blocklist.put([0], [Entry("pdq", pdq.digest, "e1", "l", "test")])
-    sink = ListSink()
+    return blocklist
+
+
+def worker_for(blocklist, sink, pool, policy: Policy) -> StreamWorker:
+    # A refused scheme: the reader thread stops at once and frames come from the test.
+    config = StreamConfig("s", "gopher://h/x")
+    return StreamWorker(config, IngestSettings(), blocklist, sink, pool, "w", policy)
+
+
+def test_one_event_per_incident_and_bugs_cost_a_frame_not_the_stream():
+    blocklist, sink = flagged_blocklist(), ListSink()
+    policy = Policy(incident_gap_s=1.5, keep_watching_after_kill=True)
 
     async def scenario():
         with ThreadPoolExecutor(1) as pool:
-            # A refused scheme: the reader thread stops at once and frames come from the test.
-            config = StreamConfig("s", "gopher://h/x")
-            worker = StreamWorker(config, IngestSettings(), blocklist, sink, pool, "w")
+            worker = worker_for(blocklist, sink, pool, policy)
             task = asyncio.create_task(worker.run())
             await asyncio.sleep(0.1)
             real_matcher = worker._matcher
@@ -63,6 +77,25 @@ def test_one_event_per_incident_and_bugs_cost_a_frame_not_the_stream():
     state = asyncio.run(scenario())
     assert state["state"] == "failed" and "not enabled" in state["last_error"]
     assert state["internal_errors"] == 1
-    # flagged, flagged (same incident), other, flagged (new incident)
+    # flagged, flagged (same incident), other, flagged (a new incident: 2 s since a match)
     assert [event["frame"]["pts_s"] for event in sink.events] == [2.0, 5.0]
+    assert {event["action"] for event in sink.events} == {"kill"}
     assert state["detections"] == 2
+    assert sink.states[-1] == "failed"  # each state change reached the sink
+
+
+def test_a_kill_ends_the_watch():
+    blocklist, sink = flagged_blocklist(), ListSink()
+
+    async def scenario():
+        with ThreadPoolExecutor(1) as pool:
+            worker = worker_for(blocklist, sink, pool, Policy())
+            task = asyncio.create_task(worker.run())
+            await asyncio.sleep(0.1)
+            worker._queue.put_threadsafe(frame(FLAGGED, 4.0))
+            await asyncio.wait_for(task, 5)  # ends by itself
+            return worker.snapshot()
+
+    state = asyncio.run(scenario())
+    assert state["state"] == "killed" and len(sink.events) == 1
+    assert sink.states[-1] == "killed"

@@ -1,0 +1,218 @@
+"""What a stream's matches lead to: kill, review, or nothing yet.
+
+Per category (docs/policy.md): a match counts if it is within ``max_distance`` and,
+for PDQ, of at least ``min_quality``. A strong match (at most ``instant_distance``,
+quality at least ``instant_quality``) is confirmed on its own; weaker ones need
+``confirmations`` counted frames within ``window_s`` seconds. A confirmed match
+decides ``action``. A weak match still unconfirmed when its window closes decides
+``unconfirmed`` (review, or nothing).
+
+One decision per stream per incident: an incident starts with the first counted
+match and ends after ``incident_gap_s`` without one. The one exception is
+escalation: a review can become a kill within the same incident.
+"""
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from streamguard.detect.matcher import Match, strongest
+from streamguard.errors import StreamguardError
+from streamguard.hashing import ALGORITHMS
+
+ACTIONS = ("kill", "review")
+_RANK = {None: 0, "review": 1, "kill": 2}
+
+
+class PolicyError(StreamguardError):
+    """A [policy] setting is invalid; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    action: str = "kill"
+    max_distance: Mapping[str, int] = field(default_factory=dict)  # default: index threshold
+    min_quality: int = 50
+    instant_distance: Mapping[str, int] = field(default_factory=lambda: {"pdq": 16})
+    instant_quality: int = 80
+    confirmations: int = 2
+    window_s: float = 10.0
+    unconfirmed: str = "review"  # or "ignore"
+
+    def counts(self, match: Match) -> bool:
+        algo, quality = match.hash.algo, match.hash.quality
+        limit = self.max_distance.get(algo, match.hit.threshold)
+        return match.hit.distance <= limit and (quality is None or quality >= self.min_quality)
+
+    def strong(self, match: Match) -> bool:
+        limit = self.instant_distance.get(match.hash.algo)
+        quality = match.hash.quality
+        return (
+            limit is not None
+            and match.hit.distance <= limit
+            and (quality is None or quality >= self.instant_quality)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    default: Rule = field(default_factory=Rule)
+    categories: Mapping[str, Rule] = field(default_factory=dict)
+    incident_gap_s: float = 30.0
+    keep_watching_after_kill: bool = False
+
+    def rule(self, category: str) -> Rule:
+        return self.categories.get(category, self.default)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: str
+    match: Match  # the strongest match behind the decision
+    confirmations: int
+
+
+@dataclass
+class _Pending:
+    """Counted frames of one category in the current incident."""
+
+    times: deque[float] = field(default_factory=deque)
+    best: Match | None = None
+    since: float = 0.0  # first counted frame not yet decided on
+
+
+class StreamPolicy:
+    """The policy applied to one stream's frames, in arrival order."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._pending: dict[str, _Pending] = {}
+        self._decided: str | None = None
+        self._last_match_at: float | None = None
+
+    def observe(self, matches: list[Match], at: float) -> Decision | None:
+        """The decision this frame (received at ``at``) brings, if any; frames without
+        matches must be observed too: they end incidents and close windows."""
+        last = self._last_match_at
+        if last is not None and at - last > self.policy.incident_gap_s:
+            self._pending.clear()
+            self._decided = None
+            self._last_match_at = None
+        counted = [m for m in matches if self.policy.rule(m.hit.entry.category).counts(m)]
+        decisions = [self._confirm(c, found, at) for c, found in _by_category(counted).items()]
+        decisions += [self._unconfirmed(category, at) for category in self._pending]
+        best = max((d for d in decisions if d), key=lambda d: _RANK[d.action], default=None)
+        if best is None or _RANK[best.action] <= _RANK[self._decided]:
+            return None
+        self._decided = best.action
+        return best
+
+    def _confirm(self, category: str, found: list[Match], at: float) -> Decision | None:
+        rule = self.policy.rule(category)
+        self._last_match_at = at
+        pending = self._pending.setdefault(category, _Pending(since=at))
+        pending.times.append(at)
+        while pending.times and pending.times[0] < at - rule.window_s:
+            pending.times.popleft()
+        best = strongest(found)
+        if pending.best is None or strongest([best, pending.best]) is best:
+            pending.best = best
+        count = len(pending.times)
+        if any(rule.strong(m) for m in found) or count >= rule.confirmations:
+            return Decision(rule.action, best, count)
+        return None
+
+    def _unconfirmed(self, category: str, at: float) -> Decision | None:
+        rule = self.policy.rule(category)
+        pending = self._pending[category]
+        if rule.unconfirmed != "review" or at < pending.since + rule.window_s:
+            return None
+        if pending.best is None or self._decided is not None:
+            return None
+        decision = Decision("review", pending.best, len(pending.times))
+        pending.best = None  # decided on: one review per incident
+        return decision
+
+
+def _by_category(matches: list[Match]) -> dict[str, list[Match]]:
+    grouped: dict[str, list[Match]] = {}
+    for match in matches:
+        grouped.setdefault(match.hit.entry.category, []).append(match)
+    return grouped
+
+
+# -- configuration ------------------------------------------------------------------------
+
+_GENERAL = {"incident_gap_s", "keep_watching_after_kill"}
+_RULE_MAPS = {"max_distance", "instant_distance"}
+
+
+def parse_policy(where: str, table: Any) -> Policy:
+    """``[policy]``: rule keys as defaults for every category, ``[policy.CATEGORY]`` overrides."""
+    if not isinstance(table, dict):
+        raise PolicyError(f"{where}: expected a table")
+    general = {k: v for k, v in table.items() if k in _GENERAL}
+    categories = {k: v for k, v in table.items() if isinstance(v, dict) and k not in _RULE_MAPS}
+    rule_keys = {k: v for k, v in table.items() if k not in general and k not in categories}
+    default = _rule(where, rule_keys, Rule())
+    policy = Policy(
+        default=default,
+        categories={
+            name.lower(): _rule(f"{where}.{name}", keys, default)
+            for name, keys in categories.items()
+        },
+    )
+    if "incident_gap_s" in general:
+        policy = replace(policy, incident_gap_s=_positive(where, "incident_gap_s", general))
+    if "keep_watching_after_kill" in general:
+        keep = general["keep_watching_after_kill"]
+        if not isinstance(keep, bool):
+            raise PolicyError(f"{where}.keep_watching_after_kill: expected true or false")
+        policy = replace(policy, keep_watching_after_kill=keep)
+    return policy
+
+
+def _rule(where: str, keys: dict[str, Any], base: Rule) -> Rule:
+    known = {f.name for f in fields(Rule)}
+    if unknown := set(keys) - known:
+        raise PolicyError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for key, value in keys.items():
+        if key in _RULE_MAPS:
+            values[key] = _distances(f"{where}.{key}", value)
+        elif key == "action":
+            values[key] = _choice(where, key, value, ACTIONS)
+        elif key == "unconfirmed":
+            values[key] = _choice(where, key, value, ("review", "ignore"))
+        elif key == "window_s":
+            values[key] = _positive(where, key, keys)
+        else:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise PolicyError(f"{where}.{key}: expected a whole number, got {value!r}")
+            if key == "confirmations" and value < 1:
+                raise PolicyError(f"{where}.confirmations: must be at least 1")
+            values[key] = value
+    return replace(base, **values)
+
+
+def _distances(where: str, value: Any) -> dict[str, int]:
+    if not isinstance(value, dict) or not all(
+        algo in ALGORITHMS and isinstance(n, int) and not isinstance(n, bool) and n >= 0
+        for algo, n in value.items()
+    ):
+        raise PolicyError(f"{where}: expected {{ ALGO = bits }} with ALGO in {list(ALGORITHMS)}")
+    return dict(value)
+
+
+def _choice(where: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise PolicyError(f"{where}.{key}: expected one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _positive(where: str, key: str, keys: Mapping[str, Any]) -> float:
+    value = keys[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise PolicyError(f"{where}.{key}: expected a positive number of seconds, got {value!r}")
+    return float(value)

@@ -1,0 +1,136 @@
+"""Events and stream status over MQTT, through the durable outbox.
+
+Kill and review events go to ``PREFIX/v1/{kill,review}/STREAM_ID`` with QoS 1, in
+the order they were decided, one at a time: the next is sent once the broker has
+acknowledged the previous one. Each stream's state is a retained message on
+``PREFIX/v1/status/STREAM_ID`` (the latest state only, so it does not go through
+the outbox; it is sent again after every reconnect).
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from typing import Any
+
+import aiomqtt
+import paho.mqtt.client as paho
+
+from streamguard.events.broker import MqttSettings, client, protocols, topic
+from streamguard.events.outbox import Outbox
+from streamguard.ingest.urls import redact
+
+log = logging.getLogger("streamguard.mqtt")
+RETRY_INITIAL_S = 0.5
+RETRY_MAX_S = 15.0
+
+
+class MqttSink:
+    def __init__(self, settings: MqttSettings, outbox: Outbox, identifier: str) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.identifier = identifier
+        self.connected = False
+        self.published = 0
+        self.last_error = ""
+        self._statuses: dict[str, bytes] = {}
+        self._unsent_statuses: set[str] = set()
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._rng = random.Random()
+        self._protocols = protocols(settings)
+        self._v5 = False
+
+    @property
+    def ready(self) -> bool:
+        """Events can go out now (they are safe in the outbox either way)."""
+        return self.connected
+
+    async def publish(self, event: dict[str, Any]) -> None:
+        """Commit ``event`` to the outbox; the send loop delivers it."""
+        payload = json.dumps(event, separators=(",", ":")).encode()
+        where = topic(self.settings, event["action"], event["stream_id"])
+        self.outbox.put(event["event_id"], where, payload)
+        self._wake.set()
+
+    def status(self, stream_id: str, state: dict[str, Any] | None) -> None:
+        """Set the retained status of a stream; None clears it (the stream was removed)."""
+        self._statuses[stream_id] = b"" if state is None else json.dumps(state).encode()
+        self._unsent_statuses.add(stream_id)
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Connect, deliver, reconnect on failure; until ``stop``."""
+        failures = 0
+        while not self._stop.is_set():
+            protocol = self._protocols[failures % len(self._protocols)]
+            try:
+                async with client(self.settings, self.identifier, protocol) as mqtt:
+                    self._connected(protocol)
+                    failures = 0
+                    await self._deliver(mqtt)
+                    return
+            except aiomqtt.MqttError as exc:
+                self._lost(str(exc))
+            except Exception as exc:  # a bug must not end delivery: retry, loudly
+                log.exception("MQTT: send loop failed")
+                self._lost(f"internal error ({exc.__class__.__name__})")
+            failures += 1
+            delay = min(RETRY_MAX_S, RETRY_INITIAL_S * 2 ** min(failures - 1, 10))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._rng.uniform(delay / 2, delay))
+
+    def _connected(self, protocol: aiomqtt.ProtocolVersion) -> None:
+        version = "5" if protocol == aiomqtt.ProtocolVersion.V5 else "3.1.1"
+        log.info(
+            "MQTT: connected to %s (MQTT %s) as %s; %d events waiting",
+            redact(self.settings.url),
+            version,
+            self.identifier,
+            len(self.outbox),
+        )
+        self.connected = True
+        self._v5 = protocol == aiomqtt.ProtocolVersion.V5
+        self.last_error = ""
+        self._unsent_statuses = set(self._statuses)
+
+    def _lost(self, error: str) -> None:
+        if self.connected or error != self.last_error:
+            log.error(
+                "MQTT: %s unavailable (%s); %d events kept in the outbox; retrying",
+                redact(self.settings.url),
+                error,
+                len(self.outbox),
+            )
+        self.connected = False
+        self.last_error = error
+
+    async def _deliver(self, mqtt: aiomqtt.Client) -> None:
+        while True:
+            self._wake.clear()
+            for stream_id in list(self._unsent_statuses):
+                self._unsent_statuses.discard(stream_id)
+                where = topic(self.settings, "status", stream_id)
+                await mqtt.publish(where, self._statuses[stream_id], qos=1, retain=True)
+            for pending in self.outbox.oldest():
+                await mqtt.publish(pending.topic, pending.payload, qos=1, properties=self._expiry())
+                self.outbox.delivered(pending.seq)
+                self.published += 1
+                log.debug("MQTT: event %s delivered to %s", pending.event_id, pending.topic)
+            if self._stop.is_set() and not len(self.outbox):
+                return
+            if not len(self.outbox) and not self._unsent_statuses:
+                await self._wake.wait()
+
+    def _expiry(self) -> paho.Properties | None:
+        """MQTT 5: an event nobody fetched within ``message_expiry_s`` is dropped by the broker."""
+        if not self._v5 or not self.settings.message_expiry_s:
+            return None
+        properties = paho.Properties(paho.PacketTypes.PUBLISH)
+        properties.MessageExpiryInterval = self.settings.message_expiry_s
+        return properties

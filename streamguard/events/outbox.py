@@ -1,0 +1,119 @@
+"""Decided events waiting for the broker, in a SQLite file that survives restarts.
+
+An event is committed here (fsync) before anything tries to publish it, and removed
+only once the broker has acknowledged it (PUBACK). Delivery is therefore at least
+once: an event whose PUBACK was lost is sent again, with the same ``event_id``.
+
+The outbox is bounded. When it is full a new event is refused, counted and logged
+as an error: a full outbox means the broker has been unreachable for a long time,
+and an operator must know, rather than the disk filling up.
+"""
+
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamguard.errors import StreamguardError
+
+log = logging.getLogger("streamguard.outbox")
+DEFAULT_MAX_EVENTS = 100_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL
+)
+"""
+
+
+class OutboxError(StreamguardError):
+    """The outbox file cannot be opened or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    seq: int
+    event_id: str
+    topic: str
+    payload: bytes
+    created_at: float
+
+
+class Outbox:
+    """Used from one thread (the event loop's)."""
+
+    def __init__(self, path: Path, max_events: int = DEFAULT_MAX_EVENTS) -> None:
+        self.path = path
+        self.max_events = max_events
+        self.refused = 0  # events lost because the outbox was full
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a decided kill survives a power cut
+            self._db.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"{path}: cannot open the outbox ({exc})") from None
+        self._depth = self._count()
+        if self._depth:
+            log.warning(
+                "outbox %s: %d events from before the restart to deliver", path, self._depth
+            )
+
+    def _count(self) -> int:
+        return self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def __len__(self) -> int:
+        return self._depth
+
+    def put(self, event_id: str, topic: str, payload: bytes) -> bool:
+        """Commit an event; False if the outbox is full (the event is lost, loudly).
+
+        An event id already waiting is not stored twice.
+        """
+        if self._depth >= self.max_events:
+            self.refused += 1
+            log.error(
+                "outbox %s is full (%d events; the broker has been away too long): "
+                "event %s for %s is lost (%d lost so far)",
+                self.path,
+                self._depth,
+                event_id,
+                topic,
+                self.refused,
+            )
+            return False
+        try:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO outbox (event_id, topic, payload, created_at) "
+                "VALUES (?, ?, ?, ?)",
+                (event_id, topic, payload, time.time()),
+            )
+        except sqlite3.Error as exc:
+            raise OutboxError(f"{self.path}: cannot store event {event_id} ({exc})") from None
+        self._depth += cursor.rowcount
+        return True
+
+    def oldest(self, limit: int = 100) -> list[Pending]:
+        """The events waiting longest, oldest first."""
+        rows = self._db.execute(
+            "SELECT seq, event_id, topic, payload, created_at FROM outbox ORDER BY seq LIMIT ?",
+            (limit,),
+        )
+        return [Pending(*row) for row in rows]
+
+    def oldest_age_s(self, now: float | None = None) -> float:
+        row = self._db.execute("SELECT min(created_at) FROM outbox").fetchone()
+        return 0.0 if row[0] is None else (now or time.time()) - row[0]
+
+    def delivered(self, seq: int) -> None:
+        cursor = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+        self._depth -= cursor.rowcount
+
+    def close(self) -> None:
+        self._db.close()
