@@ -29,6 +29,8 @@ class Subscriber:
     port: int
     topic: str = "streamguard/v1/#"
     client_id: str = ""
+    user: str = ""
+    password: str = ""
     messages: list[Received] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -41,6 +43,8 @@ class Subscriber:
         command += ["-F", "%r %t %x"]  # retain flag, topic, payload as hex: one line each
         if self.client_id:
             command += ["-i", self.client_id, "-c"]
+        if self.user:
+            command += ["-u", self.user, "-P", self.password]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

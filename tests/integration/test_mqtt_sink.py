@@ -1,0 +1,64 @@
+"""The MQTT sink on its own against a real mosquitto: credentials, protocol versions, outages."""
+
+import asyncio
+import time
+from dataclasses import replace
+
+import pytest
+
+from streamguard.events.broker import MqttSettings
+from streamguard.events.mqtt import MqttSink
+from streamguard.events.outbox import Outbox
+
+from ..support.mosquitto import mosquitto_broker
+from ..support.subscriber import Subscriber
+
+pytestmark = pytest.mark.integration
+USERS = {"streamguard": "pub-secret", "platform": "sub-secret"}
+
+
+def event(number: int) -> dict:
+    return {"event_id": f"e-{number}", "action": "kill", "stream_id": "cam", "n": number}
+
+
+async def deliver(settings: MqttSettings, outbox: Outbox, count: int, wait_s: float) -> MqttSink:
+    sink = MqttSink(settings, outbox, "bench-sink")
+    task = asyncio.create_task(sink.run())
+    for number in range(count):
+        await sink.publish(event(number))
+    deadline = time.monotonic() + wait_s
+    while len(outbox) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    sink.stop()
+    await asyncio.wait_for(task, 5)
+    return sink
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_events_arrive_in_order_with_credentials(tmp_path, protocol):
+    with mosquitto_broker(tmp_path / "broker", users=USERS) as broker:
+        subscriber = Subscriber(
+            broker.port, "streamguard/v1/kill/+", user="platform", password=USERS["platform"]
+        )
+        time.sleep(0.3)  # subscribed
+        settings = MqttSettings(url=broker.url("streamguard"), protocol=protocol)
+        outbox = Outbox(tmp_path / "outbox.sqlite")
+        sink = asyncio.run(deliver(settings, outbox, 20, 10))
+        deadline = time.monotonic() + 5
+        while len(subscriber.messages) < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        subscriber.close()
+    assert sink.published == 20 and len(outbox) == 0
+    assert [m.json()["n"] for m in subscriber.messages] == list(range(20))
+    assert {m.topic for m in subscriber.messages} == {"streamguard/v1/kill/cam"}
+
+
+def test_wrong_password_keeps_events_and_says_why(tmp_path, caplog):
+    with mosquitto_broker(tmp_path / "broker", users=USERS) as broker:
+        wrong = broker.url("streamguard").replace("pub-secret", "guess")
+        outbox = Outbox(tmp_path / "outbox.sqlite")
+        settings = replace(MqttSettings(url=wrong), timeout_s=2)
+        sink = asyncio.run(deliver(settings, outbox, 1, 2))
+    assert not sink.connected and len(outbox) == 1
+    assert "guess" not in caplog.text and "***" in caplog.text
+    assert "Not authorized" in sink.last_error or "password" in sink.last_error.lower()
