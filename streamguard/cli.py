@@ -21,6 +21,7 @@ from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.store import RedisSettings
 from streamguard.blocklist.sync import load_once
 from streamguard.detect.matcher import FrameMatcher, Match, strongest
+from streamguard.enforce import commands as enforce_commands
 from streamguard.errors import SourceError, StreamguardError
 from streamguard.events.schema import build_event, match_fields
 from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
@@ -349,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     blocklist_commands.add_parser(commands)
+    enforce_commands.add_parser(commands)
 
     replay = commands.add_parser(
         "replay", help="publish a file as a live RTMP stream in real time (stream copy)"

@@ -23,7 +23,7 @@ from streamguard.ingest.source import HLS_HOLD_RELOADS, OPEN_TIMEOUT_S
 
 RUN_SCHEMES = ("rtmp", "rtmps", "http", "https")
 DEFAULT_STATE_DIR = Path("streamguard-state")
-_STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class ConfigError(StreamguardError):
@@ -77,7 +77,7 @@ def _seconds(where: str, value: Any) -> float:
 
 
 def parse_stream(where: str, stream_id: Any, url: Any, sample: Any = "keyframes") -> StreamConfig:
-    if not isinstance(stream_id, str) or not _STREAM_ID.match(stream_id):
+    if not isinstance(stream_id, str) or not STREAM_ID.match(stream_id):
         raise ConfigError(
             f"{where}: stream id {stream_id!r} must be 1-128 letters, digits, '.', '_' or '-'"
         )

@@ -40,6 +40,7 @@ class MqttSink:
         self._stop = asyncio.Event()
         self._rng = random.Random()
         self._protocols = protocols(settings)
+        self._protocol_at = 0
         self._v5 = False
 
     @property
@@ -68,7 +69,7 @@ class MqttSink:
         """Connect, deliver, reconnect on failure; until ``stop``."""
         failures = 0
         while not self._stop.is_set():
-            protocol = self._protocols[failures % len(self._protocols)]
+            protocol = self._protocols[self._protocol_at]
             try:
                 async with client(self.settings, self.identifier, protocol) as mqtt:
                     self._connected(protocol)
@@ -76,6 +77,9 @@ class MqttSink:
                     await self._deliver(mqtt)
                     return
             except aiomqtt.MqttError as exc:
+                if not self.connected and _refuses_protocol(exc):
+                    # An older broker: fall back (MQTT 5 -> 3.1.1), and stay there.
+                    self._protocol_at = (self._protocol_at + 1) % len(self._protocols)
                 self._lost(str(exc))
             except Exception as exc:  # a bug must not end delivery: retry, loudly
                 log.exception("MQTT: send loop failed")
@@ -134,3 +138,10 @@ class MqttSink:
         properties = paho.Properties(paho.PacketTypes.PUBLISH)
         properties.MessageExpiryInterval = self.settings.message_expiry_s
         return properties
+
+
+def _refuses_protocol(error: aiomqtt.MqttError) -> bool:
+    """CONNACK "unacceptable protocol version" (MQTT 3.1.1: 1) or "unsupported" (MQTT 5: 132)."""
+    code = getattr(error, "rc", None)
+    value = getattr(code, "value", code)
+    return value in (1, 132)

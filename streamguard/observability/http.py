@@ -1,7 +1,9 @@
 """A small HTTP/1.1 server on the event loop for /streams, /healthz and /readyz.
 
-GET only, one request per connection, bounded header size and read time: it
-serves monitoring probes and operators, not the public internet.
+GET routes, and optionally POST routes with a small body (the publish hooks media
+servers call, see streamguard/enforce/hook.py). One request per connection, bounded
+header and body size and read time: it serves monitoring probes, operators and local
+media servers, not the public internet.
 """
 
 import asyncio
@@ -10,11 +12,22 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 log = logging.getLogger("streamguard.http")
 
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    411: "Length Required",
+    413: "Content Too Large",
+    503: "Service Unavailable",
+}
 _MAX_HEADER_BYTES = 16 * 1024
+_MAX_BODY_BYTES = 64 * 1024
 _READ_TIMEOUT_S = 5.0
 
 
@@ -29,23 +42,66 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(status, json.dumps(data, indent=1).encode() + b"\n")
 
 
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A POST request: the first value of each query parameter, lower-case header names."""
+
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    peer: str
+
+
 Route = Callable[[], Response]
+PostRoute = Callable[[Request], Response]
 
 
-async def serve(host: str, port: int, routes: dict[str, Route]) -> asyncio.Server:
-    """Start serving ``routes`` (path -> handler); the caller closes the returned server."""
+async def serve(
+    host: str,
+    port: int,
+    routes: dict[str, Route],
+    post_routes: dict[str, PostRoute] | None = None,
+) -> asyncio.Server:
+    """Start serving ``routes`` (GET, path -> handler) and ``post_routes`` (POST);
+    the caller closes the returned server."""
+    post_routes = post_routes or {}
+
+    async def respond(
+        method: str,
+        target: str,
+        head: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> Response:
+        path, _, query = target.partition("?")
+        if path in post_routes:
+            if method != "POST":
+                return json_response({"error": "only POST"}, 405)
+            headers = _headers(head)
+            length = headers.get("content-length", "")
+            if not length.isdigit():
+                return json_response({"error": "Content-Length required"}, 411)
+            if int(length) > _MAX_BODY_BYTES:
+                return json_response({"error": "body too large"}, 413)
+            body = await asyncio.wait_for(reader.readexactly(int(length)), _READ_TIMEOUT_S)
+            peer = writer.get_extra_info("peername")
+            request = Request(
+                path, dict(reversed(parse_qsl(query))), headers, body, str(peer and peer[0])
+            )
+            return post_routes[path](request)
+        route = routes.get(path)
+        if route is None:
+            return json_response({"error": "not found"}, 404)
+        if method not in ("GET", "HEAD"):
+            return json_response({"error": "only GET"}, 405)
+        return route()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT_S)
             method, target, *_ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
-            route = routes.get(target.split("?", 1)[0])
-            if route is None:
-                response = json_response({"error": "not found"}, 404)
-            elif method not in ("GET", "HEAD"):
-                response = json_response({"error": "only GET"}, 405)
-            else:
-                response = route()
+            response = await respond(method, target, head, reader, writer)
             status = f"{response.status} {_REASONS.get(response.status, '')}"
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {response.content_type}\r\n"
@@ -62,5 +118,11 @@ async def serve(host: str, port: int, routes: dict[str, Route]) -> asyncio.Serve
             writer.close()
 
     server = await asyncio.start_server(handle, host, port, limit=_MAX_HEADER_BYTES)
-    log.info("HTTP on %s:%d (%s)", host, port, " ".join(sorted(routes)))
+    log.info("HTTP on %s:%d (%s)", host, port, " ".join(sorted({*routes, *post_routes})))
     return server
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    pairs = (line.split(":", 1) for line in lines if ":" in line)
+    return {name.strip().lower(): value.strip() for name, value in pairs}

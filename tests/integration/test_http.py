@@ -59,3 +59,45 @@ def test_binds_to_loopback_only():
             await server.wait_closed()
 
     assert asyncio.run(scenario()) == ["127.0.0.1"]
+
+
+def test_post_routes_get_a_bounded_body():
+    seen = []
+
+    def hook(request):
+        seen.append(request)
+        return Response(200, b"0", "text/plain")
+
+    async def scenario():
+        server = await serve(
+            "127.0.0.1", 0, {"/healthz": lambda: json_response({})}, {"/hook": hook}
+        )
+        port = server.sockets[0].getsockname()[1]
+        try:
+            body = b"app=live&name=k"
+            ok = await exchange(
+                port,
+                b"POST /hook?secret=s&secret=t HTTP/1.0\r\nContent-Length: 15\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n\r\n" + body,
+            )
+            get = await exchange(port, b"GET /hook HTTP/1.1\r\n\r\n")
+            post_get_route = await exchange(port, b"POST /healthz HTTP/1.1\r\n\r\n")
+            no_length = await exchange(port, b"POST /hook HTTP/1.1\r\n\r\n")
+            too_big = await exchange(port, b"POST /hook HTTP/1.1\r\nContent-Length: 70000\r\n\r\n")
+            return ok, get, post_get_route, no_length, too_big
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    ok, get, post_get_route, no_length, too_big = asyncio.run(scenario())
+    assert ok.startswith(b"HTTP/1.1 200 ") and ok.endswith(b"\r\n\r\n0")
+    (request,) = seen
+    assert (request.path, request.query, request.body) == (
+        "/hook",
+        {"secret": "s"},
+        b"app=live&name=k",
+    )
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert request.peer == "127.0.0.1"
+    assert get.startswith(b"HTTP/1.1 405 ") and post_get_route.startswith(b"HTTP/1.1 405 ")
+    assert no_length.startswith(b"HTTP/1.1 411 ") and too_big.startswith(b"HTTP/1.1 413 ")

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -48,13 +49,18 @@ class Service:
         """Poll ``condition`` until truthy; fail with the service's log after ``timeout_s``.
 
         A KeyError counts as "not yet": with several worker processes, a stream appears
-        in /streams once its process has reported (within a second).
+        in /streams once its process has reported (within a second). So does a 503
+        (not ready yet).
         """
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
                 result = condition()
             except KeyError:
+                result = None
+            except urllib.error.HTTPError as exc:
+                if exc.code != 503:
+                    raise
                 result = None
             if result:
                 return result

@@ -1,0 +1,76 @@
+"""``streamguard enforce``: end killed streams on the media server.
+
+Settings come from the TOML file ``run`` uses (``[[streams]]``, ``[mqtt]`` and the
+``[enforce]`` table), then ``STREAMGUARD_MQTT_URL``, then the flags.
+"""
+
+import argparse
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from streamguard import config
+from streamguard.enforce import service, settings
+from streamguard.enforce.adapters import ADAPTERS
+from streamguard.enforce.targets import ConfigResolver
+from streamguard.observability.logging import setup_logging
+
+
+def add_parser(commands: Any) -> None:
+    enforce = commands.add_parser(
+        "enforce", help="end killed streams on the media server (nginx-rtmp, MediaMTX, SRS)"
+    )
+    enforce.add_argument(
+        "--config", type=Path, metavar="FILE", help="TOML file: [[streams]], [mqtt], [enforce]"
+    )
+    enforce.add_argument(
+        "--stream", action="append", default=[], metavar="ID=URL", help="repeatable"
+    )
+    enforce.add_argument("--mqtt", metavar="URL", help="broker URL (mqtt:// or mqtts://)")
+    enforce.add_argument("--adapter", choices=list(ADAPTERS), help="the media server")
+    enforce.add_argument(
+        "--api-url", metavar="URL", help="nginx-rtmp control URL, or MediaMTX/SRS API URL"
+    )
+    enforce.add_argument(
+        "--listen", metavar="HOST:PORT", help="the publish hook (default 127.0.0.1:9311)"
+    )
+    enforce.add_argument(
+        "--hook-secret-file", type=Path, metavar="FILE", help="the hook URL's ?secret= value"
+    )
+    enforce.add_argument(
+        "--state-file", type=Path, metavar="FILE", help="SQLite file with the deny list"
+    )
+    enforce.set_defaults(handler=cmd_enforce)
+
+
+def cmd_enforce(args: argparse.Namespace) -> int:
+    base = config.load_file(args.config) if args.config else config.Settings()
+    base = config.from_environment(base)
+    enforce = settings.load(args.config) if args.config else settings.EnforceSettings()
+    flags = {
+        "adapter": args.adapter,
+        "api_url": args.api_url,
+        "listen": args.listen,
+        "hook_secret_file": args.hook_secret_file,
+        "state_file": args.state_file,
+    }
+    enforce = replace(enforce, **{key: value for key, value in flags.items() if value})
+    settings.check(enforce)
+    streams = base.streams + tuple(config.parse_stream_flag(text) for text in args.stream)
+    config.check_streams(streams)
+    if not streams:
+        raise config.ConfigError("no streams: give --stream ID=URL or [[streams]] in --config")
+    mqtt = replace(
+        base.mqtt,
+        url=args.mqtt or base.mqtt.url,
+        client_id=enforce.client_id,
+        persistent_session=True,  # kills sent while enforce is down wait at the broker
+    )
+    if not mqtt.url:
+        raise config.ConfigError(
+            "no MQTT broker: give --mqtt URL, [mqtt] url in --config, or STREAMGUARD_MQTT_URL"
+        )
+    setup_logging()
+    asyncio.run(service.run(enforce, mqtt, ConfigResolver(streams)))
+    return 0

@@ -1,0 +1,101 @@
+"""``streamguard enforce`` running: the publish hook, the kill subscription, the drops.
+
+The hook starts before the subscription, so a key refused in an earlier run is
+refused from the first publish on. SIGTERM and SIGINT stop it; drops still in flight
+are finished by the next start.
+"""
+
+import asyncio
+import logging
+import signal
+
+from streamguard.enforce import adapters
+from streamguard.enforce.api import MediaApi
+from streamguard.enforce.denylist import DenyList
+from streamguard.enforce.enforcer import Enforcer
+from streamguard.enforce.hook import HOOK_PATH, publish_hook
+from streamguard.enforce.settings import EnforceSettings, read_secret
+from streamguard.enforce.subscriber import KillSubscriber
+from streamguard.enforce.targets import ConfigResolver
+from streamguard.errors import StreamguardError
+from streamguard.events.broker import MqttSettings
+from streamguard.observability import http
+
+log = logging.getLogger("streamguard.enforce")
+
+
+class ListenError(StreamguardError):
+    """The publish hook cannot listen on its address."""
+
+
+async def run(settings: EnforceSettings, mqtt: MqttSettings, resolver: ConfigResolver) -> None:
+    api = MediaApi(
+        settings.api_url,
+        user=settings.api_user,
+        password=read_secret(settings.api_password_file, "API password"),
+        timeout_s=settings.api_timeout_s,
+    )
+    secret = read_secret(settings.hook_secret_file, "hook secret")
+    adapter = adapters.build(settings.adapter, api)
+    denylist = DenyList(settings.state_file)
+    enforcer = Enforcer(
+        adapter,
+        resolver,
+        denylist,
+        deny_for_s=settings.deny_for_s,
+        retry_initial_s=settings.retry_initial_s,
+        retry_max_s=settings.retry_max_s,
+    )
+    subscriber = KillSubscriber(mqtt, enforcer.on_message)
+
+    def readyz() -> http.Response:
+        status = {
+            "ready": subscriber.connected,
+            "mqtt": "connected" if subscriber.connected else subscriber.last_error or "connecting",
+            "adapter": adapter.name,
+            "denied_keys": denylist.count(enforcer.clock()),
+            "pending_drops": enforcer.pending_drops,
+            "counters": dict(sorted(enforcer.counters.items())),
+        }
+        return http.json_response(status, 200 if subscriber.connected else 503)
+
+    host, port = settings.listen_address
+    try:
+        server = await http.serve(
+            host,
+            port,
+            {"/healthz": lambda: http.json_response({"ok": True}), "/readyz": readyz},
+            {HOOK_PATH: publish_hook(adapter, enforcer, secret)},
+        )
+    except OSError as exc:
+        denylist.close()
+        raise ListenError(f"enforce.listen {settings.listen}: {exc.strerror}") from None
+    log.info(
+        "enforcing kills on %s at %s for %d configured streams%s; %d keys refused",
+        adapter.name,
+        api,
+        len(resolver),
+        f" ({', '.join(resolver.unmapped)} not RTMP: cannot be ended)" if resolver.unmapped else "",
+        denylist.count(enforcer.clock()),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    enforcer.resume()
+    receiving = asyncio.create_task(subscriber.run())
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        # The subscription only ends by itself on a settings error (bad URL, TLS files).
+        await asyncio.wait((receiving, stopping), return_when=asyncio.FIRST_COMPLETED)
+        if receiving.done():
+            receiving.result()
+    finally:
+        for task in (receiving, stopping):
+            task.cancel()
+        await asyncio.gather(receiving, stopping, return_exceptions=True)
+        await enforcer.close()
+        server.close()
+        await server.wait_closed()
+        denylist.close()
+    log.info("stopped")
