@@ -12,7 +12,9 @@ import contextlib
 import json
 import logging
 import random
-from typing import Any
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import aiomqtt
 import paho.mqtt.client as paho
@@ -24,6 +26,7 @@ from streamguard.ingest.urls import redact
 log = logging.getLogger("streamguard.mqtt")
 RETRY_INITIAL_S = 0.5
 RETRY_MAX_S = 15.0
+T = TypeVar("T")
 
 
 class MqttSink:
@@ -41,7 +44,9 @@ class MqttSink:
         self._rng = random.Random()
         self._protocols = protocols(settings)
         self._protocol_at = 0
-        self._v5 = False
+        self._expiry: paho.Properties | None = None
+        # The outbox's fsync must not stall the event loop (and every stream's decisions).
+        self._disk = ThreadPoolExecutor(1, thread_name_prefix="outbox")
 
     @property
     def ready(self) -> bool:
@@ -52,8 +57,11 @@ class MqttSink:
         """Commit ``event`` to the outbox; the send loop delivers it."""
         payload = json.dumps(event, separators=(",", ":")).encode()
         where = topic(self.settings, event["action"], event["stream_id"])
-        self.outbox.put(event["event_id"], where, payload)
+        await self._on_disk(self.outbox.put, event["event_id"], where, payload)
         self._wake.set()
+
+    async def _on_disk(self, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._disk, call, *args)
 
     def status(self, stream_id: str, state: dict[str, Any] | None) -> None:
         """Set the retained status of a stream; None clears it (the stream was removed)."""
@@ -62,8 +70,14 @@ class MqttSink:
         self._wake.set()
 
     def stop(self) -> None:
+        """Make ``run`` return once the outbox is empty (or at once if disconnected)."""
         self._stop.set()
         self._wake.set()
+
+    def close(self) -> None:
+        """After ``run`` has returned."""
+        self._disk.shutdown(wait=True)
+        self.outbox.close()
 
     async def run(self) -> None:
         """Connect, deliver, reconnect on failure; until ``stop``."""
@@ -74,7 +88,11 @@ class MqttSink:
                 async with client(self.settings, self.identifier, protocol) as mqtt:
                     self._connected(protocol)
                     failures = 0
-                    await self._deliver(mqtt)
+                    lost = asyncio.create_task(_connection_lost(mqtt))
+                    try:
+                        await self._deliver(mqtt, lost)
+                    finally:
+                        lost.cancel()
                     return
             except aiomqtt.MqttError as exc:
                 if not self.connected and _refuses_protocol(exc):
@@ -99,8 +117,12 @@ class MqttSink:
             len(self.outbox),
         )
         self.connected = True
-        self._v5 = protocol == aiomqtt.ProtocolVersion.V5
         self.last_error = ""
+        self._expiry = None
+        if protocol == aiomqtt.ProtocolVersion.V5 and self.settings.message_expiry_s:
+            # MQTT 5: an event nobody fetched within message_expiry_s is dropped by the broker.
+            self._expiry = paho.Properties(paho.PacketTypes.PUBLISH)
+            self._expiry.MessageExpiryInterval = self.settings.message_expiry_s
         self._unsent_statuses = set(self._statuses)
 
     def _lost(self, error: str) -> None:
@@ -114,30 +136,47 @@ class MqttSink:
         self.connected = False
         self.last_error = error
 
-    async def _deliver(self, mqtt: aiomqtt.Client) -> None:
+    async def _deliver(self, mqtt: aiomqtt.Client, lost: asyncio.Task[None]) -> None:
+        """Send statuses and events until stopped; raises MqttError once the connection is lost.
+
+        Every wait also watches ``lost``: otherwise a PUBACK that will never come holds
+        delivery until the client's timeout, and an idle sink would not notice at all.
+        """
         while True:
             self._wake.clear()
             for stream_id in list(self._unsent_statuses):
                 self._unsent_statuses.discard(stream_id)
                 where = topic(self.settings, "status", stream_id)
-                await mqtt.publish(where, self._statuses[stream_id], qos=1, retain=True)
-            for pending in self.outbox.oldest():
-                await mqtt.publish(pending.topic, pending.payload, qos=1, properties=self._expiry())
-                self.outbox.delivered(pending.seq)
+                payload = self._statuses[stream_id]
+                await _unless(lost, mqtt.publish(where, payload, qos=1, retain=True))
+            for pending in await self._on_disk(self.outbox.oldest):
+                sent = mqtt.publish(pending.topic, pending.payload, qos=1, properties=self._expiry)
+                await _unless(lost, sent)
+                await self._on_disk(self.outbox.delivered, pending.seq)
                 self.published += 1
                 log.debug("MQTT: event %s delivered to %s", pending.event_id, pending.topic)
             if self._stop.is_set() and not len(self.outbox):
                 return
             if not len(self.outbox) and not self._unsent_statuses:
-                await self._wake.wait()
+                await _unless(lost, self._wake.wait())
 
-    def _expiry(self) -> paho.Properties | None:
-        """MQTT 5: an event nobody fetched within ``message_expiry_s`` is dropped by the broker."""
-        if not self._v5 or not self.settings.message_expiry_s:
-            return None
-        properties = paho.Properties(paho.PacketTypes.PUBLISH)
-        properties.MessageExpiryInterval = self.settings.message_expiry_s
-        return properties
+
+async def _connection_lost(mqtt: aiomqtt.Client) -> None:
+    """Returns (raising MqttError) when the connection ends: message iteration ends then."""
+    async for _ in mqtt.messages:  # nothing is subscribed: this only waits
+        pass
+
+
+async def _unless(lost: asyncio.Task[None], work: Awaitable[T]) -> T:
+    """``work``'s result, or the connection's error if it is lost first."""
+    task = asyncio.ensure_future(work)
+    await asyncio.wait({task, lost}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        return task.result()
+    task.cancel()
+    if not lost.cancelled() and lost.exception() is not None:
+        raise lost.exception()
+    raise aiomqtt.MqttError("connection lost")
 
 
 def _refuses_protocol(error: aiomqtt.MqttError) -> bool:

@@ -131,7 +131,7 @@ class Watcher:
             await asyncio.wait_for(task, DRAIN_TIMEOUT_S)
         except TimeoutError:
             log.warning("MQTT: %d events left in the outbox for the next start", len(mqtt.outbox))
-        mqtt.outbox.close()
+        mqtt.close()
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:

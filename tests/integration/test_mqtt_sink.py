@@ -62,3 +62,36 @@ def test_wrong_password_keeps_events_and_says_why(tmp_path, caplog):
     assert not sink.connected and len(outbox) == 1
     assert "guess" not in caplog.text and "***" in caplog.text
     assert "Not authorized" in sink.last_error or "password" in sink.last_error.lower()
+
+
+def test_a_lost_broker_is_noticed_at_once_and_events_flow_after_its_restart(tmp_path):
+    async def scenario(broker) -> tuple[float, float]:
+        outbox = Outbox(tmp_path / "outbox.sqlite")
+        sink = MqttSink(MqttSettings(url=broker.url()), outbox, "sink")
+        task = asyncio.create_task(sink.run())
+        await until(lambda: sink.connected)
+        killed = time.monotonic()
+        await asyncio.to_thread(broker.kill)
+        await until(lambda: not sink.connected)  # while idle, nothing to send
+        noticed_s = time.monotonic() - killed
+        await asyncio.to_thread(broker.start)
+        restarted = time.monotonic()
+        await sink.publish(event(1))
+        await until(lambda: sink.published == 1, 20)
+        delivered_s = time.monotonic() - restarted
+        sink.stop()
+        await asyncio.wait_for(task, 5)
+        sink.close()
+        return noticed_s, delivered_s
+
+    with mosquitto_broker(tmp_path / "broker") as broker:
+        noticed_s, delivered_s = asyncio.run(scenario(broker))
+    assert noticed_s < 2  # not the 30 s keepalive
+    assert delivered_s < 10  # the back-off is at most a few seconds here
+
+
+async def until(condition, timeout_s: float = 5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
