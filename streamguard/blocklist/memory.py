@@ -12,7 +12,7 @@ import numpy as np
 
 from streamguard.blocklist.formats import Entry, load_blocklist_file
 from streamguard.blocklist.index import HammingIndex
-from streamguard.blocklist.metadata import ALGO_NAMES, EntryInfo, EntryTable, algo_code
+from streamguard.blocklist.metadata import ALGO_NAMES, EntryInfo, EntryTable, Rows, algo_code
 from streamguard.hashing import ALGORITHMS
 
 
@@ -23,28 +23,26 @@ class Hit:
     threshold: int
 
 
-def _unique(numbers: np.ndarray, entries: Sequence[Entry]) -> tuple[np.ndarray, Sequence[Entry]]:
-    """Numbers as int64 with each given once: the last entry given for a number wins."""
+def _unique(numbers: np.ndarray, rows: Rows) -> tuple[np.ndarray, Rows]:
+    """Numbers as int64 with each given once: the last row given for a number wins."""
     numbers = np.asarray(numbers, np.int64)
-    if len(numbers) != len(entries):
-        raise ValueError(f"got {len(numbers)} numbers for {len(entries)} entries")
+    if len(numbers) != len(rows):
+        raise ValueError(f"got {len(numbers)} numbers for {len(rows)} entries")
     _, last_from_end = np.unique(numbers[::-1], return_index=True)
     if len(last_from_end) == len(numbers):
-        return numbers, entries
+        return numbers, rows
     keep = np.sort(len(numbers) - 1 - last_from_end)
-    return numbers[keep], [entries[i] for i in keep.tolist()]
+    return numbers[keep], rows.take(keep.tolist())
 
 
-def _by_algo(
-    numbers: np.ndarray, entries: Sequence[Entry]
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _by_algo(numbers: np.ndarray, rows: Rows) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Algo -> (numbers, codes as uint8 rows) of the entries with that algo."""
-    algos = np.array([algo_code(entry.algo) for entry in entries], np.uint8)
+    algos = np.array(rows.algos)
     grouped = {}
     for name in ALGO_NAMES:
-        chosen = np.flatnonzero(algos == algo_code(name))
+        chosen = np.flatnonzero(algos == name)
         if len(chosen):
-            digests = b"".join(entries[i].digest for i in chosen.tolist())
+            digests = bytes.fromhex("".join([rows.hashes[i] for i in chosen.tolist()]))
             codes = np.frombuffer(digests, np.uint8).reshape(len(chosen), -1)
             grouped[name] = (numbers[chosen], codes)
     return grouped
@@ -80,14 +78,15 @@ class Blocklist:
         builder.put(np.arange(len(by_key)), list(by_key.values()))
         return builder.build()
 
-    def put(self, numbers: np.ndarray, entries: Sequence[Entry]) -> None:
+    def put(self, numbers: np.ndarray, entries: Sequence[Entry] | Rows) -> None:
         """Add or replace entries by number; for a number given twice the last entry wins."""
-        numbers, entries = _unique(numbers, entries)
+        rows = entries if isinstance(entries, Rows) else Rows.of(entries)
+        numbers, rows = _unique(numbers, rows)
         # An entry that changes algo leaves its old index; the new index replaces by number.
         self._unindex(numbers)
         # Metadata first: a search that finds the new code can then always describe it.
-        self._table.put(numbers, entries)
-        for name, (chosen, codes) in _by_algo(numbers, entries).items():
+        self._table.put(numbers, rows)
+        for name, (chosen, codes) in _by_algo(numbers, rows).items():
             self._indexes[name].add(chosen, codes)
 
     def adopt(self, other: "Blocklist") -> None:
@@ -155,10 +154,11 @@ class BlocklistBuilder:
     def __len__(self) -> int:
         return len(self._blocklist._table)
 
-    def put(self, numbers: np.ndarray, entries: Sequence[Entry]) -> None:
-        numbers, entries = _unique(numbers, entries)
-        self._blocklist._table.put(numbers, entries)
-        for name, batch in _by_algo(numbers, entries).items():
+    def put(self, numbers: np.ndarray, entries: Sequence[Entry] | Rows) -> None:
+        rows = entries if isinstance(entries, Rows) else Rows.of(entries)
+        numbers, rows = _unique(numbers, rows)
+        self._blocklist._table.put(numbers, rows)
+        for name, batch in _by_algo(numbers, rows).items():
             self._batches[name].append(batch)
 
     def build(self) -> Blocklist:

@@ -6,6 +6,7 @@ stored once. Lookups only happen for hits, so they may be slow; the lock keeps
 a lookup from seeing an entry half-written by the thread that applies changes.
 """
 
+import itertools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,36 @@ _MAX_TEXT = 0xFFFF  # id and label are each cut to this many UTF-8 bytes
 
 def algo_code(name: str) -> int:
     return ALGO_NAMES.index(name) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Entries as columns: how a full load reads them, without an object per entry."""
+
+    algos: Sequence[str]
+    hashes: Sequence[str]  # hex
+    lists: Sequence[str]
+    ids: Sequence[str]
+    categories: Sequence[str]
+    labels: Sequence[str]
+
+    @classmethod
+    def of(cls, entries: Sequence[Entry]) -> "Rows":
+        return cls(
+            [e.algo for e in entries],
+            [e.digest.hex() for e in entries],
+            [e.list for e in entries],
+            [e.id for e in entries],
+            [e.category for e in entries],
+            [e.label for e in entries],
+        )
+
+    def __len__(self) -> int:
+        return len(self.algos)
+
+    def take(self, positions: Sequence[int]) -> "Rows":
+        columns = (self.algos, self.hashes, self.lists, self.ids, self.categories, self.labels)
+        return Rows(*([column[i] for i in positions] for column in columns))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,29 +100,28 @@ class EntryTable:
         codes[inside] = self._algo[numbers[inside]]
         return codes
 
-    def put(self, numbers: np.ndarray, entries: Sequence[Entry]) -> None:
-        """Store ``entries[i]`` as number ``numbers[i]``, replacing what that number held."""
-        encoded = [
-            (entry.id.encode()[:_MAX_TEXT], entry.label.encode()[:_MAX_TEXT]) for entry in entries
-        ]
+    def put(self, numbers: np.ndarray, rows: Rows) -> None:
+        """Store ``rows`` as ``numbers`` (given once each), replacing what they held."""
+        ids = [text.encode()[:_MAX_TEXT] for text in rows.ids]
+        labels = [text.encode()[:_MAX_TEXT] for text in rows.labels]
+        id_len = np.fromiter(map(len, ids), np.uint16, len(ids))
+        label_len = np.fromiter(map(len, labels), np.uint16, len(labels))
+        algos = {name: algo_code(name) for name in set(rows.algos)}
         with self._lock:
             self._grow(int(numbers.max(initial=-1)) + 1)
             self._forget(numbers)
-            offsets = np.empty(len(entries), np.int64)
-            position = len(self._text)
-            for i, (entry_id, label) in enumerate(encoded):
-                offsets[i] = position
-                position += len(entry_id) + len(label)
-            self._text += b"".join(part for pair in encoded for part in pair)
-            if position > np.iinfo(self._offset.dtype).max:
+            sizes = id_len.astype(np.int64) + label_len
+            offsets = len(self._text) + np.cumsum(sizes) - sizes
+            self._text += b"".join(itertools.chain.from_iterable(zip(ids, labels, strict=True)))
+            if len(self._text) > np.iinfo(self._offset.dtype).max:
                 self._offset = self._offset.astype(np.int64)
             self._offset[numbers] = offsets
-            self._id_len[numbers] = [len(entry_id) for entry_id, _ in encoded]
-            self._label_len[numbers] = [len(label) for _, label in encoded]
-            self._list[numbers] = [self._code(entry.list) for entry in entries]
-            self._category[numbers] = [self._code(entry.category) for entry in entries]
-            self._algo[numbers] = [algo_code(entry.algo) for entry in entries]
-            self._count += len(entries)
+            self._id_len[numbers] = id_len
+            self._label_len[numbers] = label_len
+            self._list[numbers] = self._codes_of(rows.lists)
+            self._category[numbers] = self._codes_of(rows.categories)
+            self._algo[numbers] = [algos[name] for name in rows.algos]
+            self._count += len(numbers)
 
     def drop(self, numbers: np.ndarray) -> None:
         with self._lock:
@@ -116,6 +146,10 @@ class EntryTable:
             )
 
     # -- under the lock -------------------------------------------------------------------
+
+    def _codes_of(self, names: Sequence[str]) -> list[int]:
+        codes = {name: self._code(name) for name in set(names)}
+        return [codes[name] for name in names]
 
     def _code(self, name: str) -> int:
         code = self._codes.get(name)

@@ -86,7 +86,7 @@ def test_blocklist_changes_reach_a_running_worker(redis, nginx_rtmp: NginxRtmp, 
         finally:
             assert service.stop() == 0, service.log()
     log = service.log()
-    assert "blocklist: version 2: added or updated 3 entries" in log
+    assert "blocklist: version 2: 3 entries added or updated, 0 removed" in log
 
 
 def test_redis_outage_keeps_detection_and_resyncs(redis, nginx_rtmp: NginxRtmp, tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 
 from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.memory import Blocklist, BlocklistBuilder
-from streamguard.blocklist.metadata import EntryTable
+from streamguard.blocklist.metadata import EntryTable, Rows
 
 
 def entry(entry_id: str, algo: str = "pdq", label: str = "", category: str = "test") -> Entry:
@@ -64,7 +64,7 @@ def test_adopt_replaces_contents_in_place():
 def test_table_reclaims_text_of_removed_entries():
     table = EntryTable()
     numbers = np.arange(20_000)
-    table.put(numbers, [entry(f"{i:060d}", label="x" * 40) for i in range(20_000)])
+    table.put(numbers, Rows.of([entry(f"{i:060d}", label="x" * 40) for i in range(20_000)]))
     size = len(table._text)
     table.drop(numbers[:15_000])
     assert len(table._text) < size / 2  # compacted
