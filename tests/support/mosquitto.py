@@ -2,15 +2,14 @@
 
 import getpass
 import shutil
-import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ports import free_port, wait_for_ports
-from .processes import stop
+from .ports import free_port
+from .processes import Server
 
 
 class MosquittoUnavailable(RuntimeError):
@@ -18,7 +17,7 @@ class MosquittoUnavailable(RuntimeError):
 
 
 @dataclass
-class Mosquitto:
+class Mosquitto(Server):
     directory: Path
     users: dict[str, str] = field(default_factory=dict)  # name -> password; empty: anonymous
     acl: str = ""  # mosquitto ACL file text; empty: no ACL
@@ -64,20 +63,7 @@ class Mosquitto:
             (self.directory / "acl").write_text(self.acl)
             config.append(f"acl_file {self.directory / 'acl'}")
         (self.directory / "mosquitto.conf").write_text("\n".join(config) + "\n")
-        self.process = subprocess.Popen([binary, "-c", str(self.directory / "mosquitto.conf")])
-        process = self.process
-        wait_for_ports(self.port, alive=lambda: process.poll() is None)
-
-    def kill(self) -> None:
-        """kill -9: what a crash does."""
-        if self.process is not None:
-            stop(self.process, signal.SIGKILL)
-            self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop(self.process)
-            self.process = None
+        self._launch([binary, "-c", str(self.directory / "mosquitto.conf")])
 
 
 @contextmanager

@@ -5,6 +5,8 @@ import signal
 import subprocess
 from contextlib import suppress
 
+from .ports import wait_for_ports
+
 STOP_TIMEOUT_S = 20.0
 
 
@@ -30,3 +32,25 @@ def stop(
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
     return process.wait()
+
+
+class Server:
+    """A server process the tests start, crash (kill -9) and restart on the same port."""
+
+    process: subprocess.Popen | None = None
+    port: int
+
+    def _launch(self, command: list[str]) -> None:
+        self.process = process = subprocess.Popen(command)
+        wait_for_ports(self.port, alive=lambda: process.poll() is None)
+
+    def kill(self) -> None:
+        """kill -9: what a crash does."""
+        if self.process is not None:
+            stop(self.process, signal.SIGKILL)
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None

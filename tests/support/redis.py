@@ -1,15 +1,14 @@
 """A real redis-server on a free loopback port, with AOF so a kill -9 keeps the data."""
 
 import shutil
-import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .ports import free_port, wait_for_ports
-from .processes import stop
+from .ports import free_port
+from .processes import Server
 
 
 class RedisUnavailable(RuntimeError):
@@ -17,7 +16,7 @@ class RedisUnavailable(RuntimeError):
 
 
 @dataclass
-class RedisServer:
+class RedisServer(Server):
     directory: Path
     password: str = ""
     port: int = field(default_factory=free_port)
@@ -51,24 +50,11 @@ class RedisServer:
         if self.password:
             config.append(f"requirepass {self.password}")
         (self.directory / "redis.conf").write_text("\n".join(config) + "\n")
-        self.process = subprocess.Popen([binary, str(self.directory / "redis.conf")])
-        process = self.process
-        wait_for_ports(self.port, alive=lambda: process.poll() is None)
-
-    def kill(self) -> None:
-        """kill -9: what a crash does."""
-        if self.process is not None:
-            stop(self.process, signal.SIGKILL)
-            self.process = None
+        self._launch([binary, str(self.directory / "redis.conf")])
 
     def restart(self) -> None:
         self.kill()
         self.start()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop(self.process)
-            self.process = None
 
 
 @contextmanager
