@@ -141,8 +141,6 @@ class BlocklistSync:
         if position is NO_STORE and len(self.blocklist):
             raise StoreError(f"no blocklist under prefix '{self.settings.prefix}' any more")
         self.blocklist.adopt(fresh)
-        del fresh
-        _return_freed_memory()
         self._position = position
         self._synced()
         if self.loaded.is_set():
@@ -212,7 +210,10 @@ async def fetch(
         parsing = loop.run_in_executor(pool, _put_contents, builder, numbers, contents)
     if parsing is not None:
         await parsing
-    return position, await loop.run_in_executor(pool, builder.build)
+    blocklist = await loop.run_in_executor(pool, builder.build)
+    del builder
+    _return_freed_memory()
+    return position, blocklist
 
 
 async def load_once(settings: RedisSettings, thresholds: Mapping[str, int]) -> Blocklist:
