@@ -40,3 +40,4 @@ bench: $(BIN)/streamguard debian-packages
 	$(BIN)/python bench/bench_hash.py
 	$(BIN)/python bench/bench_live.py
 	$(BIN)/python bench/bench_blocklist.py
+	$(BIN)/python bench/bench_events.py

@@ -47,6 +47,7 @@ class Mosquitto(Server):
             "persistence true",  # retained messages and sessions survive a restart
             f"persistence_location {self.directory}/",
             "autosave_interval 1",
+            "max_queued_messages 100000",  # per offline persistent session; the default is 1000
         ]
         if self.users:
             passwords = self.directory / "passwords"
