@@ -38,8 +38,11 @@ def test_subscriber_gets_a_valid_kill_for_flagged_and_nothing_for_clean(
     mosquitto: Mosquitto, nginx_rtmp: NginxRtmp, tmp_path
 ):
     flagged, clean = nginx_rtmp.rtmp_url("flagged"), nginx_rtmp.rtmp_url("clean")
-    subscriber = Subscriber(mosquitto.port)
-    with publishing(FLAGGED_720, [flagged], loop=True), publishing(CLEAN, [clean], loop=True):
+    with (
+        Subscriber(mosquitto.port) as subscriber,
+        publishing(FLAGGED_720, [flagged], loop=True),
+        publishing(CLEAN, [clean], loop=True),
+    ):
         service = start_run(tmp_path, mosquitto, {"flagged": flagged, "clean": clean})
         try:
             service.wait_for(lambda: subscriber.on("kill", "flagged"), 30, "a kill event")
@@ -57,18 +60,16 @@ def test_subscriber_gets_a_valid_kill_for_flagged_and_nothing_for_clean(
             assert states[-1] == "killed" and "watching" in states
         finally:
             assert service.stop() == 0, service.log()
-    subscriber.close()
     # A platform that connects later learns every stream's last state from retained messages.
-    late = Subscriber(mosquitto.port, "streamguard/v1/status/+")
-    deadline = time.monotonic() + 5
-    while len(late.on("status")) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    with Subscriber(mosquitto.port, "streamguard/v1/status/+") as late:
+        deadline = time.monotonic() + 5
+        while len(late.on("status")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert {m.topic.rsplit("/", 1)[1]: m.json()["state"] for m in late.on("status")} == {
         "flagged": "killed",
         "clean": "stopped",
     }
     assert all(m.retained for m in late.on("status"))
-    late.close()
 
 
 def test_broker_down_at_detection_time_event_arrives_after_restart(

@@ -67,3 +67,9 @@ class Subscriber:
 
     def close(self) -> None:
         stop(self.process, timeout_s=5)
+
+    def __enter__(self) -> "Subscriber":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
