@@ -121,3 +121,31 @@ class Outbox:
 
     def close(self) -> None:
         self._db.close()
+
+
+def outbox_path(state_dir: Path, number: int) -> Path:
+    """The outbox of worker process ``number``."""
+    return state_dir / f"outbox-{number}.sqlite"
+
+
+def adopt_orphans(state_dir: Path, processes: int, max_events: int = DEFAULT_MAX_EVENTS) -> int:
+    """Move events waiting in outboxes of process numbers >= ``processes`` into outbox 0.
+
+    After a restart with fewer worker processes, nobody would read those files again.
+    Returns how many events moved.
+    """
+    moved = 0
+    for path in sorted(state_dir.glob("outbox-*.sqlite")):
+        number = path.stem.removeprefix("outbox-")
+        if not number.isdigit() or int(number) < processes:
+            continue
+        orphan, heir = Outbox(path), Outbox(outbox_path(state_dir, 0), max_events)
+        for pending in orphan.oldest(limit=orphan.max_events):
+            heir.put(pending.event_id, pending.topic, pending.payload)
+            moved += 1
+        orphan.close()
+        heir.close()
+        for leftover in state_dir.glob(f"{path.name}*"):  # with its -wal and -shm files
+            leftover.unlink()
+        log.info("outbox %s: its events now wait in outbox 0", path)
+    return moved

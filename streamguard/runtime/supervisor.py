@@ -24,7 +24,7 @@ from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.sync import BlocklistSync
 from streamguard.config import Settings
 from streamguard.events.mqtt import MqttSink
-from streamguard.events.outbox import Outbox
+from streamguard.events.outbox import Outbox, adopt_orphans, outbox_path
 from streamguard.events.sinks import EventSink, StdoutSink
 from streamguard.observability.http import Response, json_response, serve
 from streamguard.observability.logging import setup_logging
@@ -59,9 +59,7 @@ class Watcher:
         self.mqtt: MqttSink | None = None
         self.sink: EventSink = StdoutSink()
         if settings.mqtt.url:
-            outbox = Outbox(
-                settings.state_dir / f"outbox-{number}.sqlite", settings.outbox_max_events
-            )
+            outbox = Outbox(outbox_path(settings.state_dir, number), settings.outbox_max_events)
             base = settings.mqtt.client_id or f"streamguard-{socket.gethostname()}"
             self.sink = self.mqtt = MqttSink(settings.mqtt, outbox, f"{base}-{number}")
         self.workers = [
@@ -251,6 +249,8 @@ async def _run_processes(settings: Settings, count: int) -> None:
 def run(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT."""
     count = min(settings.processes or os.cpu_count() or 1, max(len(settings.streams), 1))
+    if settings.mqtt.url:  # events a larger set of processes left behind still go out
+        adopt_orphans(settings.state_dir, count, settings.outbox_max_events)
     if count == 1:
         asyncio.run(_run_in_process(settings))
     else:

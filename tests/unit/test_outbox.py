@@ -2,7 +2,7 @@
 
 import logging
 
-from streamguard.events.outbox import Outbox
+from streamguard.events.outbox import Outbox, adopt_orphans, outbox_path
 
 
 def test_events_wait_in_order_and_survive_reopening(tmp_path):
@@ -32,3 +32,15 @@ def test_a_full_outbox_refuses_loudly(tmp_path, caplog):
     outbox.delivered(outbox.oldest(1)[0].seq)
     assert outbox.put("c", "t/cam", b"3")  # room again
     outbox.close()
+
+
+def test_fewer_processes_adopt_the_events_others_left(tmp_path):
+    for number in (0, 1, 2):
+        outbox = Outbox(outbox_path(tmp_path, number))
+        outbox.put(f"id-{number}", "t", b"{}")
+        outbox.close()
+    assert adopt_orphans(tmp_path, processes=2) == 1  # outbox-2 has no process now
+    assert not outbox_path(tmp_path, 2).exists()
+    heir = Outbox(outbox_path(tmp_path, 0))
+    assert [p.event_id for p in heir.oldest()] == ["id-0", "id-2"]
+    heir.close()
