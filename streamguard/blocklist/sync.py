@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import ctypes
 import logging
-import random
 import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 from redis.exceptions import RedisError
 
+from streamguard.backoff import backoff_s
 from streamguard.blocklist.memory import Blocklist, BlocklistBuilder
 from streamguard.blocklist.store import (
     NO_STORE,
@@ -63,7 +63,6 @@ class BlocklistSync:
         self._position: Position | None = None
         # Index updates are CPU work: one thread, so the event loop keeps deciding frames.
         self._updates = ThreadPoolExecutor(1, thread_name_prefix="blocklist")
-        self._rng = random.Random()
         self._stop = asyncio.Event()
         # A blocking read must return before the socket timeout turns it into an error.
         self._wait_ms = int(min(WAIT_MS, settings.timeout_s * 500))
@@ -119,14 +118,11 @@ class BlocklistSync:
                     self._lost(f"internal error ({exc.__class__.__name__})")
                 failures += 1
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self._backoff_s(failures))
+                    delay = backoff_s(failures, RETRY_INITIAL_S, RETRY_MAX_S)
+                    await asyncio.wait_for(self._stop.wait(), delay)
         finally:
             self._updates.shutdown(wait=False, cancel_futures=True)
             await client.aclose()
-
-    def _backoff_s(self, failures: int) -> float:
-        delay = min(RETRY_MAX_S, RETRY_INITIAL_S * 2 ** min(failures - 1, 10))
-        return self._rng.uniform(delay / 2, delay)
 
     def _lost(self, error: str) -> None:
         if self.connected or error != self.last_error:

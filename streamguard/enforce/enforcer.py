@@ -9,11 +9,11 @@ cause no second drop.
 
 import asyncio
 import logging
-import random
 import time
 from collections import Counter
 from collections.abc import Callable
 
+from streamguard.backoff import backoff_s
 from streamguard.enforce.adapters import Adapter
 from streamguard.enforce.api import ApiError
 from streamguard.enforce.denylist import DenyList
@@ -49,7 +49,6 @@ class Enforcer:
         self.counters: Counter[str] = Counter()
         self._drops: dict[str, asyncio.Task[None]] = {}  # by target digest
         self._refused: set[str] = set()  # digests whose first refusal was logged
-        self._rng = random.Random()
 
     @property
     def pending_drops(self) -> int:
@@ -171,7 +170,6 @@ class Enforcer:
         task.add_done_callback(lambda _: self._drops.pop(target.digest, None))
 
     async def _drop(self, target: Target, stream_id: str) -> None:
-        delay = self.retry_initial_s
         attempt = 0
         while True:
             attempt += 1
@@ -195,8 +193,7 @@ class Enforcer:
                 self.adapter.name,
                 error,
             )
-            await asyncio.sleep(self._rng.uniform(delay / 2, delay))
-            delay = min(self.retry_max_s, delay * 2)
+            await asyncio.sleep(backoff_s(attempt, self.retry_initial_s, self.retry_max_s))
         self.denylist.dropped(target, self.clock())
         self.counters["drops"] += 1
         outcome = "publisher dropped" if dropped else "no publisher was connected"

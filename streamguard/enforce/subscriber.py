@@ -7,11 +7,11 @@ reconnects. One log line per connection state change.
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 
 import aiomqtt
 
+from streamguard.backoff import backoff_s
 from streamguard.events.broker import MqttSettings, client, protocols, topic
 from streamguard.ingest.urls import redact
 
@@ -30,7 +30,6 @@ class KillSubscriber:
         self.connected = False
         self.last_error = ""
         self._protocols = protocols(settings)
-        self._rng = random.Random()
 
     async def run(self) -> None:
         """Receive and handle kills until cancelled, reconnecting with jittered back-off."""
@@ -39,8 +38,7 @@ class KillSubscriber:
             error = await self._session()
             failures = 1 if self.connected else failures + 1
             self._lost(error)
-            delay = min(RETRY_MAX_S, RETRY_INITIAL_S * 2 ** min(failures - 1, 10))
-            await asyncio.sleep(self._rng.uniform(delay / 2, delay))
+            await asyncio.sleep(backoff_s(failures, RETRY_INITIAL_S, RETRY_MAX_S))
 
     async def _session(self) -> str:
         """Connect (MQTT 5 first, when allowed), subscribe, and handle messages until the

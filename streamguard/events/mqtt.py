@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 import aiomqtt
 import paho.mqtt.client as paho
 
+from streamguard.backoff import backoff_s
 from streamguard.events.broker import MqttSettings, client, protocols, topic
 from streamguard.events.outbox import Outbox
 from streamguard.ingest.urls import redact
@@ -41,7 +41,6 @@ class MqttSink:
         self._unsent_statuses: set[str] = set()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
-        self._rng = random.Random()
         self._protocols = protocols(settings)
         self._protocol_at = 0
         self._expiry: paho.Properties | None = None
@@ -103,9 +102,9 @@ class MqttSink:
                 log.exception("MQTT: send loop failed")
                 self._lost(f"internal error ({exc.__class__.__name__})")
             failures += 1
-            delay = min(RETRY_MAX_S, RETRY_INITIAL_S * 2 ** min(failures - 1, 10))
+            delay = backoff_s(failures, RETRY_INITIAL_S, RETRY_MAX_S)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._rng.uniform(delay / 2, delay))
+                await asyncio.wait_for(self._stop.wait(), delay)
 
     def _connected(self, protocol: aiomqtt.ProtocolVersion) -> None:
         version = "5" if protocol == aiomqtt.ProtocolVersion.V5 else "3.1.1"

@@ -3,11 +3,11 @@ asyncio task (hash, match, decide, publish) through a newest-frame-wins queue.""
 
 import asyncio
 import logging
-import random
 import threading
 from concurrent.futures import Executor
 from typing import Any
 
+from streamguard.backoff import backoff_s
 from streamguard.blocklist.memory import Blocklist
 from streamguard.config import IngestSettings, StreamConfig
 from streamguard.detect.matcher import FrameMatcher, Match
@@ -22,12 +22,6 @@ from streamguard.runtime.handoff import NewestQueue
 from streamguard.runtime.state import StreamState, Watch
 
 log = logging.getLogger("streamguard.worker")
-
-
-def backoff_s(failures: int, settings: IngestSettings, rng: random.Random) -> float:
-    """Exponential back-off with "equal jitter": half fixed, half random, capped."""
-    delay = min(settings.reconnect_max_s, settings.reconnect_initial_s * 2 ** max(failures - 1, 0))
-    return rng.uniform(delay / 2, delay)
 
 
 class StreamWorker:
@@ -51,7 +45,6 @@ class StreamWorker:
         self._stop = threading.Event()
         self._stats = SampleStats()
         self._queue: NewestQueue[Frame] | None = None
-        self._rng = random.Random()
         self._policy = StreamPolicy(policy)
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -171,7 +164,9 @@ class StreamWorker:
                 # publisher left, failing to connect is expected.
                 ended = self.state.state is Watch.ENDED
                 self._enter(Watch.ENDED if ended else Watch.RECONNECTING, error)
-            if self._stop.wait(backoff_s(failures, self.ingest, self._rng)):
+            ingest = self.ingest
+            delay = backoff_s(failures, ingest.reconnect_initial_s, ingest.reconnect_max_s)
+            if self._stop.wait(delay):
                 return
             self.state.reconnects += 1
 
