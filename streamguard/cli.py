@@ -61,9 +61,17 @@ def _max_distance(text: str) -> tuple[str, int]:
 
 
 def frames_of(
-    source: str, sampling: Sampling, *, realtime: bool = False, duration_s: float | None = None
+    source: str,
+    sampling: Sampling,
+    *,
+    realtime: bool = False,
+    duration_s: float | None = None,
+    stream_id: str | None = None,
 ) -> Iterator[Frame]:
-    """Sampled frames of a file or URL, with a progress bar on a terminal."""
+    """Sampled frames of a file or URL, with a progress bar on a terminal.
+
+    Frames carry ``stream_id``, by default the source as printed (redacted).
+    """
     shown = redact(source)
     stats = SampleStats()
     with open_source(source) as container:
@@ -71,7 +79,9 @@ def frames_of(
         total_s = container.duration / 1_000_000 if container.duration else duration_s
         if total_s and duration_s:
             total_s = min(total_s, duration_s)
-        frames = sample_frames(container, stream, shown, sampling, stats=stats, realtime=realtime)
+        frames = sample_frames(
+            container, stream, stream_id or shown, sampling, stats=stats, realtime=realtime
+        )
         with tqdm(
             total=round(total_s, 1) if total_s else None,
             unit="s",
@@ -182,12 +192,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     detections = 0
-    for frame in frames_of(str(clip), Sampling(), realtime=True):
+    for frame in frames_of(str(clip), Sampling(), realtime=True, stream_id="demo"):
         matches = matcher(frame)
         if not matches:
             continue
         best = strongest(matches)
-        event = build_event(best, action="kill", stream_url=frame.stream_id, worker_id=worker_id)
+        event = build_event(best, action="kill", stream_url=str(clip), worker_id=worker_id)
         print(json.dumps(event), flush=True)
         detections += 1
         print(

@@ -4,9 +4,11 @@ import json
 import subprocess
 import sys
 
+import jsonschema
 import pytest
 
 from streamguard.cli import main
+from streamguard.events.schema import json_schema
 
 from ..conftest import SAMPLES
 
@@ -142,7 +144,8 @@ def test_demo_detects_in_real_time(capsys):
     events = [json.loads(line) for line in captured.out.splitlines()]
     assert len(events) == 1
     event = events[0]
-    assert event["schema"] == "streamguard.event.v1"
+    jsonschema.validate(event, json_schema())  # what a platform would receive
+    assert event["stream_id"] == "demo"
     assert event["action"] == "kill" and event["frame"]["pts_s"] == 4.0
     assert event["match"]["category"] == "test"
     assert 0 <= event["latency_ms"] < 1000
