@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.store import NO_STORE, BlocklistStore, RedisSettings, StoreError, connect
@@ -231,3 +232,26 @@ def test_wrong_password_is_a_clear_error(tmp_path):
 def test_store_error_names_unreadable_password_file(tmp_path):
     with pytest.raises(StoreError, match="cannot read password"):
         connect(RedisSettings(url="redis://127.0.0.1:1/0", password_file=tmp_path / "absent"))
+
+
+def test_tls_with_a_private_ca_and_a_client_certificate(tmp_path):
+    from ..support.certs import make_certificates
+    from ..support.redis import redis_server
+
+    certs = make_certificates(tmp_path / "certs")
+    item = entry(1)
+
+    async def scenario(settings: RedisSettings) -> int:
+        store = BlocklistStore(connect(settings))
+        await store.write([item], "tls.csv", now=time.time())
+        counts = await store.counts()
+        await store.client.aclose()
+        return counts["algo"]["pdq"]
+
+    with redis_server(tmp_path / "redis", tls=certs) as server:
+        assert server.url.startswith("rediss://")
+        settings = RedisSettings(url=server.url, ca_file=certs.ca, timeout_s=2)
+        client_cert = replace(settings, cert_file=certs.client_cert, key_file=certs.client_key)
+        assert run(scenario(client_cert)) == 1
+        with pytest.raises(redis.exceptions.ConnectionError):
+            run(scenario(settings))  # Redis asks for a client certificate by default

@@ -10,6 +10,7 @@ from streamguard.events.broker import MqttSettings
 from streamguard.events.mqtt import MqttSink
 from streamguard.events.outbox import Outbox
 
+from ..support.certs import make_certificates
 from ..support.mosquitto import mosquitto_broker
 from ..support.subscriber import Subscriber
 
@@ -51,6 +52,17 @@ def test_events_arrive_in_order_with_credentials(tmp_path, protocol):
     assert sink.published == 20 and len(outbox) == 0
     assert [m.json()["n"] for m in subscriber.messages] == list(range(20))
     assert {m.topic for m in subscriber.messages} == {"streamguard/v1/kill/cam"}
+
+
+def test_tls_with_a_private_ca_and_a_client_certificate(tmp_path):
+    certs = make_certificates(tmp_path / "certs")
+    with mosquitto_broker(tmp_path / "broker", tls=certs) as broker:
+        settings = MqttSettings(url=broker.url(), ca_file=certs.ca, timeout_s=2)
+        with_client_cert = replace(settings, cert_file=certs.client_cert, key_file=certs.client_key)
+        sink = asyncio.run(deliver(with_client_cert, Outbox(tmp_path / "a.sqlite"), 3, 10))
+        assert sink.published == 3 and broker.url().startswith("mqtts://")
+        refused = asyncio.run(deliver(settings, Outbox(tmp_path / "b.sqlite"), 1, 2))
+    assert refused.published == 0 and not refused.connected and refused.last_error
 
 
 def test_wrong_password_keeps_events_and_says_why(tmp_path, caplog):

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .certs import Certificates
 from .ports import free_port
 from .processes import Server
 
@@ -21,12 +22,14 @@ class Mosquitto(Server):
     directory: Path
     users: dict[str, str] = field(default_factory=dict)  # name -> password; empty: anonymous
     acl: str = ""  # mosquitto ACL file text; empty: no ACL
+    tls: Certificates | None = None  # TLS only, client certificates required
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
 
     def url(self, user: str = "") -> str:
         auth = f"{user}:{self.users[user]}@" if user else ""
-        return f"mqtt://{auth}127.0.0.1:{self.port}"
+        scheme = "mqtts" if self.tls else "mqtt"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}"
 
     @property
     def log(self) -> Path:
@@ -49,6 +52,13 @@ class Mosquitto(Server):
             "autosave_interval 1",
             "max_queued_messages 100000",  # per offline persistent session; the default is 1000
         ]
+        if self.tls:
+            config += [
+                f"cafile {self.tls.ca}",
+                f"certfile {self.tls.server_cert}",
+                f"keyfile {self.tls.server_key}",
+                "require_certificate true",
+            ]
         if self.users:
             passwords = self.directory / "passwords"
             passwords.write_text("")

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .certs import Certificates
 from .ports import free_port
 from .processes import Server
 
@@ -19,13 +20,15 @@ class RedisUnavailable(RuntimeError):
 class RedisServer(Server):
     directory: Path
     password: str = ""
+    tls: Certificates | None = None  # TLS only, client certificates required
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
-        return f"redis://{auth}127.0.0.1:{self.port}/0"
+        scheme = "rediss" if self.tls else "redis"
+        return f"{scheme}://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def log(self) -> Path:
@@ -49,6 +52,14 @@ class RedisServer(Server):
         ]
         if self.password:
             config.append(f"requirepass {self.password}")
+        if self.tls:
+            config[0] = "port 0"
+            config += [
+                f"tls-port {self.port}",
+                f"tls-cert-file {self.tls.server_cert}",
+                f"tls-key-file {self.tls.server_key}",
+                f"tls-ca-cert-file {self.tls.ca}",
+            ]
         (self.directory / "redis.conf").write_text("\n".join(config) + "\n")
         self._launch([binary, str(self.directory / "redis.conf")])
 
@@ -58,8 +69,10 @@ class RedisServer(Server):
 
 
 @contextmanager
-def redis_server(directory: Path, password: str = "") -> Iterator[RedisServer]:
-    server = RedisServer(directory, password)
+def redis_server(
+    directory: Path, password: str = "", tls: Certificates | None = None
+) -> Iterator[RedisServer]:
+    server = RedisServer(directory, password, tls)
     server.start()
     try:
         yield server
