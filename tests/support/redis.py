@@ -20,9 +20,9 @@ class RedisUnavailable(RuntimeError):
 class RedisServer(Server):
     directory: Path
     password: str = ""
-    tls: Certificates | None = None  # TLS only, client certificates required
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
+    tls: Certificates | None = None  # TLS only, client certificates required
 
     @property
     def url(self) -> str:
@@ -72,7 +72,7 @@ class RedisServer(Server):
 def redis_server(
     directory: Path, password: str = "", tls: Certificates | None = None
 ) -> Iterator[RedisServer]:
-    server = RedisServer(directory, password, tls)
+    server = RedisServer(directory, password, tls=tls)
     server.start()
     try:
         yield server
