@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEBIAN_PACKAGES := ffmpeg nginx libnginx-mod-rtmp redis-server mosquitto mosquitto-clients
+DEBIAN_PACKAGES := ffmpeg nginx libnginx-mod-rtmp redis-server mosquitto mosquitto-clients prometheus
 
 .PHONY: demo test lint bench debian-packages
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 from streamguard.blocklist.memory import Blocklist
@@ -26,6 +27,7 @@ from streamguard.config import Settings
 from streamguard.events.mqtt import MqttSink
 from streamguard.events.outbox import Outbox, adopt_orphans, outbox_path
 from streamguard.events.sinks import EventSink, StdoutSink
+from streamguard.observability import metrics
 from streamguard.observability.http import Response, json_response, serve
 from streamguard.observability.logging import setup_logging
 from streamguard.runtime.worker import StreamWorker
@@ -83,6 +85,17 @@ class Watcher:
             return self.sync.status()
         return {"source": "files", "loaded": True, "entries": len(self.blocklist)}
 
+    def update_gauges(self) -> None:
+        """Set the gauges that mirror state held elsewhere (once a second)."""
+        for algo, count in self.blocklist.counts().items():
+            metrics.BLOCKLIST_ENTRIES.labels(algo).set(count)
+        if self.sync is not None:
+            metrics.BLOCKLIST_STALENESS.set(self.sync.stale_s or 0.0)
+            metrics.CONNECTED.labels("redis").set(int(self.sync.connected))
+        if self.mqtt is not None:
+            metrics.OUTBOX_EVENTS.set(len(self.mqtt.outbox))
+            metrics.CONNECTED.labels("mqtt").set(int(self.mqtt.connected))
+
     @property
     def ready(self) -> bool:
         """Blocklist loaded and events can go out."""
@@ -102,6 +115,7 @@ class Watcher:
                 if not tasks and self.blocklist_status()["loaded"]:
                     log.info("watching %d streams", len(self.workers))
                     tasks = [asyncio.create_task(w.run(), name=w.config.id) for w in self.workers]
+                self.update_gauges()
                 if tick is not None:
                     tick()
                 with contextlib.suppress(TimeoutError):
@@ -139,7 +153,9 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 
 
 def _routes(
-    streams: Callable[[], Snapshots], ready: Callable[[], tuple[bool, Any]]
+    streams: Callable[[], Snapshots],
+    ready: Callable[[], tuple[bool, Any]],
+    metrics_dir: Path | None = None,
 ) -> dict[str, Callable[[], Response]]:
     """``ready`` returns whether the service is ready and each worker process's blocklist."""
 
@@ -151,6 +167,7 @@ def _routes(
         "/streams": lambda: json_response(streams()),
         "/healthz": lambda: json_response({"alive": True}),
         "/readyz": readyz,
+        "/metrics": lambda: Response(200, metrics.render(metrics_dir), metrics.CONTENT_TYPE),
     }
 
 
@@ -190,6 +207,8 @@ def _child_main(number: int, settings: Settings, states: Any, log_level: int) ->
 async def _run_processes(settings: Settings, count: int) -> None:
     stop = asyncio.Event()
     _stop_on_signals(stop)
+    metrics_dir = settings.state_dir / "metrics"
+    metrics.use_multiprocess_dir(metrics_dir)  # before the workers start
     context = multiprocessing.get_context("spawn")
     states = context.Queue()
     parts = [replace(settings, streams=settings.streams[i::count]) for i in range(count)]
@@ -216,7 +235,8 @@ async def _run_processes(settings: Settings, count: int) -> None:
         ok = alive and all(ready for ready, _ in readiness.values())
         return ok, [readiness[number][1] for number in sorted(readiness)]
 
-    server = await serve(settings.http_host, settings.http_port, _routes(streams, ready))
+    routes = _routes(streams, ready, metrics_dir)
+    server = await serve(settings.http_host, settings.http_port, routes)
     loop = asyncio.get_running_loop()
     try:
         while not stop.is_set():
@@ -233,6 +253,7 @@ async def _run_processes(settings: Settings, count: int) -> None:
                     )
                     latest.pop(number, None)
                     readiness.pop(number, None)
+                    metrics.process_exited(child.pid)
                     children[number] = start(number)
     finally:
         server.close()

@@ -18,6 +18,7 @@ from streamguard.events.sinks import EventSink
 from streamguard.ingest.sampler import Frame, SampleStats, sample_frames
 from streamguard.ingest.source import open_source, video_stream
 from streamguard.ingest.urls import redact
+from streamguard.observability import metrics
 from streamguard.runtime.handoff import NewestQueue
 from streamguard.runtime.state import StreamState, Watch
 
@@ -47,6 +48,7 @@ class StreamWorker:
         self._queue: NewestQueue[Frame] | None = None
         self._policy = StreamPolicy(policy)
         self._loop: asyncio.AbstractEventLoop | None = None
+        metrics.STREAMS.labels(str(self.state.state)).inc()
 
     def snapshot(self) -> dict[str, Any]:
         """State for /streams, with the reader's live counters."""
@@ -102,6 +104,8 @@ class StreamWorker:
         )
         await self._sink.publish(event)
         self.state.detections += 1
+        metrics.DECISIONS.labels(decision.action).inc()
+        metrics.DETECTION_LATENCY.observe(best.latency_s)
         log.warning(
             "stream %s: %s: matched %s/%s (%s, %s distance %d/%d, %d frames) at %.3f s, "
             "%d ms after arrival",
@@ -130,7 +134,11 @@ class StreamWorker:
 
     def _enter(self, state: Watch, error: str = "") -> None:
         """Called from the reader thread and the event loop."""
+        before = self.state.state
         if self.state.enter(state, error):
+            if state is not before:
+                metrics.STREAMS.labels(str(before)).dec()
+                metrics.STREAMS.labels(str(state)).inc()
             detail = f": {error}" if error else ""
             level = logging.WARNING if state in (Watch.RECONNECTING, Watch.FAILED) else logging.INFO
             log.log(level, "stream %s (%s): %s%s", self.config.id, self.state.url, state, detail)
@@ -197,6 +205,7 @@ class StreamWorker:
                 if self._stop.is_set():
                     return
                 self.state.frames_sampled += 1
+                metrics.FRAMES_SAMPLED.inc()
                 self.state.last_keyframe_at = frame.received_at
                 self.state.last_pts_s = frame.pts_s
                 queue.put_threadsafe(frame)
