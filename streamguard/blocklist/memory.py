@@ -82,8 +82,10 @@ class Blocklist:
         """Add or replace entries by number; for a number given twice the last entry wins."""
         rows = entries if isinstance(entries, Rows) else Rows.of(entries)
         numbers, rows = _unique(numbers, rows)
-        # An entry that changes algo leaves its old index; the new index replaces by number.
-        self._unindex(numbers)
+        # An entry that changes algo leaves its old index. One that keeps its algo stays:
+        # the index's add replaces it by number, without a tombstone.
+        new_algos = np.array([algo_code(name) for name in rows.algos], np.uint8)
+        self._unindex(numbers[self._table.algos_of(numbers) != new_algos])
         # Metadata first: a search that finds the new code can then always describe it.
         self._table.put(numbers, rows)
         for name, (chosen, codes) in _by_algo(numbers, rows).items():

@@ -71,3 +71,12 @@ def test_table_reclaims_text_of_removed_entries():
     info = table.info(19_999)
     assert info is not None and info.id == f"{19_999:060d}" and info.label == "x" * 40
     assert table.info(3) is None and table.info(10**9) is None and len(table) == 5_000
+
+
+def test_replacing_within_an_algo_finds_only_the_new_code():
+    old, new = entry("same"), entry("same")
+    blocklist = Blocklist()
+    blocklist.put([1], [old])
+    blocklist.put([1], [new])
+    assert found(blocklist, old) == [] and found(blocklist, new) == [("l", "same")]
+    assert len(blocklist) == 1 and blocklist.counts()["pdq"] == 1
