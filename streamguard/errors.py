@@ -6,7 +6,17 @@ class StreamguardError(Exception):
 
 
 class SourceError(StreamguardError):
-    """A stream or file could not be opened, read or decoded."""
+    """A stream or file could not be opened, read or decoded.
+
+    ``reason`` is a short fixed word for metrics (``streamguard_reconnects_total``).
+    """
+
+    reason = "error"
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
 
 
 class BlocklistFormatError(StreamguardError):
@@ -16,6 +26,10 @@ class BlocklistFormatError(StreamguardError):
 class SourceRefused(SourceError):
     """A source that retrying cannot fix: a disabled URL scheme, pictures above the size limit."""
 
+    reason = "refused"
+
 
 class SourceEnded(SourceError):
     """The server closed the stream after sending it: the publisher has most likely stopped."""
+
+    reason = "ended"

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from streamguard.blocklist.memory import Blocklist, Hit
 from streamguard.hashing import FrameHash, hash_luma
 from streamguard.ingest.sampler import Frame
+from streamguard.observability import metrics
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +46,20 @@ class FrameMatcher:
         self._clock = clock
 
     def __call__(self, frame: Frame) -> list[Match]:
+        started = time.perf_counter()
         self.stats.frames += 1
         matches = []
         for frame_hash in hash_luma(frame.luma, self.blocklist.algos):
             if not frame_hash.matchable:
                 self.stats.low_quality += 1
+                metrics.FRAMES_LOW_QUALITY.inc()
                 continue
             hits = self.blocklist.search(frame_hash.algo, frame_hash.digest)
             if hits:
                 decided_at = self._clock()
                 matches += [Match(frame, frame_hash, hit, decided_at) for hit in hits]
         self.stats.matches += len(matches)
+        for match in matches:
+            metrics.MATCHES.labels(match.hash.algo, match.hit.entry.category).inc()
+        metrics.HASH_DURATION.observe(time.perf_counter() - started)
         return matches

@@ -21,7 +21,9 @@ import paho.mqtt.client as paho
 from streamguard.backoff import backoff_s
 from streamguard.events.broker import MqttSettings, client, protocols, topic
 from streamguard.events.outbox import Outbox
+from streamguard.events.sinks import count_published
 from streamguard.ingest.urls import redact
+from streamguard.observability import metrics
 
 log = logging.getLogger("streamguard.mqtt")
 RETRY_INITIAL_S = 0.5
@@ -125,6 +127,7 @@ class MqttSink:
         self._unsent_statuses = set(self._statuses)
 
     def _lost(self, error: str) -> None:
+        metrics.PUBLISH_FAILURES.inc()
         if self.connected or error != self.last_error:
             log.error(
                 "MQTT: %s unavailable (%s); %d events kept in the outbox; retrying",
@@ -153,6 +156,7 @@ class MqttSink:
                 await _unless(lost, sent)
                 await self._on_disk(self.outbox.delivered, pending.seq)
                 self.published += 1
+                count_published(json.loads(pending.payload))
                 log.debug("MQTT: event %s delivered to %s", pending.event_id, pending.topic)
             if self._stop.is_set() and not len(self.outbox):
                 return

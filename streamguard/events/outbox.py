@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamguard.errors import StreamguardError
+from streamguard.observability import metrics
 
 log = logging.getLogger("streamguard.outbox")
 DEFAULT_MAX_EVENTS = 100_000
@@ -45,7 +46,8 @@ class Pending:
 
 
 class Outbox:
-    """Used from one thread at a time (the MQTT sink's disk thread)."""
+    """Used from one thread at a time (the MQTT sink's disk thread); ``len`` and
+    ``oldest_age_s`` read plain attributes and may be called from any thread."""
 
     def __init__(self, path: Path, max_events: int = DEFAULT_MAX_EVENTS) -> None:
         self.path = path
@@ -60,6 +62,7 @@ class Outbox:
         except sqlite3.Error as exc:
             raise OutboxError(f"{path}: cannot open the outbox ({exc})") from None
         self._depth = self._count()
+        self._oldest_at = self._first_created_at()
         if self._depth:
             log.warning(
                 "outbox %s: %d events from before the restart to deliver", path, self._depth
@@ -68,16 +71,23 @@ class Outbox:
     def _count(self) -> int:
         return self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
 
+    def _first_created_at(self) -> float | None:
+        row = self._db.execute("SELECT created_at FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        return None if row is None else row[0]
+
     def __len__(self) -> int:
         return self._depth
 
-    def put(self, event_id: str, topic: str, payload: bytes) -> bool:
+    def put(
+        self, event_id: str, topic: str, payload: bytes, created_at: float | None = None
+    ) -> bool:
         """Commit an event; False if the outbox is full (the event is lost, loudly).
 
         An event id already waiting is not stored twice.
         """
         if self._depth >= self.max_events:
             self.refused += 1
+            metrics.OUTBOX_REFUSED.inc()
             log.error(
                 "outbox %s is full (%d events; the broker has been away too long): "
                 "event %s for %s is lost (%d lost so far)",
@@ -92,11 +102,13 @@ class Outbox:
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO outbox (event_id, topic, payload, created_at) "
                 "VALUES (?, ?, ?, ?)",
-                (event_id, topic, payload, time.time()),
+                (event_id, topic, payload, created_at or time.time()),
             )
         except sqlite3.Error as exc:
             raise OutboxError(f"{self.path}: cannot store event {event_id} ({exc})") from None
         self._depth += cursor.rowcount
+        if self._oldest_at is None:
+            self._oldest_at = self._first_created_at()
         return True
 
     def oldest(self, limit: int = 100) -> list[Pending]:
@@ -108,8 +120,9 @@ class Outbox:
         return [Pending(*row) for row in rows]
 
     def oldest_age_s(self, now: float | None = None) -> float:
-        row = self._db.execute("SELECT min(created_at) FROM outbox").fetchone()
-        return 0.0 if row[0] is None else (now or time.time()) - row[0]
+        """How long the oldest waiting event has waited; 0 when empty."""
+        oldest_at = self._oldest_at
+        return 0.0 if oldest_at is None else max((now or time.time()) - oldest_at, 0.0)
 
     def delivered(self, seq: int) -> None:
         """Forget a delivered event. This commit skips the fsync: if a power cut undoes
@@ -118,6 +131,7 @@ class Outbox:
         cursor = self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
         self._db.execute("PRAGMA synchronous=FULL")
         self._depth -= cursor.rowcount
+        self._oldest_at = self._first_created_at() if self._depth else None
 
     def close(self) -> None:
         self._db.close()
@@ -141,7 +155,7 @@ def adopt_orphans(state_dir: Path, processes: int, max_events: int = DEFAULT_MAX
             continue
         orphan, heir = Outbox(path), Outbox(outbox_path(state_dir, 0), max_events)
         for pending in orphan.oldest(limit=orphan.max_events):
-            heir.put(pending.event_id, pending.topic, pending.payload)
+            heir.put(pending.event_id, pending.topic, pending.payload, pending.created_at)
             moved += 1
         orphan.close()
         heir.close()

@@ -2,7 +2,11 @@
 
 import json
 import os
+import time
+from datetime import datetime
 from typing import Any, Protocol
+
+from streamguard.observability import metrics
 
 
 class EventSink(Protocol):
@@ -15,6 +19,13 @@ class EventSink(Protocol):
     def ready(self) -> bool: ...
 
 
+def count_published(event: dict[str, Any]) -> None:
+    """Count a delivered event and its latency from the deciding keyframe's arrival."""
+    metrics.EVENTS_PUBLISHED.labels(event["action"]).inc()
+    received_at = datetime.fromisoformat(event["frame"]["received_at"]).timestamp()
+    metrics.DETECTION_LATENCY.observe(max(time.time() - received_at, 0.0))
+
+
 class StdoutSink:
     """JSON lines on stdout. Each event is one ``write`` of one line, so lines from
     several worker processes sharing the descriptor never interleave."""
@@ -24,6 +35,7 @@ class StdoutSink:
 
     async def publish(self, event: dict[str, Any]) -> None:
         os.write(self._fd, (json.dumps(event, separators=(",", ":")) + "\n").encode())
+        count_published(event)
 
     def status(self, stream_id: str, state: dict[str, Any] | None) -> None:
         """States are in the log and /streams already."""

@@ -22,6 +22,7 @@ from streamguard.hashing import MAX_SIDE
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.replay import paced
 from streamguard.ingest.source import ffmpeg_reason
+from streamguard.observability import metrics
 
 # 8-bit formats whose first plane is the luma; others go through swscale.
 _LUMA_PLANE_FORMATS = frozenset(
@@ -104,6 +105,7 @@ class _LiveEdge:
             if not self.skipping:
                 self.skipping = True
                 stats.live_edge_skips += 1
+                metrics.LIVE_EDGE_SKIPS.inc()
             return True
         if self.skipping and not is_keyframe:
             return True
@@ -178,7 +180,9 @@ def sample_frames(
         except av.FFmpegError as exc:
             stats.decode_errors += 1
             stats.last_error = ffmpeg_reason(exc)
+            metrics.DECODE_ERRORS.inc()
             continue
+        metrics.FRAMES_DECODED.inc(len(frames))
         for frame in frames:
             stats.frames_decoded += 1
             if frame.pts is None:
@@ -230,7 +234,8 @@ def _demux(
                 ) from None
             reason = f"nothing received for {waited_s:.1f} s" if stalled else ffmpeg_reason(exc)
             raise SourceError(
-                f"{stream_id}: read failed after {stats.packets} packets ({reason})"
+                f"{stream_id}: read failed after {stats.packets} packets ({reason})",
+                "stalled" if stalled else "read_failed",
             ) from None
         yield packet
 

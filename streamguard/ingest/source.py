@@ -36,7 +36,7 @@ def open_source(
     path = local_path(source)
     if path is not None:
         if not path.is_file():
-            raise SourceError(f"{source}: no such file")
+            raise SourceError(f"{source}: no such file", "open_failed")
         target, timeout = str(path), None
     else:
         # rw_timeout (microseconds) bounds every network read; FFmpeg's RTMP
@@ -55,13 +55,15 @@ def open_source(
     try:
         return av.open(target, container_options=container_options, timeout=timeout)
     except av.FFmpegError as exc:
-        raise SourceError(f"{redact(source)}: cannot open ({ffmpeg_reason(exc)})") from None
+        raise SourceError(
+            f"{redact(source)}: cannot open ({ffmpeg_reason(exc)})", "open_failed"
+        ) from None
 
 
 def video_stream(container: InputContainer, source: str) -> VideoStream:
     """The first video stream, checked against the size limit before anything is decoded."""
     if not container.streams.video:
-        raise SourceError(f"{redact(source)}: no video stream")
+        raise SourceError(f"{redact(source)}: no video stream", "no_video")
     stream = container.streams.video[0]
     codec = stream.codec_context
     if max(codec.width, codec.height) > MAX_SIDE:

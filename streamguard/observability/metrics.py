@@ -31,19 +31,95 @@ BUILD_INFO = Gauge(
     ["version"],
     multiprocess_mode="max",
 )
+
+# -- ingest: one reader thread per stream ---------------------------------------------
 STREAMS = Gauge(
     "streamguard_streams", "Streams by watch state", ["state"], multiprocess_mode="livesum"
 )
-FRAMES_SAMPLED = Counter("streamguard_frames_sampled_total", "Frames decoded and handed to hashing")
+FRAMES_DECODED = Counter(
+    "streamguard_frames_decoded_total",
+    "Frames the decoders produced (only keyframes with keyframe sampling)",
+)
+FRAMES_SAMPLED = Counter("streamguard_frames_sampled_total", "Frames handed to hashing")
+FRAMES_DROPPED = Counter(
+    "streamguard_frames_dropped_total",
+    "Sampled frames dropped unhashed because hashing fell behind (the newest is kept)",
+)
+DECODE_ERRORS = Counter("streamguard_decode_errors_total", "Packets the decoder rejected")
+LIVE_EDGE_SKIPS = Counter(
+    "streamguard_live_edge_skips_total",
+    "Times a reader fell max_lag_s behind the live edge and jumped to the newest keyframe",
+)
+RECONNECTS = Counter(
+    "streamguard_reconnects_total",
+    "Stream reconnects, by why the previous connection ended",
+    ["reason"],
+)
+INGEST_LAG = Gauge(
+    "streamguard_ingest_lag_max_seconds",
+    "Largest lag of a watched stream's reading behind its live edge",
+    multiprocess_mode="livemax",
+)
+KEYFRAME_AGE = Gauge(
+    "streamguard_keyframe_age_max_seconds",
+    "Longest time a watched stream has gone without a sampled frame",
+    multiprocess_mode="livemax",
+)
+
+# -- detection: hash, match, decide -------------------------------------------------
+HASH_DURATION = Histogram(
+    "streamguard_hash_duration_seconds",
+    "Time to hash one sampled frame and search the blocklist",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+FRAMES_LOW_QUALITY = Counter(
+    "streamguard_frames_low_quality_total",
+    "Sampled frames whose PDQ quality was too low to match (blank, flat, dark)",
+)
+MATCHES = Counter(
+    "streamguard_matches_total",
+    "Blocklist entries matched by a sampled frame, by algo and category",
+    ["algo", "category"],
+)
 DECISIONS = Counter("streamguard_decisions_total", "Policy decisions", ["action"])
+_LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+DECISION_LATENCY = Histogram(
+    "streamguard_decision_latency_seconds",
+    "From reading the deciding keyframe's packet to the decision",
+    buckets=_LATENCY_BUCKETS,
+)
+INTERNAL_ERRORS = Counter(
+    "streamguard_internal_errors_total",
+    "Bugs caught without stopping the service (a frame or a connection lost); should stay 0",
+)
+
+# -- events: outbox and delivery -------------------------------------------------------
 DETECTION_LATENCY = Histogram(
     "streamguard_detection_latency_seconds",
-    "From reading the deciding keyframe's packet to the decision",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    "From reading the deciding keyframe's packet to the event being published "
+    "(acknowledged by the broker, or written to stdout)",
+    buckets=_LATENCY_BUCKETS,
+)
+EVENTS_PUBLISHED = Counter(
+    "streamguard_events_published_total", "Events delivered, by action", ["action"]
+)
+PUBLISH_FAILURES = Counter(
+    "streamguard_publish_failures_total",
+    "Broker connections or publishes that failed (the events wait in the outbox)",
 )
 OUTBOX_EVENTS = Gauge(
     "streamguard_outbox_events", "Events waiting for the broker", multiprocess_mode="livesum"
 )
+OUTBOX_OLDEST_AGE = Gauge(
+    "streamguard_outbox_oldest_age_seconds",
+    "How long the oldest event in the outbox has waited (0 when empty)",
+    multiprocess_mode="livemax",
+)
+OUTBOX_REFUSED = Counter(
+    "streamguard_outbox_refused_total", "Events lost because the outbox was full"
+)
+
+# -- blocklist and connections ---------------------------------------------------------
 BLOCKLIST_ENTRIES = Gauge(
     "streamguard_blocklist_entries",
     "Blocklist entries by algo",
@@ -52,7 +128,7 @@ BLOCKLIST_ENTRIES = Gauge(
 )
 BLOCKLIST_STALENESS = Gauge(
     "streamguard_blocklist_staleness_seconds",
-    "Seconds since the blocklist was last known to equal the store",
+    "Seconds since the blocklist was last known to equal the store (0 for files)",
     multiprocess_mode="livemax",
 )
 CONNECTED = Gauge(

@@ -7,6 +7,7 @@ most recent keyframe.
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -15,24 +16,34 @@ T = TypeVar("T")
 class NewestQueue(Generic[T]):
     """Bounded; ``put_threadsafe`` never blocks the producer thread."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, maxsize: int) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        maxsize: int,
+        on_drop: Callable[[], object] = lambda: None,
+    ) -> None:
         self._loop = loop
         self._items: deque[T] = deque()
         self._maxsize = maxsize
         self._ready = asyncio.Event()
+        self._on_drop = on_drop
         self.dropped = 0
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        self._on_drop()
 
     def put_threadsafe(self, item: T) -> None:
         """Called from the producer thread; a frame arriving during shutdown is dropped."""
         try:
             self._loop.call_soon_threadsafe(self._put, item)
         except RuntimeError:  # the event loop has closed
-            self.dropped += 1
+            self._drop()
 
     def _put(self, item: T) -> None:
         if len(self._items) >= self._maxsize:
             self._items.popleft()
-            self.dropped += 1
+            self._drop()
         self._items.append(item)
         self._ready.set()
 

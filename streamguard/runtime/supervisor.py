@@ -14,6 +14,7 @@ import os
 import queue
 import signal
 import socket
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -87,6 +88,9 @@ class Watcher:
 
     def update_gauges(self) -> None:
         """Set the gauges that mirror state held elsewhere (once a second)."""
+        now = time.time()
+        metrics.INGEST_LAG.set(max((w.lag_s() for w in self.workers), default=0.0))
+        metrics.KEYFRAME_AGE.set(max((w.keyframe_age_s(now) for w in self.workers), default=0.0))
         for algo, count in self.blocklist.counts().items():
             metrics.BLOCKLIST_ENTRIES.labels(algo).set(count)
         if self.sync is not None:
@@ -94,6 +98,7 @@ class Watcher:
             metrics.CONNECTED.labels("redis").set(int(self.sync.connected))
         if self.mqtt is not None:
             metrics.OUTBOX_EVENTS.set(len(self.mqtt.outbox))
+            metrics.OUTBOX_OLDEST_AGE.set(self.mqtt.outbox.oldest_age_s(now))
             metrics.CONNECTED.labels("mqtt").set(int(self.mqtt.connected))
 
     @property

@@ -59,6 +59,16 @@ class StreamWorker:
             self.state.frames_dropped = self._queue.dropped
         return self.state.snapshot()
 
+    def lag_s(self) -> float:
+        """How far reading is behind the live edge (0 unless watching)."""
+        return self._stats.lag_s if self.state.state is Watch.WATCHING else 0.0
+
+    def keyframe_age_s(self, now: float) -> float:
+        """Seconds without a sampled frame since the stream was last watched (0 unless watching)."""
+        if self.state.state is not Watch.WATCHING:
+            return 0.0
+        return now - max(self.state.since, self.state.last_keyframe_at or 0.0)
+
     def stop(self) -> None:
         """Ask the reader to stop; it notices within one read timeout at most."""
         self._stop.set()
@@ -68,7 +78,7 @@ class StreamWorker:
     async def run(self) -> None:
         """Watch until cancelled or killed: start the reader, then decide on each frame."""
         loop = self._loop = asyncio.get_running_loop()
-        self._queue = NewestQueue(loop, self.ingest.queue_size)
+        self._queue = NewestQueue(loop, self.ingest.queue_size, metrics.FRAMES_DROPPED.inc)
         reader = threading.Thread(
             target=self._read_forever, args=(self._queue,), name=f"read-{self.config.id}"
         )
@@ -83,6 +93,7 @@ class StreamWorker:
                     await self._decide(frame, matches)
                 except Exception:  # a bug must cost this frame, not the stream
                     self.state.internal_errors += 1
+                    metrics.INTERNAL_ERRORS.inc()
                     log.exception(
                         "stream %s: frame at %.3f s not decided", self.config.id, frame.pts_s
                     )
@@ -102,10 +113,10 @@ class StreamWorker:
             worker_id=self._worker_id,
             confirmations=decision.confirmations,
         )
+        metrics.DECISIONS.labels(decision.action).inc()
+        metrics.DECISION_LATENCY.observe(best.latency_s)
         await self._sink.publish(event)
         self.state.detections += 1
-        metrics.DECISIONS.labels(decision.action).inc()
-        metrics.DETECTION_LATENCY.observe(best.latency_s)
         log.warning(
             "stream %s: %s: matched %s/%s (%s, %s distance %d/%d, %d frames) at %.3f s, "
             "%d ms after arrival",
@@ -147,7 +158,7 @@ class StreamWorker:
     def _read_forever(self, queue: NewestQueue[Frame]) -> None:
         failures = 0
         while not self._stop.is_set():
-            error = ""
+            error, reason = "", "ended"
             try:
                 self._watch_once(queue)
             except SourceEnded:
@@ -156,11 +167,12 @@ class StreamWorker:
                 self._enter(Watch.FAILED, str(exc))
                 return
             except SourceError as exc:
-                error = str(exc)
+                error, reason = str(exc), exc.reason
             except Exception as exc:  # a bug must not silently end the watch: retry
                 self.state.internal_errors += 1
+                metrics.INTERNAL_ERRORS.inc()
                 log.exception("stream %s: reader failed", self.config.id)
-                error = f"internal error ({exc.__class__.__name__})"
+                error, reason = f"internal error ({exc.__class__.__name__})", "internal_error"
             if self._stop.is_set():
                 return
             if not error:
@@ -177,6 +189,7 @@ class StreamWorker:
             if self._stop.wait(delay):
                 return
             self.state.reconnects += 1
+            metrics.RECONNECTS.labels(reason).inc()
 
     def _watch_once(self, queue: NewestQueue[Frame]) -> None:
         """Read the stream until it ends (returns) or fails (raises SourceError)."""
