@@ -57,6 +57,7 @@ from bench_live import (  # noqa: E402
     table,
     wait_until,
 )
+from progress import measure_window  # noqa: E402
 
 from streamguard.events.broker import MqttSettings  # noqa: E402
 from streamguard.events.mqtt import MqttSink  # noqa: E402
@@ -402,14 +403,6 @@ def sent_at(sent: dict[tuple[int, float], float], event: dict[str, Any]) -> floa
     return sent.get((copy_of(event["stream_id"]), round(event["frame"]["pts_s"], 3)))
 
 
-def print_progress(what: str, seconds: float, count: Callable[[], int]) -> None:
-    """Sleep ``seconds``, printing ``count()`` every 10 s."""
-    end = time.monotonic() + seconds
-    while (left := end - time.monotonic()) > 0:
-        time.sleep(min(10.0, left))
-        print(f"  {what}: {count()} after {seconds - max(left - 10, 0):.0f} s")
-
-
 def bench_live(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """K looping copies watched over RTMP by `run --mqtt`; sent -> received by a subscriber."""
     copies = args.copies
@@ -431,7 +424,7 @@ def bench_live(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         print(f"live: {copies} streams watching; measuring {args.seconds:g} s")
         with cpu_window() as usage:
             window_from = time.time()
-            print_progress("kill events received", args.seconds, lambda: len(subscriber.messages))
+            measure_window(args.seconds, "kill events", lambda: len(subscriber.messages))
             window_until = time.time()
         time.sleep(GOP_S + 1)  # the events of the window's last keyframes arrive
         final = list(service.streams().values())

@@ -41,6 +41,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from progress import measure_window  # noqa: E402
+
 from tests.support.nginx import NginxRtmp, nginx_rtmp_server  # noqa: E402
 from tests.support.processes import stop  # noqa: E402
 from tests.support.service import Service  # noqa: E402
@@ -312,7 +314,7 @@ def bench_latency(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         wait_until(lambda: all_watching(service, len(streams)), 60, "all streams watching")
         window_from = time.time()
         print(f"latency: {len(streams)} streams watching; measuring {args.latency_seconds} s")
-        time.sleep(args.latency_seconds)
+        measure_window(args.latency_seconds, "latency window", lambda: len(service.events))
         window_until = time.time()
         segments = [d for n in names for d in segment_durations(nginx, n)]
         time.sleep(GOP_S * 2 + 2)  # the last flagged keyframes' HLS segments close and arrive
@@ -384,7 +386,7 @@ def bench_scale(args: argparse.Namespace, count: int, seconds: float, work: Path
             wait_until(lambda: all_watching(service, count), 60 + 0.3 * count, "all watching", 1),
             1,
         )
-        time.sleep(args.warmup_seconds)
+        measure_window(args.warmup_seconds, f"scale N={count}: warm-up")
         trees = {
             "streamguard": service.process.pid,
             "replay": replay.pid,
@@ -395,7 +397,7 @@ def bench_scale(args: argparse.Namespace, count: int, seconds: float, work: Path
         busy_before = machine_busy()
         window_from = time.time()
         print(f"scale N={count}: all watching; measuring {seconds} s")
-        time.sleep(seconds)
+        measure_window(seconds, f"scale N={count}", lambda: len(service.events))
         window_until = time.time()
         cpu_after = {name: tree_cpu_s(pid) for name, pid in trees.items()}
         busy_after = machine_busy()
