@@ -4,16 +4,16 @@ The key is refused first, so a publisher that reconnects while the drop is in fl
 is already turned away by the publish hook. Each drop is retried with jittered
 back-off until the media server confirms it; a drop a restart interrupted is resumed.
 Duplicates (the same event again, or another event for a stream already being ended)
-cause no second drop.
+cause no second drop. What happens is counted in streamguard.enforce.metrics.
 """
 
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable
 
 from streamguard.backoff import backoff_s
+from streamguard.enforce import metrics
 from streamguard.enforce.adapters import Adapter
 from streamguard.enforce.api import ApiError
 from streamguard.enforce.denylist import DenyList
@@ -46,7 +46,6 @@ class Enforcer:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.clock = clock
-        self.counters: Counter[str] = Counter()
         self._drops: dict[str, asyncio.Task[None]] = {}  # by target digest
         self._refused: set[str] = set()  # digests whose first refusal was logged
 
@@ -59,30 +58,30 @@ class Enforcer:
         try:
             self._on_message(topic_stream_id, payload)
         except Exception:  # a bug costs this message, never the subscription
-            self.counters["internal_errors"] += 1
+            metrics.EVENTS.labels("internal_error").inc()
             log.exception("kill event for stream '%s': internal error", topic_stream_id)
 
     def _on_message(self, topic_stream_id: str, payload: bytes) -> None:
         try:
             order = parse_kill(payload, topic_stream_id)
         except InvalidEvent as exc:
-            self.counters["malformed_events"] += 1
+            metrics.EVENTS.labels("malformed").inc()
             log.warning(
                 "kill topic of stream '%s': ignored a malformed event: %s", topic_stream_id, exc
             )
             return
         if order is None:
-            self.counters["ignored_events"] += 1
+            metrics.EVENTS.labels("ignored").inc()
             log.debug("stream '%s': ignored a review event on the kill topic", topic_stream_id)
             return
         now = self.clock()
         if not self.denylist.first_sight(order.event_id, now):
-            self.counters["duplicate_events"] += 1
+            metrics.EVENTS.labels("duplicate").inc()
             log.debug("event %s: handled before; ignored", order.event_id)
             return
         target = self.resolver.resolve(order.stream_id)
         if target is None:
-            self.counters["unknown_streams"] += 1
+            metrics.EVENTS.labels("unknown_stream").inc()
             log.warning(
                 "event %s: stream '%s' is not a configured RTMP stream; nothing to end",
                 order.event_id,
@@ -98,12 +97,12 @@ class Enforcer:
         if target.digest in self._drops or (
             dropped_at is not None and now - dropped_at < REDROP_AFTER_S
         ):
-            self.counters["already_enforced"] += 1
+            metrics.EVENTS.labels("already_enforced").inc()
             log.debug(
                 "event %s: stream '%s' is already being ended", order.event_id, order.stream_id
             )
             return
-        self.counters["kills"] += 1
+        metrics.EVENTS.labels("kill").inc()
         if dropped_at is not None:
             log.warning(
                 "event %s: stream '%s' (%s) published again although refused: is the %s "
@@ -122,15 +121,15 @@ class Enforcer:
                 self.adapter.name,
                 self.deny_for_s,
             )
-        self._start_drop(target, order.stream_id)
+        self._start_drop(target, order.stream_id, order.detected_at)
 
     def may_publish(self, target: Target) -> bool:
         """The publish hook's answer for ``target``."""
         denial = self.denylist.denial(target, self.clock())
         if denial is None:
-            self.counters["publishes_allowed"] += 1
+            metrics.PUBLISHES.labels("allowed").inc()
             return True
-        self.counters["publishes_refused"] += 1
+        metrics.PUBLISHES.labels("refused").inc()
         first = target.digest not in self._refused
         self._refused.add(target.digest)
         log.log(
@@ -154,7 +153,7 @@ class Enforcer:
                 )
                 continue
             log.info("stream '%s' (%s): resuming its drop", denial.stream_id, target.shown)
-            self._start_drop(target, denial.stream_id)
+            self._start_drop(target, denial.stream_id, None)
 
     async def close(self) -> None:
         """Cancel the drops in flight; the deny list keeps them for the next start."""
@@ -162,14 +161,14 @@ class Enforcer:
             task.cancel()
         await asyncio.gather(*self._drops.values(), return_exceptions=True)
 
-    def _start_drop(self, target: Target, stream_id: str) -> None:
+    def _start_drop(self, target: Target, stream_id: str, detected_at: float | None) -> None:
         if target.digest in self._drops:
             return
-        task = asyncio.create_task(self._drop(target, stream_id))
+        task = asyncio.create_task(self._drop(target, stream_id, detected_at))
         self._drops[target.digest] = task
         task.add_done_callback(lambda _: self._drops.pop(target.digest, None))
 
-    async def _drop(self, target: Target, stream_id: str) -> None:
+    async def _drop(self, target: Target, stream_id: str, detected_at: float | None) -> None:
         attempt = 0
         while True:
             attempt += 1
@@ -181,7 +180,7 @@ class Enforcer:
             except Exception as exc:  # a bug must not end enforcement: retry, loudly
                 log.exception("stream '%s': drop failed with an internal error", stream_id)
                 error = f"internal error ({exc.__class__.__name__})"
-            self.counters["drop_failures"] += 1
+            metrics.DROP_FAILURES.inc()
             if self.denylist.denial(target, self.clock()) is None:
                 log.error("stream '%s': gave up dropping its publisher: refusal expired", stream_id)
                 return
@@ -194,7 +193,10 @@ class Enforcer:
                 error,
             )
             await asyncio.sleep(backoff_s(attempt, self.retry_initial_s, self.retry_max_s))
-        self.denylist.dropped(target, self.clock())
-        self.counters["drops"] += 1
+        now = self.clock()
+        self.denylist.dropped(target, now)
+        metrics.DROPS.labels("dropped" if dropped else "no_publisher").inc()
+        if detected_at is not None:  # 0 when run's clock is ahead of this host's
+            metrics.KILL_LATENCY.observe(max(0.0, now - detected_at))
         outcome = "publisher dropped" if dropped else "no publisher was connected"
         log.info("stream '%s' (%s): %s (attempt %d)", stream_id, target.shown, outcome, attempt)

@@ -2,10 +2,13 @@
 
 Only what enforcement relies on is checked (schema, action, stream id, event id);
 the full JSON Schema is the consumer contract, not a dependency of this process.
+``detected_at`` only feeds the kill latency metric: a kill without a usable one is
+still a kill.
 """
 
 import json
 from dataclasses import dataclass
+from datetime import datetime
 
 from streamguard.config import STREAM_ID
 from streamguard.events.schema import SCHEMA
@@ -22,6 +25,7 @@ class InvalidEvent(ValueError):
 class KillOrder:
     event_id: str
     stream_id: str
+    detected_at: float | None  # POSIX seconds
 
 
 def parse_kill(payload: bytes, topic_stream_id: str) -> KillOrder | None:
@@ -54,4 +58,17 @@ def parse_kill(payload: bytes, topic_stream_id: str) -> KillOrder | None:
         raise InvalidEvent("stream_id must be 1-128 letters, digits, '.', '_' or '-'")
     if stream_id != topic_stream_id:
         raise InvalidEvent("stream_id differs from the topic's")
-    return KillOrder(event_id, stream_id) if action == "kill" else None
+    if action != "kill":
+        return None
+    return KillOrder(event_id, stream_id, _timestamp(event.get("detected_at")))
+
+
+def _timestamp(value: object) -> float | None:
+    """An RFC 3339 time with its UTC offset as POSIX seconds; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.timestamp() if moment.tzinfo else None

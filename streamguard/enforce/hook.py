@@ -8,6 +8,7 @@ refused, like a publish of a killed key. Logs name the app, never the stream key
 import hmac
 import logging
 
+from streamguard.enforce import metrics
 from streamguard.enforce.adapters import Adapter
 from streamguard.enforce.enforcer import Enforcer
 from streamguard.observability.http import PostRoute, Request, Response
@@ -21,7 +22,7 @@ def publish_hook(adapter: Adapter, enforcer: Enforcer, secret: str) -> PostRoute
     def handle(request: Request) -> Response:
         given = request.query.get("secret", "").encode()
         if secret and not hmac.compare_digest(given, secret.encode()):
-            enforcer.counters["hook_bad_secret"] += 1
+            metrics.HOOK_REJECTED.labels("bad_secret").inc()
             log.warning(
                 "publish hook: refused a call from %s without the right secret", request.peer
             )
@@ -29,7 +30,7 @@ def publish_hook(adapter: Adapter, enforcer: Enforcer, secret: str) -> PostRoute
         try:
             target = adapter.publish_target(request)
         except ValueError as exc:
-            enforcer.counters["hook_bad_requests"] += 1
+            metrics.HOOK_REJECTED.labels("bad_request").inc()
             log.warning("publish hook: refused an unreadable %s call (%s)", adapter.name, exc)
             return adapter.deny
         if target is None or enforcer.may_publish(target):

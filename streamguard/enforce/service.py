@@ -2,14 +2,16 @@
 
 The hook starts before the subscription, so a key refused in an earlier run is
 refused from the first publish on. SIGTERM and SIGINT stop it; drops still in flight
-are finished by the next start.
+are finished by the next start. The same port serves /healthz, /readyz and /metrics.
 """
 
 import asyncio
 import logging
 import signal
 
-from streamguard.enforce import adapters
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streamguard.enforce import adapters, metrics
 from streamguard.enforce.api import MediaApi
 from streamguard.enforce.denylist import DenyList
 from streamguard.enforce.enforcer import Enforcer
@@ -55,16 +57,24 @@ async def run(settings: EnforceSettings, mqtt: MqttSettings, resolver: ConfigRes
             "adapter": adapter.name,
             "denied_keys": denylist.count(enforcer.clock()),
             "pending_drops": enforcer.pending_drops,
-            "counters": dict(sorted(enforcer.counters.items())),
         }
         return http.json_response(status, 200 if subscriber.connected else 503)
+
+    def metrics_page() -> http.Response:
+        metrics.PENDING_DROPS.set(enforcer.pending_drops)
+        metrics.DENIED_KEYS.set(denylist.count(enforcer.clock()))
+        return http.Response(200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST)
 
     host, port = settings.listen_address
     try:
         server = await http.serve(
             host,
             port,
-            {"/healthz": lambda: http.json_response({"ok": True}), "/readyz": readyz},
+            {
+                "/healthz": lambda: http.json_response({"ok": True}),
+                "/readyz": readyz,
+                "/metrics": metrics_page,
+            },
             {HOOK_PATH: publish_hook(adapter, enforcer, secret)},
         )
     except OSError as exc:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 import aiomqtt
 
 from streamguard.backoff import backoff_s
+from streamguard.enforce import metrics
 from streamguard.events.broker import MqttSettings, client, protocols, topic
 from streamguard.ingest.urls import redact
 
@@ -71,6 +72,7 @@ class KillSubscriber:
         )
         self.connected = True
         self.last_error = ""
+        metrics.CONNECTED.set(1)
 
     def _lost(self, error: str) -> None:
         first = self.connected or not self.last_error  # later failures only go to debug
@@ -82,3 +84,4 @@ class KillSubscriber:
         )
         self.connected = False
         self.last_error = error
+        metrics.CONNECTED.set(0)

@@ -2,10 +2,12 @@
 
 A kill event drops the publisher through nginx-rtmp's control module and its key is
 refused by the on_publish hook from then on, across restarts; duplicates cause one
-drop; a kill sent while enforce is down is acted on when it starts.
+drop; a kill sent while enforce is down is acted on when it starts. Its /metrics count
+all of this and pass `promtool check metrics`.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ import paho.mqtt.publish as mqtt_publish
 import pytest
 
 from streamguard.cli import main
+from streamguard.events.schema import rfc3339
 
 from ..conftest import SAMPLES
 from ..support.mosquitto import Mosquitto
@@ -29,21 +32,26 @@ from .conftest import ffmpeg_publish
 
 CLIP = SAMPLES / "clips" / "clean_720p.mp4"
 SECRET = "7f3c0d9e2b8a4f61"
+EVENTS = "streamguard_enforce_events_total"
+DROPPED = 'streamguard_enforce_drops_total{outcome="dropped"}'
+REFUSED = 'streamguard_enforce_publishes_total{decision="refused"}'
 
 pytestmark = pytest.mark.integration
 
 
 def kill_event(stream_id: str, event_id: str) -> bytes:
-    """A kill event as `streamguard run` publishes it (the stream key redacted)."""
+    """A kill event as `streamguard run` publishes it (the stream key redacted), just
+    detected."""
+    now = time.time()
     event = {
         "schema": "streamguard.event.v1",
         "event_id": event_id,
         "action": "kill",
         "stream_id": stream_id,
         "stream_url": "rtmp://127.0.0.1/live/***",
-        "detected_at": "2025-01-01T00:00:04.018Z",
+        "detected_at": rfc3339(now),
         "latency_ms": 18,
-        "frame": {"pts_s": 4.0, "received_at": "2025-01-01T00:00:04.000Z", "width": 1280},
+        "frame": {"pts_s": 4.0, "received_at": rfc3339(now - 0.018), "width": 1280},
         "match": {"algo": "pdq", "distance": 0, "threshold": 31, "category": "test"},
         "confirmations": 1,
         "worker_id": "test/1",
@@ -66,8 +74,24 @@ def wait_until(condition: Callable[[], Any], timeout_s: float, what: str) -> Any
     raise AssertionError(f"{what}: not within {timeout_s} s")
 
 
+def samples(text: str) -> dict[str, float]:
+    """Every sample of an exposition, as 'NAME{LABEL="VALUE"}' -> value."""
+    lines = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {sample: float(value) for sample, value in lines}
+
+
+def promtool_check(text: str) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is needed: install the Debian package prometheus", pytrace=False)
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 class Enforce:
-    """A `streamguard enforce` process; its /readyz shows the subscription and counters."""
+    """A `streamguard enforce` process; /readyz shows its subscription, /metrics counts."""
 
     def __init__(self, config: Path, port: int, log: Path) -> None:
         self.port = port
@@ -89,8 +113,13 @@ class Enforce:
         except urllib.error.HTTPError as exc:  # 503 until subscribed
             return json.loads(exc.read())
 
-    def counters(self) -> dict[str, int]:
-        return self.status()["counters"]
+    def scrape(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as reply:
+            assert reply.headers["Content-Type"].startswith("text/plain")
+            return reply.read().decode()
+
+    def metrics(self) -> dict[str, float]:
+        return samples(self.scrape())
 
     def stop(self) -> int:
         return stop(self.process)
@@ -149,17 +178,30 @@ def test_kill_drops_refuses_and_survives_restarts(mosquitto: Mosquitto, tmp_path
                 wait_until(lambda: cam.poll() is not None, 10, "the publisher dropped")
                 assert "cam-key" not in nginx.published()
                 wait_until(
-                    lambda: enforce.counters().get("already_enforced"), 5, "all events handled"
+                    lambda: enforce.metrics()[f'{EVENTS}{{result="already_enforced"}}'],
+                    5,
+                    "all events handled",
                 )
-                counters = enforce.counters()
-                assert counters["kills"] == 1 and counters["drops"] == 1
-                assert counters["duplicate_events"] == 1 and counters["already_enforced"] == 1
+                text = enforce.scrape()
+                promtool_check(text)
+                metrics = samples(text)
+                assert metrics[f'{EVENTS}{{result="kill"}}'] == 1 and metrics[DROPPED] == 1
+                assert metrics[f'{EVENTS}{{result="duplicate"}}'] == 1
+                assert metrics[f'{EVENTS}{{result="already_enforced"}}'] == 1
+                assert metrics["streamguard_enforce_drop_failures_total"] == 0
+                assert metrics["streamguard_enforce_kill_latency_seconds_count"] == 1
+                assert metrics['streamguard_enforce_kill_latency_seconds_bucket{le="10.0"}'] == 1
+                assert metrics["streamguard_enforce_denied_keys"] == 1
+                assert metrics["streamguard_enforce_pending_drops"] == 0
+                assert metrics["streamguard_enforce_connected"] == 1
+                assert "streamguard_enforce_build_info{" in text
+                assert "cam-key" not in text
 
                 # The encoder reconnects: refused. Another key still publishes.
                 assert refused(nginx, "cam-key")
                 with ffmpeg_publish(CLIP, nginx.rtmp_url("other-key")):
                     nginx.wait_published("other-key", 10)
-                assert enforce.counters()["publishes_refused"] >= 1
+                assert enforce.metrics()[REFUSED] >= 1
                 assert cam2.poll() is None
 
                 # A kill sent while enforce is down waits at the broker (persistent session).
@@ -167,7 +209,7 @@ def test_kill_drops_refuses_and_survives_restarts(mosquitto: Mosquitto, tmp_path
                 send_kill(mosquitto, "cam2", "event-3")
                 enforce = Enforce(config, port, log)
                 wait_until(lambda: cam2.poll() is not None, 10, "the second publisher dropped")
-                assert enforce.counters()["drops"] == 1
+                assert enforce.metrics()[DROPPED] == 1
 
             # The deny list survived the restart; other keys publish.
             assert refused(nginx, "cam-key") and refused(nginx, "cam2-key")
@@ -177,6 +219,7 @@ def test_kill_drops_refuses_and_survives_restarts(mosquitto: Mosquitto, tmp_path
                 # The broker restarts: enforce reconnects by itself and acts on kills again.
                 mosquitto.stop()
                 wait_until(lambda: not enforce.status()["ready"], 10, "the broker missed")
+                assert enforce.metrics()["streamguard_enforce_connected"] == 0
                 mosquitto.start()
                 wait_until(lambda: enforce.status()["ready"], 20, "enforce reconnected")
                 send_kill(mosquitto, "other", "event-4")

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from streamguard.enforce import adapters
+from streamguard.enforce import adapters, metrics
 from streamguard.enforce.api import MediaApi
 from streamguard.enforce.denylist import DenyList
 from streamguard.enforce.enforcer import Enforcer
@@ -36,6 +36,14 @@ SECRET = "hook-secret"
 
 def recording(name: str) -> dict[str, Any]:
     return json.loads((FIXTURES / name).read_text())
+
+
+def hook_rejections() -> dict[str, float]:
+    name = "streamguard_enforce_hook_rejected_total"
+    return {
+        reason: metrics.REGISTRY.get_sample_value(name, {"reason": reason})
+        for reason in metrics.HOOK_REJECT_REASONS
+    }
 
 
 @contextmanager
@@ -124,6 +132,7 @@ def test_publish_hook_answers_the_recorded_hook_requests(name, tmp_path):
         retry_initial_s=0.1,
         retry_max_s=0.1,
     )
+    rejected = hook_rejections()
 
     async def scenario() -> list[tuple[int, bytes]]:
         hook = publish_hook(adapter, enforcer, SECRET)
@@ -154,5 +163,5 @@ def test_publish_hook_answers_the_recorded_hook_requests(name, tmp_path):
         if record["adapter"] == "srs":  # SRS allows only HTTP 200 with the body 0
             assert (status, body) == ((200, b"0") if hook["allowed"] else (403, b"1"))
     assert wrong_secret[0] == 403 and garbage[0] == 403
-    assert enforcer.counters["hook_bad_secret"] == 1
-    assert enforcer.counters["hook_bad_requests"] == 1
+    moved = {reason: count - rejected[reason] for reason, count in hook_rejections().items()}
+    assert moved == {"bad_secret": 1, "bad_request": 1}

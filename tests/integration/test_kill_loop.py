@@ -45,7 +45,7 @@ def test_flagged_broadcast_is_dropped_and_its_republish_refused(mosquitto: Mosqu
             # The flagged picture is on the keyframe at 4 s; the drop follows within seconds.
             assert on_air_s < 4 + 2.5 + 3, on_air_s  # + connect and probe time
             assert refused(nginx, "cam-key")  # the encoder's reconnect is turned away
-            assert enforce.counters()["drops"] == 1
+            assert enforce.metrics()['streamguard_enforce_drops_total{outcome="dropped"}'] == 1
         finally:
             assert service.stop() == 0, service.log()
             enforce.stop()

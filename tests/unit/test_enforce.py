@@ -1,22 +1,30 @@
-"""Enforcement logic without servers: event checks, the deny list, idempotency, retries."""
+"""Enforcement logic without servers: event checks, the deny list, idempotency, retries,
+and the metrics that count them."""
 
 import asyncio
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from prometheus_client import generate_latest
 
+import streamguard.observability.metrics  # noqa: F401 (run's metrics: the default registry)
+from streamguard import __version__
 from streamguard.config import ConfigError, StreamConfig
-from streamguard.enforce import settings
+from streamguard.enforce import metrics, settings
 from streamguard.enforce.api import ApiError
 from streamguard.enforce.denylist import SEEN_KEEP_S, DenyList
 from streamguard.enforce.enforcer import REDROP_AFTER_S, Enforcer
 from streamguard.enforce.events import InvalidEvent, KillOrder, parse_kill
 from streamguard.enforce.targets import ConfigResolver, Target, target_of_url
+from streamguard.events.schema import rfc3339
 from streamguard.observability.http import Response
 
 CAM = Target("live/cam-key")
+DETECTED_AT = 999.5  # half a second before the Clock below starts
 
 
 def event(**changes) -> bytes:
@@ -26,14 +34,20 @@ def event(**changes) -> bytes:
         "action": "kill",
         "stream_id": "cam",
         "stream_url": "rtmp://media/live/***",
+        "detected_at": rfc3339(DETECTED_AT),
         "confirmations": 1,
     }
     return json.dumps(fields | changes).encode()
 
 
 def test_a_kill_event_becomes_an_order():
-    assert parse_kill(event(), "cam") == KillOrder("e-1", "cam")
+    assert parse_kill(event(), "cam") == KillOrder("e-1", "cam", DETECTED_AT)
     assert parse_kill(event(action="review"), "cam") is None
+
+
+@pytest.mark.parametrize("detected_at", [None, 7, "yesterday", "2025-01-01T00:00:04.018"])
+def test_a_kill_without_a_usable_detected_at_is_still_a_kill(detected_at):
+    assert parse_kill(event(detected_at=detected_at), "cam") == KillOrder("e-1", "cam", None)
 
 
 @pytest.mark.parametrize(
@@ -111,8 +125,9 @@ class FakeAdapter:
     allow = Response(200, b"")
     deny = Response(403, b"")
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, publishers: int = 1) -> None:
         self.failures = failures
+        self.publishers = publishers
         self.drops: list[Target] = []
 
     async def drop(self, target: Target) -> int:
@@ -120,7 +135,7 @@ class FakeAdapter:
             self.failures -= 1
             raise ApiError("GET /drop/publisher: no answer")
         self.drops.append(target)
-        return 1
+        return self.publishers
 
     def publish_target(self, request):
         raise NotImplementedError
@@ -157,9 +172,30 @@ async def settle(subject: Enforcer) -> None:
         await asyncio.sleep(0.005)
 
 
+def counts() -> Counter[str]:
+    """The enforce counters now, as 'NAME:LABEL' (without prefix and ``_total``).
+
+    The registry is process-global, so tests compare counts before and after.
+    """
+    found: Counter[str] = Counter()
+    for family in metrics.REGISTRY.collect():
+        if family.type == "counter" and family.name.startswith("streamguard_enforce_"):
+            name = family.name.removeprefix("streamguard_enforce_")
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    found[":".join([name, *sample.labels.values()])] = sample.value
+    return found
+
+
+def latency(suffix: str) -> float:
+    """``count`` or ``sum`` of the kill latency histogram now."""
+    return metrics.REGISTRY.get_sample_value(f"streamguard_enforce_kill_latency_seconds_{suffix}")
+
+
 def test_duplicates_cause_one_drop(tmp_path, caplog):
     adapter, clock = FakeAdapter(), Clock()
     subject = enforcer(tmp_path, adapter, clock)
+    before = counts()
 
     async def scenario() -> None:
         await subject.on_message("cam", event(event_id="e-1"))
@@ -173,9 +209,9 @@ def test_duplicates_cause_one_drop(tmp_path, caplog):
     with caplog.at_level(logging.DEBUG, "streamguard.enforce"):
         asyncio.run(scenario())
     assert adapter.drops == [CAM]
-    counters = subject.counters
-    assert (counters["kills"], counters["drops"], counters["duplicate_events"]) == (1, 1, 1)
-    assert counters["already_enforced"] == 2
+    assert counts() - before == Counter(
+        {"events:kill": 1, "drops:dropped": 1, "events:duplicate": 1, "events:already_enforced": 2}
+    )
     repeats = [r for r in caplog.records if "handled before" in r.message or "already" in r.message]
     assert len(repeats) == 3 and {r.levelno for r in repeats} == {logging.DEBUG}
 
@@ -199,6 +235,7 @@ def test_a_stream_back_after_its_drop_is_dropped_again_with_a_warning(tmp_path, 
 def test_failed_drops_are_retried_with_back_off(tmp_path, caplog):
     adapter, clock = FakeAdapter(failures=3), Clock()
     subject = enforcer(tmp_path, adapter, clock)
+    before = counts()
 
     async def scenario() -> None:
         await subject.on_message("cam", event())
@@ -206,7 +243,7 @@ def test_failed_drops_are_retried_with_back_off(tmp_path, caplog):
 
     asyncio.run(scenario())
     assert adapter.drops == [CAM]
-    assert subject.counters["drop_failures"] == 3 and subject.counters["drops"] == 1
+    assert counts() - before == Counter({"events:kill": 1, "drop_failures": 3, "drops:dropped": 1})
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "retrying with back-off" in warnings[0].message
     assert "cam-key" not in caplog.text
@@ -225,6 +262,7 @@ def test_an_interrupted_drop_is_resumed_after_a_restart(tmp_path):
     first.denylist.close()
     adapter = FakeAdapter()
     second = enforcer(tmp_path, adapter, clock)
+    before, observed = counts(), latency("count")
 
     async def restarted() -> None:
         second.resume()
@@ -232,12 +270,15 @@ def test_an_interrupted_drop_is_resumed_after_a_restart(tmp_path):
         await second.on_message("cam", event())  # redelivered: already handled
 
     asyncio.run(restarted())
-    assert adapter.drops == [CAM] and second.counters["duplicate_events"] == 1
+    assert adapter.drops == [CAM]
+    assert counts() - before == Counter({"drops:dropped": 1, "events:duplicate": 1})
+    assert latency("count") == observed  # a resumed drop has no event to time
 
 
 def test_the_hook_decision_follows_the_deny_list(tmp_path, caplog):
     adapter, clock = FakeAdapter(), Clock()
     subject = enforcer(tmp_path, adapter, clock)
+    before = counts()
     assert subject.may_publish(CAM)
 
     async def scenario() -> None:
@@ -251,12 +292,14 @@ def test_the_hook_decision_follows_the_deny_list(tmp_path, caplog):
     assert subject.may_publish(Target("live/other-key"))
     clock.now += 601
     assert subject.may_publish(CAM)
-    assert subject.counters["publishes_refused"] == 2 and subject.counters["publishes_allowed"] == 3
+    moved = counts() - before
+    assert (moved["publishes:refused"], moved["publishes:allowed"]) == (2, 3)
 
 
 def test_bad_and_unknown_events_are_counted_never_fatal(tmp_path, caplog):
     adapter, clock = FakeAdapter(), Clock()
     subject = enforcer(tmp_path, adapter, clock)
+    before = counts()
 
     async def scenario() -> None:
         await subject.on_message("cam", b"garbage")
@@ -265,10 +308,60 @@ def test_bad_and_unknown_events_are_counted_never_fatal(tmp_path, caplog):
         await subject.on_message("hls", event(stream_id="hls", event_id="e-2"))
 
     asyncio.run(scenario())
-    counters = subject.counters
-    assert (counters["malformed_events"], counters["ignored_events"]) == (1, 1)
-    assert counters["unknown_streams"] == 2 and adapter.drops == []
+    assert counts() - before == Counter(
+        {"events:malformed": 1, "events:ignored": 1, "events:unknown_stream": 2}
+    )
+    assert adapter.drops == []
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 3
+
+
+@pytest.mark.parametrize(
+    ("detected_at", "seconds"), [(DETECTED_AT, 0.5), (1003.0, 0.0)], ids=["0.5s", "run-ahead"]
+)
+def test_kill_latency_runs_from_detection_to_the_confirmed_drop(tmp_path, detected_at, seconds):
+    subject = enforcer(tmp_path, FakeAdapter(), Clock())
+    count, total = latency("count"), latency("sum")
+
+    async def scenario() -> None:
+        await subject.on_message("cam", event(detected_at=rfc3339(detected_at)))
+        await settle(subject)
+
+    asyncio.run(scenario())
+    assert latency("count") - count == 1
+    assert latency("sum") - total == pytest.approx(seconds)
+
+
+def test_a_drop_that_finds_no_publisher_is_counted_apart(tmp_path):
+    subject = enforcer(tmp_path, FakeAdapter(publishers=0), Clock())
+    before = counts()
+
+    async def scenario() -> None:
+        await subject.on_message("cam", event())
+        await settle(subject)
+
+    asyncio.run(scenario())
+    assert counts() - before == Counter({"events:kill": 1, "drops:no_publisher": 1})
+
+
+def test_a_bug_costs_one_message_and_is_counted(tmp_path, monkeypatch, caplog):
+    subject = enforcer(tmp_path, FakeAdapter(), Clock())
+    monkeypatch.setattr(subject.resolver, "resolve", lambda stream_id: 1 / 0)
+    before = counts()
+    asyncio.run(subject.on_message("cam", event()))
+    assert counts() - before == Counter({"events:internal_error": 1})
+    assert "internal error" in caplog.text
+
+
+def test_enforce_metrics_are_apart_from_run_metrics_and_exported_from_the_start():
+    text = generate_latest(metrics.REGISTRY).decode()
+    samples = [line for line in text.splitlines() if line.startswith("streamguard_")]
+    assert samples and all(line.startswith("streamguard_enforce_") for line in samples)
+    assert f'streamguard_enforce_build_info{{version="{__version__}"}} 1.0' in samples
+    for result in metrics.EVENT_RESULTS:
+        assert f'streamguard_enforce_events_total{{result="{result}"}}' in text
+    assert "process_start_time_seconds" in text
+    run_text = generate_latest(DEFAULT_REGISTRY).decode()
+    assert "streamguard_build_info" in run_text and "streamguard_enforce_" not in run_text
 
 
 def test_enforce_table_is_checked(tmp_path):
