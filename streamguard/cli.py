@@ -231,8 +231,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = config.with_http(settings, args.http)
     if args.processes is not None:
         settings = replace(settings, processes=args.processes)
-    if not settings.streams:
-        raise config.ConfigError("no streams: give --stream ID=URL or [[streams]] in --config")
+    if settings.cluster.enabled and not settings.redis.url:
+        raise config.ConfigError("cluster.enabled needs Redis: give --redis URL or [redis] url")
+    if not settings.streams and not settings.cluster.enabled:
+        raise config.ConfigError(
+            "no streams: give --stream ID=URL or [[streams]] in --config, or enable [cluster]"
+        )
     if settings.redis.url and settings.blocklists:
         raise config.ConfigError("give blocklist files or a Redis URL, not both")
     if not settings.blocklists and not settings.redis.url:

@@ -52,6 +52,24 @@ class IngestSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    """Streams registered in Redis and leased across every run process (docs/cluster.md)."""
+
+    enabled: bool = False
+    capacity: int = 100  # most streams one worker process watches
+    lease_ttl_s: float = 8.0  # a crashed worker's streams are taken over within this
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSettings:
+    """Registering streams: the media-server webhook and the MQTT control topic."""
+
+    secret_file: Path | None = None  # the shared secret both must present
+    pull_url: str = "rtmp://127.0.0.1:1935/{app}/{name}"  # how a registered stream is read
+    stream_id: str = "{app}-{name_digest}"  # the id of a stream the media server registers
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     streams: tuple[StreamConfig, ...] = ()
     blocklists: tuple[Path, ...] = ()
@@ -61,6 +79,8 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     policy: Policy = field(default_factory=Policy)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    control: ControlSettings = field(default_factory=ControlSettings)
     state_dir: Path = DEFAULT_STATE_DIR  # the MQTT outbox lives here
     outbox_max_events: int = DEFAULT_MAX_EVENTS
     http_host: str = "127.0.0.1"
@@ -117,8 +137,8 @@ def _ingest(where: str, table: dict[str, Any]) -> IngestSettings:
     return IngestSettings(**values)
 
 
-def _connection(where: str, table: Any, base: Path, defaults: Any) -> Any:
-    """A [redis] or [mqtt] table over ``defaults``: strings, file paths, numbers, flags."""
+def _table(where: str, table: Any, base: Path, defaults: Any) -> Any:
+    """A settings table over ``defaults``: strings, file paths, numbers, flags."""
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table")
     known = type(defaults).__dataclass_fields__
@@ -164,6 +184,7 @@ def load_file(path: Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     known = {"streams", "blocklist", "redis", "mqtt", "policy", "ingest", "http", "processes"}
+    known |= {"cluster", "control"}
     known |= {"hash_threads", "worker_id", "state_dir", "outbox_max_events"}
     known.add("enforce")  # read by `streamguard enforce`
     if unknown := set(data) - known:
@@ -190,8 +211,10 @@ def load_file(path: Path) -> Settings:
         blocklist_algo=blocklist.get("algo"),
         max_distance=dict(max_distance),
         ingest=_ingest(f"{path}: ingest", data.get("ingest", {})),
-        redis=_connection(f"{path}: redis", data.get("redis", {}), path.parent, RedisSettings()),
-        mqtt=_connection(f"{path}: mqtt", data.get("mqtt", {}), path.parent, MqttSettings()),
+        redis=_table(f"{path}: redis", data.get("redis", {}), path.parent, RedisSettings()),
+        mqtt=_table(f"{path}: mqtt", data.get("mqtt", {}), path.parent, MqttSettings()),
+        cluster=_table(f"{path}: cluster", data.get("cluster", {}), path.parent, ClusterSettings()),
+        control=_table(f"{path}: control", data.get("control", {}), path.parent, ControlSettings()),
         policy=_policy(f"{path}: policy", data.get("policy", {})),
         state_dir=path.parent / str(data.get("state_dir", DEFAULT_STATE_DIR)),
         outbox_max_events=_count(f"{path}: outbox_max_events", data.get("outbox_max_events", 0))
@@ -256,3 +279,16 @@ def check_streams(streams: tuple[StreamConfig, ...]) -> None:
         if stream.id in seen:
             raise ConfigError(f"stream id '{stream.id}' is configured twice")
         seen.add(stream.id)
+
+
+def read_secret(path: Path | None, what: str) -> str:
+    """The content of ``path`` without surrounding white space; "" when there is no file."""
+    if path is None:
+        return ""
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.__class__.__name__})") from None
+    if not secret:
+        raise ConfigError(f"{path}: the {what} file is empty")
+    return secret

@@ -11,16 +11,17 @@ import signal
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streamguard.config import read_secret
 from streamguard.enforce import adapters, metrics
 from streamguard.enforce.api import MediaApi
 from streamguard.enforce.denylist import DenyList
 from streamguard.enforce.enforcer import Enforcer
 from streamguard.enforce.hook import HOOK_PATH, publish_hook
-from streamguard.enforce.settings import EnforceSettings, read_secret
-from streamguard.enforce.subscriber import KillSubscriber
+from streamguard.enforce.settings import EnforceSettings
 from streamguard.enforce.targets import ConfigResolver
 from streamguard.errors import StreamguardError
-from streamguard.events.broker import MqttSettings
+from streamguard.events.broker import MqttSettings, topic
+from streamguard.events.subscriber import Subscriber
 from streamguard.observability import http
 
 log = logging.getLogger("streamguard.enforce")
@@ -48,7 +49,9 @@ async def run(settings: EnforceSettings, mqtt: MqttSettings, resolver: ConfigRes
         retry_initial_s=settings.retry_initial_s,
         retry_max_s=settings.retry_max_s,
     )
-    subscriber = KillSubscriber(mqtt, enforcer.on_message)
+    subscriber = Subscriber(
+        mqtt, topic(mqtt, "kill", "+"), enforcer.on_message, metrics.CONNECTED.set
+    )
 
     def readyz() -> http.Response:
         status = {

@@ -89,19 +89,6 @@ def check(settings: EnforceSettings) -> None:
         raise ConfigError("enforce.client_id: must not be empty")
 
 
-def read_secret(path: Path | None, what: str) -> str:
-    """The content of ``path`` without surrounding white space; "" when there is no file."""
-    if path is None:
-        return ""
-    try:
-        secret = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the {what} ({exc.__class__.__name__})") from None
-    if not secret:
-        raise ConfigError(f"{path}: the {what} file is empty")
-    return secret
-
-
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True

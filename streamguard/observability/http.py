@@ -7,9 +7,10 @@ media servers, not the public internet.
 """
 
 import asyncio
+import inspect
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -54,7 +55,7 @@ class Request:
 
 
 Route = Callable[[], Response]
-PostRoute = Callable[[Request], Response]
+PostRoute = Callable[[Request], Response | Awaitable[Response]]
 
 
 async def serve(
@@ -89,7 +90,8 @@ async def serve(
             request = Request(
                 path, dict(reversed(parse_qsl(query))), headers, body, str(peer and peer[0])
             )
-            return post_routes[path](request)
+            response = post_routes[path](request)
+            return await response if inspect.isawaitable(response) else response
         route = routes.get(path)
         if route is None:
             return json_response({"error": "not found"}, 404)

@@ -138,6 +138,49 @@ CONNECTED = Gauge(
     multiprocess_mode="livemin",
 )
 
+# -- cluster: stream leases and registration -----------------------------------------
+CLUSTER_LEASES = Gauge(
+    "streamguard_cluster_leases", "Stream leases held", multiprocess_mode="livesum"
+)
+CLUSTER_CAPACITY = Gauge(
+    "streamguard_cluster_capacity",
+    "Most streams the worker processes here would hold",
+    multiprocess_mode="livesum",
+)
+CLUSTER_REGISTERED = Gauge(
+    "streamguard_cluster_streams_registered",
+    "Streams registered in Redis, cluster-wide",
+    multiprocess_mode="livemax",
+)
+CLUSTER_UNLEASED = Gauge(
+    "streamguard_cluster_streams_unleased",
+    "Registered streams nobody holds a lease for, cluster-wide (watched by no one)",
+    multiprocess_mode="livemin",
+)
+CLUSTER_WORKERS = Gauge(
+    "streamguard_cluster_workers",
+    "Worker processes with a live heartbeat, cluster-wide",
+    multiprocess_mode="livemax",
+)
+CLUSTER_CLAIMS = Counter("streamguard_cluster_claims_total", "Stream leases claimed")
+CLUSTER_RELEASES = Counter(
+    "streamguard_cluster_releases_total",
+    "Stream leases given up or lost, by reason (drain, rebalance, removed, taken, invalid)",
+    ["reason"],
+)
+CLUSTER_HEARTBEAT_FAILURES = Counter(
+    "streamguard_cluster_heartbeat_failures_total", "Heartbeats that could not reach Redis"
+)
+CLUSTER_FENCED = Counter(
+    "streamguard_cluster_fenced_decisions_total",
+    "Decisions not published because the stream's lease had been taken over",
+)
+CONTROL_COMMANDS = Counter(
+    "streamguard_control_commands_total",
+    "Stream registration commands, by source (webhook, mqtt, config), action and result",
+    ["source", "action", "result"],
+)
+
 
 def use_multiprocess_dir(directory: Path) -> None:
     """Make worker processes spawned from now on write their values to ``directory``."""

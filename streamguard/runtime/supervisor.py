@@ -15,22 +15,25 @@ import queue
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.sync import BlocklistSync
-from streamguard.config import Settings
+from streamguard.config import Settings, StreamConfig, read_secret
 from streamguard.events.mqtt import MqttSink
 from streamguard.events.outbox import Outbox, adopt_orphans, outbox_path
 from streamguard.events.sinks import EventSink, StdoutSink
 from streamguard.observability import metrics
-from streamguard.observability.http import Response, json_response, serve
+from streamguard.observability.http import PostRoute, Response, json_response, serve
 from streamguard.observability.logging import setup_logging
+from streamguard.runtime.cluster import ClusterMember, Lease
+from streamguard.runtime.control import ControlPlane
 from streamguard.runtime.worker import StreamWorker
 
 log = logging.getLogger("streamguard.run")
@@ -43,9 +46,14 @@ Snapshots = list[dict[str, Any]]
 
 
 class Watcher:
-    """The streams of one process, each with its own worker, and the blocklist they share."""
+    """The streams of one process, each with its own worker, and the blocklist they share.
 
-    def __init__(self, settings: Settings, number: int = 0) -> None:
+    Without a cluster the streams are the configured ones. With one, they are the
+    streams this process holds a lease for, and they come and go as leases do.
+    """
+
+    def __init__(self, settings: Settings, number: int = 0, worker_id: str = "") -> None:
+        self.settings = settings
         self.sync: BlocklistSync | None = None
         if settings.redis.url:
             self.sync = BlocklistSync(settings.redis, settings.max_distance)
@@ -56,7 +64,7 @@ class Watcher:
             )
             counts = ", ".join(f"{a} {n}" for a, n in self.blocklist.counts().items() if n)
             log.info("blocklist: %d entries (%s)", len(self.blocklist), counts)
-        worker_id = settings.worker_id or f"{socket.gethostname()}/{os.getpid()}"
+        self.worker_id = worker_id or f"{socket.gethostname()}/{os.getpid()}"
         threads = settings.hash_threads or os.cpu_count() or 1
         self._hash_pool = ThreadPoolExecutor(threads, thread_name_prefix="hash")
         self.mqtt: MqttSink | None = None
@@ -65,21 +73,48 @@ class Watcher:
             outbox = Outbox(outbox_path(settings.state_dir, number), settings.outbox_max_events)
             base = settings.mqtt.client_id or f"streamguard-{socket.gethostname()}"
             self.sink = self.mqtt = MqttSink(settings.mqtt, outbox, f"{base}-{number}")
-        self.workers = [
-            StreamWorker(
-                stream,
-                settings.ingest,
-                self.blocklist,
-                self.sink,
-                self._hash_pool,
-                worker_id,
-                settings.policy,
+        self.cluster: ClusterMember | None = None
+        if settings.cluster.enabled:
+            self.cluster = ClusterMember(
+                settings.redis, settings.cluster, self.worker_id, self.start, self.retire
             )
-            for stream in settings.streams
-        ]
+        self.workers: dict[str, StreamWorker] = {}
+        self._tasks: dict[str, asyncio.Task] = {}
+
+    def start(self, stream: StreamConfig, lease: Lease | None = None) -> None:
+        """Start watching ``stream`` (under ``lease`` in a cluster)."""
+        if stream.id in self.workers:
+            self.retire(stream.id, "replaced")
+        fence = None
+        if self.cluster is not None:
+            fence = partial(self.cluster.still_holds, stream.id)
+        worker = StreamWorker(
+            stream,
+            self.settings.ingest,
+            self.blocklist,
+            self.sink,
+            self._hash_pool,
+            self.worker_id,
+            self.settings.policy,
+            fence=fence,
+        )
+        self.workers[stream.id] = worker
+        self._tasks[stream.id] = asyncio.create_task(worker.run(), name=stream.id)
+
+    def retire(self, stream_id: str, reason: str) -> None:
+        """Stop watching a stream this process no longer holds.
+
+        Its retained status is cleared if it was removed; after a handover the new
+        holder reports it, so this process stays quiet.
+        """
+        worker = self.workers.pop(stream_id, None)
+        if worker is None:
+            return
+        worker.retire(clear_status=reason == "removed")
+        self._tasks.pop(stream_id).cancel()
 
     def snapshots(self) -> Snapshots:
-        return [worker.snapshot() for worker in self.workers]
+        return [worker.snapshot() for worker in self.workers.values()]
 
     def blocklist_status(self) -> dict[str, Any]:
         if self.sync is not None:
@@ -89,8 +124,9 @@ class Watcher:
     def update_gauges(self) -> None:
         """Set the gauges that mirror state held elsewhere (once a second)."""
         now = time.time()
-        metrics.INGEST_LAG.set(max((w.lag_s() for w in self.workers), default=0.0))
-        metrics.KEYFRAME_AGE.set(max((w.keyframe_age_s(now) for w in self.workers), default=0.0))
+        workers = self.workers.values()
+        metrics.INGEST_LAG.set(max((w.lag_s() for w in workers), default=0.0))
+        metrics.KEYFRAME_AGE.set(max((w.keyframe_age_s(now) for w in workers), default=0.0))
         for algo, count in self.blocklist.counts().items():
             metrics.BLOCKLIST_ENTRIES.labels(algo).set(count)
         if self.sync is not None:
@@ -100,6 +136,12 @@ class Watcher:
             metrics.OUTBOX_EVENTS.set(len(self.mqtt.outbox))
             metrics.OUTBOX_OLDEST_AGE.set(self.mqtt.outbox.oldest_age_s(now))
             metrics.CONNECTED.labels("mqtt").set(int(self.mqtt.connected))
+        if self.cluster is not None:
+            metrics.CLUSTER_LEASES.set(len(self.cluster.leases))
+            metrics.CLUSTER_CAPACITY.set(self.settings.cluster.capacity)
+            metrics.CLUSTER_REGISTERED.set(self.cluster.registered)
+            metrics.CLUSTER_WORKERS.set(self.cluster.live_workers)
+            metrics.CONNECTED.labels("cluster").set(int(self.cluster.connected))
 
     @property
     def ready(self) -> bool:
@@ -109,25 +151,35 @@ class Watcher:
     async def run(self, stop: asyncio.Event, tick: Callable[[], None] | None = None) -> None:
         """Watch until ``stop`` is set, calling ``tick`` once a second.
 
-        With Redis, streams are opened once the blocklist has loaded: frames before
-        that could not be matched against anything.
+        With Redis, streams are opened (or leases claimed) once the blocklist has
+        loaded: frames before that could not be matched against anything.
         """
         sync_task = None if self.sync is None else asyncio.create_task(self.sync.run())
         mqtt_task = None if self.mqtt is None else asyncio.create_task(self.mqtt.run())
-        tasks: list[asyncio.Task] = []
+        cluster_task: asyncio.Task | None = None
         try:
             while not stop.is_set():
-                if not tasks and self.blocklist_status()["loaded"]:
-                    log.info("watching %d streams", len(self.workers))
-                    tasks = [asyncio.create_task(w.run(), name=w.config.id) for w in self.workers]
+                if self.blocklist_status()["loaded"] and not (self._tasks or cluster_task):
+                    if self.cluster is not None:
+                        log.info("joining the cluster as %s", self.worker_id)
+                        cluster_task = asyncio.create_task(self.cluster.run())
+                    else:
+                        log.info("watching %d streams", len(self.settings.streams))
+                        for stream in self.settings.streams:
+                            self.start(stream)
                 self.update_gauges()
                 if tick is not None:
                     tick()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), STATE_INTERVAL_S)
         finally:
-            for worker in self.workers:
-                worker.stop()
+            if self.cluster is not None and cluster_task is not None:
+                self.cluster.stop()  # leases go back first: others take over at once
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(cluster_task, SYNC_STOP_TIMEOUT_S)
+            for worker in self.workers.values():
+                worker.stop(report=self.cluster is None)  # in a cluster, the next holder reports
+            tasks = list(self._tasks.values())
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -176,17 +228,41 @@ def _routes(
     }
 
 
+@contextlib.asynccontextmanager
+async def _control_plane(settings: Settings) -> AsyncIterator[dict[str, PostRoute]]:
+    """With a cluster: register the configured streams, follow the control topic, and
+    give the webhook routes (none without a control secret)."""
+    if not settings.cluster.enabled:
+        yield {}
+        return
+    secret = read_secret(settings.control.secret_file, "control secret")
+    plane = ControlPlane(settings, secret)
+    tasks = [asyncio.create_task(plane.register_configured(settings.streams))]
+    if not secret:
+        log.warning("control: no control.secret_file: webhooks and the control topic are off")
+    elif settings.mqtt.url:
+        tasks.append(asyncio.create_task(plane.subscriber().run()))
+    try:
+        yield plane.webhooks() if secret else {}
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await plane.close()
+
+
 async def _run_in_process(settings: Settings) -> None:
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    watcher = Watcher(settings)  # the blocklist is loaded once constructed
+    watcher = Watcher(settings, worker_id=settings.worker_id)  # loads the blocklist
     routes = _routes(watcher.snapshots, lambda: (watcher.ready, [watcher.blocklist_status()]))
-    server = await serve(settings.http_host, settings.http_port, routes)
-    try:
-        await watcher.run(stop)
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with _control_plane(settings) as webhooks:
+        server = await serve(settings.http_host, settings.http_port, routes, webhooks)
+        try:
+            await watcher.run(stop)
+        finally:
+            server.close()
+            await server.wait_closed()
 
 
 def _child_main(number: int, settings: Settings, states: Any, log_level: int) -> None:
@@ -199,7 +275,8 @@ def _child_main(number: int, settings: Settings, states: Any, log_level: int) ->
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        watcher = Watcher(settings, number)
+        worker_id = settings.worker_id and f"{settings.worker_id}-{number}"
+        watcher = Watcher(settings, number, worker_id)
 
         def report() -> None:
             states.put((number, watcher.snapshots(), watcher.ready, watcher.blocklist_status()))
@@ -216,7 +293,10 @@ async def _run_processes(settings: Settings, count: int) -> None:
     metrics.use_multiprocess_dir(metrics_dir)  # before the workers start
     context = multiprocessing.get_context("spawn")
     states = context.Queue()
-    parts = [replace(settings, streams=settings.streams[i::count]) for i in range(count)]
+    if settings.cluster.enabled:  # every process claims from the registry
+        parts = [settings] * count
+    else:
+        parts = [replace(settings, streams=settings.streams[i::count]) for i in range(count)]
     latest: dict[int, Snapshots] = {}
     readiness: dict[int, tuple[bool, dict[str, Any]]] = {}
     level = logging.getLogger().level
@@ -241,7 +321,24 @@ async def _run_processes(settings: Settings, count: int) -> None:
         return ok, [readiness[number][1] for number in sorted(readiness)]
 
     routes = _routes(streams, ready, metrics_dir)
-    server = await serve(settings.http_host, settings.http_port, routes)
+    async with _control_plane(settings) as webhooks:
+        server = await serve(settings.http_host, settings.http_port, routes, webhooks)
+        try:
+            await _supervise(stop, children, start, states, latest, readiness)
+        finally:
+            server.close()
+
+
+async def _supervise(
+    stop: asyncio.Event,
+    children: list[BaseProcess],
+    start: Callable[[int], BaseProcess],
+    states: Any,
+    latest: dict[int, Snapshots],
+    readiness: dict[int, tuple[bool, dict[str, Any]]],
+) -> None:
+    """Gather the children's states and restart any that dies, until ``stop``; then
+    stop them all."""
     loop = asyncio.get_running_loop()
     try:
         while not stop.is_set():
@@ -261,7 +358,6 @@ async def _run_processes(settings: Settings, count: int) -> None:
                     metrics.process_exited(child.pid)
                     children[number] = start(number)
     finally:
-        server.close()
         for child in children:
             child.terminate()  # SIGTERM: each child stops its workers
         deadline = loop.time() + CHILD_STOP_TIMEOUT_S
@@ -274,7 +370,9 @@ async def _run_processes(settings: Settings, count: int) -> None:
 
 def run(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT."""
-    count = min(settings.processes or os.cpu_count() or 1, max(len(settings.streams), 1))
+    count = settings.processes or os.cpu_count() or 1
+    if not settings.cluster.enabled:  # no more processes than streams
+        count = min(count, max(len(settings.streams), 1))
     if settings.mqtt.url:  # events a larger set of processes left behind still go out
         adopt_orphans(settings.state_dir, count, settings.outbox_max_events)
     if count == 1:

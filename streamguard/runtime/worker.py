@@ -4,6 +4,7 @@ asyncio task (hash, match, decide, publish) through a newest-frame-wins queue.""
 import asyncio
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
 
@@ -23,6 +24,7 @@ from streamguard.runtime.handoff import NewestQueue
 from streamguard.runtime.state import StreamState, Watch
 
 log = logging.getLogger("streamguard.worker")
+Fence = Callable[[], Awaitable[bool]]  # whether this process may still publish for the stream
 
 
 class StreamWorker:
@@ -35,6 +37,8 @@ class StreamWorker:
         hash_pool: Executor,
         worker_id: str,
         policy: Policy,
+        *,
+        fence: Fence | None = None,
     ) -> None:
         self.config = config
         self.ingest = ingest
@@ -48,6 +52,8 @@ class StreamWorker:
         self._queue: NewestQueue[Frame] | None = None
         self._policy = StreamPolicy(policy)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._fence = fence
+        self._report = True  # publish state changes to the sink (status topic)
         metrics.STREAMS.labels(str(self.state.state)).inc()
 
     def snapshot(self) -> dict[str, Any]:
@@ -69,11 +75,23 @@ class StreamWorker:
             return 0.0
         return now - max(self.state.since, self.state.last_keyframe_at or 0.0)
 
-    def stop(self) -> None:
-        """Ask the reader to stop; it notices within one read timeout at most."""
+    def stop(self, *, report: bool = True) -> None:
+        """Ask the reader to stop; it notices within one read timeout at most.
+
+        Without ``report`` the final state is not published (another process now
+        watches the stream and reports it).
+        """
+        self._report = report
         self._stop.set()
         if self.state.state is not Watch.KILLED:
             self._enter(Watch.STOPPED)
+
+    def retire(self, *, clear_status: bool) -> None:
+        """Stop for good: the stream is no longer this process's (handover or removal)."""
+        self.stop(report=False)
+        metrics.STREAMS.labels(str(self.state.state)).dec()
+        if clear_status:
+            self._sink.status(self.config.id, None)
 
     async def run(self) -> None:
         """Watch until cancelled or killed: start the reader, then decide on each frame."""
@@ -106,6 +124,14 @@ class StreamWorker:
         if decision is None:
             return
         best = decision.match
+        if self._fence is not None and not await self._fence():
+            metrics.CLUSTER_FENCED.inc()
+            log.warning(
+                "stream %s: %s not published: its lease was taken over by another worker",
+                self.config.id,
+                decision.action,
+            )
+            return
         event = build_event(
             best,
             action=decision.action,
@@ -138,7 +164,7 @@ class StreamWorker:
 
     def _publish_status(self) -> None:
         """Hand the current state to the sink (retained status message), on the event loop."""
-        if self._loop is not None:
+        if self._loop is not None and self._report:
             self._loop.call_soon_threadsafe(self._sink.status, self.config.id, self.snapshot())
 
     # -- reader thread ------------------------------------------------------------------

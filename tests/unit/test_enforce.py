@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client import generate_latest
 
 import streamguard.observability.metrics  # noqa: F401 (run's metrics: the default registry)
-from streamguard import __version__
+from streamguard import __version__, config
 from streamguard.config import ConfigError, StreamConfig
 from streamguard.enforce import metrics, settings
 from streamguard.enforce.api import ApiError
@@ -384,5 +384,5 @@ def test_enforce_table_is_checked(tmp_path):
         )
     secret = tmp_path / "secret"
     secret.write_text("s3cret\n")
-    assert settings.read_secret(secret, "hook secret") == "s3cret"
-    assert settings.read_secret(None, "hook secret") == ""
+    assert config.read_secret(secret, "hook secret") == "s3cret"
+    assert config.read_secret(None, "hook secret") == ""

@@ -1,8 +1,9 @@
-"""The subscription to ``PREFIX/v1/kill/+``: QoS 1, persistent session, own reconnects.
+"""A QoS 1 subscription with a persistent session and its own reconnects.
 
-The fixed client id and the persistent session make the broker keep the
-subscription and queue kills while this process is down; they arrive when it
-reconnects. One log line per connection state change.
+``streamguard enforce`` subscribes to ``PREFIX/v1/kill/+`` and ``streamguard run``
+to the control topic. A fixed client id and the persistent session make the broker
+keep the subscription and queue messages while the process is down; they arrive
+when it reconnects. One log line per connection state change.
 """
 
 import asyncio
@@ -12,28 +13,34 @@ from collections.abc import Awaitable, Callable
 import aiomqtt
 
 from streamguard.backoff import backoff_s
-from streamguard.enforce import metrics
-from streamguard.events.broker import MqttSettings, client, protocols, topic
+from streamguard.events.broker import MqttSettings, client, protocols
 from streamguard.ingest.urls import redact
 
-log = logging.getLogger("streamguard.enforce.mqtt")
+log = logging.getLogger("streamguard.mqtt")
 RETRY_INITIAL_S = 0.5
 RETRY_MAX_S = 15.0
 
-Handler = Callable[[str, bytes], Awaitable[None]]
+Handler = Callable[[str, bytes], Awaitable[None]]  # last topic level, payload
 
 
-class KillSubscriber:
-    def __init__(self, settings: MqttSettings, handle: Handler) -> None:
+class Subscriber:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        topic: str,
+        handle: Handler,
+        on_state: Callable[[bool], object] = lambda connected: None,
+    ) -> None:
         self.settings = settings
         self.handle = handle
-        self.topic = topic(settings, "kill", "+")
+        self.topic = topic
+        self._on_state = on_state
         self.connected = False
         self.last_error = ""
         self._protocols = protocols(settings)
 
     async def run(self) -> None:
-        """Receive and handle kills until cancelled, reconnecting with jittered back-off."""
+        """Receive and handle messages until cancelled, reconnecting with jittered back-off."""
         failures = 0
         while True:
             error = await self._session()
@@ -72,7 +79,7 @@ class KillSubscriber:
         )
         self.connected = True
         self.last_error = ""
-        metrics.CONNECTED.set(1)
+        self._on_state(True)
 
     def _lost(self, error: str) -> None:
         first = self.connected or not self.last_error  # later failures only go to debug
@@ -84,4 +91,4 @@ class KillSubscriber:
         )
         self.connected = False
         self.last_error = error
-        metrics.CONNECTED.set(0)
+        self._on_state(False)

@@ -1,0 +1,248 @@
+"""Registering streams: configuration, the MQTT control topic, media-server webhooks.
+
+Registrations go to Redis (runtime/cluster.py), where every worker's heartbeat
+finds them. Three ways in, all checked the same way and counted by source, action
+and result (``streamguard_control_commands_total``):
+
+- ``[[streams]]`` of the configuration, registered at start;
+- ``PREFIX/v1/control/streams/{id}``: ``{"action": "start", "url": …, "sample": …,
+  "secret": …}`` or ``{"action": "stop", "secret": …}``, through a shared
+  subscription so that one run process handles each command;
+- ``POST /control/nginx-rtmp?secret=…`` (nginx-rtmp ``on_publish`` and
+  ``on_publish_done``: form fields ``call``, ``app``, ``name``) and
+  ``POST /control/mediamtx?secret=…&event=ready|not_ready&path=…`` (MediaMTX
+  ``runOnReady`` / ``runOnNotReady``).
+
+A command without the shared secret is refused. Stream keys are secrets: a stream
+the media server registers is named from ``control.stream_id`` (by default the app
+and a digest of the key), and only that name is logged.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import parse_qsl
+
+from redis.exceptions import RedisError
+
+from streamguard.backoff import backoff_s
+from streamguard.blocklist.store import connect, describe
+from streamguard.config import ConfigError, Settings, StreamConfig, parse_stream
+from streamguard.errors import SourceRefused
+from streamguard.events.broker import topic
+from streamguard.events.subscriber import Subscriber
+from streamguard.ingest.urls import check_allowed, redact
+from streamguard.observability import metrics
+from streamguard.observability.http import PostRoute, Request, Response, json_response
+from streamguard.runtime.cluster import Registry
+
+log = logging.getLogger("streamguard.control")
+MAX_COMMAND_BYTES = 16 * 1024
+RETRY_INITIAL_S = 0.5
+RETRY_MAX_S = 15.0
+_COMMAND_KEYS = {"action", "url", "sample", "secret"}
+
+
+class Refused(Exception):
+    """A command that is not carried out; the message says why (never the secret)."""
+
+    def __init__(self, reason: str, result: str = "invalid") -> None:
+        super().__init__(reason)
+        self.result = result  # invalid | unauthorized
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    action: str  # start | stop
+    stream: StreamConfig  # for stop, only the id counts
+
+
+class ControlPlane:
+    """Runs in the process that serves HTTP; needs ``[cluster]`` (Redis)."""
+
+    def __init__(self, settings: Settings, secret: str) -> None:
+        self.settings = settings
+        self._secret = secret.encode()
+        self._redis = connect(settings.redis)
+        self.registry = Registry(self._redis, settings.redis.prefix)
+        self._allowed = frozenset(settings.ingest.allowed_schemes)
+
+    # -- commands, whatever their source ---------------------------------------------
+
+    def check_secret(self, given: str) -> None:
+        if not self._secret or not hmac.compare_digest(given.encode(), self._secret):
+            raise Refused("wrong or missing secret", "unauthorized")
+
+    def command(self, stream_id: str, action: str, url: str = "", sample: Any = None) -> Command:
+        """A validated command; raises Refused."""
+        if action not in ("start", "stop"):
+            raise Refused(f"action {action!r}: expected 'start' or 'stop'")
+        if action == "stop":
+            url = "-"  # not used; parse_stream still checks the id
+        try:
+            stream = parse_stream("command", stream_id, url, sample or "keyframes")
+            if action == "start":
+                check_allowed(stream.url, self._allowed)
+        except (ConfigError, SourceRefused) as exc:
+            raise Refused(str(exc).removeprefix("command: ")) from None
+        return Command(action, stream)
+
+    async def apply(self, command: Command, source: str) -> str:
+        """Carry out ``command``; the outcome word. Redis errors propagate."""
+        stream = command.stream
+        if command.action == "start":
+            outcome = await self.registry.register(stream, source)
+            log.info(
+                "control: stream '%s' %s by %s (%s)",
+                stream.id,
+                "registered" if outcome == "added" else outcome,
+                source,
+                redact(stream.url),
+            )
+        else:
+            outcome = "removed" if await self.registry.unregister(stream.id) else "not registered"
+            log.info("control: stream '%s' %s by %s", stream.id, outcome, source)
+        return outcome
+
+    async def handle(self, source: str, action: str, build: Callable[[], Command]) -> Response:
+        """Build (may raise Refused), apply, count, answer: one path for every source."""
+        try:
+            command = build()
+        except Refused as exc:
+            metrics.CONTROL_COMMANDS.labels(source, action, exc.result).inc()
+            log.warning("control: %s command refused: %s", source, exc)
+            return json_response({"error": str(exc)}, 403 if exc.result == "unauthorized" else 400)
+        try:
+            outcome = await self.apply(command, source)
+        except RedisError as exc:
+            metrics.CONTROL_COMMANDS.labels(source, command.action, "failed").inc()
+            error = describe(exc, self.settings.redis.url)
+            log.error("control: stream '%s' not %sed: %s", command.stream.id, command.action, error)
+            return json_response({"error": f"registry unavailable: {error}"}, 503)
+        metrics.CONTROL_COMMANDS.labels(source, command.action, "ok").inc()
+        return json_response({"stream_id": command.stream.id, "outcome": outcome})
+
+    # -- sources ---------------------------------------------------------------------
+
+    async def register_configured(self, streams: tuple[StreamConfig, ...]) -> None:
+        """Register the configured streams, retrying until Redis takes them."""
+        failures = 0
+        while True:
+            try:
+                for stream in streams:
+                    await self.apply(Command("start", stream), "config")
+                    metrics.CONTROL_COMMANDS.labels("config", "start", "ok").inc()
+                return
+            except RedisError as exc:
+                failures += 1
+                error = describe(exc, self.settings.redis.url)
+                log.error("control: configured streams not registered yet: %s; retrying", error)
+                await asyncio.sleep(backoff_s(failures, RETRY_INITIAL_S, RETRY_MAX_S))
+
+    async def on_message(self, stream_id: str, payload: bytes) -> None:
+        """A message on the control topic."""
+
+        def build() -> Command:
+            if len(payload) > MAX_COMMAND_BYTES:
+                raise Refused(f"stream '{stream_id}': command larger than {MAX_COMMAND_BYTES} B")
+            try:
+                data = json.loads(payload)
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise Refused(f"stream '{stream_id}': command is not JSON ({exc})") from None
+            if not isinstance(data, dict):
+                raise Refused(f"stream '{stream_id}': command must be a JSON object")
+            if unknown := set(data) - _COMMAND_KEYS:
+                raise Refused(f"stream '{stream_id}': unknown key(s) {', '.join(sorted(unknown))}")
+            secret = data.get("secret")
+            self.check_secret(secret if isinstance(secret, str) else "")
+            url = data.get("url", "")
+            if data.get("action") == "start" and not isinstance(url, str):
+                raise Refused(f"stream '{stream_id}': url must be a string")
+            return self.command(stream_id, str(data.get("action")), url, data.get("sample"))
+
+        await self.handle("mqtt", _action_of(payload), build)
+
+    def subscriber(self) -> Subscriber:
+        """The control topic, shared between every run process of the deployment."""
+        mqtt = self.settings.mqtt
+        base = mqtt.client_id or "streamguard"
+        shared = f"$share/{mqtt.prefix}-control/{topic(mqtt, 'control/streams', '+')}"
+        return Subscriber(replace(mqtt, client_id=f"{base}-control"), shared, self.on_message)
+
+    def webhooks(self) -> dict[str, PostRoute]:
+        return {"/control/nginx-rtmp": self._nginx_rtmp, "/control/mediamtx": self._mediamtx}
+
+    async def _nginx_rtmp(self, request: Request) -> Response:
+        form = _form(request)
+        call = form.get("call", "")
+        action = {"publish": "start", "publish_done": "stop"}.get(call, "unknown")
+
+        def build() -> Command:
+            self.check_secret(request.query.get("secret", ""))
+            if action == "unknown":
+                raise Refused(f"nginx-rtmp call {call!r}: expected publish or publish_done")
+            return self._published(action, form.get("app", ""), form.get("name", ""))
+
+        return await self.handle("webhook", action, build)
+
+    async def _mediamtx(self, request: Request) -> Response:
+        fields = {**request.query, **_form(request)}
+        event = fields.get("event", "")
+        action = {"ready": "start", "not_ready": "stop"}.get(event, "unknown")
+
+        def build() -> Command:
+            self.check_secret(request.query.get("secret", ""))
+            if action == "unknown":
+                raise Refused(f"MediaMTX event {event!r}: expected ready or not_ready")
+            app, _, name = fields.get("path", "").strip("/").rpartition("/")
+            return self._published(action, app, name)
+
+        return await self.handle("webhook", action, build)
+
+    def _published(self, action: str, app: str, name: str) -> Command:
+        """A command for a stream the media server reports, named by the templates."""
+        if not name:
+            raise Refused("the media server did not say which stream (no name or path)")
+        path = f"{app}/{name}" if app else name
+        values = {
+            "app": app,
+            "name": name,
+            "path": path,
+            "name_digest": hashlib.sha256(name.encode()).hexdigest()[:16],
+        }
+        control = self.settings.control
+        try:
+            stream_id = control.stream_id.format(**values)
+            url = control.pull_url.format(**values)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise Refused(f"control.stream_id or control.pull_url: bad template ({exc})") from None
+        return self.command(stream_id, action, url)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def _form(request: Request) -> dict[str, str]:
+    """An url-encoded body (what nginx-rtmp sends), or a JSON object (MediaMTX hooks)."""
+    body = request.body.decode("utf-8", "replace")
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            data = json.loads(body)
+        except json.JSONDecodeError:
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    return dict(reversed(parse_qsl(body)))
+
+
+def _action_of(payload: bytes) -> str:
+    """The action a command names, for counting even a malformed one."""
+    try:
+        action = json.loads(payload).get("action")
+    except (ValueError, AttributeError):
+        return "unknown"
+    return action if action in ("start", "stop") else "unknown"
