@@ -89,8 +89,10 @@ return cjson.encode({lost = lost, released = released, claimed = claimed,
                      live = live, total = total, unleased = unleased})
 """
 
-# KEYS: leases owners; ARGV: worker, [id, token]...
+# KEYS: leases owners workers; ARGV: worker, [id, token]... The worker leaves too, so
+# the others' fair share covers its streams at once.
 _RELEASE = """
+redis.call('ZREM', KEYS[3], ARGV[1])
 local released = 0
 for i = 2, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
@@ -319,13 +321,13 @@ class ClusterMember:
 
     async def _drain(self) -> None:
         """Give every lease back so other workers take the streams over at once."""
-        if not self.leases:
-            return
         args = [self.worker_id]
         for lease in self.leases.values():
             args += [lease.stream_id, lease.token]
         try:
-            released = await self._release(keys=[self._keys.leases, self._keys.owners], args=args)
+            released = await self._release(
+                keys=[self._keys.leases, self._keys.owners, self._keys.workers], args=args
+            )
         except RedisError as exc:
             log.warning(
                 "cluster: could not release %d leases (%s); they expire in %.0f s",

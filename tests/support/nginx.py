@@ -54,7 +54,7 @@ rtmp {{
             hls_path {root}/hls;
             hls_fragment 1s;
             hls_playlist_length 6s;
-            {on_publish}
+            {hooks}
         }}
     }}
 }}
@@ -142,9 +142,16 @@ class NginxRtmp:
 
 
 def nginx_conf(
-    root: Path, rtmp_port: int, http_port: int, *, hls: bool = True, on_publish: str = ""
+    root: Path,
+    rtmp_port: int,
+    http_port: int,
+    *,
+    hls: bool = True,
+    on_publish: str = "",
+    on_publish_done: str = "",
 ) -> str:
-    """``on_publish``: URL nginx-rtmp POSTs to before accepting a publisher (2xx allows)."""
+    """``on_publish``: URL nginx-rtmp POSTs to before accepting a publisher (2xx allows);
+    ``on_publish_done``: URL it POSTs to when the publisher has left."""
     # As root, workers would switch to "nobody" and could not write HLS into a private tmp dir;
     # as another user, nginx ignores ``user`` with a warning, so it is only written for root.
     user = "user root;" if os.geteuid() == 0 else ""
@@ -155,16 +162,23 @@ def nginx_conf(
         rtmp_port=rtmp_port,
         http_port=http_port,
         hls="on" if hls else "off",
-        on_publish=f'on_publish "{on_publish}";' if on_publish else "",
+        hooks="".join(
+            f'{name} "{url}";\n            '
+            for name, url in (("on_publish", on_publish), ("on_publish_done", on_publish_done))
+            if url
+        ),
     )
 
 
 @contextmanager
-def nginx_rtmp_server(root: Path, *, hls: bool = True, on_publish: str = "") -> Iterator[NginxRtmp]:
+def nginx_rtmp_server(
+    root: Path, *, hls: bool = True, on_publish: str = "", on_publish_done: str = ""
+) -> Iterator[NginxRtmp]:
     """Start nginx-rtmp with its config, logs and HLS files under ``root``; stop it on exit.
 
     ``hls=False`` saves nginx the MPEG-TS muxing when only RTMP is played (benchmarks).
-    ``on_publish`` asks that URL before accepting a publisher (enforcement tests).
+    ``on_publish`` asks that URL before accepting a publisher (enforcement tests);
+    ``on_publish_done`` tells that URL when a publisher has left (registration tests).
     Raises NginxUnavailable when it is not installed or does not start.
     """
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -176,7 +190,16 @@ def nginx_rtmp_server(root: Path, *, hls: bool = True, on_publish: str = "") -> 
     root.mkdir(parents=True, exist_ok=True)
     conf = root / "nginx.conf"
     rtmp_port, http_port = free_port(), free_port()
-    conf.write_text(nginx_conf(root, rtmp_port, http_port, hls=hls, on_publish=on_publish))
+    conf.write_text(
+        nginx_conf(
+            root,
+            rtmp_port,
+            http_port,
+            hls=hls,
+            on_publish=on_publish,
+            on_publish_done=on_publish_done,
+        )
+    )
     process = subprocess.Popen(
         [nginx, "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")],
         stdin=subprocess.DEVNULL,

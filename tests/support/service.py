@@ -18,8 +18,15 @@ from .processes import stop as stop_process
 class Service:
     """A `streamguard run` process: its events (stdout), its log (stderr), its /streams."""
 
-    def __init__(self, args: list[str], log_path: Path, *, start_timeout_s: float = 20) -> None:
-        self.port = free_port()
+    def __init__(
+        self,
+        args: list[str],
+        log_path: Path,
+        *,
+        start_timeout_s: float = 20,
+        port: int | None = None,
+    ) -> None:
+        self.port = port or free_port()
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(

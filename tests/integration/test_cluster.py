@@ -1,0 +1,168 @@
+"""Several `streamguard run` processes share streams through Redis leases (real Redis,
+nginx-rtmp and publishers): each stream watched once, taken over after a crash, handed
+over on SIGTERM, spread to a newcomer, and registered by nginx-rtmp's own hooks."""
+
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from streamguard.events.schema import rfc3339
+
+from ..support.nginx import nginx_rtmp_server
+from ..support.ports import free_port
+from ..support.redis import RedisServer
+from ..support.service import Service
+from .conftest import NginxRtmp, ffmpeg_publish, publishing
+from .test_metrics import scrape
+from .test_run import EVERY_LOOP, FAST_RETRIES, FLAGGED_360, FLAGGED_720
+from .test_run_redis import LOOP_S, add_image
+
+pytestmark = pytest.mark.integration
+
+STREAMS = 30
+TTL_S = 6
+SECRET = "control-secret-for-tests"
+
+
+def cluster_config(tmp_path: Path, name: str, redis: RedisServer, extra: str = "") -> Path:
+    directory = tmp_path / name
+    directory.mkdir()
+    (directory / "secret").write_text(SECRET)
+    config = directory / "streamguard.toml"
+    config.write_text(
+        f'processes = 1\nworker_id = "{name}"\nstate_dir = "state"\n'
+        f'[redis]\nurl = "{redis.url}"\ntimeout_s = 1\n'
+        f"[cluster]\nenabled = true\nlease_ttl_s = {TTL_S}\n"
+        f'[control]\nsecret_file = "secret"\n{extra}{FAST_RETRIES}{EVERY_LOOP}'
+    )
+    return config
+
+
+def start(tmp_path: Path, name: str, config: Path, **options) -> Service:
+    return Service(["--config", str(config)], tmp_path / f"{name}.log", **options)
+
+
+def watching(services: dict[str, Service]) -> dict[str, list[str]]:
+    """Stream ids each service is watching now."""
+    return {
+        name: sorted(s["stream_id"] for s in service.get("/streams") if s["state"] == "watching")
+        for name, service in services.items()
+    }
+
+
+def spread(services: dict[str, Service], expected: dict[str, int]) -> dict[str, list[str]] | None:
+    """The streams each service watches, once every stream is watched exactly once and
+    each service watches the expected number; else None."""
+    now = watching(services)
+    counts = Counter(stream for streams in now.values() for stream in streams)
+    if len(counts) != STREAMS or max(counts.values()) > 1:
+        return None
+    if {name: len(streams) for name, streams in now.items()} != expected:
+        return None
+    return now
+
+
+def test_streams_are_shared_taken_over_handed_back_and_spread(
+    redis: RedisServer, nginx_rtmp: NginxRtmp, tmp_path
+):
+    add_image(redis, "flagged_02")  # shown by the 360p clip
+    names = [f"s{n:02d}" for n in range(STREAMS)]
+    tables = "".join(f'[[streams]]\nid = "{n}"\nurl = "{nginx_rtmp.rtmp_url(n)}"\n' for n in names)
+    configs = {w: cluster_config(tmp_path, w, redis, tables) for w in ("a", "b", "c", "d")}
+    with publishing(FLAGGED_360, [nginx_rtmp.rtmp_url(n) for n in names], loop=True):
+        services: dict[str, Service] = {}
+        try:
+            for name in ("a", "b", "c"):
+                services[name] = start(tmp_path, name, configs[name])
+            a = services["a"]
+            a.wait_for(
+                lambda: spread(services, {"a": 10, "b": 10, "c": 10}),
+                30,
+                "30 streams watched once each, 10 per process",
+            )
+
+            # kill -9: the streams of c come back within the lease TTL (+ a heartbeat)
+            orphans = set(watching({"c": services["c"]})["c"])
+            services["c"].process.send_signal(signal.SIGKILL)
+            killed_at = time.time()
+            crashed = services.pop("c")
+            a.wait_for(
+                lambda: spread(services, {"a": 15, "b": 15}), TTL_S + 10, "c's streams taken over"
+            )
+            taken_over_s = time.time() - killed_at
+            assert taken_over_s < TTL_S + TTL_S / 4 + 3, taken_over_s  # + opening the streams
+
+            # ...and a flagged frame shown after the crash is still detected on them
+            def detected_after_crash() -> set[str]:
+                events = services["a"].events + services["b"].events
+                return {
+                    e["stream_id"]
+                    for e in events
+                    if e["stream_id"] in orphans and e["detected_at"] > rfc3339(killed_at)
+                }
+
+            a.wait_for(detected_after_crash, LOOP_S + 10, "a detection on a taken-over stream")
+
+            # SIGTERM: b hands its leases back at once; a takes them at its next heartbeat
+            stopped_at = time.monotonic()
+            assert services.pop("b").stop() == 0
+            a.wait_for(lambda: spread(services, {"a": 30}), TTL_S, "b's streams handed over")
+            handed_over_s = time.monotonic() - stopped_at
+            assert handed_over_s < TTL_S / 4 + 3, handed_over_s  # not a lease expiry
+
+            # a newcomer gets its share
+            services["d"] = start(tmp_path, "d", configs["d"])
+            a.wait_for(lambda: spread(services, {"a": 15, "d": 15}), 20, "load spread to d")
+            metrics = scrape(a)
+            assert 'streamguard_cluster_releases_total{reason="rebalance"}' in metrics
+        finally:
+            for service in services.values():
+                assert service.stop() == 0, service.log()
+    crashed.stop()
+    for name in ("a", "b"):
+        log = (tmp_path / f"{name}.log").read_text()
+        assert "Traceback" not in log, log
+
+
+def test_nginx_rtmp_hooks_register_and_remove_a_stream(redis: RedisServer, tmp_path):
+    add_image(redis, "flagged_01")
+    port = free_port()
+    hook = f"http://127.0.0.1:{port}/control/nginx-rtmp?secret={SECRET}"
+    with nginx_rtmp_server(
+        tmp_path / "nginx", hls=False, on_publish=hook, on_publish_done=hook
+    ) as nginx:
+        pull = f'pull_url = "rtmp://127.0.0.1:{nginx.rtmp_port}/{{app}}/{{name}}"\n'
+        config = cluster_config(tmp_path, "a", redis, pull)
+        service = start(tmp_path, "a", config, port=port)
+        try:
+            service.wait_for(lambda: service.get("/readyz")["ready"], 20, "ready")
+            with ffmpeg_publish(FLAGGED_720, nginx.rtmp_url("secret-stream-key")):
+                (stream_id,) = service.wait_for(
+                    lambda: watching({"a": service})["a"], 20, "the stream registered and watched"
+                )
+                assert stream_id.startswith("live-") and "secret" not in stream_id
+                service.wait_for(
+                    lambda: [e for e in service.events if e["stream_id"] == stream_id],
+                    LOOP_S + 5,
+                    "a detection on the registered stream",
+                )
+            service.wait_for(
+                lambda: not service.get("/streams"), TTL_S, "the stream removed on publish_done"
+            )
+            metrics = scrape(service)
+        finally:
+            assert service.stop() == 0, service.log()
+    assert (
+        'streamguard_control_commands_total{action="start",result="ok",source="webhook"} 1.0'
+        in metrics
+    )
+    assert (
+        'streamguard_control_commands_total{action="stop",result="ok",source="webhook"} 1.0'
+        in metrics
+    )
+    log = service.log()
+    assert "secret-stream-key" not in log and SECRET not in log
+    assert f"stream '{stream_id}' registered by webhook" in log

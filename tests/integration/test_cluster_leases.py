@@ -1,0 +1,69 @@
+"""Lease semantics against a real Redis, without video: capacity, fencing, removal."""
+
+import asyncio
+import time
+
+import pytest
+
+from streamguard.blocklist.store import RedisSettings
+from streamguard.config import ClusterSettings, StreamConfig
+from streamguard.runtime.cluster import ClusterMember
+
+from ..support.redis import RedisServer
+
+pytestmark = pytest.mark.integration
+TTL_S = 1.0
+
+
+class Member:
+    """A ClusterMember with its start/stop calls recorded."""
+
+    def __init__(self, redis: RedisServer, name: str, capacity: int) -> None:
+        self.started: list[str] = []
+        self.stopped: list[tuple[str, str]] = []
+        self.member = ClusterMember(
+            RedisSettings(url=redis.url, timeout_s=1),
+            ClusterSettings(enabled=True, capacity=capacity, lease_ttl_s=TTL_S),
+            name,
+            lambda stream, lease: self.started.append(stream.id),
+            lambda stream_id, reason: self.stopped.append((stream_id, reason)),
+        )
+
+    @property
+    def held(self) -> set[str]:
+        return set(self.member.leases)
+
+
+def test_capacity_fencing_takeover_and_removal(redis: RedisServer):
+    async def scenario() -> None:
+        a, b = Member(redis, "a", capacity=2), Member(redis, "b", capacity=2)
+        for n in range(3):
+            await a.member.registry.register(StreamConfig(f"s{n}", f"rtmp://m/live/{n}"), "test")
+        await a.member.beat()
+        assert len(a.held) == 2  # its capacity; the third waits for someone
+        await b.member.beat()
+        assert len(b.held) == 1 and not a.held & b.held
+
+        # a is paused past its TTL: its leases expire, and b takes one (its capacity)
+        time.sleep(TTL_S + 0.2)
+        await b.member.beat()
+        (lost,) = a.held & b.held
+        assert await a.member.still_holds(lost) is False  # fenced: no event from a
+        await a.member.beat()
+        assert (lost, "taken") in a.stopped and lost not in a.held
+
+        # a stream removed from the registry stops where it is watched
+        gone = sorted(b.held)[0]
+        assert await a.member.registry.unregister(gone)
+        await b.member.beat()
+        assert (gone, "removed") in b.stopped
+
+        # a confirmed lease holds without asking Redis
+        mine = sorted(b.held)[0]
+        assert await b.member.still_holds(mine) is True
+        for m in (a, b):
+            m.member.stop()
+            await m.member.run()  # drains at once
+        assert await a.member.registry.streams() != {}
+
+    asyncio.run(scenario())
