@@ -2,7 +2,9 @@
 nginx-rtmp and publishers): each stream watched once, taken over after a crash, handed
 over on SIGTERM, spread to a newcomer, and registered by nginx-rtmp's own hooks."""
 
+import json
 import signal
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -11,10 +13,12 @@ import pytest
 
 from streamguard.events.schema import rfc3339
 
+from ..support.mosquitto import Mosquitto
 from ..support.nginx import nginx_rtmp_server
 from ..support.ports import free_port
 from ..support.redis import RedisServer
 from ..support.service import Service
+from ..support.subscriber import Subscriber
 from .conftest import NginxRtmp, ffmpeg_publish, publishing
 from .test_metrics import scrape
 from .test_run import EVERY_LOOP, FAST_RETRIES, FLAGGED_360, FLAGGED_720
@@ -166,3 +170,59 @@ def test_nginx_rtmp_hooks_register_and_remove_a_stream(redis: RedisServer, tmp_p
     log = service.log()
     assert "secret-stream-key" not in log and SECRET not in log
     assert f"stream '{stream_id}' registered by webhook" in log
+
+
+def mosquitto_pub(port: int, topic: str, payload: dict) -> None:
+    subprocess.run(
+        [
+            "mosquitto_pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-m",
+            json.dumps(payload),
+        ],
+        check=True,
+        timeout=10,
+    )
+
+
+def test_control_topic_starts_and_stops_a_stream(
+    redis: RedisServer, mosquitto: Mosquitto, nginx_rtmp: NginxRtmp, tmp_path
+):
+    add_image(redis, "flagged_01")
+    url = nginx_rtmp.rtmp_url("cam-key")
+    config = cluster_config(tmp_path, "a", redis, f'[mqtt]\nurl = "{mosquitto.url()}"\n')
+    control = "streamguard/v1/control/streams/cam"
+    with publishing(FLAGGED_720, [url], loop=True), Subscriber(mosquitto.port) as subscriber:
+        service = start(tmp_path, "a", config)
+        try:
+            service.wait_for(lambda: service.get("/readyz")["ready"], 20, "ready")
+            time.sleep(0.5)  # the control subscription follows the connection
+            mosquitto_pub(mosquitto.port, control, {"action": "start", "url": url, "secret": "no"})
+            mosquitto_pub(
+                mosquitto.port, control, {"action": "start", "url": url, "secret": SECRET}
+            )
+            service.wait_for(lambda: watching({"a": service})["a"] == ["cam"], 20, "cam watched")
+            service.wait_for(lambda: subscriber.on("kill", "cam"), LOOP_S + 5, "a kill for cam")
+            mosquitto_pub(mosquitto.port, control, {"action": "stop", "secret": SECRET})
+            service.wait_for(lambda: not service.get("/streams"), TTL_S, "cam removed")
+            service.wait_for(
+                lambda: [m for m in subscriber.on("status", "cam") if not m.payload],
+                5,
+                "cam's retained status cleared",
+            )
+            metrics = scrape(service)
+        finally:
+            assert service.stop() == 0, service.log()
+    for action, result in (("start", "unauthorized"), ("start", "ok"), ("stop", "ok")):
+        labels = f'action="{action}",result="{result}",source="mqtt"'
+        assert f"streamguard_control_commands_total{{{labels}}} 1.0" in metrics, labels
+    log = service.log()
+    assert "mqtt command refused: wrong or missing secret" in log
+    assert "cam-key" not in log and SECRET not in log
