@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from streamguard import config
-from streamguard.enforce import service, settings
+from streamguard.enforce import settings
 from streamguard.enforce.adapters import ADAPTERS
 from streamguard.enforce.targets import ConfigResolver
 from streamguard.observability.logging import setup_logging
@@ -72,5 +72,10 @@ def cmd_enforce(args: argparse.Namespace) -> int:
             "no MQTT broker: give --mqtt URL, [mqtt] url in --config, or STREAMGUARD_MQTT_URL"
         )
     setup_logging()
+    # Imported here, not at the top: `run`'s worker processes import this module with the
+    # CLI, and in prometheus-client's multiprocess mode every metric a process creates
+    # lands in run's /metrics, whatever its registry.
+    from streamguard.enforce import service
+
     asyncio.run(service.run(enforce, mqtt, ConfigResolver(streams)))
     return 0

@@ -206,3 +206,9 @@ def render(multiprocess_dir: Path | None) -> bytes:
 
 
 BUILD_INFO.labels(__version__).set(1)
+# Labelled counters are exported as 0 from the start, so rate() sees their first increase.
+for _action in ("kill", "review"):
+    DECISIONS.labels(_action)
+    EVENTS_PUBLISHED.labels(_action)
+for _reason in ("ended", "open_failed", "no_video", "stalled", "read_failed", "internal_error"):
+    RECONNECTS.labels(_reason)

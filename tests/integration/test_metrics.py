@@ -62,6 +62,7 @@ def test_metrics_pass_promtool_and_count_a_kill(nginx_rtmp: NginxRtmp, tmp_path,
     assert value(text, 'streamguard_reconnects_total{reason="open_failed"}') >= 1
     assert value(text, 'streamguard_blocklist_entries{algo="pdq"}') == 4
     assert "streamguard_build_info{" in text
+    assert "streamguard_enforce_" not in text  # enforce's metrics are its own
 
 
 def test_metrics_follow_a_broker_outage(redis, mosquitto, nginx_rtmp: NginxRtmp, tmp_path):
