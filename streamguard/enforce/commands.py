@@ -59,8 +59,11 @@ def cmd_enforce(args: argparse.Namespace) -> int:
     settings.check(enforce)
     streams = base.streams + tuple(config.parse_stream_flag(text) for text in args.stream)
     config.check_streams(streams)
-    if not streams:
-        raise config.ConfigError("no streams: give --stream ID=URL or [[streams]] in --config")
+    registered = base.cluster.enabled and base.redis.url
+    if not streams and not registered:
+        raise config.ConfigError(
+            "no streams: give --stream ID=URL or [[streams]] in --config, or enable [cluster]"
+        )
     mqtt = replace(
         base.mqtt,
         url=args.mqtt or base.mqtt.url,
@@ -76,6 +79,10 @@ def cmd_enforce(args: argparse.Namespace) -> int:
     # CLI, and in prometheus-client's multiprocess mode every metric a process creates
     # lands in run's /metrics, whatever its registry.
     from streamguard.enforce import service
+    from streamguard.enforce.registry import RegistryResolver
 
-    asyncio.run(service.run(enforce, mqtt, ConfigResolver(streams)))
+    resolver = ConfigResolver(streams)
+    if registered:
+        resolver = RegistryResolver(resolver, base.redis)
+    asyncio.run(service.run(enforce, mqtt, resolver))
     return 0

@@ -56,6 +56,8 @@ class Enforcer:
     async def on_message(self, topic_stream_id: str, payload: bytes) -> None:
         """Handle one message from ``PREFIX/v1/kill/+``; never raises."""
         try:
+            if self.resolver.resolve(topic_stream_id) is None:
+                await self.resolver.refresh()  # registered since the last look, perhaps
             self._on_message(topic_stream_id, payload)
         except Exception:  # a bug costs this message, never the subscription
             metrics.EVENTS.labels("internal_error").inc()

@@ -17,6 +17,7 @@ from streamguard.enforce.api import MediaApi
 from streamguard.enforce.denylist import DenyList
 from streamguard.enforce.enforcer import Enforcer
 from streamguard.enforce.hook import HOOK_PATH, publish_hook
+from streamguard.enforce.registry import RegistryResolver
 from streamguard.enforce.settings import EnforceSettings
 from streamguard.enforce.targets import ConfigResolver
 from streamguard.errors import StreamguardError
@@ -31,7 +32,9 @@ class ListenError(StreamguardError):
     """The publish hook cannot listen on its address."""
 
 
-async def run(settings: EnforceSettings, mqtt: MqttSettings, resolver: ConfigResolver) -> None:
+async def run(
+    settings: EnforceSettings, mqtt: MqttSettings, resolver: ConfigResolver | RegistryResolver
+) -> None:
     api = MediaApi(
         settings.api_url,
         user=settings.api_user,
@@ -84,11 +87,12 @@ async def run(settings: EnforceSettings, mqtt: MqttSettings, resolver: ConfigRes
         denylist.close()
         raise ListenError(f"enforce.listen {settings.listen}: {exc.strerror}") from None
     log.info(
-        "enforcing kills on %s at %s for %d configured streams%s; %d keys refused",
+        "enforcing kills on %s at %s for %d configured streams%s%s; %d keys refused",
         adapter.name,
         api,
         len(resolver),
         f" ({', '.join(resolver.unmapped)} not RTMP: cannot be ended)" if resolver.unmapped else "",
+        " and the registered ones" if isinstance(resolver, RegistryResolver) else "",
         denylist.count(enforcer.clock()),
     )
     stop = asyncio.Event()
@@ -98,15 +102,18 @@ async def run(settings: EnforceSettings, mqtt: MqttSettings, resolver: ConfigRes
     enforcer.resume()
     receiving = asyncio.create_task(subscriber.run())
     stopping = asyncio.create_task(stop.wait())
+    tasks = [receiving, stopping]
+    if isinstance(resolver, RegistryResolver):
+        tasks.append(asyncio.create_task(resolver.run()))
     try:
         # The subscription only ends by itself on a settings error (bad URL, TLS files).
         await asyncio.wait((receiving, stopping), return_when=asyncio.FIRST_COMPLETED)
         if receiving.done():
             receiving.result()
     finally:
-        for task in (receiving, stopping):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(receiving, stopping, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await enforcer.close()
         server.close()
         await server.wait_closed()

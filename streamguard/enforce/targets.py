@@ -1,8 +1,8 @@
 """What a kill ends on the media server, and how a ``stream_id`` is mapped to it.
 
 Events carry the stream id, never the stream key, so the key comes from the same
-configuration ``streamguard run`` watches. The :class:`Resolver` protocol lets a
-shared stream registry (issue 7) replace the configuration later.
+configuration ``streamguard run`` watches, or from the cluster's stream registry
+(enforce/registry.py).
 """
 
 import hashlib
@@ -52,6 +52,10 @@ class Resolver(Protocol):
         """The stream's target, None when the stream is unknown or cannot be enforced."""
         ...
 
+    async def refresh(self) -> None:
+        """Look again for streams registered since (before giving up on an unknown one)."""
+        ...
+
 
 def target_of_url(url: str) -> Target | None:
     """``rtmp[s]://host[:port]/APP/KEY[?query]`` -> ``APP/KEY``; None for other URLs."""
@@ -80,3 +84,6 @@ class ConfigResolver:
 
     def resolve(self, stream_id: str) -> Target | None:
         return self._targets.get(stream_id)
+
+    async def refresh(self) -> None:
+        """The configuration does not change while running."""

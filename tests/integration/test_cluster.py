@@ -20,6 +20,7 @@ from ..support.redis import RedisServer
 from ..support.service import Service
 from ..support.subscriber import Subscriber
 from .conftest import NginxRtmp, ffmpeg_publish, publishing
+from .test_enforce_nginx import Enforce, samples, wait_until
 from .test_metrics import scrape
 from .test_run import EVERY_LOOP, FAST_RETRIES, FLAGGED_360, FLAGGED_720
 from .test_run_redis import LOOP_S, add_image
@@ -226,3 +227,39 @@ def test_control_topic_starts_and_stops_a_stream(
     log = service.log()
     assert "mqtt command refused: wrong or missing secret" in log
     assert "cam-key" not in log and SECRET not in log
+
+
+def test_a_stream_the_media_server_registered_is_killed_and_dropped(
+    redis: RedisServer, mosquitto: Mosquitto, tmp_path
+):
+    """No [[streams]] anywhere: nginx-rtmp registers the broadcast, run kills it, and
+    enforce finds its publisher through the registry."""
+    add_image(redis, "flagged_01")
+    port, enforce_port = free_port(), free_port()
+    hook = f"http://127.0.0.1:{port}/control/nginx-rtmp?secret={SECRET}"
+    with nginx_rtmp_server(
+        tmp_path / "nginx", hls=False, on_publish=hook, on_publish_done=hook
+    ) as nginx:
+        (tmp_path / "hook-secret").write_text(SECRET)
+        config = cluster_config(
+            tmp_path,
+            "a",
+            redis,
+            f'pull_url = "rtmp://127.0.0.1:{nginx.rtmp_port}/{{app}}/{{name}}"\n'
+            f'[mqtt]\nurl = "{mosquitto.url()}"\n'
+            f'[enforce]\nadapter = "nginx-rtmp"\napi_url = "{nginx.control_url}"\n'
+            f'listen = "127.0.0.1:{enforce_port}"\nhook_secret_file = "../hook-secret"\n'
+            f'state_file = "state/enforce.sqlite3"\n',
+        )
+        enforce = Enforce(config, enforce_port, tmp_path / "enforce.log")
+        service = start(tmp_path, "a", config, port=port)
+        try:
+            with ffmpeg_publish(FLAGGED_720, nginx.rtmp_url("secret-stream-key")) as publisher:
+                wait_until(lambda: publisher.poll() is not None, 30, "the publisher dropped")
+            drops = samples(enforce.scrape())
+            assert drops['streamguard_enforce_drops_total{outcome="dropped"}'] == 1
+        finally:
+            assert service.stop() == 0, service.log()
+            enforce.stop()
+    log = (tmp_path / "enforce.log").read_text()
+    assert "secret-stream-key" not in log and "and the registered ones" in log

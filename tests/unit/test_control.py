@@ -113,3 +113,18 @@ def test_a_bad_template_is_a_clear_refusal():
     )
     with pytest.raises(Refused, match="bad template"):
         ControlPlane(settings, SECRET)._published("start", "live", "key")
+
+
+def test_mediamtx_hook_reads_event_and_path(plane):
+    def post(query: dict[str, str], body: bytes = b"", headers: dict[str, str] | None = None):
+        request = Request("/control/mediamtx", query, headers or {}, body, "127.0.0.1")
+        return asyncio.run(plane.webhooks()["/control/mediamtx"](request))
+
+    assert post({"event": "ready", "path": "live/cam"}).status == 403
+    assert post({"secret": SECRET, "event": "started", "path": "live/cam"}).status == 400
+    assert post({"secret": SECRET, "event": "ready"}).status == 400  # no path
+    body = json.dumps({"event": "bogus", "path": "live/cam"}).encode()
+    json_headers = {"content-type": "application/json"}
+    assert post({"secret": SECRET}, body, json_headers).status == 400
+    command = plane._published("start", *"live/cam".rpartition("/")[::2])
+    assert command.stream.url == "rtmp://media:1935/live/cam"
