@@ -5,6 +5,7 @@ follow DESIGN.md: ``PREFIX/v1/{kill,review,status}/STREAM_ID`` and
 ``PREFIX/v1/control/streams/STREAM_ID``.
 """
 
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,12 @@ class MqttSettings:
     message_expiry_s: int = 3600  # MQTT 5: brokers drop undelivered events after this
     keepalive_s: int = 30
     timeout_s: float = 10.0
+
+
+def client_id_base(settings: MqttSettings) -> str:
+    """What this host's client ids start with: ``client_id``, else from the host name
+    (every process and host needs its own, or the broker drops one for the other)."""
+    return settings.client_id or f"streamguard-{socket.gethostname()}"
 
 
 def topic(settings: MqttSettings, kind: str, stream_id: str) -> str:

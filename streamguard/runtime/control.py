@@ -34,7 +34,7 @@ from streamguard.backoff import backoff_s
 from streamguard.blocklist.store import connect, describe
 from streamguard.config import ConfigError, Settings, StreamConfig, parse_stream
 from streamguard.errors import SourceRefused
-from streamguard.events.broker import topic
+from streamguard.events.broker import client_id_base, topic
 from streamguard.events.subscriber import Subscriber
 from streamguard.ingest.urls import check_allowed, redact
 from streamguard.observability import metrics
@@ -170,9 +170,9 @@ class ControlPlane:
     def subscriber(self) -> Subscriber:
         """The control topic, shared between every run process of the deployment."""
         mqtt = self.settings.mqtt
-        base = mqtt.client_id or "streamguard"
         shared = f"$share/{mqtt.prefix}-control/{topic(mqtt, 'control/streams', '+')}"
-        return Subscriber(replace(mqtt, client_id=f"{base}-control"), shared, self.on_message)
+        identifier = f"{client_id_base(mqtt)}-control"
+        return Subscriber(replace(mqtt, client_id=identifier), shared, self.on_message)
 
     def webhooks(self) -> dict[str, PostRoute]:
         return {"/control/nginx-rtmp": self._nginx_rtmp, "/control/mediamtx": self._mediamtx}

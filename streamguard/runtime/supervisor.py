@@ -26,6 +26,7 @@ from typing import Any
 from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.sync import BlocklistSync
 from streamguard.config import Settings, StreamConfig, read_secret
+from streamguard.events.broker import client_id_base
 from streamguard.events.mqtt import MqttSink
 from streamguard.events.outbox import Outbox, adopt_orphans, outbox_path
 from streamguard.events.sinks import EventSink, StdoutSink
@@ -71,8 +72,8 @@ class Watcher:
         self.sink: EventSink = StdoutSink()
         if settings.mqtt.url:
             outbox = Outbox(outbox_path(settings.state_dir, number), settings.outbox_max_events)
-            base = settings.mqtt.client_id or f"streamguard-{socket.gethostname()}"
-            self.sink = self.mqtt = MqttSink(settings.mqtt, outbox, f"{base}-{number}")
+            identifier = f"{client_id_base(settings.mqtt)}-{number}"
+            self.sink = self.mqtt = MqttSink(settings.mqtt, outbox, identifier)
         self.cluster: ClusterMember | None = None
         if settings.cluster.enabled:
             self.cluster = ClusterMember(
