@@ -56,7 +56,7 @@ class ClusterSettings:
     """Streams registered in Redis and leased across every run process (docs/cluster.md)."""
 
     enabled: bool = False
-    capacity: int = 100  # most streams one worker process watches
+    capacity: int = 200  # most streams one worker process watches
     lease_ttl_s: float = 8.0  # a crashed worker's streams are taken over within this
 
 

@@ -207,6 +207,7 @@ class ClusterMember:
         self.settings = settings
         self.worker_id = worker_id
         self.leases: dict[str, Lease] = {}  # in claim order
+        self._taken: set[str] = set()  # streams another worker took over from this one
         self.connected = False
         self.last_error = ""
         self.live_workers = 0
@@ -279,6 +280,7 @@ class ClusterMember:
             metrics.CLUSTER_RELEASES.labels("invalid").inc()
             return
         self.leases[lease.stream_id] = lease
+        self._taken.discard(lease.stream_id)
         metrics.CLUSTER_CLAIMS.inc()
         log.info("cluster: claimed stream '%s' (lease %s)", lease.stream_id, lease.token)
         self._start(stream, lease)
@@ -286,6 +288,8 @@ class ClusterMember:
     def _drop(self, stream_id: str, reason: str) -> None:
         if self.leases.pop(stream_id, None) is None:
             return
+        if reason == "taken":
+            self._taken.add(stream_id)
         metrics.CLUSTER_RELEASES.labels(reason).inc()
         level = logging.WARNING if reason == "taken" else logging.INFO
         log.log(level, "cluster: stream '%s' no longer held here (%s)", stream_id, reason)
@@ -303,12 +307,16 @@ class ClusterMember:
     async def still_holds(self, stream_id: str) -> bool:
         """The fencing check before publishing a decision for ``stream_id``.
 
-        A lease confirmed within its TTL holds. Otherwise Redis is asked whether the
-        token is still the owner's; only a lease known to be taken over fails.
+        A lease confirmed within its TTL holds, and so does one this process gave back
+        itself (it keeps watching while the next holder starts). Otherwise Redis is
+        asked whether the token is still the owner's; only a lease known to be taken
+        over fails.
         """
+        if stream_id in self._taken:
+            return False
         lease = self.leases.get(stream_id)
         if lease is None:
-            return False
+            return True
         if time.monotonic() - self._confirmed_at < self.settings.lease_ttl_s:
             return True
         try:

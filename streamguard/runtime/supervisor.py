@@ -39,9 +39,12 @@ from streamguard.runtime.worker import StreamWorker
 
 log = logging.getLogger("streamguard.run")
 STATE_INTERVAL_S = 1.0
-CHILD_STOP_TIMEOUT_S = 10.0
+CHILD_STOP_TIMEOUT_S = 20.0  # a cluster member keeps watching during its handover
 SYNC_STOP_TIMEOUT_S = 5.0
 DRAIN_TIMEOUT_S = 5.0
+# A stream handed to another worker is watched here until the next holder has claimed
+# it (one heartbeat) and opened it (RTMP play + first keyframe: p99 2.7 s measured).
+HANDOVER_OPEN_S = 3.0
 
 Snapshots = list[dict[str, Any]]
 
@@ -79,17 +82,16 @@ class Watcher:
             self.cluster = ClusterMember(
                 settings.redis, settings.cluster, self.worker_id, self.start, self.retire
             )
-        self.workers: dict[str, StreamWorker] = {}
+        # Configured streams show in /streams as "starting" until the blocklist loads.
+        static = () if self.cluster is not None else settings.streams
+        self.workers = {stream.id: self._worker(stream) for stream in static}
         self._tasks: dict[str, asyncio.Task] = {}
 
-    def start(self, stream: StreamConfig, lease: Lease | None = None) -> None:
-        """Start watching ``stream`` (under ``lease`` in a cluster)."""
-        if stream.id in self.workers:
-            self.retire(stream.id, "replaced")
+    def _worker(self, stream: StreamConfig) -> StreamWorker:
         fence = None
         if self.cluster is not None:
             fence = partial(self.cluster.still_holds, stream.id)
-        worker = StreamWorker(
+        return StreamWorker(
             stream,
             self.settings.ingest,
             self.blocklist,
@@ -99,18 +101,40 @@ class Watcher:
             self.settings.policy,
             fence=fence,
         )
-        self.workers[stream.id] = worker
+
+    def start(self, stream: StreamConfig, lease: Lease | None = None) -> None:
+        """Start watching ``stream`` (a lease the cluster claimed for it)."""
+        if stream.id in self.workers:
+            self.retire(stream.id, "replaced")
+        self.workers[stream.id] = worker = self._worker(stream)
         self._tasks[stream.id] = asyncio.create_task(worker.run(), name=stream.id)
+
+    @property
+    def handover_s(self) -> float:
+        """How long a stream given back to the cluster stays watched here."""
+        return 0.0 if self.cluster is None else self.cluster.interval_s + HANDOVER_OPEN_S
 
     def retire(self, stream_id: str, reason: str) -> None:
         """Stop watching a stream this process no longer holds.
 
-        Its retained status is cleared if it was removed; after a handover the new
-        holder reports it, so this process stays quiet.
+        A stream given to another worker (``rebalance``) is watched until that one has
+        had time to start: briefly twice rather than not at all. Its retained status is
+        cleared if it was removed; after a handover the new holder reports it, so this
+        process stays quiet.
         """
-        worker = self.workers.pop(stream_id, None)
+        worker = self.workers.get(stream_id)
         if worker is None:
             return
+        if reason == "rebalance":
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.handover_s, self._retire, stream_id, worker, reason)
+        else:
+            self._retire(stream_id, worker, reason)
+
+    def _retire(self, stream_id: str, worker: StreamWorker, reason: str) -> None:
+        if self.workers.get(stream_id) is not worker:
+            return  # already retired, or claimed again since
+        del self.workers[stream_id]
         worker.retire(clear_status=reason == "removed")
         self._tasks.pop(stream_id).cancel()
 
@@ -165,9 +189,11 @@ class Watcher:
                         log.info("joining the cluster as %s", self.worker_id)
                         cluster_task = asyncio.create_task(self.cluster.run())
                     else:
-                        log.info("watching %d streams", len(self.settings.streams))
-                        for stream in self.settings.streams:
-                            self.start(stream)
+                        log.info("watching %d streams", len(self.workers))
+                        self._tasks = {
+                            stream_id: asyncio.create_task(worker.run(), name=stream_id)
+                            for stream_id, worker in self.workers.items()
+                        }
                 self.update_gauges()
                 if tick is not None:
                     tick()
@@ -175,9 +201,11 @@ class Watcher:
                     await asyncio.wait_for(stop.wait(), STATE_INTERVAL_S)
         finally:
             if self.cluster is not None and cluster_task is not None:
-                self.cluster.stop()  # leases go back first: others take over at once
+                self.cluster.stop()  # leases go back first: others take over at once ...
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(cluster_task, SYNC_STOP_TIMEOUT_S)
+                if self.workers:  # ... while the streams are still watched here
+                    await asyncio.sleep(self.handover_s)
             for worker in self.workers.values():
                 worker.stop(report=self.cluster is None)  # in a cluster, the next holder reports
             tasks = list(self._tasks.values())

@@ -111,12 +111,14 @@ def test_streams_are_shared_taken_over_handed_back_and_spread(
 
             a.wait_for(detected_after_crash, LOOP_S + 10, "a detection on a taken-over stream")
 
-            # SIGTERM: b hands its leases back at once; a takes them at its next heartbeat
+            # SIGTERM: b hands its leases back at once and watches on while a takes them
+            leaving = services.pop("b")
+            leaving.process.send_signal(signal.SIGTERM)
             stopped_at = time.monotonic()
-            assert services.pop("b").stop() == 0
             a.wait_for(lambda: spread(services, {"a": 30}), TTL_S, "b's streams handed over")
             handed_over_s = time.monotonic() - stopped_at
             assert handed_over_s < TTL_S / 4 + 3, handed_over_s  # not a lease expiry
+            assert leaving.stop() == 0
 
             # a newcomer gets its share
             services["d"] = start(tmp_path, "d", configs["d"])

@@ -64,6 +64,8 @@ def test_capacity_fencing_takeover_and_removal(redis: RedisServer):
         for m in (a, b):
             m.member.stop()
             await m.member.run()  # drains at once
+        # given back, not taken: a decision made while handing over is still published
+        assert await b.member.still_holds(mine) is True
         assert await a.member.registry.streams() != {}
 
     asyncio.run(scenario())
