@@ -30,6 +30,7 @@ from streamguard.ingest.sampler import Frame, SampleStats, Sampling, sample_fram
 from streamguard.ingest.source import open_source, video_stream
 from streamguard.ingest.urls import check_allowed, redact
 from streamguard.observability.logging import setup_logging
+from streamguard.runtime import commands as stream_commands
 from streamguard.runtime import supervisor
 
 EXIT_CLEAN, EXIT_MATCH, EXIT_ERROR = 0, 1, 2
@@ -365,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     blocklist_commands.add_parser(commands)
     enforce_commands.add_parser(commands)
+    stream_commands.add_parser(commands)
 
     replay = commands.add_parser(
         "replay", help="publish a file as a live RTMP stream in real time (stream copy)"

@@ -126,13 +126,14 @@ def _entry_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label", default="")
 
 
-def _settings(args: argparse.Namespace) -> RedisSettings:
+def settings_from_args(args: argparse.Namespace) -> RedisSettings:
+    """Redis settings: the command line over STREAMGUARD_REDIS_* over the default URL."""
     return redis_settings(args, redis_from_environment(RedisSettings(url=DEFAULT_URL)))
 
 
 def _with_store(args: argparse.Namespace, work: Callable[[BlocklistStore], Awaitable[int]]) -> int:
     """Run ``work`` against the store; Redis failures become one-line errors."""
-    settings = _settings(args)
+    settings = settings_from_args(args)
 
     async def main() -> int:
         client = connect(settings)

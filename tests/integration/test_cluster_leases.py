@@ -1,6 +1,10 @@
-"""Lease semantics against a real Redis, without video: capacity, fencing, removal."""
+"""Leases and the registry against a real Redis, without video: capacity, fencing,
+removal, and the `streamguard streams` command."""
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -69,3 +73,32 @@ def test_capacity_fencing_takeover_and_removal(redis: RedisServer):
         assert await a.member.registry.streams() != {}
 
     asyncio.run(scenario())
+
+
+def streams_cli(redis: RedisServer, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "streamguard", "streams", *args, "--redis", redis.url],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_streams_command_registers_lists_and_removes(redis: RedisServer):
+    added = streams_cli(redis, "add", "cam", "rtmp://media/live/secret-key")
+    assert added.returncode == 0 and "'cam' added" in added.stderr, added.stderr
+    assert "secret-key" not in added.stderr
+    listed = streams_cli(redis, "list", "--json")
+    (line,) = listed.stdout.splitlines()
+    assert json.loads(line) | {"at": 0} == {
+        "id": "cam",
+        "url": "rtmp://media/live/***",
+        "sample": "keyframes",
+        "source": "cli",
+        "at": 0,
+    }
+    refused = streams_cli(redis, "add", "local", "file:///etc/passwd")
+    assert refused.returncode == 2 and "not enabled" in refused.stderr
+    removed = streams_cli(redis, "remove", "cam", "ghost")
+    assert removed.returncode == 0 and "'ghost' was not registered" in removed.stderr
+    assert streams_cli(redis, "list").stdout == ""
