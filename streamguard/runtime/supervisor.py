@@ -204,7 +204,7 @@ class Watcher:
                 self.cluster.stop()  # leases go back first: others take over at once ...
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(cluster_task, SYNC_STOP_TIMEOUT_S)
-                if self.workers:  # ... while the streams are still watched here
+                if self.workers and self.cluster.live_workers > 1:  # ... while still watched here
                     await asyncio.sleep(self.handover_s)
             for worker in self.workers.values():
                 worker.stop(report=self.cluster is None)  # in a cluster, the next holder reports
