@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from streamguard.blocklist.store import RedisSettings
+from streamguard.detect.matcher import Robustness
 from streamguard.detect.policy import Policy, PolicyError, parse_policy
 from streamguard.errors import StreamguardError
 from streamguard.events.broker import MqttSettings
@@ -79,6 +80,7 @@ class Settings:
     redis: RedisSettings = field(default_factory=RedisSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     policy: Policy = field(default_factory=Policy)
+    detect: Robustness = field(default_factory=Robustness)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     control: ControlSettings = field(default_factory=ControlSettings)
     state_dir: Path = DEFAULT_STATE_DIR  # the MQTT outbox lives here
@@ -184,7 +186,7 @@ def load_file(path: Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     known = {"streams", "blocklist", "redis", "mqtt", "policy", "ingest", "http", "processes"}
-    known |= {"cluster", "control"}
+    known |= {"cluster", "control", "detect"}
     known |= {"hash_threads", "worker_id", "state_dir", "outbox_max_events"}
     known.add("enforce")  # read by `streamguard enforce`
     if unknown := set(data) - known:
@@ -216,6 +218,7 @@ def load_file(path: Path) -> Settings:
         cluster=_table(f"{path}: cluster", data.get("cluster", {}), path.parent, ClusterSettings()),
         control=_table(f"{path}: control", data.get("control", {}), path.parent, ControlSettings()),
         policy=_policy(f"{path}: policy", data.get("policy", {})),
+        detect=_table(f"{path}: detect", data.get("detect", {}), path.parent, Robustness()),
         state_dir=path.parent / str(data.get("state_dir", DEFAULT_STATE_DIR)),
         outbox_max_events=_count(f"{path}: outbox_max_events", data.get("outbox_max_events", 0))
         or DEFAULT_MAX_EVENTS,

@@ -1,13 +1,66 @@
-"""Hash a sampled frame and look its hashes up in the blocklist."""
+"""Hash a sampled frame and look its hashes up in the blocklist.
+
+Besides the frame as it is, two cheap steps recover common evasions before
+matching (docs/detection-quality.md): the frame without letterbox, pillarbox or
+padding bars (``borders``), and PDQ in its eight flips and quarter turns from one
+DCT (``dihedral``). A match records the step that found it in ``transform``.
+"""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+import numpy as np
 
 from streamguard.blocklist.memory import Blocklist, Hit
 from streamguard.hashing import FrameHash, hash_luma
+from streamguard.hashing.borders import without_borders
+from streamguard.hashing.pdq import DIHEDRAL, pdq_dihedral
+from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.sampler import Frame
 from streamguard.observability import metrics
+
+VARIANT_MARK = "~"  # entry ids "ID~crop5": hashes of variants of an image (blocklist/variants.py)
+
+
+@dataclass(frozen=True, slots=True)
+class Robustness:
+    """Which evasion-resistance steps run before matching ([detect] in the config)."""
+
+    borders: bool = True  # also hash the frame without letterbox/pillarbox/padding bars
+    dihedral: bool = True  # PDQ: also match the picture flipped and turned by 90 degrees
+
+
+ROBUST = Robustness()
+PLAIN = Robustness(borders=False, dihedral=False)
+
+
+def frame_hashes(
+    luma: Luma, algos: Iterable[str], robustness: Robustness = Robustness()
+) -> list[tuple[str, FrameHash]]:
+    """Every hash the production path looks up for this picture, with the transform
+    that produced it: '' for the picture as is, 'borders', a PDQ orientation such as
+    'flipy' or 'rotate90', or both ('borders+flipy')."""
+    algos = list(algos)
+    views = [("", luma)]
+    if robustness.borders:
+        inner = without_borders(luma.pixels)
+        if inner is not None:
+            views.append(
+                ("borders", Luma(np.ascontiguousarray(inner), luma.studio_range, luma.video))
+            )
+    hashes = []
+    for view, picture in views:
+        if robustness.dihedral and "pdq" in algos:
+            digests, quality = pdq_dihedral(picture)
+            for orientation, digest in zip(DIHEDRAL, digests, strict=True):
+                name = "+".join(step for step in (view, orientation) if step)
+                hashes.append((name, FrameHash("pdq", digest, quality)))
+            others = [algo for algo in algos if algo != "pdq"]
+        else:
+            others = algos
+        hashes += [(view, frame_hash) for frame_hash in hash_luma(picture, others)]
+    return hashes
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,11 +71,18 @@ class Match:
     hash: FrameHash
     hit: Hit
     decided_at: float
+    transform: str = ""  # how the frame was looked at: see frame_hashes
 
     @property
     def latency_s(self) -> float:
         """From reading the frame's packet to the decision."""
         return self.decided_at - self.frame.received_at
+
+    @property
+    def widened(self) -> bool:
+        """Found through a flip or rotation, or a variant entry: more ways to match by
+        chance, so the policy wants it confirmed (borders only remove bars)."""
+        return self.transform not in ("", "borders") or VARIANT_MARK in self.hit.entry.id
 
 
 def strongest(matches: list[Match]) -> Match:
@@ -40,24 +100,41 @@ class MatchStats:
 class FrameMatcher:
     """Computes only the hashes the blocklist has entries for."""
 
-    def __init__(self, blocklist: Blocklist, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        blocklist: Blocklist,
+        *,
+        robustness: Robustness = Robustness(),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.blocklist = blocklist
+        self.robustness = robustness
         self.stats = MatchStats()
         self._clock = clock
 
     def __call__(self, frame: Frame) -> list[Match]:
+        """The entries this frame matches, each once, through its closest transform."""
         started = time.perf_counter()
         self.stats.frames += 1
-        matches = []
-        for frame_hash in hash_luma(frame.luma, self.blocklist.algos):
+        best: dict[tuple[str, str, str], Match] = {}
+        for transform, frame_hash in frame_hashes(
+            frame.luma, self.blocklist.algos, self.robustness
+        ):
             if not frame_hash.matchable:
-                self.stats.low_quality += 1
-                metrics.FRAMES_LOW_QUALITY.inc()
+                if not transform:
+                    self.stats.low_quality += 1
+                    metrics.FRAMES_LOW_QUALITY.inc()
                 continue
             hits = self.blocklist.search(frame_hash.algo, frame_hash.digest)
-            if hits:
-                decided_at = self._clock()
-                matches += [Match(frame, frame_hash, hit, decided_at) for hit in hits]
+            if not hits:
+                continue
+            decided_at = self._clock()
+            for hit in hits:
+                key = (frame_hash.algo, hit.entry.list, hit.entry.id)
+                known = best.get(key)
+                if known is None or hit.distance < known.hit.distance:
+                    best[key] = Match(frame, frame_hash, hit, decided_at, transform)
+        matches = list(best.values())
         self.stats.matches += len(matches)
         for match in matches:
             metrics.MATCHES.labels(match.hash.algo, match.hit.entry.category).inc()

@@ -27,18 +27,30 @@ MIN_QUALITY = 50
 _SYMBOL = "_ZN8facebook3pdq7hashing23pdqHash256FromFloatLumaEPfS2_iiPA64_fS4_PA16_fRNS1_7Hash256ERi"
 
 
-def _reference_function() -> ctypes._CFuncPtr | None:
+# ...::pdqDihedralHash256esFromFloatLuma(float*, float*, int, int, float[64][64],
+#     float[16][64], float[16][16], float[16][16], Hash256* x 8, int&): one DCT, the hashes
+#     of the picture as is, rotated 90/180/270, flipped about x, y and both diagonals.
+_DIHEDRAL_SYMBOL = (
+    "_ZN8facebook3pdq7hashing33pdqDihedralHash256esFromFloatLuma"
+    "EPfS2_iiPA64_fS4_PA16_fS6_PNS1_7Hash256ES8_S8_S8_S8_S8_S8_S8_Ri"
+)
+DIHEDRAL = ("", "rotate90", "rotate180", "rotate270", "flipx", "flipy", "flip+1", "flip-1")
+"""The orientations ``pdq_dihedral`` returns, in its order (the reference's)."""
+
+
+def _reference_function(symbol: str, pointers: int) -> ctypes._CFuncPtr | None:
     try:
-        function = getattr(ctypes.CDLL(pdqhash.bindings.__file__), _SYMBOL)
+        function = getattr(ctypes.CDLL(pdqhash.bindings.__file__), symbol)
     except (OSError, AttributeError):
         return None
     pointer = ctypes.c_void_p
-    function.argtypes = [pointer, pointer, ctypes.c_int, ctypes.c_int, *[pointer] * 5]
+    function.argtypes = [pointer, pointer, ctypes.c_int, ctypes.c_int, *[pointer] * pointers]
     function.restype = None
     return function
 
 
-_PDQ_FROM_LUMA = _reference_function()
+_PDQ_FROM_LUMA = _reference_function(_SYMBOL, 5)
+_DIHEDRAL_FROM_LUMA = _reference_function(_DIHEDRAL_SYMBOL, 13)
 _scratch = threading.local()
 
 
@@ -62,6 +74,53 @@ def _hash_with_reference_cpp(grey: np.ndarray) -> tuple[bytes, int]:
     words, quality = buffers[3], buffers[4]
     # Hash256 keeps word 15 first in its hex form, each word big-endian.
     return words[::-1].astype(">u2").tobytes(), int(quality[0])
+
+
+def _dihedral_with_reference_cpp(grey: np.ndarray) -> tuple[list[bytes], int]:
+    """``grey`` as in ``_hash_with_reference_cpp``; the 8 hashes in ``DIHEDRAL`` order."""
+    buffers = getattr(_scratch, "dihedral", None)
+    if buffers is None:
+        buffers = _scratch.dihedral = (
+            np.empty((64, 64), np.float32),
+            np.empty((16, 64), np.float32),
+            np.empty((16, 16), np.float32),
+            np.empty((16, 16), np.float32),
+            np.empty((8, 16), np.uint16),
+            np.empty(1, np.int32),
+        )
+    *work, words, quality = buffers
+    spare = np.empty_like(grey)
+    rows, cols = grey.shape
+    hashes = [words[i].ctypes.data for i in range(8)]
+    _DIHEDRAL_FROM_LUMA(
+        grey.ctypes.data,
+        spare.ctypes.data,
+        rows,
+        cols,
+        *(w.ctypes.data for w in work),
+        *hashes,
+        quality.ctypes.data,
+    )
+    return [row[::-1].astype(">u2").tobytes() for row in words], int(quality[0])
+
+
+def _dihedral_with_pdqhash_compute(luma: np.ndarray) -> tuple[list[bytes], int]:
+    luma = np.ascontiguousarray(luma)
+    rgb = as_strided(luma, shape=(*luma.shape, 3), strides=(*luma.strides, 0), writeable=True)
+    bits, quality = pdqhash.compute_dihedral(rgb)
+    return [np.packbits(b.astype(np.uint8)).tobytes() for b in bits], int(quality)
+
+
+def pdq_dihedral(luma: Luma) -> tuple[list[bytes], int]:
+    """PDQ of ``luma`` in the 8 orientations of ``DIHEDRAL`` (one DCT), and the quality.
+
+    Matching these against an entry finds the picture flipped or turned by 90 degrees;
+    the first hash is ``pdq_hash``'s.
+    """
+    small = fit_within(luma.pixels, PDQ_MAX_SIDE)
+    if _DIHEDRAL_FROM_LUMA is None:
+        return _dihedral_with_pdqhash_compute(Luma(small, luma.studio_range).full_range())
+    return _dihedral_with_reference_cpp(luma.float_full_range(small))
 
 
 def _hash_with_pdqhash_compute(luma: np.ndarray) -> tuple[bytes, int]:

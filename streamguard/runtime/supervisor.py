@@ -99,6 +99,7 @@ class Watcher:
             self._hash_pool,
             self.worker_id,
             self.settings.policy,
+            robustness=self.settings.detect,
             fence=fence,
         )
 

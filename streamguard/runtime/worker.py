@@ -11,7 +11,7 @@ from typing import Any
 from streamguard.backoff import backoff_s
 from streamguard.blocklist.memory import Blocklist
 from streamguard.config import IngestSettings, StreamConfig
-from streamguard.detect.matcher import FrameMatcher, Match
+from streamguard.detect.matcher import ROBUST, FrameMatcher, Match, Robustness
 from streamguard.detect.policy import Policy, StreamPolicy
 from streamguard.errors import SourceEnded, SourceError, SourceRefused
 from streamguard.events.schema import build_event
@@ -38,12 +38,13 @@ class StreamWorker:
         worker_id: str,
         policy: Policy,
         *,
+        robustness: Robustness = ROBUST,
         fence: Fence | None = None,
     ) -> None:
         self.config = config
         self.ingest = ingest
         self.state = StreamState(config.id, redact(config.url))
-        self._matcher = FrameMatcher(blocklist)
+        self._matcher = FrameMatcher(blocklist, robustness=robustness)
         self._sink = sink
         self._hash_pool = hash_pool
         self._worker_id = worker_id

@@ -109,3 +109,19 @@ def test_parse_policy_defaults_and_overrides():
 def test_bad_policy_settings_name_the_key(table, message):
     with pytest.raises(PolicyError, match=message):
         parse_policy("[policy]", table)
+
+
+@pytest.mark.parametrize(
+    ("transform", "entry", "decided"),
+    [
+        ("borders", "e1", [(0.0, "kill", 1)]),  # bars removed: the content itself matched
+        ("flipy", "e1", [(2.0, "kill", 2)]),  # a mirror image: confirmed on a second frame
+        ("", "e1~crop5", [(2.0, "kill", 2)]),  # a variant entry: the same
+    ],
+)
+def test_widened_matches_are_never_confirmed_on_one_frame(transform, entry, decided):
+    def widened(at: float) -> Match:
+        plain = match(0, at, entry=entry)
+        return Match(plain.frame, plain.hash, plain.hit, at, transform)
+
+    assert run(Policy(), [(0.0, [widened(0.0)]), (2.0, [widened(2.0)])]) == decided
