@@ -26,7 +26,9 @@ from streamguard.blocklist.store import (
     connect,
     describe,
 )
+from streamguard.blocklist.variants import image_variants, wanted
 from streamguard.config import redis_from_environment
+from streamguard.detect.matcher import VARIANT_MARK
 from streamguard.errors import StreamguardError
 from streamguard.hashing import ALGORITHMS, hash_luma, load_image_luma
 
@@ -96,6 +98,11 @@ def add_parser(commands: Any) -> None:
         "--algo", action="append", choices=list(ALGORITHMS), help="repeatable (default: all)"
     )
     _entry_options(images)
+    images.add_argument(
+        "--variants",
+        action="store_true",
+        help="also add hashes of crops, zooms and a mirror image (ids <id>~<variant>)",
+    )
     images.add_argument(
         "--output",
         type=Path,
@@ -198,12 +205,17 @@ def cmd_add_image(args: argparse.Namespace) -> int:
     entries = []
     for path in args.images:
         luma = load_image_luma(path)
-        for frame_hash in hash_luma(luma, algos):
-            if not frame_hash.matchable:
-                _note(f"{path}: {frame_hash.algo} quality {frame_hash.quality} is too low; skipped")
-                continue
-            entry_id = f"{path.stem}-{frame_hash.algo}"
-            entries.append(_manual_entry(args, frame_hash.algo, frame_hash.hex, entry_id))
+        pictures = image_variants(luma) if args.variants else [("", luma)]
+        for suffix, picture in pictures:
+            for frame_hash in hash_luma(picture, [a for a in algos if wanted(suffix, a)]):
+                if not frame_hash.matchable:
+                    shown = f"{path} ({suffix or 'as is'}): {frame_hash.algo}"
+                    _note(f"{shown} quality {frame_hash.quality} is too low; skipped")
+                    continue
+                entry_id = f"{path.stem}-{frame_hash.algo}"
+                if suffix:
+                    entry_id += VARIANT_MARK + suffix
+                entries.append(_manual_entry(args, frame_hash.algo, frame_hash.hex, entry_id))
     if not entries:
         raise StreamguardError("blocklist add-image: no usable hash in the given images")
     if args.output is not None:

@@ -6,6 +6,7 @@ import pytest
 
 from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.memory import Blocklist
+from streamguard.blocklist.variants import image_variants, wanted
 from streamguard.detect.matcher import PLAIN, ROBUST, FrameMatcher, frame_hashes
 from streamguard.hashing import hash_luma, load_image_luma
 from streamguard.hashing.borders import content_box
@@ -84,3 +85,32 @@ def test_evasions_plain_pdq_misses_are_matched(evasion, transform):
     assert not [m for m in FrameMatcher(blocklist, robustness=PLAIN)(frame) if m.hash.algo == "pdq"]
     (match,) = [m for m in FrameMatcher(blocklist)(frame) if m.hash.algo == "pdq"]
     assert (match.transform, match.hit.distance <= 8) == (transform, True)
+
+
+def test_image_variants_cover_crops_and_a_mirror():
+    variants = dict(image_variants(Luma(PICTURE)))
+    assert next(iter(variants)) == "" and variants[""].pixels is PICTURE
+    assert variants["crop10"].shape == (648, 1152)  # 5% off each end
+    assert variants["left5"].shape == (720, 1216)
+    assert (variants["mirror"].pixels == PICTURE[:, ::-1]).all()
+    assert not wanted("mirror", "pdq") and wanted("mirror", "phash") and wanted("crop5", "pdq")
+
+
+def test_a_cropped_copy_matches_a_variant_entry_not_the_plain_one():
+    blocklist = Blocklist()
+    entries = [
+        Entry(
+            "pdq",
+            hash_luma(picture, ["pdq"])[0].digest,
+            f"e1~{suffix}" if suffix else "e1",
+            "l",
+            "t",
+        )
+        for suffix, picture in image_variants(Luma(PICTURE))
+    ]
+    blocklist.put(list(range(len(entries))), entries)
+    height, width = PICTURE.shape
+    cropped = np.ascontiguousarray(PICTURE[36 : height - 36, 64 : width - 64])  # 10% crop
+    frame = Frame("s", 1.0, 0.0, Luma(cropped), cropped.shape[1], cropped.shape[0])
+    (match,) = FrameMatcher(blocklist, robustness=PLAIN)(frame)
+    assert match.hit.entry.id == "e1~crop10" and match.widened

@@ -1,0 +1,49 @@
+"""Variants of an image whose hashes an entry added from the image also carries.
+
+Frame-side steps (borders removed, PDQ's flips and quarter turns) recover what a
+transformation only moved. A crop removes content no frame-side step can restore:
+plain PDQ distances after a 5% crop are typically 50-140 bits. Whoever holds the
+image can hash its likely crops in advance: centred crops (zooms) and one-sided
+crops, and a mirror image for pHash and dHash, which have no dihedral matching.
+Each variant becomes its own entry, ``ID~SUFFIX``, with the image's list, category
+and label; matches against one need confirmation (docs/policy.md).
+"""
+
+import numpy as np
+
+from streamguard.hashing.preprocess import Luma
+
+CENTRE_CROPS = (0.05, 0.10, 0.15)  # fraction of each side removed, half on either end
+SIDE_CROPS = (0.05, 0.10)  # fraction removed from one side
+SIDES = ("top", "bottom", "left", "right")
+MIRRORED_FOR = frozenset({"phash", "dhash"})  # PDQ matches mirror images by itself
+
+
+def _crop(pixels: np.ndarray, top: float, bottom: float, left: float, right: float) -> np.ndarray:
+    height, width = pixels.shape
+    rows = slice(round(height * top), height - round(height * bottom))
+    cols = slice(round(width * left), width - round(width * right))
+    return np.ascontiguousarray(pixels[rows, cols])
+
+
+def image_variants(luma: Luma) -> list[tuple[str, Luma]]:
+    """``('', luma)`` first, then each variant with its id suffix."""
+    pixels = luma.pixels
+    variants = [("", luma)]
+    for fraction in CENTRE_CROPS:
+        half = fraction / 2
+        variants.append((f"crop{round(fraction * 100)}", _crop(pixels, half, half, half, half)))
+    for fraction in SIDE_CROPS:
+        for side in SIDES:
+            cut = {name: fraction if name == side else 0.0 for name in SIDES}
+            variants.append((f"{side}{round(fraction * 100)}", _crop(pixels, **cut)))
+    variants.append(("mirror", np.ascontiguousarray(pixels[:, ::-1])))
+    return [
+        (suffix, picture if isinstance(picture, Luma) else Luma(picture, luma.studio_range))
+        for suffix, picture in variants
+    ]
+
+
+def wanted(suffix: str, algo: str) -> bool:
+    """Whether a variant's hash is worth an entry for ``algo``."""
+    return suffix != "mirror" or algo in MIRRORED_FOR
