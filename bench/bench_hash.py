@@ -1,7 +1,7 @@
 """Per-frame cost of each hasher and of getting the luma plane, on real 720p keyframes.
 
-Compares the luma-plane path with the RGB round trip it avoids, and PDQ with
-and without pre-scaling.
+Compares the luma-plane path with the RGB round trip it avoids, PDQ with and
+without pre-scaling, and the evasion-resistance steps (bars, eight orientations).
 """
 
 import argparse
@@ -12,7 +12,10 @@ import av
 import numpy as np
 import pdqhash
 
+from streamguard.detect.matcher import PLAIN, ROBUST, frame_hashes
 from streamguard.hashing import hash_luma
+from streamguard.hashing.borders import content_box
+from streamguard.hashing.pdq import pdq_dihedral
 from streamguard.ingest.sampler import frame_luma
 
 CLIP = Path(__file__).resolve().parent.parent / "samples" / "clips" / "clean_720p.mp4"
@@ -56,6 +59,16 @@ def main() -> None:
         ),
         "dhash (includes its input)": per_call_ms(
             lambda y: hash_luma(y, ["dhash"]), lumas, args.rounds
+        ),
+        "bars found (content_box)": per_call_ms(
+            lambda y: content_box(y.pixels), lumas, args.rounds
+        ),
+        "pdq in 8 orientations (one DCT)": per_call_ms(pdq_dihedral, lumas, args.rounds),
+        "all lookups' hashes, plain (pdq + phash)": per_call_ms(
+            lambda y: frame_hashes(y, ["pdq", "phash"], PLAIN), lumas, args.rounds
+        ),
+        "all lookups' hashes, robust (pdq + phash)": per_call_ms(
+            lambda y: frame_hashes(y, ["pdq", "phash"], ROBUST), lumas, args.rounds
         ),
     }
     print(f"{len(frames)} keyframes of {args.clip.name} ({width}x{height}), {args.rounds} rounds")
