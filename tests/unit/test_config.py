@@ -27,6 +27,13 @@ read_timeout_s = 3
 max_lag_s = 6.5
 allowed_schemes = ["rtmps", "https"]
 
+[detect]
+dihedral = false
+
+[cluster]
+enabled = true
+capacity = 50
+
 [[streams]]
 id = "cam-1"
 url = "rtmps://live.example/app/key1"
@@ -46,6 +53,9 @@ sample = "interval:1"
     assert settings.ingest.read_timeout_s == 3.0 and settings.ingest.max_lag_s == 6.5
     assert settings.ingest.allowed_schemes == ("rtmps", "https")
     assert settings.ingest.open_timeout_s == 10.0  # default kept
+    assert (settings.detect.borders, settings.detect.dihedral) == (True, False)
+    assert (settings.cluster.enabled, settings.cluster.capacity) == (True, 50)
+    assert settings.cluster.lease_ttl_s == 8.0
 
 
 @pytest.mark.parametrize(
@@ -61,6 +71,9 @@ sample = "interval:1"
         ("processes = -2\n", "processes: expected a whole number"),
         ("[blocklist]\nmax_distance = { md5 = 3 }\n", "blocklist.max_distance.md5"),
         ("this is not toml\n", "not valid TOML"),
+        ("[detect]\nborders = 'yes'\n", "detect.borders: expected true or false"),
+        ("[cluster]\nlease_ttl_s = 0\n", "cluster.lease_ttl_s: expected a positive number"),
+        ("[control]\nsecret = 'x'\n", "control: unknown key(s) secret"),
     ],
 )
 def test_bad_files_name_the_setting(tmp_path, text, problem):
