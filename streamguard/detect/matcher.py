@@ -14,7 +14,7 @@ import numpy as np
 
 from streamguard.blocklist.memory import Blocklist, Hit
 from streamguard.hashing import FrameHash, hash_luma
-from streamguard.hashing.borders import without_borders
+from streamguard.hashing.borders import inner_pictures
 from streamguard.hashing.pdq import DIHEDRAL, pdq_dihedral
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.sampler import Frame
@@ -40,15 +40,13 @@ def frame_hashes(
 ) -> list[tuple[str, FrameHash]]:
     """Every hash the production path looks up for this picture, with the transform
     that produced it: '' for the picture as is, 'borders', a PDQ orientation such as
-    'flipy' or 'rotate90', or both ('borders+flipy')."""
+    'flipy' or 'rotate90', or both ('borders+flipy'); 'borders-even' is the guess with
+    even bars (hashing/borders.py)."""
     algos = list(algos)
     views = [("", luma)]
     if robustness.borders:
-        inner = without_borders(luma.pixels)
-        if inner is not None:
-            views.append(
-                ("borders", Luma(np.ascontiguousarray(inner), luma.studio_range, luma.video))
-            )
+        for name, inner in inner_pictures(luma.pixels):
+            views.append((name, Luma(np.ascontiguousarray(inner), luma.studio_range, luma.video)))
     hashes = []
     for view, picture in views:
         if robustness.dihedral and "pdq" in algos:
@@ -82,7 +80,8 @@ class Match:
     def widened(self) -> bool:
         """Found through a flip or rotation, or a variant entry: more ways to match by
         chance, so the policy wants it confirmed (borders only remove bars)."""
-        return self.transform not in ("", "borders") or VARIANT_MARK in self.hit.entry.id
+        turned = any(step in DIHEDRAL for step in self.transform.split("+") if step)
+        return turned or VARIANT_MARK in self.hit.entry.id
 
 
 def strongest(matches: list[Match]) -> Match:

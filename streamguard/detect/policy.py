@@ -6,7 +6,8 @@ quality at least ``instant_quality``) is confirmed on its own; weaker ones need
 ``confirmations`` counted frames within ``window_s`` seconds, and so do matches
 found through a flip, a rotation or a variant entry, however close. A confirmed match
 decides ``action``. A weak match still unconfirmed when its window closes decides
-``unconfirmed`` (review, or nothing).
+``unconfirmed`` (review, or nothing). Matches of the ``review_only`` algorithms
+(dHash by default) alone decide review at most.
 
 One decision per stream per incident: an incident starts with the first counted
 match and ends after ``incident_gap_s`` without one. The one exception is
@@ -40,6 +41,9 @@ class Rule:
     confirmations: int = 2
     window_s: float = 10.0
     unconfirmed: str = "review"  # or "ignore"
+    # Algorithms whose matches alone decide review at most: dHash matched benign smooth
+    # footage at distance 0 in the quality evaluation (docs/detection-quality.md).
+    review_only: tuple[str, ...] = ("dhash",)
 
     def counts(self, match: Match) -> bool:
         algo, quality = match.hash.algo, match.hash.quality
@@ -84,6 +88,7 @@ class _Pending:
     times: deque[float] = field(default_factory=deque)
     best: Match | None = None
     since: float = 0.0  # first counted frame not yet decided on
+    decisive: bool = False  # a match of an algorithm that may kill has been counted
 
 
 class StreamPolicy:
@@ -122,9 +127,11 @@ class StreamPolicy:
         best = strongest(found)
         if pending.best is None or strongest([best, pending.best]) is best:
             pending.best = best
+        pending.decisive |= any(m.hash.algo not in rule.review_only for m in found)
         count = len(pending.times)
         if any(rule.strong(m) for m in found) or count >= rule.confirmations:
-            return Decision(rule.action, best, count)
+            action = rule.action if pending.decisive else "review"
+            return Decision(action, best, count)
         return None
 
     def _unconfirmed(self, category: str, at: float) -> Decision | None:
@@ -191,6 +198,10 @@ def _rule(where: str, keys: dict[str, Any], base: Rule) -> Rule:
             values[key] = _choice(where, key, value, ("review", "ignore"))
         elif key == "window_s":
             values[key] = _positive(where, key, keys)
+        elif key == "review_only":
+            if not isinstance(value, list) or not set(value) <= set(ALGORITHMS):
+                raise PolicyError(f"{where}.review_only: expected a list of {list(ALGORITHMS)}")
+            values[key] = tuple(value)
         else:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise PolicyError(f"{where}.{key}: expected a whole number, got {value!r}")

@@ -70,10 +70,21 @@ def content_box(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
     return top, height - bottom, left, width - right
 
 
-def without_borders(pixels: np.ndarray) -> np.ndarray | None:
-    """The picture inside its bars (a view), or None when there are none."""
+def inner_pictures(pixels: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The picture inside its bars (views), each named: ``borders``, and ``borders-even``
+    when opposite bars differ. A picture with a margin of the bars' colour makes its
+    side's bar look wider; letterbox and padding bars are even, so the narrower of two
+    opposite bars is tried on both sides too. Empty when there are no bars."""
     box = content_box(pixels)
     if box is None:
-        return None
+        return []
+    height, width = pixels.shape
     top, bottom, left, right = box
-    return pixels[top:bottom, left:right]
+    inner = [("borders", pixels[top:bottom, left:right])]
+    row_bar, col_bar = min(top, height - bottom), min(left, width - right)
+    even = (row_bar, height - row_bar, col_bar, width - col_bar)
+    if even != box and even != (0, height, 0, width):
+        inner.append(
+            ("borders-even", pixels[row_bar : height - row_bar, col_bar : width - col_bar])
+        )
+    return inner

@@ -125,3 +125,12 @@ def test_widened_matches_are_never_confirmed_on_one_frame(transform, entry, deci
         return Match(plain.frame, plain.hash, plain.hit, at, transform)
 
     assert run(Policy(), [(0.0, [widened(0.0)]), (2.0, [widened(2.0)])]) == decided
+
+
+def test_dhash_alone_decides_review_at_most():
+    dhash_only = [(t, [match(0, t, algo="dhash")]) for t in (0.0, 2.0)]
+    assert run(Policy(), dhash_only) == [(2.0, "review", 2)]
+    with_pdq = [(0.0, [match(0, 0.0, algo="dhash")]), (2.0, [match(25, 2.0)])]
+    assert run(Policy(), with_pdq) == [(2.0, "kill", 2)]
+    anything = parse_policy("policy", {"review_only": []})
+    assert run(anything, dhash_only) == [(2.0, "kill", 2)]

@@ -9,7 +9,7 @@ from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.variants import image_variants, wanted
 from streamguard.detect.matcher import PLAIN, ROBUST, FrameMatcher, frame_hashes
 from streamguard.hashing import hash_luma, load_image_luma
-from streamguard.hashing.borders import content_box
+from streamguard.hashing.borders import content_box, inner_pictures
 from streamguard.hashing.pdq import DIHEDRAL, pdq_dihedral, pdq_hash
 from streamguard.hashing.preprocess import PDQ_MAX_SIDE, Luma, fit_within
 from streamguard.ingest.sampler import Frame
@@ -114,3 +114,12 @@ def test_a_cropped_copy_matches_a_variant_entry_not_the_plain_one():
     frame = Frame("s", 1.0, 0.0, Luma(cropped), cropped.shape[1], cropped.shape[0])
     (match,) = FrameMatcher(blocklist, robustness=PLAIN)(frame)
     assert match.hit.entry.id == "e1~crop10" and match.widened
+
+
+def test_a_margin_the_colour_of_the_bars_is_recovered_by_even_bars():
+    picture = PICTURE.copy()
+    picture[:, :40] = 0  # the picture's own black margin, next to a black pillarbox bar
+    canvas = padded(picture, 0, 320, 0)
+    (name, found), (even_name, even) = inner_pictures(canvas)
+    assert (name, found.shape) == ("borders", (720, 1240))  # the margin taken for bar
+    assert even_name == "borders-even" and (even == picture).all()
