@@ -26,11 +26,10 @@ from streamguard.blocklist.store import (
     connect,
     describe,
 )
-from streamguard.blocklist.variants import image_variants, wanted
+from streamguard.blocklist.variants import entry_id, image_hashes
 from streamguard.config import redis_from_environment
-from streamguard.detect.matcher import VARIANT_MARK
 from streamguard.errors import StreamguardError
-from streamguard.hashing import ALGORITHMS, hash_luma, load_image_luma
+from streamguard.hashing import ALGORITHMS, load_image_luma
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 MANUAL_LIST = "manual"
@@ -204,18 +203,15 @@ def cmd_add_image(args: argparse.Namespace) -> int:
     algos = args.algo or list(ALGORITHMS)
     entries = []
     for path in args.images:
-        luma = load_image_luma(path)
-        pictures = image_variants(luma) if args.variants else [("", luma)]
-        for suffix, picture in pictures:
-            for frame_hash in hash_luma(picture, [a for a in algos if wanted(suffix, a)]):
-                if not frame_hash.matchable:
-                    shown = f"{path} ({suffix or 'as is'}): {frame_hash.algo}"
-                    _note(f"{shown} quality {frame_hash.quality} is too low; skipped")
-                    continue
-                entry_id = f"{path.stem}-{frame_hash.algo}"
-                if suffix:
-                    entry_id += VARIANT_MARK + suffix
-                entries.append(_manual_entry(args, frame_hash.algo, frame_hash.hex, entry_id))
+        for suffix, frame_hash in image_hashes(
+            load_image_luma(path), algos, variants=args.variants
+        ):
+            if not frame_hash.matchable:
+                shown = f"{path} ({suffix or 'as is'}): {frame_hash.algo}"
+                _note(f"{shown} quality {frame_hash.quality} is too low; skipped")
+                continue
+            identifier = entry_id(path.stem, frame_hash.algo, suffix)
+            entries.append(_manual_entry(args, frame_hash.algo, frame_hash.hex, identifier))
     if not entries:
         raise StreamguardError("blocklist add-image: no usable hash in the given images")
     if args.output is not None:

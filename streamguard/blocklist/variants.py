@@ -9,13 +9,20 @@ Each variant becomes its own entry, ``ID~SUFFIX``, with the image's list, catego
 and label; matches against one need confirmation (docs/policy.md).
 """
 
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 
+from streamguard.hashing import FrameHash, hash_luma
 from streamguard.hashing.preprocess import Luma
+
+VARIANT_MARK = "~"  # entry ids "ID~crop5"
 
 CENTRE_CROPS = (0.05, 0.10, 0.15)  # fraction of each side removed, half on either end
 SIDE_CROPS = (0.05, 0.10)  # fraction removed from one side
 SIDES = ("top", "bottom", "left", "right")
+CORNER_CROP = 0.05  # removed from two adjacent sides
+CORNERS = (("top", "left"), ("top", "right"), ("bottom", "left"), ("bottom", "right"))
 MIRRORED_FOR = frozenset({"phash", "dhash"})  # PDQ matches mirror images by itself
 
 
@@ -37,6 +44,9 @@ def image_variants(luma: Luma) -> list[tuple[str, Luma]]:
         for side in SIDES:
             cut = {name: fraction if name == side else 0.0 for name in SIDES}
             variants.append((f"{side}{round(fraction * 100)}", _crop(pixels, **cut)))
+    for corner in CORNERS:
+        cut = {name: CORNER_CROP if name in corner else 0.0 for name in SIDES}
+        variants.append(("".join(corner) + f"{round(CORNER_CROP * 100)}", _crop(pixels, **cut)))
     variants.append(("mirror", np.ascontiguousarray(pixels[:, ::-1])))
     return [
         (suffix, picture if isinstance(picture, Luma) else Luma(picture, luma.studio_range))
@@ -47,3 +57,20 @@ def image_variants(luma: Luma) -> list[tuple[str, Luma]]:
 def wanted(suffix: str, algo: str) -> bool:
     """Whether a variant's hash is worth an entry for ``algo``."""
     return suffix != "mirror" or algo in MIRRORED_FOR
+
+
+def image_hashes(
+    luma: Luma, algos: Iterable[str], *, variants: bool
+) -> Iterator[tuple[str, FrameHash]]:
+    """``(suffix, hash)`` for each entry ``blocklist add-image`` makes of a picture: the
+    picture itself (suffix ''), and with ``variants`` each variant worth an entry.
+    Hashes of too low a quality are included; the caller skips them, saying so."""
+    algos = list(algos)
+    for suffix, picture in image_variants(luma) if variants else [("", luma)]:
+        for frame_hash in hash_luma(picture, [algo for algo in algos if wanted(suffix, algo)]):
+            yield suffix, frame_hash
+
+
+def entry_id(name: str, algo: str, suffix: str) -> str:
+    """``NAME-ALGO``, and ``NAME-ALGO~SUFFIX`` for a variant."""
+    return f"{name}-{algo}" + (VARIANT_MARK + suffix if suffix else "")

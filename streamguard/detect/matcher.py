@@ -13,14 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from streamguard.blocklist.memory import Blocklist, Hit
+from streamguard.blocklist.variants import VARIANT_MARK
 from streamguard.hashing import FrameHash, hash_luma
 from streamguard.hashing.borders import inner_pictures
 from streamguard.hashing.pdq import DIHEDRAL, pdq_dihedral
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.sampler import Frame
 from streamguard.observability import metrics
-
-VARIANT_MARK = "~"  # entry ids "ID~crop5": hashes of variants of an image (blocklist/variants.py)
 
 
 @dataclass(frozen=True, slots=True)
