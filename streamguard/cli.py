@@ -20,6 +20,7 @@ from streamguard.blocklist import commands as blocklist_commands
 from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.store import RedisSettings
 from streamguard.blocklist.sync import load_once
+from streamguard.detect import commands as eval_commands
 from streamguard.detect.matcher import FrameMatcher, Match, strongest
 from streamguard.enforce import commands as enforce_commands
 from streamguard.errors import SourceError, StreamguardError
@@ -367,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     blocklist_commands.add_parser(commands)
     enforce_commands.add_parser(commands)
     stream_commands.add_parser(commands)
+    eval_commands.add_parser(commands)
 
     replay = commands.add_parser(
         "replay", help="publish a file as a live RTMP stream in real time (stream copy)"

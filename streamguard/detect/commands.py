@@ -1,0 +1,113 @@
+"""``streamguard eval``: its command line. The evaluation itself (``evaluate.py``) and its
+report (``quality.py``) are imported only when the command runs."""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from streamguard.errors import StreamguardError
+from streamguard.hashing import ALGORITHMS
+
+DEFAULT_OUTPUT = Path("bench/out/quality")
+
+
+def parse_thresholds(text: str) -> dict[str, int]:
+    """``pdq=31,phash=10`` -> {"pdq": 31, "phash": 10}."""
+    thresholds = {}
+    for part in text.split(","):
+        algo, _, value = part.strip().partition("=")
+        if algo not in ALGORITHMS or not value.isdigit():
+            raise argparse.ArgumentTypeError(
+                f"'{part}': expected ALGO=N[,ALGO=N…], ALGO one of {list(ALGORITHMS)}"
+            )
+        if int(value) > ALGORITHMS[algo].bits:
+            raise argparse.ArgumentTypeError(f"'{part}': at most {ALGORITHMS[algo].bits} bits")
+        thresholds[algo] = int(value)
+    return thresholds
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from streamguard.detect.evaluate import Options, evaluate
+    from streamguard.detect.quality import markdown, write_report
+
+    for flag, directory in (("--images", args.images), ("--negatives", args.negatives)):
+        if directory is not None and not directory.is_dir():
+            raise StreamguardError(f"{flag} {directory}: not a directory")
+    for flag, number in (("--footage-minutes", args.footage_minutes), ("--crops", args.crops)):
+        if number is not None and number < 0:
+            raise StreamguardError(f"{flag} {number}: must not be negative")
+    options = Options(
+        images=args.images,
+        negatives=args.negatives,
+        footage_minutes=args.footage_minutes,
+        quick=args.quick,
+        output=args.output,
+        thresholds=args.thresholds,
+        crops_per_picture=args.crops,
+    )
+    report = evaluate(options)
+    json_path, md_path, plots = write_report(report, options.output)
+    print(markdown(report))
+    written = [json_path, md_path, *(plots or [])]
+    print(f"eval: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    if plots is None:
+        print(
+            "eval: matplotlib is not installed: no plots (pip install 'streamguard[quality]')",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "eval",
+        help="measure detection quality: recall under common transformations, false positives",
+        description=(
+            "Transform pictures as re-uploaders do, encode them with H.264, read them back "
+            "through the production sampler and matcher, and report recall, false positives "
+            "and what the policy decides (docs/detection-quality.md)."
+        ),
+    )
+    parser.add_argument(
+        "--images",
+        type=Path,
+        metavar="DIR",
+        help="positive pictures, each an entry (default: scikit-image's bundled sample "
+        "images if installed, else samples/)",
+    )
+    parser.add_argument(
+        "--negatives", type=Path, metavar="DIR", help="more pictures that are never entries"
+    )
+    parser.add_argument(
+        "--footage-minutes",
+        type=float,
+        metavar="M",
+        help="benign footage to generate with ffmpeg (default: 30; 0.2 with --quick)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the project's sample pictures, 3 random crops each, a few seconds of footage",
+    )
+    parser.add_argument(
+        "--crops",
+        type=int,
+        metavar="N",
+        help="random crops per picture (default: 40; 3 with --quick)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
+        metavar="DIR",
+        help=f"where quality.md, quality.json and the plots go (default: {DEFAULT_OUTPUT})",
+    )
+    parser.add_argument(
+        "--thresholds",
+        type=parse_thresholds,
+        default={},
+        metavar="ALGO=N,…",
+        help="match thresholds (default: pdq=31,phash=10,dhash=10)",
+    )
+    parser.set_defaults(handler=cmd_eval)

@@ -1,0 +1,331 @@
+"""The detection-quality report of ``streamguard eval``: Markdown, JSON and plots."""
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+SHORT = {
+    "plain-pdq": "plain PDQ",
+    "plain-phash": "plain pHash",
+    "sg-pdq": "sg PDQ, hashes",
+    "sg-pdq-img": "sg PDQ, images",
+    "sg-pdq-phash": "sg PDQ+pHash, hashes",
+    "sg-pdq-phash-img": "sg PDQ+pHash, images",
+    "sg-all-img": "sg all, images",
+}
+"""Column names: "sg" is streamguard's matcher (bars removed, PDQ in 8 orientations);
+"hashes" are hash-only entries, "images" entries made from the images (with variants)."""
+
+PLOTTED = ("plain-pdq", "plain-phash", "sg-pdq", "sg-pdq-phash", "sg-pdq-img", "sg-pdq-phash-img")
+POLICY = ("plain-pdq", "sg-pdq", "sg-pdq-phash", "sg-pdq-img", "sg-pdq-phash-img", "sg-all-img")
+MISSES = ("plain-pdq", "sg-pdq", "sg-pdq-phash", "sg-pdq-img", "sg-pdq-phash-img", "sg-all-img")
+OUTCOMES = ("kill_first_keyframe", "kill_second_keyframe", "kill_later", "review", "missed")
+
+
+def percent(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "100%" if value == 1 else f"{100 * value:.1f}%"
+
+
+def _row(cells: Sequence[object]) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[object]], right_from: int = 1
+) -> list[str]:
+    align = ["---" if i < right_from else "---:" for i in range(len(header))]
+    return [_row(header), _row(align), *(_row(r) for r in rows)]
+
+
+def _distance(value: int | None) -> str:
+    return "-" if value is None else ("no hash" if value >= 9999 else str(value))
+
+
+def markdown(report: dict[str, Any]) -> str:
+    methods = report["methods"]
+    names = list(methods)
+    transforms = report["transforms"]
+    counts = report["counts"]
+    thresholds = report["settings"]["thresholds"]
+    corpus = report["corpus"]
+    n = counts["positive_trials_per_transform"]
+    shown_thresholds = ", ".join(f"{a} ≤ {t}" for a, t in thresholds.items())
+    lines = [
+        "# Detection quality",
+        "",
+        f"Corpus: {corpus['source']}: {len(corpus['positives'])} positive pictures (entries), "
+        f"{len(corpus['negative_only'])} negative-only pictures, "
+        f"{corpus['footage_seconds'] / 60:.1f} min of benign footage. "
+        f"{counts['frames']:,} decoded keyframes; {counts['negative_comparisons']:,} negative "
+        f"comparisons (frame x entry of another picture) over "
+        f"{counts['negative_frames']:,} frames.",
+        "",
+        f"Thresholds: {shown_thresholds}. Recall is over the {n} positive pictures per "
+        "transform, on the first keyframe showing each. Columns: `sg` = streamguard's "
+        "matcher (bars removed, PDQ in 8 orientations); `hashes` = one hash-only entry per "
+        "picture; `images` = entries made from the image with its variants "
+        "(`blocklist add-image --variants`).",
+        "",
+        "## Recall at the configured thresholds",
+        "",
+    ]
+    rows = []
+    for t in transforms:
+        rows.append(
+            [t["name"], *(percent(methods[m]["transforms"][t["name"]]["recall"]) for m in names)]
+        )
+    lines += _table(["transform", *(SHORT.get(m, m) for m in names)], rows)
+    lines += [
+        "",
+        "## Recall at each method's zero-false-positive threshold",
+        "",
+        "The largest threshold at which no negative comparison matches (single-algorithm methods).",
+        "",
+    ]
+    single = [m for m in names if methods[m]["zero_fp_threshold"] is not None]
+    header = [f"{SHORT.get(m, m)} (≤ {methods[m]['zero_fp_threshold']})" for m in single]
+    rows = [
+        [
+            t["name"],
+            *(percent(methods[m]["transforms"][t["name"]]["recall_zero_fp"]) for m in single),
+        ]
+        for t in transforms
+    ]
+    lines += _table(["transform", *header], rows)
+    lines += [
+        "",
+        "## Negatives",
+        "",
+        f"{counts['negative_frames']:,} frames: the other pictures' transformed frames, "
+        f"{counts.get('crop frames', 0):,} random crops, {counts.get('footage frames', 0):,} "
+        "footage keyframes. False decisions: what the default policy decided on negatives.",
+        "",
+    ]
+    rows = []
+    for m in names:
+        result = methods[m]
+        false = result["false_decisions"]
+        kills = sum(v for k, v in false.items() if k.startswith("kill"))
+        reviews = sum(v for k, v in false.items() if k.startswith("review"))
+        rows.append(
+            [
+                SHORT.get(m, m),
+                f"{result['entries']:,}",
+                _distance(result["negative_min"]),
+                "-" if result["zero_fp_threshold"] is None else result["zero_fp_threshold"],
+                f"{result['fp_pairs']:,}",
+                f"{result['fp_frames']:,}",
+                kills,
+                reviews,
+            ]
+        )
+    lines += _table(
+        [
+            "method",
+            "entries",
+            "closest negative",
+            "zero-FP threshold",
+            "FP pairs at threshold",
+            "FP frames",
+            "false kills",
+            "false reviews",
+        ],
+        rows,
+    )
+    pdq = [m for m in ("plain-pdq", "sg-pdq", "sg-pdq-img") if m in methods]
+    lines += [
+        "",
+        "## PDQ distance to the picture's own entry",
+        "",
+        "p50 / p90 / max over the positives; `found through`: how the matches within "
+        "threshold were found (entries from images): the frame as is, without its bars "
+        "(`borders`) or turned (`flipx`, `rotate90`, ...), and which variant entry (`~crop5`).",
+        "",
+    ]
+    rows = []
+    for t in transforms:
+        cells = [t["name"]]
+        for m in pdq:
+            r = methods[m]["transforms"][t["name"]]
+            cells.append(" / ".join(_distance(r[k]) for k in ("p50", "p90", "max")))
+        found = methods.get("sg-pdq-img", {}).get("transforms", {}).get(t["name"], {})
+        views = found.get("found_through", {})
+        cells.append(", ".join(f"{k} {v}" for k, v in list(views.items())[:3]) or "-")
+        rows.append(cells)
+    lines += _table(["transform", *(SHORT[m] for m in pdq), "found through (sg PDQ, images)"], rows)
+    lines += [
+        "",
+        "## Misses by picture",
+        "",
+        f"Of the {len(transforms)} transforms, how many each picture was missed in at the "
+        "configured thresholds (first keyframe); pictures missed in none are left out.",
+        "",
+    ]
+    shown = [m for m in MISSES if m in methods]
+    missed = {m: Counter() for m in shown}
+    for m in shown:
+        for t in transforms:
+            missed[m].update(methods[m]["transforms"][t["name"]].get("missed", []))
+    pictures = sorted(
+        {p for m in shown for p in missed[m]}, key=lambda p: [-missed[m][p] for m in shown]
+    )
+    rows = [[p, *(missed[m][p] for m in shown)] for p in pictures]
+    lines += _table(["picture", *(SHORT[m] for m in shown)], rows)
+    lines += [
+        "",
+        "## What the policy decides",
+        "",
+        "Each positive is shown for two keyframes 2 s apart; default policy (docs/policy.md). "
+        "Counts: killed on the first keyframe / on the second / reviewed / missed.",
+        "",
+    ]
+    policy_methods = [m for m in POLICY if m in methods]
+    rows = []
+    totals = {m: dict.fromkeys(OUTCOMES, 0) for m in policy_methods}
+    for t in transforms:
+        cells = [t["name"]]
+        for m in policy_methods:
+            outcome = methods[m]["transforms"][t["name"]]["policy"]
+            for k in OUTCOMES:
+                totals[m][k] += outcome.get(k, 0)
+            first, second = (
+                outcome.get("kill_first_keyframe", 0),
+                outcome.get("kill_second_keyframe", 0),
+            )
+            cells.append(
+                f"{first} / {second + outcome.get('kill_later', 0)} / "
+                f"{outcome.get('review', 0)} / {outcome.get('missed', 0)}"
+            )
+        rows.append(cells)
+    rows.append(
+        [
+            "**all**",
+            *(
+                f"{totals[m]['kill_first_keyframe']} / "
+                f"{totals[m]['kill_second_keyframe'] + totals[m]['kill_later']} / "
+                f"{totals[m]['review']} / {totals[m]['missed']}"
+                for m in policy_methods
+            ),
+        ]
+    )
+    lines += _table(["transform", *(SHORT[m] for m in policy_methods)], rows)
+    lines += ["", "## Targets", ""]
+    rows = [
+        [
+            t["label"],
+            SHORT.get(t["method"], t["method"]),
+            f"≥ {percent(t['recall_target'])}",
+            f"{t['worst_transform']}: {percent(t['worst_recall'])}",
+            percent(t["pooled_recall"]),
+            f"{t['fp_pairs']:,}",
+            "**PASS**" if t["passed"] else "**FAIL**",
+        ]
+        for t in report["targets"]
+    ]
+    lines += _table(
+        ["transforms", "method", "target", "worst", "mean", "FP pairs", "result"], rows, 2
+    )
+    consistency = report["consistency"]
+    lines += [
+        "",
+        f"Production path check: FrameMatcher agreed with the brute-force distances on "
+        f"{counts['matcher_calls']:,} lookups ({consistency['mismatches']} disagreements). "
+        f"Run time {report['timings_s']['total_s']:.0f} s.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_plots(report: dict[str, Any], out_dir: Path) -> list[Path] | None:
+    """PNG plots, or None when matplotlib is not installed (it is optional)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    methods = report["methods"]
+    plotted = [m for m in PLOTTED if m in methods]
+    names = [t["name"] for t in report["transforms"]]
+    figure, axes = plt.subplots(figsize=(15, 5.6), layout="constrained")
+    width = 0.8 / len(plotted)
+    for i, m in enumerate(plotted):
+        recall = [100 * (methods[m]["transforms"][t]["recall"] or 0) for t in names]
+        axes.bar(
+            [x + (i - (len(plotted) - 1) / 2) * width for x in range(len(names))],
+            recall,
+            width,
+            label=SHORT[m],
+        )
+    axes.set_xticks(range(len(names)), names, rotation=55, ha="right")
+    axes.set_ylabel("recall (%)")
+    axes.set_ylim(0, 105)
+    thresholds = ", ".join(f"{a} ≤ {t}" for a, t in report["settings"]["thresholds"].items())
+    axes.set_title(
+        f"Recall per transformation at {thresholds} "
+        f"({report['counts']['positive_trials_per_transform']} pictures, H.264 keyframes)"
+    )
+    axes.grid(axis="y", alpha=0.3)
+    figure.legend(ncols=len(plotted), loc="outside lower center", fontsize="small")
+    recall_png = out_dir / "detection_quality.png"
+    figure.savefig(recall_png, dpi=110)
+    plt.close(figure)
+
+    probes = report["probes"]
+    panels = [
+        ("pdq/plain/hashes", "plain PDQ"),
+        ("pdq/robust/images", "streamguard PDQ, entries from images"),
+    ]
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(13, 4.2), layout="constrained", sharey=True
+    )
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        probe = probes[key]
+        for name, colour in (("positive", "tab:green"), ("negative", "tab:red")):
+            counts = probe[f"{name}_histogram"][:257]
+            total = max(1, sum(probe[f"{name}_histogram"]))
+            binned = [sum(counts[i : i + 4]) / total for i in range(0, 257, 4)]
+            ax.stairs(
+                binned,
+                range(0, 261, 4),
+                fill=True,
+                alpha=0.5,
+                color=colour,
+                label=f"{name}s ({total:,})",
+            )
+        ax.axvline(
+            probe["threshold"],
+            color="black",
+            linestyle="--",
+            label=f"threshold {probe['threshold']}",
+        )
+        if probe["zero_fp_threshold"] >= 0:
+            ax.axvline(
+                probe["zero_fp_threshold"],
+                color="grey",
+                linestyle=":",
+                label=f"zero-FP {probe['zero_fp_threshold']}",
+            )
+        ax.set_yscale("log")
+        ax.set_xlabel("PDQ distance to the entry (bits)")
+        ax.set_title(title)
+        ax.legend(fontsize="small")
+    axes[0].set_ylabel("fraction of comparisons")
+    distances_png = out_dir / "detection_quality_distances.png"
+    figure.savefig(distances_png, dpi=110)
+    plt.close(figure)
+    return [recall_png, distances_png]
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path, list[Path] | None]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "quality.json"
+    json_path.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    md_path = out_dir / "quality.md"
+    md_path.write_text(markdown(report))
+    return json_path, md_path, write_plots(report, out_dir)
