@@ -17,6 +17,7 @@ import csv
 import gc
 import hashlib
 import json
+import re
 import string
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -33,6 +34,7 @@ from streamguard.hashing import ALGORITHMS
 COLUMNS = ("algo", "hash", "id", "list", "category", "label")
 DEFAULT_CATEGORY = "unspecified"
 _HEX_DIGITS = frozenset(string.hexdigits)
+_HEX_RUN = re.compile("[0-9a-fA-F]{16}")
 _ALGO_ALIASES = {"hash_pdq": "pdq"}  # ThreatExchange's indicator type for PDQ
 _CHUNK_CHARS = 1 << 17
 _VERDICT = "verdict"  # a ThreatExchange opinion column: rows with a negative one are skipped
@@ -139,8 +141,9 @@ def _algo_name(text: str) -> str | None:
 
 
 def _shown(text: str) -> str:
-    """A field value quoted for an error message, unless it may be a hash."""
-    if len(text) >= 16 and _HEX_DIGITS.issuperset(text):
+    """A field value quoted for an error message, unless it may hold a hash: 16 hex
+    digits in a row (the shortest hash), alone or run together with other text."""
+    if _HEX_RUN.search(text):
         return "<hex, not shown: columns swapped?>"
     return f"'{text[:20]}'"
 
@@ -466,6 +469,8 @@ def _json_entry(line: str, default_algo: str | None, default_list: str) -> Entry
         record = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError):  # a number of over 4300 digits, too deep a nesting
+        raise ValueError("not valid JSON (a number too long or nesting too deep)") from None
     if not isinstance(record, dict):
         raise ValueError("expected a JSON object")
     row = {str(k): "" if v is None else str(v) for k, v in record.items()}

@@ -39,7 +39,7 @@ def parse_kill(payload: bytes, topic_stream_id: str) -> KillOrder | None:
         raise InvalidEvent(f"{len(payload)} bytes, more than {MAX_PAYLOAD_BYTES}")
     try:
         event = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # also a number of 4300+ digits, too deep a nesting
         raise InvalidEvent("not JSON") from None
     if not isinstance(event, dict):
         raise InvalidEvent("not a JSON object")

@@ -29,7 +29,9 @@ def publish_hook(adapter: Adapter, enforcer: Enforcer, secret: str) -> PostRoute
             return adapter.deny
         try:
             target = adapter.publish_target(request)
-        except ValueError as exc:
+            if target is not None and not target.path.isprintable():
+                raise ValueError("unprintable characters in the stream name")  # e.g. from JSON
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deeply
             metrics.HOOK_REJECTED.labels("bad_request").inc()
             log.warning("publish hook: refused an unreadable %s call (%s)", adapter.name, exc)
             return adapter.deny

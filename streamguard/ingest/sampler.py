@@ -84,29 +84,43 @@ class _LiveEdge:
 
     Lag is arrival time minus stream time, relative to the earliest arrival seen,
     so a burst at start (a server sending its buffered GOP) does not count as lag.
+
+    Stream time comes from the publisher, so it may lie, and a lag that only lies
+    must not stop decoding for good. Stream time running backwards (a timestamp
+    reset, an HLS discontinuity) adds no lag: only the wall clock running on does,
+    as if stream time had stood still. And reading without decoding catches up much
+    faster than in ``max_lag_s`` of wall time: a lag still there after a skip that
+    long comes from a stream clock that runs slow or stands still, and skipping
+    stops for the rest of the connection.
     """
 
     def __init__(self, max_lag_s: float | None) -> None:
         self.max_lag_s = max_lag_s
         self.origin: float | None = None
+        self.previous_s: float | None = None
         self.skipping = False
+        self.skipping_since = 0.0
 
     def lag(self, received_at: float, media_s: float) -> float:
         offset = received_at - media_s
         if self.origin is None or offset < self.origin:
             self.origin = offset
+        elif self.previous_s is not None and media_s < self.previous_s:
+            self.origin += self.previous_s - media_s
+        self.previous_s = media_s
         return offset - self.origin
 
-    def skip(self, stats: SampleStats, is_keyframe: bool) -> bool:
+    def skip(self, stats: SampleStats, is_keyframe: bool, received_at: float) -> bool:
         """Whether to leave this packet undecoded."""
-        if self.max_lag_s is None:
-            return False
-        if stats.lag_s > self.max_lag_s:
+        if self.max_lag_s is not None and stats.lag_s > self.max_lag_s:
             if not self.skipping:
-                self.skipping = True
+                self.skipping, self.skipping_since = True, received_at
                 stats.live_edge_skips += 1
                 metrics.LIVE_EDGE_SKIPS.inc()
-            return True
+                return True
+            if received_at - self.skipping_since <= self.max_lag_s:
+                return True
+            self.max_lag_s = self.origin = None  # the clock lies: decode from the next keyframe on
         if self.skipping and not is_keyframe:
             return True
         self.skipping = False
@@ -165,23 +179,27 @@ def sample_frames(
     edge = _LiveEdge(max_lag_s)
     for packet in paced(packets) if realtime else packets:
         received_at = clock()
+        media_s = None
         if packet.size:
             stats.packets += 1
             if packet.pts is not None:
                 media_s = packet.pts * tb_num / tb_den
                 stats.end_s = media_s + (packet.duration or 0) * tb_num / tb_den
                 stats.lag_s = edge.lag(received_at, media_s)
-            if edge.skip(stats, packet.is_keyframe):
+            if edge.skip(stats, packet.is_keyframe, received_at):
                 continue
             if keyframes_only and not packet.is_keyframe:
                 continue
         try:
             frames = _decode(stream, packet if packet.size else None, drain=keyframes_only)
         except av.FFmpegError as exc:
+            _check_size(codec, stream_id, media_s)
             stats.decode_errors += 1
             stats.last_error = ffmpeg_reason(exc)
             metrics.DECODE_ERRORS.inc()
             continue
+        if not frames:
+            _check_size(codec, stream_id, media_s)
         metrics.FRAMES_DECODED.inc(len(frames))
         for frame in frames:
             stats.frames_decoded += 1
@@ -195,13 +213,28 @@ def sample_frames(
             ):
                 continue
             if max(frame.width, frame.height) > MAX_SIDE:
-                raise SourceRefused(
-                    f"{stream_id}: frame at {pts_s:.3f} s is {frame.width}x{frame.height}, "
-                    f"larger than {MAX_SIDE} px on a side"
-                )
+                raise _too_large(stream_id, pts_s, frame.width, frame.height)
             last_kept = pts_s
             stats.frames_sampled += 1
             yield Frame(stream_id, pts_s, received_at, frame_luma(frame), frame.width, frame.height)
+
+
+def _too_large(stream_id: str, pts_s: float | None, width: int, height: int) -> SourceRefused:
+    at = "" if pts_s is None else f" at {pts_s:.3f} s"
+    return SourceRefused(
+        f"{stream_id}: frame{at} is {width}x{height}, larger than {MAX_SIDE} px on a side"
+    )
+
+
+def _check_size(codec: av.VideoCodecContext, stream_id: str, pts_s: float | None) -> None:
+    """Refuse a picture size the decoder took from the stream but gave no frame of.
+
+    Decoders refuse pictures above ``max_pixels`` (source.video_stream) without an
+    error in keyframe mode, so a stream changing to a huge size would otherwise just
+    go quiet.
+    """
+    if max(codec.width, codec.height) > MAX_SIDE:
+        raise _too_large(stream_id, pts_s, codec.width, codec.height)
 
 
 def _demux(
@@ -217,14 +250,21 @@ def _demux(
     closed the stream (nginx-rtmp does when the publisher leaves) or nothing
     arrived for ``rw_timeout``. A read that failed before the timeout could have
     run out is the server closing: SourceEnded. One that waited it out is a stall.
+
+    Empty packets are dropped: a decoder takes one as "end of stream, flush" and
+    decodes nothing after it, and some containers (NUT) store them mid-stream.
+    One empty packet is yielded after the last one, for the decoder's final frames.
     """
     packets = container.demux(stream)
     while True:
         started = time.monotonic()
         try:
             packet = next(packets)
-        except StopIteration:
-            return
+        except (StopIteration, IndexError):
+            # IndexError: PyAV's demux, flushing after the last packet, looks up streams
+            # the demuxer added mid-stream (a damaged FLV or MPEG-TS grows new ones) and
+            # PyAV never registered (PyAV-Org/PyAV#692). Every packet was read by then.
+            break
         except av.FFmpegError as exc:
             waited_s = time.monotonic() - started
             stalled = read_timeout_s is not None and waited_s >= 0.95 * read_timeout_s
@@ -237,7 +277,9 @@ def _demux(
                 f"{stream_id}: read failed after {stats.packets} packets ({reason})",
                 "stalled" if stalled else "read_failed",
             ) from None
-        yield packet
+        if packet.size:
+            yield packet
+    yield av.Packet()
 
 
 def _decode(stream: VideoStream, packet: av.Packet | None, *, drain: bool) -> list[av.VideoFrame]:

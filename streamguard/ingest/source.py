@@ -1,5 +1,9 @@
 """Open a file or stream URL with PyAV, under the URL policy and size limits."""
 
+import errno
+import socket
+from urllib.parse import urlsplit
+
 import av
 from av.container import InputContainer
 from av.video.stream import VideoStream
@@ -32,7 +36,15 @@ def open_source(
     HLS playlist that stops changing ends after ``hls_hold_reloads`` reloads
     (FFmpeg's default waits for 1000).
     """
-    container_options = {"protocol_whitelist": check_allowed(source, allowed_schemes)}
+    container_options = {
+        "protocol_whitelist": check_allowed(source, allowed_schemes),
+        # No decoder while probing: FFmpeg would decode the first pictures at whatever
+        # size the stream declares, before video_stream() can refuse it (an SPS claiming
+        # 16000x16000 took 2.3 GB), and the probing decoders of streams found during
+        # the probe (FLV, so RTMP) take no options such as max_pixels. The size comes
+        # from the codec parser or the container; frames are decoded by sample_frames.
+        "codec_whitelist": "none",
+    }
     path = local_path(source)
     if path is not None:
         if not path.is_file():
@@ -54,10 +66,29 @@ def open_source(
         target, timeout = source, (open_timeout_s, None)
     try:
         return av.open(target, container_options=container_options, timeout=timeout)
-    except av.FFmpegError as exc:
+    except av.ExitError:  # PyAV's timeout interrupted FFmpeg ("Immediate exit requested")
         raise SourceError(
-            f"{redact(source)}: cannot open ({ffmpeg_reason(exc)})", "open_failed"
+            f"{redact(source)}: cannot open (timed out after {open_timeout_s:g} s)", "open_failed"
         ) from None
+    except av.FFmpegError as exc:
+        # FFmpeg reports a host name that does not resolve only as an I/O error.
+        looked_up = path is None and exc.errno == errno.EIO and _unresolved(source)
+        reason = looked_up or ffmpeg_reason(exc)
+        raise SourceError(f"{redact(source)}: cannot open ({reason})", "open_failed") from None
+
+
+def _unresolved(source: str) -> str:
+    """Why the host name of ``source`` does not resolve, or "" if it does."""
+    host = urlsplit(source).hostname
+    if not host:
+        return ""
+    try:
+        socket.getaddrinfo(host, None)
+    except socket.gaierror as exc:
+        return f"cannot resolve host '{host}': {exc.strerror}"
+    except (OSError, UnicodeError):
+        return ""
+    return ""
 
 
 def video_stream(container: InputContainer, source: str) -> VideoStream:

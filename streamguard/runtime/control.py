@@ -75,7 +75,8 @@ class ControlPlane:
     # -- commands, whatever their source ---------------------------------------------
 
     def check_secret(self, given: str) -> None:
-        if not self._secret or not hmac.compare_digest(given.encode(), self._secret):
+        given_bytes = given.encode(errors="surrogatepass")  # JSON can carry lone surrogates
+        if not self._secret or not hmac.compare_digest(given_bytes, self._secret):
             raise Refused("wrong or missing secret", "unauthorized")
 
     def command(self, stream_id: str, action: str, url: str = "", sample: Any = None) -> Command:
@@ -90,6 +91,8 @@ class ControlPlane:
                 check_allowed(stream.url, self._allowed)
         except (ConfigError, SourceRefused) as exc:
             raise Refused(str(exc).removeprefix("command: ")) from None
+        if not stream.url.isprintable():  # control characters, lone surrogates (from JSON)
+            raise Refused(f"stream '{stream.id}': url has unprintable characters")
         return Command(action, stream)
 
     async def apply(self, command: Command, source: str) -> str:
@@ -152,8 +155,10 @@ class ControlPlane:
                 raise Refused(f"stream '{stream_id}': command larger than {MAX_COMMAND_BYTES} B")
             try:
                 data = json.loads(payload)
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            except ValueError as exc:  # also UnicodeDecodeError, a number of 4300+ digits
                 raise Refused(f"stream '{stream_id}': command is not JSON ({exc})") from None
+            except RecursionError:
+                raise Refused(f"stream '{stream_id}': command is not JSON (too deep)") from None
             if not isinstance(data, dict):
                 raise Refused(f"stream '{stream_id}': command must be a JSON object")
             if unknown := set(data) - _COMMAND_KEYS:
@@ -209,6 +214,8 @@ class ControlPlane:
         if not name:
             raise Refused("the media server did not say which stream (no name or path)")
         path = f"{app}/{name}" if app else name
+        if not path.isprintable():  # control characters, lone surrogates (from JSON)
+            raise Refused("the stream's app or name has unprintable characters")
         values = {
             "app": app,
             "name": name,
@@ -233,7 +240,7 @@ def _form(request: Request) -> dict[str, str]:
     if request.headers.get("content-type", "").startswith("application/json"):
         try:
             data = json.loads(body)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             return {}
         return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
     return dict(reversed(parse_qsl(body)))
@@ -243,6 +250,6 @@ def _action_of(payload: bytes) -> str:
     """The action a command names, for counting even a malformed one."""
     try:
         action = json.loads(payload).get("action")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return "unknown"
     return action if action in ("start", "stop") else "unknown"
