@@ -105,9 +105,7 @@ def _dihedral_with_reference_cpp(grey: np.ndarray) -> tuple[list[bytes], int]:
 
 
 def _dihedral_with_pdqhash_compute(luma: np.ndarray) -> tuple[list[bytes], int]:
-    luma = np.ascontiguousarray(luma)
-    rgb = as_strided(luma, shape=(*luma.shape, 3), strides=(*luma.strides, 0), writeable=True)
-    bits, quality = pdqhash.compute_dihedral(rgb)
+    bits, quality = pdqhash.compute_dihedral(_as_rgb(luma))
     return [np.packbits(b.astype(np.uint8)).tobytes() for b in bits], int(quality)
 
 
@@ -123,13 +121,16 @@ def pdq_dihedral(luma: Luma) -> tuple[list[bytes], int]:
     return _dihedral_with_reference_cpp(luma.float_full_range(small))
 
 
-def _hash_with_pdqhash_compute(luma: np.ndarray) -> tuple[bytes, int]:
-    # compute() turns RGB into grey with weights summing to one: a zero-stride
-    # three-channel view of the luma hashes exactly the luma. (Cython asks for
-    # a writable buffer; pdqhash only reads it.)
+def _as_rgb(luma: np.ndarray) -> np.ndarray:
+    """pdqhash turns RGB into grey with weights summing to one: a zero-stride
+    three-channel view of the luma hashes exactly the luma. (Cython asks for a
+    writable buffer; pdqhash only reads it.)"""
     luma = np.ascontiguousarray(luma)
-    rgb = as_strided(luma, shape=(*luma.shape, 3), strides=(*luma.strides, 0), writeable=True)
-    bits, quality = pdqhash.compute(rgb)
+    return as_strided(luma, shape=(*luma.shape, 3), strides=(*luma.strides, 0), writeable=True)
+
+
+def _hash_with_pdqhash_compute(luma: np.ndarray) -> tuple[bytes, int]:
+    bits, quality = pdqhash.compute(_as_rgb(luma))
     return np.packbits(bits.astype(np.uint8)).tobytes(), int(quality)
 
 
