@@ -31,8 +31,8 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 import pdqhash  # noqa: E402
 
-from streamguard.detect.commands import DEFAULT_OUTPUT, parse_thresholds  # noqa: E402
-from streamguard.detect.evaluate import Options, evaluate  # noqa: E402
+from streamguard.detect.commands import DEFAULT_OUTPUT, options_of, parse_thresholds  # noqa: E402
+from streamguard.detect.evaluate import evaluate  # noqa: E402
 from streamguard.detect.quality import markdown, write_report  # noqa: E402
 
 WATCHED = (
@@ -90,14 +90,7 @@ def main() -> None:
 
     started, commit = time.monotonic(), git("log", "-1", "--format=%h")
     uncommitted = git("status", "--short", "--", *WATCHED).splitlines()
-    options = Options(
-        images=args.images,
-        negatives=args.negatives,
-        footage_minutes=args.footage_minutes,
-        output=args.output,
-        thresholds=args.thresholds,
-        crops_per_picture=args.crops,
-    )
+    options = options_of(args)
     report = evaluate(options)
     command = "python bench/bench_quality.py " + " ".join(sys.argv[1:])
     report["bench"] = {

@@ -4,10 +4,13 @@ report (``quality.py``) are imported only when the command runs."""
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamguard.errors import StreamguardError
 from streamguard.hashing import ALGORITHMS
+
+if TYPE_CHECKING:  # evaluate pulls in the heavy modules; eval imports it when it runs
+    from streamguard.detect.evaluate import Options
 
 DEFAULT_OUTPUT = Path("bench/out/quality")
 
@@ -27,8 +30,23 @@ def parse_thresholds(text: str) -> dict[str, int]:
     return thresholds
 
 
+def options_of(args: argparse.Namespace, *, quick: bool = False) -> "Options":
+    """The evaluation's options from the flags ``eval`` and bench/bench_quality.py share."""
+    from streamguard.detect.evaluate import Options
+
+    return Options(
+        images=args.images,
+        negatives=args.negatives,
+        footage_minutes=args.footage_minutes,
+        quick=quick,
+        output=args.output,
+        thresholds=args.thresholds,
+        crops_per_picture=args.crops,
+    )
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from streamguard.detect.evaluate import Options, evaluate
+    from streamguard.detect.evaluate import evaluate
     from streamguard.detect.quality import markdown, write_report
 
     for flag, directory in (("--images", args.images), ("--negatives", args.negatives)):
@@ -37,15 +55,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for flag, number in (("--footage-minutes", args.footage_minutes), ("--crops", args.crops)):
         if number is not None and number < 0:
             raise StreamguardError(f"{flag} {number}: must not be negative")
-    options = Options(
-        images=args.images,
-        negatives=args.negatives,
-        footage_minutes=args.footage_minutes,
-        quick=args.quick,
-        output=args.output,
-        thresholds=args.thresholds,
-        crops_per_picture=args.crops,
-    )
+    options = options_of(args, quick=args.quick)
     report = evaluate(options)
     json_path, md_path, plots = write_report(report, options.output)
     print(markdown(report))
