@@ -4,7 +4,6 @@ removal, and the `streamguard streams` command."""
 import asyncio
 import json
 import subprocess
-import sys
 import time
 
 import pytest
@@ -14,6 +13,7 @@ from streamguard.config import ClusterSettings, StreamConfig
 from streamguard.runtime.cluster import ClusterMember
 
 from ..support.redis import RedisServer
+from .test_run_redis import against_redis
 
 pytestmark = pytest.mark.integration
 TTL_S = 1.0
@@ -76,12 +76,7 @@ def test_capacity_fencing_takeover_and_removal(redis: RedisServer):
 
 
 def streams_cli(redis: RedisServer, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "streamguard", "streams", *args, "--redis", redis.url],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return against_redis(redis, "streams", *args)
 
 
 def test_streams_command_registers_lists_and_removes(redis: RedisServer):

@@ -20,13 +20,18 @@ LOOP_S = 10  # the sample clips show their flagged picture at 4 s of every 10 s 
 pytestmark = pytest.mark.integration
 
 
-def blocklist(redis: RedisServer, *args: str) -> subprocess.CompletedProcess:
+def against_redis(redis: RedisServer, command: str, *args: str) -> subprocess.CompletedProcess:
+    """``streamguard COMMAND ARGS… --redis URL`` (blocklist, streams)."""
     return subprocess.run(
-        [sys.executable, "-m", "streamguard", "blocklist", *args, "--redis", redis.url],
+        [sys.executable, "-m", "streamguard", command, *args, "--redis", redis.url],
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def blocklist(redis: RedisServer, *args: str) -> subprocess.CompletedProcess:
+    return against_redis(redis, "blocklist", *args)
 
 
 def add_image(redis: RedisServer, name: str) -> None:
