@@ -92,6 +92,10 @@ INTERNAL_ERRORS = Counter(
     "streamguard_internal_errors_total",
     "Bugs caught without stopping the service (a frame or a connection lost); should stay 0",
 )
+WORKER_RESTARTS = Counter(
+    "streamguard_worker_restarts_total",
+    "Worker processes that died and were started again by the parent (--processes N)",
+)
 
 # -- events: outbox and delivery -------------------------------------------------------
 DETECTION_LATENCY = Histogram(
@@ -117,6 +121,10 @@ OUTBOX_OLDEST_AGE = Gauge(
 )
 OUTBOX_REFUSED = Counter(
     "streamguard_outbox_refused_total", "Events lost because the outbox was full"
+)
+OUTBOX_WRITE_ERRORS = Counter(
+    "streamguard_outbox_write_errors_total",
+    "Outbox writes that failed (disk full, I/O error); the events wait in memory meanwhile",
 )
 
 # -- blocklist and connections ---------------------------------------------------------
@@ -196,12 +204,28 @@ def process_exited(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
+class _Supervised:
+    """Every worker's files, but the metrics only the parent changes from the parent:
+    it does not write files (its metrics exist before the directory is set)."""
+
+    PARENT_ONLY = (WORKER_RESTARTS,)
+
+    def __init__(self, directory: Path) -> None:
+        self._files = multiprocess.MultiProcessCollector(None, path=str(directory))
+
+    def collect(self):
+        own = [family for metric in self.PARENT_ONLY for family in metric.collect()]
+        names = {family.name for family in own}
+        yield from (family for family in self._files.collect() if family.name not in names)
+        yield from own
+
+
 def render(multiprocess_dir: Path | None) -> bytes:
     """The exposition text: this process's registry, or every worker's files."""
     if multiprocess_dir is None:
         return generate_latest(REGISTRY)
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=str(multiprocess_dir))
+    registry.register(_Supervised(multiprocess_dir))
     return generate_latest(registry)
 
 

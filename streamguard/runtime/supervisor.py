@@ -386,6 +386,7 @@ async def _supervise(
                     latest.pop(number, None)
                     readiness.pop(number, None)
                     metrics.process_exited(child.pid)
+                    metrics.WORKER_RESTARTS.inc()
                     children[number] = start(number)
     finally:
         for child in children:

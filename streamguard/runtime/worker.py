@@ -146,7 +146,7 @@ class StreamWorker:
         self.state.detections += 1
         log.warning(
             "stream %s: %s: matched %s/%s (%s, %s distance %d/%d, %d frames) at %.3f s, "
-            "%d ms after arrival",
+            "%d ms after arrival (event %s)",
             self.config.id,
             decision.action,
             best.hit.entry.list,
@@ -158,6 +158,7 @@ class StreamWorker:
             decision.confirmations,
             best.frame.pts_s,
             event["latency_ms"],
+            event["event_id"],
         )
         if decision.action == "kill" and not self._policy.policy.keep_watching_after_kill:
             self._stop.set()  # the media server ends the broadcast; nothing more to watch

@@ -216,3 +216,73 @@ def nginx_rtmp_server(
         yield server
     finally:
         stop(process, signal.SIGQUIT, STOP_TIMEOUT_S)  # SIGQUIT: graceful, closes clients
+
+
+class RestartableNginxRtmp:
+    """nginx-rtmp that a test can crash (kill -9 of the master and its workers), pause
+    (SIGSTOP, a hang) and start again on the same ports: the fault-injection tests.
+
+    nginx runs in its own process group, so the workers go down with the master as in a
+    real crash (a kill -9 of the master alone leaves its workers serving).
+    """
+
+    def __init__(self, root: Path, *, hls: bool = False) -> None:
+        self.root = root
+        self.hls = hls
+        self.rtmp_port, self.http_port = free_port(), free_port()
+        self.server: NginxRtmp | None = None
+
+    def start(self) -> None:
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(nginx).exists() or not RTMP_MODULE.exists():
+            raise NginxUnavailable(f"nginx-rtmp is needed: install {DEBIAN_PACKAGES}")
+        self.root.mkdir(parents=True, exist_ok=True)
+        conf = self.root / "nginx.conf"
+        conf.write_text(nginx_conf(self.root, self.rtmp_port, self.http_port, hls=self.hls))
+        process = subprocess.Popen(
+            [nginx, "-p", str(self.root), "-c", str(conf), "-e", str(self.error_log)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.server = NginxRtmp(self.root, self.rtmp_port, self.http_port, process)
+        try:
+            wait_for_ports(self.rtmp_port, self.http_port, alive=lambda: process.poll() is None)
+        except (RuntimeError, TimeoutError) as exc:
+            self.kill()
+            log = self.error_log.read_text() if self.error_log.exists() else "(no log)"
+            raise NginxUnavailable(f"nginx-rtmp did not start: {exc}\n{log}") from None
+
+    def _signal_group(self, sig: int) -> None:
+        assert self.server is not None, "nginx is not running"
+        os.killpg(self.server.process.pid, sig)
+
+    def kill(self) -> None:
+        """kill -9 of every nginx process: what a crash does."""
+        if self.server is not None:
+            stop(self.server.process, signal.SIGKILL, group=True)
+            self.server = None
+
+    def pause(self) -> None:
+        self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_group(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.resume()  # a stopped nginx would not handle SIGQUIT
+            stop(self.server.process, signal.SIGQUIT, STOP_TIMEOUT_S, group=True)
+            self.server = None
+
+    @property
+    def error_log(self) -> Path:
+        return self.root / "error.log"
+
+    def rtmp_url(self, name: str) -> str:
+        return f"rtmp://127.0.0.1:{self.rtmp_port}/live/{name}"
+
+    def published(self) -> set[str]:
+        assert self.server is not None, "nginx is not running"
+        return self.server.published()

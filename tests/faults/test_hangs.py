@@ -1,0 +1,140 @@
+"""A component hangs (SIGSTOP) for longer than the timeouts, then resumes (SIGCONT): the
+connection is given up on at its timeout instead of blocking anything, and taken up
+again once the component answers."""
+
+import signal
+import time
+
+import pytest
+
+from .scene import LOOP_S, Scene
+from .test_nginx import reconnects
+
+pytestmark = pytest.mark.integration
+
+
+def pause(process) -> None:
+    process.send_signal(signal.SIGSTOP)
+
+
+def resume(process) -> None:
+    process.send_signal(signal.SIGCONT)
+
+
+def test_redis_hangs(redis, mosquitto, nginx, tmp_path, record):
+    record.fault = "Redis hangs (SIGSTOP) for a flagged frame, then resumes (SIGCONT)"
+    connected = 'streamguard_connected{service="redis"}'
+    with Scene(tmp_path, redis, mosquitto, nginx) as scene:
+        flagged = scene.flagged
+        scene.before_flagged(1.5)
+        before = scene.streams()
+        paused = time.time()
+        pause(redis.process)
+        try:
+            scene.service.wait_for(lambda: scene.metric(connected) == 0, 10, "Redis given up")
+            record.saw(f"gave Redis up after {time.time() - paused:.1f} s (`timeout_s = 1`)")
+            detected_s = scene.wait_detected_after(paused, flagged, LOOP_S + 5)
+            record.detection_kept = True
+            record.saw(f"kept matching: kills for frames shown {detected_s:.1f} s into the hang")
+        finally:
+            resume(redis.process)
+        resumed = time.time()
+        scene.service.wait_for(lambda: scene.metric(connected) == 1, 20, "Redis back")
+        record.saw(f"`{connected}` 0, then 1 {time.time() - resumed:.1f} s after SIGCONT")
+        problems = scene.disturbed([*flagged, "clean"], before)
+        record.others_unaffected = not problems
+        scene.conclude(record)
+        assert not problems, problems
+    error = scene.logged(r"blocklist: Redis unavailable \((.*?)\); keeping the loaded entries")
+    assert "Redis is back; in sync" in scene.service.log()
+    record.saw(f"log: `blocklist: Redis unavailable ({error}) …`, then `Redis is back; in sync`")
+    assert scene.exit_code == 0
+
+
+def test_broker_hangs(redis, mosquitto, nginx, tmp_path, record):
+    record.fault = "MQTT broker hangs (SIGSTOP) for a flagged frame, then resumes (SIGCONT)"
+    connected = 'streamguard_connected{service="mqtt"}'
+    failures = "streamguard_publish_failures_total"
+    with Scene(tmp_path, redis, mosquitto, nginx) as scene:
+        flagged = scene.flagged
+        scene.before_flagged(1.5)
+        before, failed = scene.streams(), scene.metric(failures)
+        paused = time.time()
+        pause(mosquitto.process)
+        try:
+            # The kills decided now get no PUBACK: given up after `timeout_s = 2`.
+            scene.service.wait_for(lambda: scene.metric(connected) == 0, LOOP_S, "broker given up")
+            record.saw(f"gave the broker up {time.time() - paused:.1f} s into the hang")
+            waiting = scene.service.wait_for(
+                lambda: scene.metric("streamguard_outbox_events"), 5, "kills in the outbox"
+            )
+            record.saw(f"kept detecting: {waiting:.0f} kills wait in the outbox")
+        finally:
+            resume(mosquitto.process)
+        resumed = time.time()
+        detected_s = scene.wait_detected_after(paused, flagged, 30)
+        record.detection_kept = True
+        scene.service.wait_for(lambda: scene.metric(connected) == 1, 20, "connected again")
+        record.saw(
+            f"reconnected, delivered {time.time() - resumed:.1f} s after SIGCONT "
+            f"(frames shown {detected_s:.1f} s into the hang)"
+        )
+        record.saw(f"`{connected}` 0 then 1, `{failures}` +{scene.metric(failures) - failed:.0f}")
+        problems = scene.disturbed([*flagged, "clean"], before)
+        record.others_unaffected = not problems
+        scene.conclude(record)
+        assert scene.metric(failures) > failed
+        assert not problems, problems
+    error = scene.logged(r"MQTT: \S+ unavailable \((.*?)\); \d+ events kept in the outbox")
+    record.saw(f"log: `MQTT: URL unavailable ({error}); N events kept in the outbox; retrying`")
+    assert scene.exit_code == 0
+
+
+def test_nginx_hangs(redis, mosquitto, nginx, tmp_path, record):
+    record.fault = "nginx-rtmp hangs (SIGSTOP), then resumes (SIGCONT)"
+    with Scene(tmp_path, redis, mosquitto, nginx) as scene:
+        before, counted = scene.streams(), reconnects(scene.metrics())
+        paused = time.time()
+        nginx.pause()
+        try:
+            # Nothing arrives: each reader gives up at `read_timeout_s = 2`, and reopening
+            # times out at `open_timeout_s = 4`.
+            scene.service.wait_for(
+                lambda: all(s["state"] == "reconnecting" for s in scene.streams().values()),
+                10,
+                "every stream given up",
+            )
+            record.saw(f"all streams `reconnecting` {time.time() - paused:.1f} s into the hang")
+            time.sleep(4)  # hang past the open timeout too
+        finally:
+            nginx.resume()
+        resumed = time.time()
+        scene.service.wait_for(
+            lambda: all(
+                s["state"] == "watching" and s["connects"] >= 2 for s in scene.streams().values()
+            ),
+            15,
+            "every stream watched again",
+        )
+        record.saw(f"all watched again {time.time() - resumed:.1f} s after SIGCONT")
+        detected_s = scene.wait_detected_after(resumed, scene.flagged, 2 * LOOP_S + 5)
+        record.detection_kept = True
+        record.saw(f"kills for flagged frames shown {detected_s:.1f} s after SIGCONT")
+        moved = {
+            reason: int(n - counted.get(reason, 0))
+            for reason, n in reconnects(scene.metrics()).items()
+            if n > counted.get(reason, 0)
+        }
+        assert moved, "no reconnect counted"
+        record.saw(
+            "`streamguard_reconnects_total` "
+            + ", ".join(f'{{reason="{reason}"}} +{n}' for reason, n in sorted(moved.items()))
+        )
+        scene.conclude(record)
+        assert all(
+            s["frames_sampled"] > before[n]["frames_sampled"] for n, s in scene.streams().items()
+        )
+    log = scene.service.log()
+    assert "reconnecting: " in log and "nothing received for" in log
+    record.saw("log: `stream ID (URL): reconnecting: … nothing received for 2.0 s`")
+    assert scene.exit_code == 0
