@@ -1,6 +1,6 @@
 """Secrets never leave: a run with a stream key, a URL token, Redis and MQTT passwords and
 a control secret planted everywhere they can be given, then every output searched for them.
-The broker enforces deploy/mosquitto.acl, the ACL docs/deploy.md documents."""
+The broker enforces deploy/mosquitto.acl, the ACL docs/reliability.md documents."""
 
 import json
 import subprocess
@@ -21,6 +21,7 @@ from .test_run_redis import LOOP_S, add_image
 
 pytestmark = pytest.mark.integration
 ACL = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto.acl"
+CONTROL = "streamguard/v1/control/streams/"
 PLANTED = {
     "stream key": "planted-stream-key-5e1f",
     "URL token": "planted-url-token-77aa",
@@ -29,17 +30,17 @@ PLANTED = {
     "MQTT password": "planted-mqtt-password-c4e2",
     "control secret": "planted-control-secret-a0d8",
 }
-PLATFORM_PASSWORD = "platform-password"
+PASSWORDS = {"platform": "platform-password", "consumer": "consumer-password"}
 
 
-def platform_publishes(port: int, topic: str, payload: object) -> None:
-    command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1"]
-    command += ["-u", "platform", "-P", PLATFORM_PASSWORD, "-t", topic, "-m", json.dumps(payload)]
+def publishes(user: str, port: int, topic: str, payload: object) -> None:
+    command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1", "-u", user]
+    command += ["-P", PASSWORDS[user], "-t", topic, "-m", json.dumps(payload)]
     subprocess.run(command, check=True, timeout=10)
 
 
 def test_no_output_carries_a_planted_secret(nginx_rtmp: NginxRtmp, tmp_path):
-    users = {"streamguard": PLANTED["MQTT password"], "platform": PLATFORM_PASSWORD}
+    users = {"streamguard": PLANTED["MQTT password"], **PASSWORDS}
     with (
         redis_server(tmp_path / "redis", password=PLANTED["Redis password"]) as redis,
         mosquitto_broker(tmp_path / "mqtt", users=users, acl=ACL.read_text()) as broker,
@@ -59,7 +60,7 @@ def test_no_output_carries_a_planted_secret(nginx_rtmp: NginxRtmp, tmp_path):
             f'{FAST_RETRIES}{EVERY_LOOP}[[streams]]\nid = "cam"\nurl = "{url}"\n'
         )
         platform = Subscriber(
-            broker.port, "streamguard/v1/#", user="platform", password=PLATFORM_PASSWORD
+            broker.port, "streamguard/v1/#", user="platform", password=PASSWORDS["platform"]
         )
         with publishing(FLAGGED_720, [nginx_rtmp.rtmp_url(key)], loop=True), platform:
             service = Service(["--config", str(config)], tmp_path / "run.log")
@@ -71,12 +72,16 @@ def test_no_output_carries_a_planted_secret(nginx_rtmp: NginxRtmp, tmp_path):
                     "url": nginx_rtmp.rtmp_url(PLANTED["second key"]),
                     "secret": PLANTED["control secret"],
                 }
-                platform_publishes(broker.port, "streamguard/v1/control/streams/second", command)
-                # ... and cannot forge a kill: the ACL lets it read kills, not write them
-                platform_publishes(broker.port, "streamguard/v1/kill/x", {"forged": True})
+                # (a read-only consumer can neither register one, even with the secret ...)
+                publishes("consumer", broker.port, CONTROL + "third", command)
+                publishes("platform", broker.port, CONTROL + "second", command)
+                # ... nor forge a kill; the platform cannot either: it reads kills
+                publishes("consumer", broker.port, "streamguard/v1/kill/y", {"forged": True})
+                publishes("platform", broker.port, "streamguard/v1/kill/x", {"forged": True})
                 service.wait_for(
                     lambda: "second" in service.streams(), 10, "the second stream registered"
                 )
+                assert "third" not in service.streams()
                 # the webhook with its secret in the query string
                 hook = (
                     f"http://127.0.0.1:{service.port}/control/nginx-rtmp"
@@ -98,7 +103,7 @@ def test_no_output_carries_a_planted_secret(nginx_rtmp: NginxRtmp, tmp_path):
         outputs["MQTT messages"] = "\n".join(
             f"{m.topic} {m.payload.decode(errors='replace')}" for m in platform.messages
         )
-    assert not [m for m in platform.messages if m.topic == "streamguard/v1/kill/x"]
+    assert not [m for m in platform.messages if m.topic.endswith(("/kill/x", "/kill/y"))]
     assert platform.on("status", "second")  # the control command took effect
     leaks = [
         f"{what} in {where}"

@@ -146,3 +146,11 @@ timeout_s = 2
 def test_bad_redis_settings_name_the_key(tmp_path, table, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         config.load_file(write(tmp_path, f"[redis]\n{table}\n"))
+
+
+def test_http_ports_listen_on_loopback_by_default(tmp_path):
+    from streamguard.enforce.settings import EnforceSettings
+
+    settings = config.load_file(write(tmp_path, ""))
+    assert (settings.http_host, settings.http_port) == ("127.0.0.1", 9310)
+    assert EnforceSettings().listen_address == ("127.0.0.1", 9311)

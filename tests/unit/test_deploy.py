@@ -451,7 +451,7 @@ def test_compose_mosquitto_users_passwords_and_acl_agree():
     script = "\n".join(mosquitto["command"])
     assert conf["password_file"] in script
     users = re.findall(r"^user (\S+)", MOSQUITTO_ACL.read_text(), re.MULTILINE)
-    assert set(users) == {"streamguard", "enforce", "platform"}
+    assert set(users) == {"streamguard", "enforce", "platform", "consumer"}
     for user in users:
         assert f"{SECRET_DIR}/mqtt-{user}-password" in secret_targets(mosquitto)
     assert re.search(r"for user in ([^;]+);", script).group(1).split() == users
