@@ -21,6 +21,7 @@ from streamguard.events.outbox import DEFAULT_MAX_EVENTS
 from streamguard.hashing import ALGORITHMS
 from streamguard.ingest.sampler import Sampling
 from streamguard.ingest.source import HLS_HOLD_RELOADS, OPEN_TIMEOUT_S
+from streamguard.values import positive_seconds
 
 RUN_SCHEMES = ("rtmp", "rtmps", "http", "https")
 DEFAULT_STATE_DIR = Path("streamguard-state")
@@ -93,9 +94,9 @@ class Settings:
 
 
 def _seconds(where: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if (seconds := positive_seconds(value)) is None:
         raise ConfigError(f"{where}: expected a positive number of seconds, got {value!r}")
-    return float(value)
+    return seconds
 
 
 def parse_stream(where: str, stream_id: Any, url: Any, sample: Any = "keyframes") -> StreamConfig:

@@ -22,6 +22,7 @@ from typing import Any
 from streamguard.detect.matcher import Match, strongest
 from streamguard.errors import StreamguardError
 from streamguard.hashing import ALGORITHMS
+from streamguard.values import positive_seconds
 
 ACTIONS = ("kill", "review")
 _RANK = {None: 0, "review": 1, "kill": 2}
@@ -227,7 +228,8 @@ def _choice(where: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
 
 
 def _positive(where: str, key: str, keys: Mapping[str, Any]) -> float:
-    value = keys[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise PolicyError(f"{where}.{key}: expected a positive number of seconds, got {value!r}")
-    return float(value)
+    if (seconds := positive_seconds(keys[key])) is None:
+        raise PolicyError(
+            f"{where}.{key}: expected a positive number of seconds, got {keys[key]!r}"
+        )
+    return seconds

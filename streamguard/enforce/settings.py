@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from streamguard.config import ConfigError
 from streamguard.enforce.adapters import ADAPTERS
+from streamguard.values import positive_seconds
 
 DEFAULT_STATE_FILE = Path("streamguard-state/enforce.sqlite3")
 
@@ -61,9 +62,9 @@ def parse(where: str, table: dict[str, Any], base: Path) -> EnforceSettings:
                 raise ConfigError(f"{where}.{key}: expected a file path")
             values[key] = base / value
         elif key.endswith("_s"):
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            if (seconds := positive_seconds(value)) is None:
                 raise ConfigError(f"{where}.{key}: expected a positive number of seconds")
-            values[key] = float(value)
+            values[key] = seconds
         elif not isinstance(value, str):
             raise ConfigError(f"{where}.{key}: expected a string")
         else:

@@ -25,6 +25,7 @@ _REASONS = {
     405: "Method Not Allowed",
     411: "Length Required",
     413: "Content Too Large",
+    500: "Internal Server Error",
     503: "Service Unavailable",
 }
 _MAX_HEADER_BYTES = 16 * 1024
@@ -63,9 +64,11 @@ async def serve(
     port: int,
     routes: dict[str, Route],
     post_routes: dict[str, PostRoute] | None = None,
+    on_error: Callable[[], None] = lambda: None,
 ) -> asyncio.Server:
     """Start serving ``routes`` (GET, path -> handler) and ``post_routes`` (POST);
-    the caller closes the returned server."""
+    the caller closes the returned server. A handler that raises is a bug: the client
+    gets a 500, the log the traceback, and ``on_error`` is called to count it."""
     post_routes = post_routes or {}
 
     async def respond(
@@ -81,7 +84,7 @@ async def serve(
                 return json_response({"error": "only POST"}, 405)
             headers = _headers(head)
             length = headers.get("content-length", "")
-            if not length.isdigit():
+            if not (length.isascii() and length.isdigit()):
                 return json_response({"error": "Content-Length required"}, 411)
             if int(length) > _MAX_BODY_BYTES:
                 return json_response({"error": "body too large"}, 413)
@@ -99,11 +102,24 @@ async def serve(
             return json_response({"error": "only GET"}, 405)
         return route()
 
+    async def answer(
+        method: str, target: str, head: bytes, reader: asyncio.StreamReader, writer
+    ) -> Response:
+        try:
+            return await respond(method, target, head, reader, writer)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            raise  # the client's fault: a short or slow body
+        except Exception:
+            # the path only: query strings carry secrets
+            log.exception("HTTP %s %s failed", method, target.partition("?")[0][:200])
+            on_error()
+            return json_response({"error": "internal error"}, 500)
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT_S)
             method, target, *_ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
-            response = await respond(method, target, head, reader, writer)
+            response = await answer(method, target, head, reader, writer)
             status = f"{response.status} {_REASONS.get(response.status, '')}"
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {response.content_type}\r\n"
@@ -113,7 +129,7 @@ async def serve(
                 writer.write(response.body)
             await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            pass  # a client that sends nothing, too much, or garbage just gets closed
+            pass  # a client that sends nothing, too much, or no request line just gets closed
         except ConnectionError:
             pass
         finally:

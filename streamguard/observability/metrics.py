@@ -7,6 +7,7 @@ up. One port for the whole service, as with ``/streams``.
 """
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import (
@@ -19,6 +20,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics_core import Metric
 
 from streamguard import __version__
 
@@ -205,19 +207,35 @@ def process_exited(pid: int) -> None:
 
 
 class _Supervised:
-    """Every worker's files, but the metrics only the parent changes from the parent:
-    it does not write files (its metrics exist before the directory is set)."""
+    """Every worker's files plus the counters the parent itself changes, added up by
+    name and labels. The parent writes no files: its metrics exist before the
+    directory is set."""
 
-    PARENT_ONLY = (WORKER_RESTARTS,)
+    PARENT_COUNTERS = (WORKER_RESTARTS, CONTROL_COMMANDS, INTERNAL_ERRORS)
 
     def __init__(self, directory: Path) -> None:
         self._files = multiprocess.MultiProcessCollector(None, path=str(directory))
 
-    def collect(self):
-        own = [family for metric in self.PARENT_ONLY for family in metric.collect()]
-        names = {family.name for family in own}
-        yield from (family for family in self._files.collect() if family.name not in names)
-        yield from own
+    def collect(self) -> Iterator[Metric]:
+        own = {family.name: family for c in self.PARENT_COUNTERS for family in c.collect()}
+        for family in self._files.collect():
+            parent = own.pop(family.name, None)
+            yield family if parent is None else _added(family, parent)
+        yield from (_added(family, None) for family in own.values())
+
+
+def _added(family: Metric, other: Metric | None) -> Metric:
+    """``family`` with ``other``'s samples added to it, without ``_created`` samples
+    (multiprocess mode has none)."""
+    values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for sample in [*family.samples, *(other.samples if other else [])]:
+        if not sample.name.endswith("_created"):
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            values[key] = values.get(key, 0.0) + sample.value
+    total = Metric(family.name, family.documentation, family.type, family.unit)
+    for (name, labels), value in values.items():
+        total.add_sample(name, dict(labels), value)
+    return total
 
 
 def render(multiprocess_dir: Path | None) -> bytes:

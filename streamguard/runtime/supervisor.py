@@ -287,7 +287,9 @@ async def _run_in_process(settings: Settings) -> None:
     watcher = Watcher(settings, worker_id=settings.worker_id)  # loads the blocklist
     routes = _routes(watcher.snapshots, lambda: (watcher.ready, [watcher.blocklist_status()]))
     async with _control_plane(settings) as webhooks:
-        server = await serve(settings.http_host, settings.http_port, routes, webhooks)
+        server = await serve(
+            settings.http_host, settings.http_port, routes, webhooks, metrics.INTERNAL_ERRORS.inc
+        )
         try:
             await watcher.run(stop)
         finally:
@@ -352,7 +354,9 @@ async def _run_processes(settings: Settings, count: int) -> None:
 
     routes = _routes(streams, ready, metrics_dir)
     async with _control_plane(settings) as webhooks:
-        server = await serve(settings.http_host, settings.http_port, routes, webhooks)
+        server = await serve(
+            settings.http_host, settings.http_port, routes, webhooks, metrics.INTERNAL_ERRORS.inc
+        )
         try:
             await _supervise(stop, children, start, states, latest, readiness)
         finally:

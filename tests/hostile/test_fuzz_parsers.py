@@ -14,6 +14,7 @@ encode them), nesting past Python's recursion limit, integers past its 4300 digi
 
 import asyncio
 import json
+import math
 import re
 
 import pytest
@@ -323,7 +324,7 @@ def test_publish_hook_answers_allow_or_deny(hook, body, secret):
 toml_scalars = (
     st.booleans()
     | st.integers(-5, 100)
-    | st.floats(allow_nan=False)
+    | st.floats()
     | st.sampled_from(["kill", "review", "ignore", "pdq", ""])
 )
 rule_keys = st.sampled_from(
@@ -353,9 +354,16 @@ policy_tables = st.dictionaries(
 
 @FUZZ
 @given(table=policy_tables | json_values)
+@example(table={"incident_gap_s": float("nan")})
+@example(table={"csam": {"window_s": float("inf")}})
 def test_policy_tables(table):
     try:
         policy = parse_policy("policy", table)
     except PolicyError:
         return
     assert isinstance(policy, Policy)
+    seconds = [
+        policy.incident_gap_s,
+        *(r.window_s for r in (policy.default, *policy.categories.values())),
+    ]
+    assert all(0 < s < math.inf for s in seconds), seconds  # nan would never end an incident

@@ -32,13 +32,15 @@ TTL_S = 6
 SECRET = "control-secret-for-tests"
 
 
-def cluster_config(tmp_path: Path, name: str, redis: RedisServer, extra: str = "") -> Path:
+def cluster_config(
+    tmp_path: Path, name: str, redis: RedisServer, extra: str = "", processes: int = 1
+) -> Path:
     directory = tmp_path / name
     directory.mkdir()
     (directory / "secret").write_text(SECRET)
     config = directory / "streamguard.toml"
     config.write_text(
-        f'processes = 1\nworker_id = "{name}"\nstate_dir = "state"\n'
+        f'processes = {processes}\nworker_id = "{name}"\nstate_dir = "state"\n'
         f'[redis]\nurl = "{redis.url}"\ntimeout_s = 1\n'
         f"[cluster]\nenabled = true\nlease_ttl_s = {TTL_S}\n"
         f'[control]\nsecret_file = "secret"\n{extra}{FAST_RETRIES}{EVERY_LOOP}'
@@ -142,7 +144,8 @@ def test_nginx_rtmp_hooks_register_and_remove_a_stream(redis: RedisServer, tmp_p
         tmp_path / "nginx", hls=False, on_publish=hook, on_publish_done=hook
     ) as nginx:
         pull = f'pull_url = "rtmp://127.0.0.1:{nginx.rtmp_port}/{{app}}/{{name}}"\n'
-        config = cluster_config(tmp_path, "a", redis, pull)
+        # two worker processes: the webhook is answered, and counted, by their parent
+        config = cluster_config(tmp_path, "a", redis, pull, processes=2)
         service = start(tmp_path, "a", config, port=port)
         try:
             service.wait_for(lambda: service.get("/readyz")["ready"], 20, "ready")

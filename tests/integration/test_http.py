@@ -101,3 +101,26 @@ def test_post_routes_get_a_bounded_body():
     assert request.peer == "127.0.0.1"
     assert get.startswith(b"HTTP/1.1 405 ") and post_get_route.startswith(b"HTTP/1.1 405 ")
     assert no_length.startswith(b"HTTP/1.1 411 ") and too_big.startswith(b"HTTP/1.1 413 ")
+
+
+def test_a_failing_handler_is_a_500_logged_without_the_query(caplog):
+    errors = []
+
+    def broken():
+        raise ValueError("a bug")
+
+    async def scenario():
+        server = await serve("127.0.0.1", 0, {"/broken": broken}, on_error=lambda: errors.append(1))
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await exchange(port, b"GET /broken?secret=hunter2 HTTP/1.1\r\n\r\n")
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    reply = asyncio.run(scenario())
+    assert reply.startswith(b"HTTP/1.1 500 Internal Server Error")
+    assert errors == [1]
+    (record,) = [r for r in caplog.records if r.name == "streamguard.http"]
+    assert record.getMessage() == "HTTP GET /broken failed" and record.exc_info
+    assert "hunter2" not in caplog.text

@@ -73,6 +73,9 @@ sample = "interval:1"
         ("this is not toml\n", "not valid TOML"),
         ("[detect]\nborders = 'yes'\n", "detect.borders: expected true or false"),
         ("[cluster]\nlease_ttl_s = 0\n", "cluster.lease_ttl_s: expected a positive number"),
+        ("[ingest]\nopen_timeout_s = nan\n", "ingest.open_timeout_s: expected a positive number"),
+        ("[policy]\nincident_gap_s = nan\n", "policy.incident_gap_s: expected a positive number"),
+        ("[policy.csam]\nwindow_s = inf\n", "policy.csam.window_s: expected a positive number"),
         ("[control]\nsecret = 'x'\n", "control: unknown key(s) secret"),
     ],
 )
