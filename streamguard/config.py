@@ -90,6 +90,7 @@ class Settings:
     http_port: int = 9310
     processes: int = 0  # 0: one per core
     hash_threads: int = 0  # 0: one per core
+    worker_timeout_s: float = 30.0  # a worker process silent this long is killed, restarted
     worker_id: str = ""
 
 
@@ -188,7 +189,7 @@ def load_file(path: Path) -> Settings:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     known = {"streams", "blocklist", "redis", "mqtt", "policy", "ingest", "http", "processes"}
     known |= {"cluster", "control", "detect"}
-    known |= {"hash_threads", "worker_id", "state_dir", "outbox_max_events"}
+    known |= {"hash_threads", "worker_id", "state_dir", "outbox_max_events", "worker_timeout_s"}
     known.add("enforce")  # read by `streamguard enforce`
     if unknown := set(data) - known:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
@@ -225,6 +226,7 @@ def load_file(path: Path) -> Settings:
         or DEFAULT_MAX_EVENTS,
         processes=_count(f"{path}: processes", data.get("processes", 0)),
         hash_threads=_count(f"{path}: hash_threads", data.get("hash_threads", 0)),
+        worker_timeout_s=_seconds(f"{path}: worker_timeout_s", data.get("worker_timeout_s", 30.0)),
         worker_id=str(data.get("worker_id", "")),
     )
     if "http" in data:

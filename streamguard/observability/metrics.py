@@ -96,7 +96,8 @@ INTERNAL_ERRORS = Counter(
 )
 WORKER_RESTARTS = Counter(
     "streamguard_worker_restarts_total",
-    "Worker processes that died and were started again by the parent (--processes N)",
+    "Worker processes (--processes N) the parent started again, by reason: exited, hung",
+    ["reason"],
 )
 
 # -- events: outbox and delivery -------------------------------------------------------
@@ -252,5 +253,7 @@ BUILD_INFO.labels(__version__).set(1)
 for _action in ("kill", "review"):
     DECISIONS.labels(_action)
     EVENTS_PUBLISHED.labels(_action)
+for _reason in ("exited", "hung"):
+    WORKER_RESTARTS.labels(_reason)
 for _reason in ("ended", "open_failed", "no_video", "stalled", "read_failed", "internal_error"):
     RECONNECTS.labels(_reason)

@@ -358,7 +358,9 @@ async def _run_processes(settings: Settings, count: int) -> None:
             settings.http_host, settings.http_port, routes, webhooks, metrics.INTERNAL_ERRORS.inc
         )
         try:
-            await _supervise(stop, children, start, states, latest, readiness)
+            await _supervise(
+                stop, children, start, states, latest, readiness, settings.worker_timeout_s
+            )
         finally:
             server.close()
 
@@ -370,10 +372,14 @@ async def _supervise(
     states: Any,
     latest: dict[int, Snapshots],
     readiness: dict[int, tuple[bool, dict[str, Any]]],
+    timeout_s: float,
 ) -> None:
-    """Gather the children's states and restart any that dies, until ``stop``; then
-    stop them all."""
+    """Gather the children's states and restart any that dies, or that has sent none for
+    ``timeout_s`` (hung: a blocked event loop, a stopped process), until ``stop``; then
+    stop them all. A child still loading its blocklist has not reported yet and is
+    not timed."""
     loop = asyncio.get_running_loop()
+    reported: dict[int, float] = {}  # child number -> loop time of its last state
     try:
         while not stop.is_set():
             with contextlib.suppress(queue.Empty):
@@ -382,16 +388,32 @@ async def _supervise(
                 )
                 latest[number] = snapshot
                 readiness[number] = (ok, blocklist)
+                reported[number] = loop.time()
             for number, child in enumerate(children):
-                if not child.is_alive() and not stop.is_set():
+                silent_s = loop.time() - reported.get(number, loop.time())
+                if stop.is_set() or (child.is_alive() and silent_s <= timeout_s):
+                    continue
+                if child.is_alive():
+                    log.error(
+                        "worker process %d sent no state for %.0f s (hung); killing it and "
+                        "starting a new one",
+                        number,
+                        silent_s,
+                    )
+                    child.kill()
+                    await loop.run_in_executor(None, child.join, CHILD_STOP_TIMEOUT_S)
+                    reason = "hung"
+                else:
                     log.error(
                         "worker process %d exited (code %s); restarting", number, child.exitcode
                     )
-                    latest.pop(number, None)
-                    readiness.pop(number, None)
-                    metrics.process_exited(child.pid)
-                    metrics.WORKER_RESTARTS.inc()
-                    children[number] = start(number)
+                    reason = "exited"
+                latest.pop(number, None)
+                readiness.pop(number, None)
+                reported.pop(number, None)
+                metrics.process_exited(child.pid)
+                metrics.WORKER_RESTARTS.labels(reason).inc()
+                children[number] = start(number)
     finally:
         for child in children:
             child.terminate()  # SIGTERM: each child stops its workers

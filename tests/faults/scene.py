@@ -205,6 +205,7 @@ class Scene:
         path = self.tmp_path / "streamguard.toml"
         path.write_text(
             f'processes = {self.processes}\nstate_dir = "{state_dir}"\nhash_threads = 2\n'
+            "worker_timeout_s = 3\n"
             f'[redis]\nurl = "{self.redis.url}"\ntimeout_s = 1\n'
             f'[mqtt]\nurl = "{self.mosquitto.url()}"\ntimeout_s = 2\nkeepalive_s = 5\n'
             f"{FAST_RETRIES}{EVERY_LOOP}{tables}"
