@@ -2,6 +2,7 @@
 the encoders reconnect by themselves, and so does every stream's reader."""
 
 import time
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,21 @@ pytestmark = pytest.mark.integration
 def reconnects(metrics: dict[str, float]) -> dict[str, float]:
     prefix = 'streamguard_reconnects_total{reason="'
     return {k[len(prefix) : -2]: v for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def saw_reconnects(scene: Scene, counted: dict[str, float], record: Any) -> None:
+    """Note the reconnects counted since ``counted`` (``reconnects()`` then), by reason;
+    there must be some."""
+    moved = {
+        reason: int(n - counted.get(reason, 0))
+        for reason, n in reconnects(scene.metrics()).items()
+        if n > counted.get(reason, 0)
+    }
+    assert moved, "no reconnect counted"
+    record.saw(
+        "`streamguard_reconnects_total` "
+        + ", ".join(f'{{reason="{reason}"}} +{n}' for reason, n in sorted(moved.items()))
+    )
 
 
 def test_nginx_killed_and_restarted(redis, mosquitto, nginx, tmp_path, record):
@@ -45,16 +61,7 @@ def test_nginx_killed_and_restarted(redis, mosquitto, nginx, tmp_path, record):
         detected_s = scene.wait_detected_after(restarted, scene.flagged, 2 * LOOP_S + 5)
         record.detection_kept = True
         record.saw(f"kills for flagged frames shown {detected_s:.1f} s after the restart")
-        moved = {
-            reason: int(n - counted.get(reason, 0))
-            for reason, n in reconnects(scene.metrics()).items()
-            if n > counted.get(reason, 0)
-        }
-        assert moved, "no reconnect counted"
-        record.saw(
-            "`streamguard_reconnects_total` "
-            + ", ".join(f'{{reason="{reason}"}} +{n}' for reason, n in sorted(moved.items()))
-        )
+        saw_reconnects(scene, counted, record)
         scene.conclude(record)
     log = scene.service.log()
     for name in scene.encoders:
