@@ -27,10 +27,11 @@ ORDER = [
     "test_redis_killed_and_restarted",
     "test_broker_killed_and_restarted",
     "test_nginx_killed_and_restarted",
-    "test_worker_process_killed",
+    "test_worker_process_fails[killed]",
     "test_redis_hangs",
     "test_broker_hangs",
     "test_nginx_hangs",
+    "test_worker_process_fails[hung]",
     "test_outbox_disk_full",
     "test_stream_host_does_not_resolve",
 ]
@@ -53,9 +54,10 @@ that a flagged frame comes during or right after it), and then requires:
   the service up, `streamguard_internal_errors_total` 0, and the metric and log
   line named in the table.
 
-Timeouts are the short ones of the test configuration: `[redis] timeout_s = 1`,
-`[mqtt] timeout_s = 2` and `keepalive_s = 5`, `[ingest] open_timeout_s = 4`,
-`read_timeout_s = 2`, reconnect back-off 0.5-2 s. The table below is written by
+Timeouts are the short ones of the test configuration: `worker_timeout_s = 3`,
+`[redis] timeout_s = 1`, `[mqtt] timeout_s = 2` and `keepalive_s = 5`,
+`[ingest] open_timeout_s = 4`, `read_timeout_s = 2`, reconnect back-off 0.5-2 s. The
+table below is written by
 `python -m tests.faults.report --write` from the results of the run it names;
 `make test` runs the suite in CI.
 """
