@@ -57,9 +57,8 @@ that a flagged frame comes during or right after it), and then requires:
 Timeouts are the short ones of the test configuration: `worker_timeout_s = 3`,
 `[redis] timeout_s = 1`, `[mqtt] timeout_s = 2` and `keepalive_s = 5`,
 `[ingest] open_timeout_s = 4`, `read_timeout_s = 2`, reconnect back-off 0.5-2 s. The
-table below is written by
-`python -m tests.faults.report --write` from the results of the run it names;
-`make test` runs the suite in CI.
+table below is written by `python -m tests.faults.report --write` from the results
+of the run it names; `make test` runs the suite in CI.
 """
 
 NOTES = """\
