@@ -316,12 +316,15 @@ def twin_events(events: list[dict[str, Any]], window_s: float = 3.0) -> dict[str
     return {"pairs": pairs, "same_event_id": same_id}
 
 
-def log_findings(logs: list[Path]) -> dict[str, Any]:
-    """Warnings and errors in the run logs, by message shape (numbers and ids masked)."""
+def log_findings(logs: list[Path], skip: re.Pattern[str] | None = None) -> dict[str, Any]:
+    """Warnings and errors in the run logs, by message shape (numbers and ids masked);
+    messages ``skip`` matches (expected warnings, such as decisions) left out."""
     shapes: Counter = Counter()
     examples: dict[str, str] = {}
     for path in logs:
         for _, level, message in log_records(path):
+            if skip is not None and skip.search(message):
+                continue
             if level in ("WARNING", "ERROR", "CRITICAL"):
                 shape = re.sub(r"'[^']*'|\d+(\.\d+)?", "#", f"{level} {message}")[:160]
                 shapes[shape] += 1

@@ -121,20 +121,26 @@ def tree_cpu_s(root: int) -> float:
     return total / CLK_TCK
 
 
-def tree_memory_mb(root: int) -> dict[str, float]:
-    """Summed RSS and PSS (shared pages split between the processes) of the tree, in MB."""
+def process_memory_mb(pid: int) -> dict[str, float]:
+    """RSS and PSS (shared pages split between the processes) of one process, in MB; zero
+    once it has exited."""
     rss = pss = 0
-    for pid in descendants(root):
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                name, _, value = line.partition(":")
-                if name == "Rss":
-                    rss += int(value.split()[0])
-                elif name == "Pss":
-                    pss += int(value.split()[0])
-        except OSError:
-            continue
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name == "Rss":
+                rss += int(value.split()[0])
+            elif name == "Pss":
+                pss += int(value.split()[0])
+    except OSError:
+        pass
     return {"rss_mb": rss / 1024, "pss_mb": pss / 1024}
+
+
+def tree_memory_mb(root: int) -> dict[str, float]:
+    """Summed RSS and PSS of the tree, in MB."""
+    tree = [process_memory_mb(pid) for pid in descendants(root)]
+    return {key: sum(process[key] for process in tree) for key in ("rss_mb", "pss_mb")}
 
 
 def machine_busy() -> tuple[float, float]:
@@ -148,11 +154,15 @@ def machine_busy() -> tuple[float, float]:
 
 
 @contextmanager
-def replaying(nginx: NginxRtmp, copies: int, work: Path) -> Iterator[tuple[subprocess.Popen, Path]]:
-    """`streamguard replay` of ``copies`` looping copies to ``lat-{n}``; yields its send log."""
+def replaying(
+    nginx: NginxRtmp, copies: int, work: Path, *, clip: Path = CLIP, name: str = "lat"
+) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """`streamguard replay` of ``copies`` looping copies of ``clip`` to ``{name}-{n}``;
+    yields the process and its send log (in ``work``)."""
+    work.mkdir(parents=True, exist_ok=True)
     log = work / "keyframes.jsonl"
     log.unlink(missing_ok=True)  # the publisher appends: start each run from an empty log
-    command = [STREAMGUARD, "replay", str(CLIP), nginx.rtmp_url("lat-{n}")]
+    command = [STREAMGUARD, "replay", str(clip), nginx.rtmp_url(name + "-{n}")]
     command += ["--copies", str(copies), "--loop", "--keyframe-log", str(log)]
     # Every copy ends its FLV stream cleanly on SIGTERM.
     with started(command, work / "replay.log", stop_signal=signal.SIGTERM) as process:

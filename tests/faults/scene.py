@@ -3,12 +3,9 @@ reconnect like encoders do, `streamguard run` with the Redis blocklist and MQTT,
 platform subscriber with a persistent session that counts kill events by ``event_id``."""
 
 import re
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,8 +18,8 @@ from ..conftest import SAMPLES
 from ..integration.test_run import EVERY_LOOP, FAST_RETRIES
 from ..support.mosquitto import Mosquitto
 from ..support.nginx import RestartableNginxRtmp
-from ..support.redis import RedisServer
-from ..support.service import Service
+from ..support.redis import RedisServer, import_blocklist
+from ..support.service import DECISION, Service
 from ..support.subscriber import Subscriber
 
 CLIPS = SAMPLES / "clips"
@@ -34,11 +31,6 @@ FLAGGED_AT_S = 4.0  # stream time of the flagged keyframe in every loop
 PLATFORM = "platform-faults"  # the subscriber's client id: a persistent session
 PROBE = "streamguard/v1/kill/probe"
 BLOCKLIST = str(SAMPLES / "blocklist.csv")
-
-# The decision line of the run log (docs/operations.md), with the event id it published.
-DECISION = re.compile(
-    r"stream (?P<stream>\S+): kill: matched .* \(event (?P<event_id>[0-9a-f-]+)\)"
-)
 
 
 def received_at(event: dict[str, Any]) -> float:
@@ -91,55 +83,6 @@ class Encoder:
         assert not self._thread.is_alive(), f"the encoder of {self.clip.name} did not stop"
 
 
-def mosquitto_pub(port: int, topic: str, payload: str) -> None:
-    subprocess.run(
-        [
-            "mosquitto_pub",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-q",
-            "1",
-            "-t",
-            topic,
-            "-m",
-            payload,
-        ],
-        check=True,
-        timeout=10,
-    )
-
-
-def import_blocklist(redis: RedisServer) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streamguard",
-            "blocklist",
-            "import",
-            "--redis",
-            redis.url,
-            BLOCKLIST,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus text format: sample (with its labels) -> value."""
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            samples[name] = float(value)
-    return samples
-
-
 @dataclass
 class Scene:
     """Everything of one fault scenario; ``with`` starts it and waits for a first kill
@@ -170,7 +113,7 @@ class Scene:
         return self
 
     def _start(self) -> None:
-        import_blocklist(self.redis)
+        import_blocklist(self.redis, BLOCKLIST)
         self.subscriber = Subscriber(self.mosquitto.port, "streamguard/v1/kill/+", PLATFORM)
         wait_until(self._probe, 10, "the platform subscriber subscribed")
         for name, clip in {**FLAGGED, **CLEAN}.items():
@@ -193,9 +136,7 @@ class Scene:
 
     def _probe(self) -> bool:
         """Whether the subscriber gets what is published (it has subscribed)."""
-        mosquitto_pub(self.mosquitto.port, PROBE, "{}")
-        time.sleep(0.2)
-        return any(m.topic == PROBE for m in self.subscriber.messages)
+        return self.subscriber.probe(PROBE)
 
     def config(self) -> Path:
         state_dir = self.state_dir or self.tmp_path / "state"
@@ -277,9 +218,7 @@ class Scene:
         return found[-1 if last else 0]
 
     def metrics(self) -> dict[str, float]:
-        url = f"http://127.0.0.1:{self.service.port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return parse_metrics(reply.read().decode())
+        return self.service.metrics()
 
     def metric(self, sample: str) -> float:
         return self.metrics().get(sample, 0.0)

@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -78,3 +79,11 @@ def redis_server(
         yield server
     finally:
         server.stop()
+
+
+def import_blocklist(server: RedisServer, *files: Path | str) -> None:
+    """``streamguard blocklist import FILE… --redis URL``; raises with its stderr if it fails."""
+    command = [sys.executable, "-m", "streamguard", "blocklist", "import", "--redis", server.url]
+    done = subprocess.run([*command, *map(str, files)], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise RuntimeError(f"blocklist import failed: {done.stderr}")

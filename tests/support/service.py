@@ -1,6 +1,7 @@
 """Run `streamguard run` as a real process and watch it from outside, as a platform would."""
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -13,6 +14,21 @@ from typing import Any
 
 from .ports import free_port, wait_for_ports
 from .processes import stop as stop_process
+
+# The decision line of the run log (docs/operations.md), with the event id it published.
+DECISION = re.compile(
+    r"stream (?P<stream>\S+): kill: matched .* \(event (?P<event_id>[0-9a-f-]+)\)"
+)
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text format: sample (with its labels) -> value."""
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            samples[name] = float(value)
+    return samples
 
 
 class Service:
@@ -51,6 +67,11 @@ class Service:
 
     def streams(self) -> dict[str, dict[str, Any]]:
         return {state["stream_id"]: state for state in self.get("/streams")}
+
+    def metrics(self) -> dict[str, float]:
+        """/metrics: sample (with its labels) -> value."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as reply:
+            return parse_metrics(reply.read().decode())
 
     def wait_for(self, condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
         """Poll ``condition`` until truthy; fail with the service's log after ``timeout_s``.

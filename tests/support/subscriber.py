@@ -11,6 +11,12 @@ from typing import Any
 from .processes import stop
 
 
+def mosquitto_pub(port: int, topic: str, payload: str) -> None:
+    """Publish ``payload`` on ``topic`` at QoS 1 with the ``mosquitto_pub`` client."""
+    command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1"]
+    subprocess.run([*command, "-t", topic, "-m", payload], check=True, timeout=10)
+
+
 @dataclass(frozen=True)
 class Received:
     topic: str
@@ -64,6 +70,13 @@ class Subscriber:
             for m in self.messages
             if m.topic.startswith(prefix) and (stream_id == "+" or m.topic == prefix + stream_id)
         ]
+
+    def probe(self, topic: str) -> bool:
+        """Whether this subscriber has subscribed: publish ``{}`` on ``topic`` (one its
+        subscription covers) and look for it 0.2 s later."""
+        mosquitto_pub(self.port, topic, "{}")
+        time.sleep(0.2)
+        return any(m.topic == topic for m in self.messages)
 
     def close(self) -> None:
         stop(self.process, timeout_s=5)
