@@ -25,7 +25,7 @@ from streamguard.values import positive_seconds
 
 RUN_SCHEMES = ("rtmp", "rtmps", "http", "https")
 DEFAULT_STATE_DIR = Path("streamguard-state")
-STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 
 class ConfigError(StreamguardError):

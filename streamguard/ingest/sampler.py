@@ -7,6 +7,7 @@ most one frame per S seconds of stream time.
 """
 
 import errno
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,8 +47,8 @@ class Sampling:
             interval_s = float(value)
         except ValueError:
             interval_s = -1.0
-        if name != "interval" or not interval_s > 0:
-            raise ValueError(f"sampling '{text}': expected 'keyframes' or 'interval:SECONDS' (> 0)")
+        if name != "interval" or not 0 < interval_s < math.inf:  # inf: only the first frame
+            raise ValueError(f"sampling {text!r}: expected 'keyframes' or 'interval:SECONDS' (> 0)")
         return cls(interval_s)
 
     def __str__(self) -> str:

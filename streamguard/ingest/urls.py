@@ -34,7 +34,10 @@ def scheme_of(source: str) -> str:
 
 def check_allowed(source: str, allowed: frozenset[str] = DEFAULT_SCHEMES) -> str:
     """Return the FFmpeg ``protocol_whitelist`` for ``source`` or refuse its scheme."""
-    scheme = scheme_of(source)
+    try:
+        scheme = scheme_of(source)
+    except ValueError:  # urlsplit: an unbalanced or invalid [IPv6] host; nothing to redact by
+        raise SourceRefused("not a valid URL (bad [IPv6] host)") from None
     if scheme not in allowed or scheme not in _PROTOCOLS:
         enabled = ", ".join(sorted(allowed & _PROTOCOLS.keys()))
         raise SourceRefused(

@@ -87,12 +87,12 @@ class ControlPlane:
             url = "-"  # not used; parse_stream still checks the id
         try:
             stream = parse_stream("command", stream_id, url, sample or "keyframes")
-            if action == "start":
+            if not stream.url.isprintable():  # control characters, lone surrogates (from JSON)
+                raise Refused(f"stream '{stream.id}': url has unprintable characters")
+            if action == "start":  # its refusal shows the URL: printable only
                 check_allowed(stream.url, self._allowed)
         except (ConfigError, SourceRefused) as exc:
             raise Refused(str(exc).removeprefix("command: ")) from None
-        if not stream.url.isprintable():  # control characters, lone surrogates (from JSON)
-            raise Refused(f"stream '{stream.id}': url has unprintable characters")
         return Command(action, stream)
 
     async def apply(self, command: Command, source: str) -> str:
@@ -152,22 +152,23 @@ class ControlPlane:
 
         def build() -> Command:
             if len(payload) > MAX_COMMAND_BYTES:
-                raise Refused(f"stream '{stream_id}': command larger than {MAX_COMMAND_BYTES} B")
+                raise Refused(f"stream {stream_id!r}: command larger than {MAX_COMMAND_BYTES} B")
             try:
                 data = json.loads(payload)
             except ValueError as exc:  # also UnicodeDecodeError, a number of 4300+ digits
-                raise Refused(f"stream '{stream_id}': command is not JSON ({exc})") from None
+                raise Refused(f"stream {stream_id!r}: command is not JSON ({exc})") from None
             except RecursionError:
-                raise Refused(f"stream '{stream_id}': command is not JSON (too deep)") from None
+                raise Refused(f"stream {stream_id!r}: command is not JSON (too deep)") from None
             if not isinstance(data, dict):
-                raise Refused(f"stream '{stream_id}': command must be a JSON object")
+                raise Refused(f"stream {stream_id!r}: command must be a JSON object")
             if unknown := set(data) - _COMMAND_KEYS:
-                raise Refused(f"stream '{stream_id}': unknown key(s) {', '.join(sorted(unknown))}")
+                keys = ", ".join(map(repr, sorted(unknown)))  # JSON keys may hold line breaks
+                raise Refused(f"stream {stream_id!r}: unknown key(s) {keys}")
             secret = data.get("secret")
             self.check_secret(secret if isinstance(secret, str) else "")
             url = data.get("url", "")
             if data.get("action") == "start" and not isinstance(url, str):
-                raise Refused(f"stream '{stream_id}': url must be a string")
+                raise Refused(f"stream {stream_id!r}: url must be a string")
             return self.command(stream_id, str(data.get("action")), url, data.get("sample"))
 
         await self.handle("mqtt", _action_of(payload), build)

@@ -14,8 +14,8 @@ encode them), nesting past Python's recursion limit, integers past its 4300 digi
 
 import asyncio
 import json
+import logging
 import math
-import re
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -38,6 +38,7 @@ from streamguard.observability.http import Request
 from streamguard.runtime.control import ControlPlane
 
 from ..support.redis import RedisServer
+from .contract import DEEP, DOCUMENTED_STREAM_ID, HUGE_INT, assert_blocklist_error, assert_one_line
 
 SECRET = "s3cret"
 FUZZ = settings(
@@ -62,8 +63,6 @@ def encoded(value) -> bytes:
     return json.dumps(value).encode()
 
 
-DEEP = b"[" * 2000 + b"]" * 2000  # past the recursion limit
-HUGE_INT = b'{"action": ' + b"9" * 5000 + b"}"  # past int's 4300 digits
 EDGE_PAYLOADS = [DEEP, HUGE_INT, b"\xff\xfe\x00", b"", b"null", b"\x00" * 10]
 
 # -- blocklist files ----------------------------------------------------------------------
@@ -122,11 +121,7 @@ def test_blocklist_files(tmp_path_factory, data, algo):
     try:
         entries = load_blocklist_file(path, algo=algo)
     except BlocklistFormatError as exc:
-        message = str(exc)
-        assert message.startswith(f"{path}: ") and "\n" not in message
-        # Hash lists are confidential: no hash value in error messages.
-        for value in re.findall(rb"[0-9a-fA-F]{16,}", data):
-            assert value.decode().lower() not in message.lower(), message
+        assert_blocklist_error(str(exc), path, data)  # one line, no hash value
         return
     assert entries and all(isinstance(entry, Entry) for entry in entries)
 
@@ -201,11 +196,33 @@ def plane(redis: RedisServer):
     payload=encoded({"action": "start", "secret": SECRET, "url": "rtmp://h/live/\udc80"}),
 )
 @example(stream_id="cam1", payload=DEEP)
-def test_control_commands_are_refused_or_carried_out(plane, stream_id, payload):
+# Found by atheris (atheris_targets.py): a URL urlsplit refuses raised out of the handler;
+# line breaks from the topic, a JSON key or `sample` forged log lines; "cam\n" passed as an id.
+@example(
+    stream_id="cam1",
+    payload=encoded({"action": "start", "url": "rtmp://\u200a=[", "secret": SECRET}),
+)
+@example(stream_id="cam\n1", payload=b"{")
+@example(stream_id="cam1", payload=encoded({"action": "start", "\rl": "x", "secret": SECRET}))
+@example(
+    stream_id="cam1",
+    payload=encoded(
+        {"action": "start", "url": "rtmp://h/a/k", "sample": "key\rames", "secret": SECRET}
+    ),
+)
+@example(stream_id="cm\n", payload=encoded({"action": "stop", "secret": SECRET}))
+# Not found by atheris (no new coverage): a URL without a scheme is refused as `file`,
+# and that refusal showed it unredacted, line breaks and all.
+@example(stream_id="cam1", payload=encoded({"action": "start", "url": "x\ny", "secret": SECRET}))
+def test_control_commands_are_refused_or_carried_out(plane, caplog, stream_id, payload):
     subject, loop = plane
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="streamguard")
     before = counted("mqtt")
     loop.run_until_complete(subject.on_message(stream_id, payload))  # never raises
     assert counted("mqtt") == before + 1
+    for record in caplog.records:  # one line each, whatever the topic and payload hold
+        assert_one_line(record.getMessage())
 
 
 forms = st.dictionaries(
@@ -272,13 +289,19 @@ kill_events = st.fixed_dictionaries(
 )
 @example(payload=DEEP, topic_stream_id="cam")
 @example(payload=b'{"schema": ' + b"1" * 5000 + b"}", topic_stream_id="cam")
+@example(  # a trailing line break passed the stream id check
+    payload=encoded({"schema": SCHEMA, "action": "kill", "stream_id": "cam\n", "event_id": "e"}),
+    topic_stream_id="cam\n",
+)
 def test_kill_events(payload, topic_stream_id):
     try:
         order = parse_kill(payload, topic_stream_id)
-    except InvalidEvent:
+    except InvalidEvent as exc:
+        assert_one_line(str(exc))
         return
     if order is not None:
         assert isinstance(order, KillOrder) and order.stream_id == topic_stream_id
+        assert DOCUMENTED_STREAM_ID.fullmatch(order.stream_id), order
 
 
 @pytest.fixture(params=sorted(ADAPTERS))

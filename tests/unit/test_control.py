@@ -68,7 +68,7 @@ def counted(source: str, action: str, result: str) -> float:
             json.dumps({"action": "stop", "secret": SECRET, "extra": 1}).encode(),
             "stop",
             "invalid",
-            "unknown key(s) extra",
+            "unknown key(s) 'extra'",
         ),
         (b"x" * 20_000, "unknown", "invalid", "larger than"),
     ],

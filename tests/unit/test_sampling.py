@@ -10,7 +10,10 @@ def test_parse_sampling():
     assert str(Sampling.parse("interval:2")) == "interval:2"
 
 
-@pytest.mark.parametrize("text", ["interval:", "interval:0", "interval:-1", "every:1", "key"])
+@pytest.mark.parametrize(
+    "text",
+    ["interval:", "interval:0", "interval:-1", "interval:nan", "interval:inf", "every:1", "key"],
+)
 def test_bad_sampling(text):
     with pytest.raises(ValueError, match="expected 'keyframes' or 'interval:SECONDS'"):
         Sampling.parse(text)

@@ -44,3 +44,9 @@ def test_unsupported_scheme_is_refused_without_leaking(url):
 def test_disabled_scheme_is_refused():
     with pytest.raises(SourceError, match=r"rtmp://h/app/\*\*\*: URL scheme 'rtmp' is not enabled"):
         check_allowed("rtmp://h/app/key", frozenset({"https"}))
+
+
+@pytest.mark.parametrize("url", ["rtmp://[", "rtmp://h]/app/key", "https://[zz]/a.m3u8"])
+def test_a_url_urlsplit_refuses_is_refused(url):  # it raised ValueError (found by atheris)
+    with pytest.raises(SourceError, match="not a valid URL"):
+        check_allowed(url)
