@@ -945,7 +945,7 @@ def main() -> None:
         "--malloc-arena-max",
         type=int,
         default=0,
-        help="run `run` with MALLOC_ARENA_MAX=N (glibc malloc arenas; 0: the default)",
+        help="run `run` with MALLOC_ARENA_MAX=N (glibc malloc arenas; 0: streamguard's own, 2)",
     )
     parser.add_argument("--drain-timeout-s", type=float, default=60)
     parser.add_argument("--seed", type=int, default=9)

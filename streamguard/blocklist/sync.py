@@ -8,7 +8,6 @@ the log no longer reaches back that far).
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import time
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from streamguard.blocklist.store import (
     parse_contents,
 )
 from streamguard.ingest.urls import redact
+from streamguard.libc import return_freed_memory
 
 log = logging.getLogger("streamguard.blocklist")
 WAIT_MS = 1000  # longest wait for a change; staleness stays below this while connected
@@ -208,7 +208,7 @@ async def fetch(
         await parsing
     blocklist = await loop.run_in_executor(pool, builder.build)
     del builder
-    _return_freed_memory()
+    return_freed_memory()  # the load's temporary arrays: 1.8 GB -> 1.35 GB at 10M PDQ
     return position, blocklist
 
 
@@ -226,15 +226,6 @@ async def load_once(settings: RedisSettings, thresholds: Mapping[str, int]) -> B
     finally:
         await client.aclose()
     return blocklist
-
-
-def _return_freed_memory() -> None:
-    """Give the load's temporary arrays back to the system (glibc keeps freed memory).
-
-    Measured at 10M PDQ entries: 1.8 GB resident after the load, 1.35 GB after this.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _put_contents(builder: BlocklistBuilder, numbers: np.ndarray, contents: list[bytes]) -> None:

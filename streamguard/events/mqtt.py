@@ -151,6 +151,8 @@ class MqttSink:
                 where = topic(self.settings, "status", stream_id)
                 payload = self._statuses[stream_id]
                 await _unless(lost, mqtt.publish(where, payload, qos=1, retain=True))
+                if not payload and not self._statuses.get(stream_id):  # cleared: forget it
+                    self._statuses.pop(stream_id, None)
             for pending in await self._on_disk(self.outbox.oldest):
                 sent = mqtt.publish(pending.topic, pending.payload, qos=1, properties=self._expiry)
                 await _unless(lost, sent)
