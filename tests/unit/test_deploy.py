@@ -714,6 +714,7 @@ def test_nginx_hook_chain_asks_enforce_then_registers_with_streamguard(tmp_path,
     conf = tmp_path / "nginx.conf"
     conf.write_text(local_nginx_conf(tmp_path, ports))
     command = [nginx, "-p", str(tmp_path), "-c", str(conf), "-e", str(tmp_path / "error.log")]
+    command += ["-g", "daemon off;"]  # else the master outlives the test, unstoppable
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_ports(ports["hooks"], ports["rtmp"], alive=lambda: process.poll() is None)
