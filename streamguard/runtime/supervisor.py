@@ -30,7 +30,7 @@ from streamguard.events.broker import client_id_base
 from streamguard.events.mqtt import MqttSink
 from streamguard.events.outbox import Outbox, adopt_orphans, outbox_path
 from streamguard.events.sinks import EventSink, StdoutSink
-from streamguard.libc import limit_arenas
+from streamguard.libc import tune_malloc
 from streamguard.observability import metrics
 from streamguard.observability.http import PostRoute, Response, json_response, serve
 from streamguard.observability.logging import setup_logging
@@ -428,7 +428,7 @@ async def _supervise(
 
 def run(settings: Settings) -> None:
     """Run until SIGTERM or SIGINT."""
-    limit_arenas()  # before any thread, and inherited by the worker processes
+    tune_malloc()  # before any thread, and inherited by the worker processes
     count = settings.processes or os.cpu_count() or 1
     if not settings.cluster.enabled:  # no more processes than streams
         count = min(count, max(len(settings.streams), 1))
