@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEBIAN_PACKAGES := ffmpeg nginx libnginx-mod-rtmp redis-server mosquitto mosquitto-clients prometheus
 
-.PHONY: demo test lint bench debian-packages
+.PHONY: demo test lint bench soak debian-packages
 
 $(BIN)/streamguard: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,8 @@ bench: $(BIN)/streamguard debian-packages
 	$(BIN)/python bench/bench_live.py
 	$(BIN)/python bench/bench_blocklist.py
 	$(BIN)/python bench/bench_events.py
+	$(BIN)/python bench/bench_cluster.py
+
+# The bounded soak (issue 9): 120 streams for 20 minutes, about 24 minutes in all.
+soak: $(BIN)/streamguard debian-packages
+	$(BIN)/python bench/bench_soak.py --plot docs/img/soak.png
