@@ -124,7 +124,8 @@ def render(run: dict[str, Any]) -> str:
         "",
         INTRO,
         f"Run of {run['started_at']} on commit `{run['commit']}` ({run['host']}, "
-        f"Python {run['python']}): {len(rows)} faults in {run['duration_s']:.0f} s, "
+        f"Python {run['python']}): {len(rows)} faults, "
+        f"{sum(row['duration_s'] for row in rows):.0f} s of tests, "
         + (f"**{len(failed)} failed**: {', '.join(failed)}." if failed else "all passed."),
         "",
         "| fault | what the system did | detection kept | events lost |",
