@@ -9,6 +9,7 @@ import pytest
 
 from .scene import LOOP_S, Scene
 from .test_nginx import reconnects, saw_reconnects
+from .test_redis import saw_redis_lost_and_back
 
 pytestmark = pytest.mark.integration
 
@@ -45,9 +46,7 @@ def test_redis_hangs(redis, mosquitto, nginx, tmp_path, record):
         record.others_unaffected = not problems
         scene.conclude(record)
         assert not problems, problems
-    error = scene.logged(r"blocklist: Redis unavailable \((.*?)\); keeping the loaded entries")
-    assert "Redis is back; in sync" in scene.service.log()
-    record.saw(f"log: `blocklist: Redis unavailable ({error}) …`, then `Redis is back; in sync`")
+    saw_redis_lost_and_back(scene, record)
     assert scene.exit_code == 0
 
 

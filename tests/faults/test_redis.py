@@ -2,6 +2,7 @@
 blocklist already loaded, and the worker resyncs from its position."""
 
 import time
+from typing import Any
 
 import pytest
 
@@ -9,6 +10,13 @@ from .scene import LOOP_S, Scene
 
 pytestmark = pytest.mark.integration
 CONNECTED = 'streamguard_connected{service="redis"}'
+
+
+def saw_redis_lost_and_back(scene: Scene, record: Any) -> None:
+    """The log says Redis was lost, why, and that it is back in sync."""
+    error = scene.logged(r"blocklist: Redis unavailable \((.*?)\); keeping the loaded entries")
+    assert "Redis is back; in sync" in scene.service.log()
+    record.saw(f"log: `blocklist: Redis unavailable ({error}) …`, then `Redis is back; in sync`")
 
 
 def test_redis_killed_and_restarted(redis, mosquitto, nginx, tmp_path, record):
@@ -35,7 +43,5 @@ def test_redis_killed_and_restarted(redis, mosquitto, nginx, tmp_path, record):
         status = scene.service.get("/readyz")["blocklist"][0]
         assert status["connected"] and status["reloads"] == 0 and status["entries"] == 12
         assert not problems, problems
-    error = scene.logged(r"blocklist: Redis unavailable \((.*?)\); keeping the loaded entries")
-    assert "Redis is back; in sync" in scene.service.log()
-    record.saw(f"log: `blocklist: Redis unavailable ({error}) …`, then `Redis is back; in sync`")
+    saw_redis_lost_and_back(scene, record)
     assert scene.exit_code == 0
