@@ -29,6 +29,16 @@ class SourceRefused(SourceError):
     reason = "refused"
 
 
+class SourceNotLive(SourceError):
+    """The server has no such stream: nothing is published at the URL now.
+
+    nginx-rtmp (``idle_streams off``) answers a play of an unpublished name with an
+    error status, which FFmpeg reports as EPERM; an HLS server answers 404.
+    """
+
+    reason = "open_failed"
+
+
 class SourceEnded(SourceError):
     """The server closed the stream after sending it: the publisher has most likely stopped."""
 

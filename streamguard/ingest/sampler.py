@@ -250,7 +250,9 @@ def _demux(
     FFmpeg's RTMP client reports every failed read as EIO, whether the server
     closed the stream (nginx-rtmp does when the publisher leaves) or nothing
     arrived for ``rw_timeout``. A read that failed before the timeout could have
-    run out is the server closing: SourceEnded. One that waited it out is a stall.
+    run out is the server closing: SourceEnded. One that waited it out is a stall,
+    or, when the demuxer drops non-key packets, possibly a close that came more than
+    the timeout after the last keyframe: the worker tells them apart on reconnect.
 
     Empty packets are dropped: a decoder takes one as "end of stream, flush" and
     decodes nothing after it, and some containers (NUT) store them mid-stream.

@@ -8,7 +8,7 @@ import av
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from streamguard.errors import SourceError, SourceRefused
+from streamguard.errors import SourceError, SourceNotLive, SourceRefused
 from streamguard.hashing import MAX_SIDE
 from streamguard.ingest.urls import DEFAULT_SCHEMES, check_allowed, local_path, redact, scheme_of
 
@@ -74,7 +74,20 @@ def open_source(
         # FFmpeg reports a host name that does not resolve only as an I/O error.
         looked_up = path is None and exc.errno == errno.EIO and _unresolved(source)
         reason = looked_up or ffmpeg_reason(exc)
-        raise SourceError(f"{redact(source)}: cannot open ({reason})", "open_failed") from None
+        message = f"{redact(source)}: cannot open ({reason})"
+        if _not_published(exc, source):
+            raise SourceNotLive(message) from None
+        raise SourceError(message, "open_failed") from None
+
+
+def _not_published(exc: av.FFmpegError, source: str) -> bool:
+    """Whether the server answered that it has no stream at ``source``.
+
+    FFmpeg's RTMP client turns any error status from the server into EPERM.
+    """
+    if isinstance(exc, av.HTTPNotFoundError):
+        return True
+    return scheme_of(source).startswith("rtmp") and exc.errno == errno.EPERM
 
 
 def _unresolved(source: str) -> str:

@@ -13,7 +13,7 @@ from streamguard.blocklist.memory import Blocklist
 from streamguard.config import IngestSettings, StreamConfig
 from streamguard.detect.matcher import ROBUST, FrameMatcher, Match, Robustness
 from streamguard.detect.policy import Policy, StreamPolicy
-from streamguard.errors import SourceEnded, SourceError, SourceRefused
+from streamguard.errors import SourceEnded, SourceError, SourceNotLive, SourceRefused
 from streamguard.events.schema import build_event
 from streamguard.events.sinks import EventSink
 from streamguard.ingest.sampler import Frame, SampleStats, sample_frames
@@ -186,7 +186,7 @@ class StreamWorker:
     def _read_forever(self, queue: NewestQueue[Frame]) -> None:
         failures = 0
         while not self._stop.is_set():
-            error, reason = "", "ended"
+            error, reason, not_live = "", "ended", False
             try:
                 self._watch_once(queue)
             except SourceEnded:
@@ -196,6 +196,7 @@ class StreamWorker:
                 return
             except SourceError as exc:
                 error, reason = str(exc), exc.reason
+                not_live = isinstance(exc, SourceNotLive)
             except Exception as exc:  # a bug must not silently end the watch: retry
                 self.state.internal_errors += 1
                 metrics.INTERNAL_ERRORS.inc()
@@ -208,9 +209,11 @@ class StreamWorker:
                 self._enter(Watch.ENDED)
             else:
                 failures += 1
-                # Until it is watched again, an ended stream stays "ended": after the
-                # publisher left, failing to connect is expected.
-                ended = self.state.state is Watch.ENDED
+                # A stream that was watched has ended once its server says nothing is
+                # published there, however its last read failed: in keyframe mode, a
+                # publisher leaving just before a keyframe looks like a stall
+                # (sampler._demux). Until it is watched again, it stays "ended".
+                ended = self.state.state is Watch.ENDED or (not_live and self.state.connects > 0)
                 self._enter(Watch.ENDED if ended else Watch.RECONNECTING, error)
             ingest = self.ingest
             delay = backoff_s(failures, ingest.reconnect_initial_s, ingest.reconnect_max_s)

@@ -1,5 +1,6 @@
 """`streamguard run` against real nginx-rtmp streams, watched from outside like a platform would."""
 
+import json
 import signal
 import socket
 import subprocess
@@ -160,6 +161,34 @@ def test_publisher_restart_is_watched_again(nginx_rtmp: NginxRtmp, tmp_path):
         assert first["event_id"] != second["event_id"]
     finally:
         assert service.stop() == 0, service.log()
+
+
+def test_publisher_leaving_late_in_a_gop_has_ended(nginx_rtmp: NginxRtmp, tmp_path):
+    """In keyframe mode a close more than read_timeout_s after the last keyframe reads
+    as a stall; the server's answer to the reconnect shows the publisher has gone."""
+    url = nginx_rtmp.rtmp_url("cam")
+    short_reads = FAST_RETRIES.replace("read_timeout_s = 2", "read_timeout_s = 1")  # GOP: 2 s
+    config = config_file(tmp_path, {"cam": url}, extra=short_reads)
+    keyframes = tmp_path / "keyframes.jsonl"
+    service = Service(["--config", str(config)], tmp_path / "run.log")
+    try:
+        with publishing(FLAGGED_720, [url], loop=True, keyframe_log=keyframes) as replay:
+            service.wait_for(
+                lambda: service.streams()["cam"]["frames_sampled"] >= 2,
+                timeout_s=15,
+                what="keyframes sampled",
+            )
+            last_sent = json.loads(keyframes.read_text().splitlines()[-1])["sent_at"]
+            time.sleep(max(0.0, last_sent + 1.5 - time.time()))
+            replay.stop.set()
+        service.wait_for(
+            lambda: service.streams()["cam"]["state"] == "ended",
+            timeout_s=10,
+            what="'ended' after the publisher left",
+        )
+    finally:
+        assert service.stop() == 0, service.log()
+    assert "reconnecting: cam: read failed after" in service.log()  # the stall it looked like
 
 
 class BlackHole:
