@@ -70,6 +70,12 @@ class MqttSink:
         self._unsent_statuses.add(stream_id)
         self._wake.set()
 
+    def release(self, stream_id: str) -> None:
+        """Forget the stream's status without touching the retained message, which is the
+        new holder's now: sending the last one again after a reconnect would overwrite it."""
+        self._statuses.pop(stream_id, None)
+        self._unsent_statuses.discard(stream_id)
+
     def stop(self) -> None:
         """Make ``run`` return once the outbox is empty (or at once if disconnected)."""
         self._stop.set()

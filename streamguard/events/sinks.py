@@ -15,6 +15,9 @@ class EventSink(Protocol):
     def status(self, stream_id: str, state: dict[str, Any] | None) -> None:
         """The stream's current state (None: the stream was removed)."""
 
+    def release(self, stream_id: str) -> None:
+        """Forget the stream's state: another process holds the stream now and reports it."""
+
     @property
     def ready(self) -> bool: ...
 
@@ -39,6 +42,9 @@ class StdoutSink:
 
     def status(self, stream_id: str, state: dict[str, Any] | None) -> None:
         """States are in the log and /streams already."""
+
+    def release(self, stream_id: str) -> None:
+        """Nothing kept."""
 
     @property
     def ready(self) -> bool:

@@ -93,6 +93,8 @@ class StreamWorker:
         metrics.STREAMS.labels(str(self.state.state)).dec()
         if clear_status:
             self._sink.status(self.config.id, None)
+        else:
+            self._sink.release(self.config.id)
 
     async def run(self) -> None:
         """Watch until cancelled or killed: start the reader, then decide on each frame."""
@@ -167,7 +169,13 @@ class StreamWorker:
     def _publish_status(self) -> None:
         """Hand the current state to the sink (retained status message), on the event loop."""
         if self._loop is not None and self._report:
-            self._loop.call_soon_threadsafe(self._sink.status, self.config.id, self.snapshot())
+            self._loop.call_soon_threadsafe(self._send_status, self.snapshot())
+
+    def _send_status(self, snapshot: dict[str, Any]) -> None:
+        # A state from the reader thread can arrive after retire(): it must not bring back
+        # the status of a stream that was removed or handed over.
+        if self._report:
+            self._sink.status(self.config.id, snapshot)
 
     # -- reader thread ------------------------------------------------------------------
 

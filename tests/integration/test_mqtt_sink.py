@@ -12,7 +12,7 @@ from streamguard.events.outbox import Outbox
 
 from ..support.certs import make_certificates
 from ..support.mosquitto import mosquitto_broker
-from ..support.subscriber import Subscriber
+from ..support.subscriber import Subscriber, mosquitto_pub
 
 pytestmark = pytest.mark.integration
 USERS = {"streamguard": "pub-secret", "platform": "sub-secret"}
@@ -100,6 +100,40 @@ def test_a_lost_broker_is_noticed_at_once_and_events_flow_after_its_restart(tmp_
         noticed_s, delivered_s = asyncio.run(scenario(broker))
     assert noticed_s < 2  # not the 30 s keepalive
     assert delivered_s < 10  # the back-off is at most a few seconds here
+
+
+def test_a_released_status_is_not_sent_again_after_a_reconnect(tmp_path):
+    """A stream handed over to another process: its retained status is the new holder's,
+    and the old holder's reconnect must not overwrite it with the last one it sent."""
+    topic = "streamguard/v1/status/cam"
+
+    async def scenario(broker) -> None:
+        sink = MqttSink(MqttSettings(url=broker.url()), Outbox(tmp_path / "o.sqlite"), "old")
+        task = asyncio.create_task(sink.run())
+        await until(lambda: sink.connected)
+        sink.status("cam", {"holder": "old"})
+        sink.status("other", {"holder": "old"})
+        await asyncio.sleep(0.3)  # sent
+        sink.release("cam")
+        await asyncio.to_thread(mosquitto_pub, broker.port, topic, '{"holder": "new"}', True)
+        await asyncio.sleep(1.5)  # saved (autosave_interval 1)
+        await asyncio.to_thread(broker.kill)
+        await until(lambda: not sink.connected)
+        await asyncio.to_thread(broker.start)
+        await until(lambda: sink.connected, 20)
+        await asyncio.sleep(0.5)  # the statuses it still holds are sent again
+        sink.stop()
+        await asyncio.wait_for(task, 5)
+        sink.close()
+
+    with mosquitto_broker(tmp_path / "broker") as broker:
+        asyncio.run(scenario(broker))
+        with Subscriber(broker.port, "streamguard/v1/status/+") as subscriber:
+            deadline = time.monotonic() + 5
+            while len(subscriber.messages) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+    retained = {m.topic: m.json() for m in subscriber.messages if m.retained}
+    assert retained == {topic: {"holder": "new"}, "streamguard/v1/status/other": {"holder": "old"}}
 
 
 async def until(condition, timeout_s: float = 5) -> None:

@@ -11,9 +11,10 @@ from typing import Any
 from .processes import stop
 
 
-def mosquitto_pub(port: int, topic: str, payload: str) -> None:
+def mosquitto_pub(port: int, topic: str, payload: str, retain: bool = False) -> None:
     """Publish ``payload`` on ``topic`` at QoS 1 with the ``mosquitto_pub`` client."""
     command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1"]
+    command += ["-r"] if retain else []
     subprocess.run([*command, "-t", topic, "-m", payload], check=True, timeout=10)
 
 

@@ -25,7 +25,10 @@ class ListSink:
         self.events.append(event)
 
     def status(self, stream_id, state):
-        self.states.append(state["state"])
+        self.states.append(state and state["state"])
+
+    def release(self, stream_id):
+        self.states.append("released")
 
     @property
     def ready(self):
@@ -99,3 +102,26 @@ def test_a_kill_ends_the_watch():
     state = asyncio.run(scenario())
     assert state["state"] == "killed" and len(sink.events) == 1
     assert sink.states[-1] == "killed"
+
+
+def test_a_state_reported_late_does_not_outlive_retirement():
+    """The reader thread's last state can reach the event loop after the stream was
+    retired: it must not bring back a removed stream's retained status."""
+    sink = ListSink()
+
+    async def scenario(clear_status: bool) -> list:
+        sink.states.clear()
+        with ThreadPoolExecutor(1) as pool:
+            worker = worker_for(flagged_blocklist(), sink, pool, Policy())
+            task = asyncio.create_task(worker.run())
+            await asyncio.sleep(0.1)
+            sink.states.clear()
+            worker._publish_status()  # as from the reader thread, just before retire()
+            worker.retire(clear_status=clear_status)
+            await asyncio.sleep(0.1)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return list(sink.states)
+
+    assert asyncio.run(scenario(clear_status=True)) == [None]  # removed: status cleared
+    assert asyncio.run(scenario(clear_status=False)) == ["released"]  # handed over
