@@ -110,7 +110,6 @@ def test_a_state_reported_late_does_not_outlive_retirement():
     sink = ListSink()
 
     async def scenario(clear_status: bool) -> list:
-        sink.states.clear()
         with ThreadPoolExecutor(1) as pool:
             worker = worker_for(flagged_blocklist(), sink, pool, Policy())
             task = asyncio.create_task(worker.run())
