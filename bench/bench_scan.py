@@ -48,7 +48,7 @@ def inner_scan_cpu(blocklist: Path, cut: Path, clip: Path) -> None:
     from streamguard.blocklist.memory import Blocklist
     from streamguard.cli import frames_of
     from streamguard.detect.matcher import FrameMatcher
-    from streamguard.ingest.sampler import Sampling
+    from streamguard.ingest.sampling import Sampling
 
     matcher = FrameMatcher(Blocklist.from_files([blocklist]))
 

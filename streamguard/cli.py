@@ -27,8 +27,10 @@ from streamguard.errors import SourceError, StreamguardError
 from streamguard.events.schema import build_event, match_fields
 from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
 from streamguard.ingest.replay import copy_urls, publish
-from streamguard.ingest.sampler import Frame, SampleStats, Sampling, sample_frames
+from streamguard.ingest.sampler import Frame, sample_frames
+from streamguard.ingest.sampling import Sampling
 from streamguard.ingest.source import open_source, video_stream
+from streamguard.ingest.stats import SampleStats
 from streamguard.ingest.urls import check_allowed, redact
 from streamguard.observability.logging import setup_logging
 from streamguard.runtime import commands as stream_commands
@@ -51,6 +53,19 @@ def _sampling(text: str) -> Sampling:
         return Sampling.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _sample_option(
+    parser: argparse.ArgumentParser, default: Sampling | None, what: str = ""
+) -> None:
+    shown = f" (default: {default})" if default is not None else ""
+    parser.add_argument(
+        "--sample",
+        type=_sampling,
+        default=default,
+        metavar="MODE",
+        help=f"frames to hash: guard, keyframes or interval:S {what}{shown} (docs/sampling.md)",
+    )
 
 
 def _max_distance(text: str) -> tuple[str, int]:
@@ -98,6 +113,11 @@ def frames_of(
                 yield frame
     if duration_s is None and total_s and stats.end_s is not None and stats.end_s < total_s - 1:
         raise SourceError(f"{shown}: ended at {stats.end_s:.1f} s of {total_s:.1f} s (truncated?)")
+    if stats.too_large:
+        # Left out of the scan: the file's verdict cannot be "clean" (exit 2, matches kept).
+        size = stats.last_error.removeprefix("a frame is ")
+        what = "part of the video is" if stats.frames_sampled else "video is"
+        raise SourceError(f"{shown}: {what} {size}")
     if stats.frames_sampled == 0:
         reason = f" ({stats.last_error})" if stats.decode_errors else ""
         raise SourceError(f"{shown}: no decodable video frames{reason}")
@@ -233,6 +253,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = config.with_http(settings, args.http)
     if args.processes is not None:
         settings = replace(settings, processes=args.processes)
+    if args.sample is not None:
+        settings = replace(settings, sample=args.sample)
     if settings.cluster.enabled and not settings.redis.url:
         raise config.ConfigError("cluster.enabled needs Redis: give --redis URL or [redis] url")
     if not settings.streams and not settings.cluster.enabled:
@@ -287,19 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    sample = argparse.ArgumentParser(add_help=False)
-    sample.add_argument(
-        "--sample",
-        type=_sampling,
-        default=Sampling(),
-        metavar="keyframes|interval:S",
-        help="frames to hash from videos (default: keyframes)",
-    )
-    sample.add_argument("--json", action="store_true", help="JSON lines output")
+    json_lines = argparse.ArgumentParser(add_help=False)
+    json_lines.add_argument("--json", action="store_true", help="JSON lines output")
 
     hash_cmd = commands.add_parser(
-        "hash", parents=[sample], help="print perceptual hashes of images or video frames"
+        "hash", parents=[json_lines], help="print perceptual hashes of images or video frames"
     )
+    _sample_option(hash_cmd, Sampling("keyframes"))
     hash_cmd.add_argument(
         "--algo", action="append", choices=list(ALGORITHMS), help="repeatable (default: pdq)"
     )
@@ -307,8 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     hash_cmd.set_defaults(handler=cmd_hash)
 
     scan = commands.add_parser(
-        "scan", parents=[sample], help="scan files or stream URLs once against blocklists"
+        "scan", parents=[json_lines], help="scan files or stream URLs once against blocklists"
     )
+    _sample_option(scan, Sampling())
     scan.add_argument(
         "--blocklist",
         action="append",
@@ -347,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--blocklist", action="append", type=Path, default=[], metavar="FILE", help="repeatable"
     )
+    _sample_option(run, None, "of every stream without a sample of its own (default: guard)")
     run.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm of bare hash files")
     blocklist_commands.add_redis_options(run, default_url=None)
     run.add_argument(

@@ -19,7 +19,7 @@ from streamguard.errors import StreamguardError
 from streamguard.events.broker import MqttSettings
 from streamguard.events.outbox import DEFAULT_MAX_EVENTS
 from streamguard.hashing import ALGORITHMS
-from streamguard.ingest.sampler import Sampling
+from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import HLS_HOLD_RELOADS, OPEN_TIMEOUT_S
 from streamguard.values import positive_seconds
 
@@ -36,7 +36,7 @@ class ConfigError(StreamguardError):
 class StreamConfig:
     id: str
     url: str
-    sample: Sampling = field(default_factory=Sampling)
+    sample: Sampling | None = None  # None: run's --sample or [sampling] mode
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,8 @@ class Settings:
     detect: Robustness = field(default_factory=Robustness)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     control: ControlSettings = field(default_factory=ControlSettings)
+    sample: Sampling = field(default_factory=Sampling)  # streams without a sample of their own
+    sampling: GuardSettings = field(default_factory=GuardSettings)
     state_dir: Path = DEFAULT_STATE_DIR  # the MQTT outbox lives here
     outbox_max_events: int = DEFAULT_MAX_EVENTS
     http_host: str = "127.0.0.1"
@@ -100,18 +102,35 @@ def _seconds(where: str, value: Any) -> float:
     return seconds
 
 
-def parse_stream(where: str, stream_id: Any, url: Any, sample: Any = "keyframes") -> StreamConfig:
+def parse_stream(where: str, stream_id: Any, url: Any, sample: Any = None) -> StreamConfig:
     if not isinstance(stream_id, str) or not STREAM_ID.match(stream_id):
         raise ConfigError(
             f"{where}: stream id {stream_id!r} must be 1-128 letters, digits, '.', '_' or '-'"
         )
     if not isinstance(url, str) or not url:
         raise ConfigError(f"{where}: stream '{stream_id}' needs a 'url'")
+    return StreamConfig(
+        stream_id, url, None if sample in (None, "") else parse_sampling(where, sample)
+    )
+
+
+def parse_sampling(where: str, text: Any) -> Sampling:
     try:
-        sampling = Sampling.parse(str(sample))
+        return Sampling.parse(str(text))
     except ValueError as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    return StreamConfig(stream_id, url, sampling)
+
+
+def _sampling(where: str, table: Any) -> tuple[Sampling, GuardSettings]:
+    """``[sampling]``: ``mode`` for streams without their own, and guard's knobs."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    knobs = {key: value for key, value in table.items() if key != "mode"}
+    mode = parse_sampling(f"{where}.mode", table.get("mode", "guard"))
+    try:
+        return mode, _table(where, knobs, Path("."), GuardSettings())
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def parse_stream_flag(text: str) -> StreamConfig:
@@ -188,7 +207,7 @@ def load_file(path: Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     known = {"streams", "blocklist", "redis", "mqtt", "policy", "ingest", "http", "processes"}
-    known |= {"cluster", "control", "detect"}
+    known |= {"cluster", "control", "detect", "sampling"}
     known |= {"hash_threads", "worker_id", "state_dir", "outbox_max_events", "worker_timeout_s"}
     known.add("enforce")  # read by `streamguard enforce`
     if unknown := set(data) - known:
@@ -198,9 +217,7 @@ def load_file(path: Path) -> Settings:
         where = f"{path}: streams[{number}]"
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: expected a table with id and url")
-        streams.append(
-            parse_stream(where, table.get("id"), table.get("url"), table.get("sample", "keyframes"))
-        )
+        streams.append(parse_stream(where, table.get("id"), table.get("url"), table.get("sample")))
     blocklist = data.get("blocklist", {})
     files = blocklist.get("files", [])
     max_distance = blocklist.get("max_distance", {})
@@ -209,8 +226,11 @@ def load_file(path: Path) -> Settings:
     for algo, value in max_distance.items():
         if algo not in ALGORITHMS or isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{path}: blocklist.max_distance.{algo}: expected ALGO = integer")
+    sample, sampling = _sampling(f"{path}: sampling", data.get("sampling", {}))
     settings = Settings(
         streams=tuple(streams),
+        sample=sample,
+        sampling=sampling,
         blocklists=tuple(path.parent / file for file in files),
         blocklist_algo=blocklist.get("algo"),
         max_distance=dict(max_distance),

@@ -24,9 +24,22 @@ class BlocklistFormatError(StreamguardError):
 
 
 class SourceRefused(SourceError):
-    """A source that retrying cannot fix: a disabled URL scheme, pictures above the size limit."""
+    """A source that retrying cannot fix: a disabled URL scheme, a malformed URL."""
 
     reason = "refused"
+
+
+class SourceUnwatchable(SourceError):
+    """A stream that sends what streamguard cannot look at: pictures above the size limit,
+    undecodable packets, no keyframe. Whoever publishes chooses this, so it is retried
+    (it may change its mind) and reported as a decision of its own (docs/sampling.md)."""
+
+    reason = "unwatchable"
+
+    def __init__(self, message: str, cause: str, after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.cause = cause  # too_large, decode_error or no_keyframe
+        self.after_s = after_s  # how long the stream had been unwatchable
 
 
 class SourceNotLive(SourceError):

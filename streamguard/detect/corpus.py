@@ -21,7 +21,8 @@ from PIL import Image
 
 from streamguard.errors import StreamguardError
 from streamguard.hashing import IMAGE_SUFFIXES
-from streamguard.ingest.sampler import Frame, Sampling, sample_frames
+from streamguard.ingest.sampler import Frame, sample_frames
+from streamguard.ingest.sampling import Sampling
 from streamguard.ingest.source import open_source, video_stream
 
 SKIMAGE_PICTURES = (
@@ -192,7 +193,7 @@ def encode_clip(
     return path
 
 
-KEYFRAMES = Sampling()
+KEYFRAMES = Sampling("keyframes")
 
 
 def keyframes(path: Path, stream_id: str, sampling: Sampling = KEYFRAMES) -> Iterator[Frame]:

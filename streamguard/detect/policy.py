@@ -12,6 +12,9 @@ decides ``action``. A weak match still unconfirmed when its window closes decide
 One decision per stream per incident: an incident starts with the first counted
 match and ends after ``incident_gap_s`` without one. The one exception is
 escalation: a review can become a kill within the same incident.
+
+A stream that sends nothing streamguard can look at (docs/sampling.md) decides
+``unwatchable`` (review by default), once per incident of its own.
 """
 
 from collections import deque
@@ -70,6 +73,7 @@ class Policy:
     categories: Mapping[str, Rule] = field(default_factory=dict)
     incident_gap_s: float = 30.0
     keep_watching_after_kill: bool = False
+    unwatchable: str = "review"  # or "kill", or "ignore"
 
     def rule(self, category: str) -> Rule:
         return self.categories.get(category, self.default)
@@ -100,6 +104,16 @@ class StreamPolicy:
         self._pending: dict[str, _Pending] = {}
         self._decided: str | None = None
         self._last_match_at: float | None = None
+        self._last_unwatchable_at: float | None = None
+
+    def unwatchable(self, at: float) -> str | None:
+        """The action a stream found unwatchable at ``at`` brings: the first report of an
+        incident decides ``unwatchable``; reports within ``incident_gap_s`` of the last
+        one belong to the same incident."""
+        last, self._last_unwatchable_at = self._last_unwatchable_at, at
+        if last is not None and at - last <= self.policy.incident_gap_s:
+            return None
+        return None if self.policy.unwatchable == "ignore" else self.policy.unwatchable
 
     def observe(self, matches: list[Match], at: float) -> Decision | None:
         """The decision this frame (received at ``at``) brings, if any; frames without
@@ -156,7 +170,7 @@ def _by_category(matches: list[Match]) -> dict[str, list[Match]]:
 
 # -- configuration ------------------------------------------------------------------------
 
-_GENERAL = {"incident_gap_s", "keep_watching_after_kill"}
+_GENERAL = {"incident_gap_s", "keep_watching_after_kill", "unwatchable"}
 _RULE_MAPS = {"max_distance", "instant_distance"}
 
 
@@ -182,6 +196,11 @@ def parse_policy(where: str, table: Any) -> Policy:
         if not isinstance(keep, bool):
             raise PolicyError(f"{where}.keep_watching_after_kill: expected true or false")
         policy = replace(policy, keep_watching_after_kill=keep)
+    if "unwatchable" in general:
+        choices = (*ACTIONS, "ignore")
+        policy = replace(
+            policy, unwatchable=_choice(where, "unwatchable", general["unwatchable"], choices)
+        )
     return policy
 
 

@@ -81,7 +81,38 @@ def build_event(
             "width": frame.width,
             "height": frame.height,
         },
+        "reason": "match",
         "match": match_fields(match),
         "confirmations": confirmations,
+        "worker_id": worker_id,
+    }
+
+
+def unwatchable_event(
+    *,
+    stream_id: str,
+    action: str,
+    cause: str,
+    detail: str,
+    stream_url: str,
+    worker_id: str,
+    pts_s: float | None,
+    received_at: float,
+) -> dict[str, Any]:
+    """The event for a stream that sends nothing streamguard can look at (docs/sampling.md):
+    no ``match``, an ``unwatchable`` object with the cause, ``frame`` at the last packet."""
+    pts_s = round(pts_s or 0.0, 3)
+    return {
+        "schema": SCHEMA,
+        "event_id": event_id(stream_id, "streamguard", f"unwatchable:{cause}", pts_s, received_at),
+        "action": action,
+        "stream_id": stream_id,
+        "stream_url": stream_url,
+        "detected_at": rfc3339(received_at),
+        "latency_ms": 0,
+        "frame": {"pts_s": pts_s, "received_at": rfc3339(received_at)},
+        "reason": "unwatchable",
+        "unwatchable": {"cause": cause, "detail": detail},
+        "confirmations": 1,
         "worker_id": worker_id,
     }

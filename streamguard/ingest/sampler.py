@@ -1,16 +1,16 @@
-"""Choose the frames worth hashing and hand them on as luma planes.
+"""Turn a video stream into the frames worth hashing, as luma planes.
 
-``keyframes`` sets the decoder to skip non-key frames and never feeds it a
-non-key packet, so only keyframes are ever decoded. ``interval:S`` decodes
-everything (needed when content can appear between keyframes) and keeps at
-most one frame per S seconds of stream time.
+Which frames: the picker of the stream's sampling mode (pickers.py, docs/sampling.md).
+Live streams are read ahead in a thread of their own (feed.py), so that streamguard's
+own lag is told apart from the publisher's and a burst is never skipped.
 """
 
 import errno
-import math
+import os
+import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import av
 import numpy as np
@@ -18,41 +18,23 @@ from av.container import InputContainer
 from av.stream import Discard
 from av.video.stream import VideoStream
 
-from streamguard.errors import SourceEnded, SourceError, SourceRefused
-from streamguard.hashing import MAX_SIDE
+from streamguard.errors import SourceEnded, SourceError, SourceUnwatchable
 from streamguard.hashing.preprocess import Luma
+from streamguard.ingest.budget import CpuBudget
+from streamguard.ingest.decoders import StreamDecoders
+from streamguard.ingest.feed import PacketFeed
+from streamguard.ingest.pickers import PacketTimes, Pick, picker
 from streamguard.ingest.replay import paced
+from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import ffmpeg_reason
+from streamguard.ingest.stats import SampleStats
 from streamguard.observability import metrics
 
-# 8-bit formats whose first plane is the luma; others go through swscale.
 _LUMA_PLANE_FORMATS = frozenset(
     {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21", "gray"}
 )
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
-
-
-@dataclass(frozen=True, slots=True)
-class Sampling:
-    """``keyframes`` (interval_s None) or ``interval:S``."""
-
-    interval_s: float | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> "Sampling":
-        if text == "keyframes":
-            return cls()
-        name, _, value = text.partition(":")
-        try:
-            interval_s = float(value)
-        except ValueError:
-            interval_s = -1.0
-        if name != "interval" or not 0 < interval_s < math.inf:  # inf: only the first frame
-            raise ValueError(f"sampling {text!r}: expected 'keyframes' or 'interval:SECONDS' (> 0)")
-        return cls(interval_s)
-
-    def __str__(self) -> str:
-        return "keyframes" if self.interval_s is None else f"interval:{self.interval_s:g}"
+DEFAULT_GUARD = GuardSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,44 +47,23 @@ class Frame:
     luma: Luma
     width: int
     height: int
+    reason: str = "keyframe"  # why it was sampled: keyframe, gap, probe, interval
 
 
-@dataclass(slots=True)
-class SampleStats:
-    packets: int = 0
-    frames_decoded: int = 0
-    frames_sampled: int = 0
-    decode_errors: int = 0
-    last_error: str = field(default="")
-    end_s: float | None = None  # stream time reached by the last packet read
-    lag_s: float = 0.0  # how far reading is behind the stream's own clock
-    live_edge_skips: int = 0  # times decoding jumped ahead to the newest keyframe
+class PublisherLag:
+    """How far arrival is behind the stream's own clock, relative to the earliest arrival
+    seen, so that a burst at start (a server sending its buffered GOP) is no lag.
 
-
-class _LiveEdge:
-    """Keeps reading near the live edge: past ``max_lag_s`` behind, stop decoding
-    until reading has caught up, then resume at the newest keyframe.
-
-    Lag is arrival time minus stream time, relative to the earliest arrival seen,
-    so a burst at start (a server sending its buffered GOP) does not count as lag.
-
-    Stream time comes from the publisher, so it may lie, and a lag that only lies
-    must not stop decoding for good. Stream time running backwards (a timestamp
-    reset, an HLS discontinuity) adds no lag: only the wall clock running on does,
-    as if stream time had stood still. And reading without decoding catches up much
-    faster than in ``max_lag_s`` of wall time: a lag still there after a skip that
-    long comes from a stream clock that runs slow or stands still, and skipping
-    stops for the rest of the connection.
+    Stream time comes from the publisher and may lie: stream time running backwards (a
+    timestamp reset, an HLS discontinuity) adds no lag, only the wall clock running on.
+    This is the publisher's pacing, shown in /streams; it is never a reason to skip.
     """
 
-    def __init__(self, max_lag_s: float | None) -> None:
-        self.max_lag_s = max_lag_s
+    def __init__(self) -> None:
         self.origin: float | None = None
         self.previous_s: float | None = None
-        self.skipping = False
-        self.skipping_since = 0.0
 
-    def lag(self, received_at: float, media_s: float) -> float:
+    def __call__(self, received_at: float, media_s: float) -> float:
         offset = received_at - media_s
         if self.origin is None or offset < self.origin:
             self.origin = offset
@@ -110,22 +71,6 @@ class _LiveEdge:
             self.origin += self.previous_s - media_s
         self.previous_s = media_s
         return offset - self.origin
-
-    def skip(self, stats: SampleStats, is_keyframe: bool, received_at: float) -> bool:
-        """Whether to leave this packet undecoded."""
-        if self.max_lag_s is not None and stats.lag_s > self.max_lag_s:
-            if not self.skipping:
-                self.skipping, self.skipping_since = True, received_at
-                stats.live_edge_skips += 1
-                metrics.LIVE_EDGE_SKIPS.inc()
-                return True
-            if received_at - self.skipping_since <= self.max_lag_s:
-                return True
-            self.max_lag_s = self.origin = None  # the clock lies: decode from the next keyframe on
-        if self.skipping and not is_keyframe:
-            return True
-        self.skipping = False
-        return False
 
 
 def frame_luma(frame: av.VideoFrame) -> Luma:
@@ -138,12 +83,20 @@ def frame_luma(frame: av.VideoFrame) -> Luma:
     return Luma(rows[:, : plane.width], studio_range=not full_range, video=True)
 
 
+def unpredictable() -> random.Random:
+    """Random numbers a publisher cannot predict from the code: seeded by the OS."""
+    return random.Random(os.urandom(16))
+
+
 def sample_frames(
     container: InputContainer,
     stream: VideoStream,
     stream_id: str,
     sampling: Sampling,
     *,
+    guard: GuardSettings = DEFAULT_GUARD,
+    budget: CpuBudget | None = None,
+    rng: random.Random | None = None,
     stats: SampleStats | None = None,
     realtime: bool = False,
     max_lag_s: float | None = None,
@@ -154,88 +107,96 @@ def sample_frames(
     """Yield the sampled frames of ``stream``; undecodable packets are counted and skipped.
 
     ``stream_id`` names the stream in frames and errors, so it must not hold secrets.
-    ``realtime`` paces a file like a live stream; ``max_lag_s`` enables live-edge skipping.
-    ``demuxer_skips_nonkey`` (keyframe mode) lets FFmpeg drop non-key packets before they
-    reach Python: ~10x fewer packets from nginx-rtmp and ~2 ms less CPU per stream-second,
-    but ``stats.end_s`` then stops at the last keyframe. ``read_timeout_s`` is the
+    ``realtime`` paces a file like a live stream. ``max_lag_s`` marks a live stream: it is
+    read ahead in a thread, and decoding skips to the newest keyframe when it falls that
+    far behind reading. ``demuxer_skips_nonkey`` (keyframes mode) lets FFmpeg drop
+    non-key packets before they reach Python: ~10x fewer packets from nginx-rtmp, but
+    ``stats.end_s`` then stops at the last keyframe. ``read_timeout_s`` is the
     ``rw_timeout`` the source was opened with, to tell a stall from an end.
+    Raises SourceUnwatchable when packets keep coming and none gives a frame to hash
+    for ``guard.unwatchable_after_s``: the caller reports it and reopens the stream.
     """
     stats = stats if stats is not None else SampleStats()
-    codec = stream.codec_context
-    codec.thread_type = "SLICE"  # frame threads would hold keyframes back by a GOP each
-    codec.thread_count = 1  # parallelism comes from running many streams at once
-    keyframes_only = sampling.interval_s is None
-    if keyframes_only:
-        codec.skip_frame = "NONKEY"
-        # Keyframes are decoded one by one and only hashed, never shown or used as
-        # references, so deblocking buys nothing: skipping it saves ~15% of the
-        # decode and moves PDQ by at most 2 bits (docs/hashing.md).
-        codec.options = {**codec.options, "skip_loop_filter": "all"}
-        if demuxer_skips_nonkey:
-            stream.discard = Discard.nonkey
-    # Integer maths, one rounding: Fractions per packet cost 10% of a scan's CPU.
+    if sampling.mode == "keyframes" and demuxer_skips_nonkey:
+        stream.discard = Discard.nonkey
+    decoders = StreamDecoders(
+        stream, stats, chain_skip="DEFAULT" if sampling.mode == "interval" else "NONREF"
+    )
+    chooser = picker(sampling, decoders, guard, rng=rng or unpredictable(), budget=budget)
+    stats.picker = chooser.stats
     tb_num, tb_den = stream.time_base.numerator, stream.time_base.denominator
     packets = _demux(container, stream, stream_id, stats, read_timeout_s)
-    last_kept: float | None = None
-    edge = _LiveEdge(max_lag_s)
-    for packet in paced(packets) if realtime else packets:
-        received_at = clock()
-        media_s = None
-        if packet.size:
-            stats.packets += 1
-            if packet.pts is not None:
-                media_s = packet.pts * tb_num / tb_den
-                stats.end_s = media_s + (packet.duration or 0) * tb_num / tb_den
-                stats.lag_s = edge.lag(received_at, media_s)
-            if edge.skip(stats, packet.is_keyframe, received_at):
-                continue
-            if keyframes_only and not packet.is_keyframe:
-                continue
-        try:
-            frames = _decode(stream, packet if packet.size else None, drain=keyframes_only)
-        except av.FFmpegError as exc:
-            _check_size(codec, stream_id, media_s)
-            stats.decode_errors += 1
-            stats.last_error = ffmpeg_reason(exc)
-            metrics.DECODE_ERRORS.inc()
-            continue
-        if not frames:
-            _check_size(codec, stream_id, media_s)
-        metrics.FRAMES_DECODED.inc(len(frames))
-        for frame in frames:
-            stats.frames_decoded += 1
-            if frame.pts is None:
-                continue
-            pts_s = frame.pts * tb_num / tb_den
-            if (
-                sampling.interval_s
-                and last_kept is not None
-                and pts_s < last_kept + sampling.interval_s
-            ):
-                continue
-            if max(frame.width, frame.height) > MAX_SIDE:
-                raise _too_large(stream_id, pts_s, frame.width, frame.height)
-            last_kept = pts_s
-            stats.frames_sampled += 1
-            yield Frame(stream_id, pts_s, received_at, frame_luma(frame), frame.width, frame.height)
+    if realtime:
+        packets = paced(packets)
+    feed = (
+        PacketFeed(packets, stats, max_backlog_s=max_lag_s, clock=clock, name=f"demux-{stream_id}")
+        if max_lag_s is not None
+        else None
+    )
+    arrivals = iter(feed) if feed is not None else ((packet, clock()) for packet in packets)
+    lag = PublisherLag()
+    watched_at: float | None = None  # wall time of the last sample, or of the first packet
+    try:
+        for packet, received_at in arrivals:
+            if not packet.size:
+                picks = chooser.finish()
+            else:
+                times = _times(packet, tb_num, tb_den)
+                stats.packets += 1
+                stats.keyframes += times.key
+                if times.pts_s is not None:
+                    stats.end_s = times.pts_s + (packet.duration or 0) * tb_num / tb_den
+                    stats.lag_s = lag(received_at, times.pts_s)
+                picks = chooser.packet(times, packet)
+                if times.key and (interval_s := chooser.stats.keyframe_interval_s) is not None:
+                    metrics.KEYFRAME_INTERVAL.observe(interval_s)
+            if picks:
+                watched_at = received_at
+                stats.unwatchable_reason = ""
+            elif watched_at is None:
+                watched_at = received_at
+            elif feed is not None and received_at - watched_at > guard.unwatchable_after_s:
+                _unwatchable(stream_id, stats, received_at - watched_at)
+            for pick in picks:
+                yield _frame(pick, stream_id, received_at, stats)
+    finally:
+        if feed is not None:
+            feed.close()
 
 
-def _too_large(stream_id: str, pts_s: float | None, width: int, height: int) -> SourceRefused:
-    at = "" if pts_s is None else f" at {pts_s:.3f} s"
-    return SourceRefused(
-        f"{stream_id}: frame{at} is {width}x{height}, larger than {MAX_SIDE} px on a side"
+def _times(packet: av.Packet, tb_num: int, tb_den: int) -> PacketTimes:
+    pts_s = None if packet.pts is None else packet.pts * tb_num / tb_den
+    dts_s = None if packet.dts is None else packet.dts * tb_num / tb_den
+    return PacketTimes(pts_s, dts_s, packet.is_keyframe, packet.size)
+
+
+def _frame(
+    pick: Pick[av.VideoFrame], stream_id: str, received_at: float, stats: SampleStats
+) -> Frame:
+    stats.frames_sampled += 1
+    metrics.SAMPLES.labels(pick.reason).inc()
+    frame = pick.frame
+    return Frame(
+        stream_id,
+        pick.pts_s,
+        received_at,
+        frame_luma(frame),
+        frame.width,
+        frame.height,
+        pick.reason,
     )
 
 
-def _check_size(codec: av.VideoCodecContext, stream_id: str, pts_s: float | None) -> None:
-    """Refuse a picture size the decoder took from the stream but gave no frame of.
+def _unwatchable(stream_id: str, stats: SampleStats, for_s: float) -> None:
+    """Raise if packets kept coming for a reason streamguard knows and none gave a sample.
 
-    Decoders refuse pictures above ``max_pixels`` (source.video_stream) without an
-    error in keyframe mode, so a stream changing to a huge size would otherwise just
-    go quiet.
-    """
-    if max(codec.width, codec.height) > MAX_SIDE:
-        raise _too_large(stream_id, pts_s, codec.width, codec.height)
+    Without a known reason (keyframes mode on a long GOP, say) the stream is only slow."""
+    reason = stats.unwatchable_reason or ("no_keyframe" if not stats.keyframes else "")
+    if not reason:
+        return
+    metrics.UNWATCHABLE.labels(reason).inc()
+    detail = stats.last_error if reason != "no_keyframe" else "no keyframe received"
+    raise SourceUnwatchable(f"{stream_id}: nothing to hash for {for_s:.1f} s ({detail})", reason)
 
 
 def _demux(
@@ -283,17 +244,3 @@ def _demux(
         if packet.size:
             yield packet
     yield av.Packet()
-
-
-def _decode(stream: VideoStream, packet: av.Packet | None, *, drain: bool) -> list[av.VideoFrame]:
-    """Decode one packet (None flushes).
-
-    With ``drain`` the decoder is emptied after the packet, so a keyframe comes out
-    at once instead of waiting behind B-frame reordering for the next keyframes
-    (seconds, in a live stream); each keyframe decodes on its own anyway.
-    """
-    frames = stream.decode(packet)
-    if drain and packet is not None:
-        frames += stream.decode(None)
-        stream.codec_context.flush_buffers()
-    return frames

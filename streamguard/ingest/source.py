@@ -8,7 +8,7 @@ import av
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from streamguard.errors import SourceError, SourceNotLive, SourceRefused
+from streamguard.errors import SourceError, SourceNotLive
 from streamguard.hashing import MAX_SIDE
 from streamguard.ingest.urls import DEFAULT_SCHEMES, check_allowed, local_path, redact, scheme_of
 
@@ -105,16 +105,15 @@ def _unresolved(source: str) -> str:
 
 
 def video_stream(container: InputContainer, source: str) -> VideoStream:
-    """The first video stream, checked against the size limit before anything is decoded."""
+    """The first video stream, its decoder limited to pictures of MAX_SIDE by MAX_SIDE.
+
+    A declared size above the limit is not refused here: the publisher can change it
+    at the next keyframe, and one picture must not end the watch of a broadcast. The
+    decoder refuses such pictures without allocating them, and the sampler leaves out
+    and counts any frame larger than MAX_SIDE on a side (docs/sampling.md).
+    """
     if not container.streams.video:
         raise SourceError(f"{redact(source)}: no video stream", "no_video")
     stream = container.streams.video[0]
-    codec = stream.codec_context
-    if max(codec.width, codec.height) > MAX_SIDE:
-        raise SourceRefused(
-            f"{redact(source)}: video is {codec.width}x{codec.height}, "
-            f"larger than {MAX_SIDE} px on a side"
-        )
-    # The decoder itself refuses bigger pictures should the resolution change mid-stream.
-    codec.options = {"max_pixels": str(MAX_SIDE * MAX_SIDE)}
+    stream.codec_context.options = {"max_pixels": str(MAX_SIDE * MAX_SIDE)}
     return stream

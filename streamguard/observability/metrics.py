@@ -43,14 +43,45 @@ FRAMES_DECODED = Counter(
     "Frames the decoders produced (only keyframes with keyframe sampling)",
 )
 FRAMES_SAMPLED = Counter("streamguard_frames_sampled_total", "Frames handed to hashing")
+SAMPLES = Counter(
+    "streamguard_samples_total",
+    "Frames handed to hashing, by why: keyframe, gap (keyframes late), probe, interval",
+    ["reason"],
+)
 FRAMES_DROPPED = Counter(
     "streamguard_frames_dropped_total",
     "Sampled frames dropped unhashed because hashing fell behind (the newest is kept)",
 )
+SAMPLES_SKIPPED = Counter(
+    "streamguard_samples_skipped_total",
+    "Frames not sampled, by reason: decode_backlog and hash_backlog (streamguard fell "
+    "behind), stream_cap and min_gap (a stream's flood cap), probe_budget, too_large",
+    ["reason"],
+)
 DECODE_ERRORS = Counter("streamguard_decode_errors_total", "Packets the decoder rejected")
 LIVE_EDGE_SKIPS = Counter(
     "streamguard_live_edge_skips_total",
-    "Times a reader fell max_lag_s behind the live edge and jumped to the newest keyframe",
+    "Times decoding fell max_lag_s behind reading and jumped to the newest keyframe",
+)
+STREAMS_BEYOND_KEYFRAMES = Gauge(
+    "streamguard_streams_beyond_keyframes",
+    "Watched streams whose non-key frames are being decoded now (late keyframes, probes)",
+    multiprocess_mode="livesum",
+)
+KEYFRAME_INTERVAL = Histogram(
+    "streamguard_keyframe_interval_seconds",
+    "Stream time between consecutive keyframes of watched streams",
+    buckets=(0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 10.0, 20.0, 60.0),
+)
+PROBE_CPU = Counter(
+    "streamguard_probe_cpu_seconds_total",
+    "CPU time spent decoding non-key frames for random probes (bounded by probe_cpu)",
+)
+UNWATCHABLE = Counter(
+    "streamguard_unwatchable_total",
+    "Times a stream sent nothing streamguard could look at for unwatchable_after_s, by "
+    "reason: too_large, decode_error, no_keyframe",
+    ["reason"],
 )
 RECONNECTS = Counter(
     "streamguard_reconnects_total",

@@ -153,7 +153,7 @@ class Registry:
         """Add or update ``stream``: 'added', 'updated' (new URL) or 'unchanged'."""
         registration = {
             "url": stream.url,
-            "sample": str(stream.sample),
+            "sample": "" if stream.sample is None else str(stream.sample),
             "source": source,
             "at": round(time.time(), 3),
         }
@@ -184,7 +184,7 @@ def stream_of(lease: Lease) -> StreamConfig:
         "registration",
         lease.stream_id,
         registration.get("url"),
-        registration.get("sample", "keyframes"),
+        registration.get("sample"),
     )
 
 

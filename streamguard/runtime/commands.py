@@ -36,7 +36,11 @@ def add_parser(commands: Any) -> None:
     added = actions.add_parser("add", parents=[common], help="register (or update) a stream")
     added.add_argument("stream_id", metavar="ID")
     added.add_argument("url", metavar="URL")
-    added.add_argument("--sample", default="keyframes", help="keyframes (default) or interval:S")
+    added.add_argument(
+        "--sample",
+        metavar="MODE",
+        help="guard, keyframes or interval:S (default: each run's own --sample or [sampling])",
+    )
     added.set_defaults(handler=cmd_add)
 
     removed = actions.add_parser("remove", parents=[common], help="unregister streams")
@@ -67,7 +71,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(shown))
             else:
-                print(f"{stream_id}\t{shown['url']}\t{shown['sample']}\t{shown['source']}")
+                sample = shown.get("sample") or "-"
+                print(f"{stream_id}\t{shown['url']}\t{sample}\t{shown['source']}")
         return 0
 
     return _with_registry(args, work)

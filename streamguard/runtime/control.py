@@ -86,7 +86,7 @@ class ControlPlane:
         if action == "stop":
             url = "-"  # not used; parse_stream still checks the id
         try:
-            stream = parse_stream("command", stream_id, url, sample or "keyframes")
+            stream = parse_stream("command", stream_id, url, sample)
             if not stream.url.isprintable():  # control characters, lone surrogates (from JSON)
                 raise Refused(f"stream '{stream.id}': url has unprintable characters")
             if action == "start":  # its refusal shows the URL: printable only

@@ -11,7 +11,7 @@ class Watch(StrEnum):
     WATCHING = "watching"
     RECONNECTING = "reconnecting"  # failed (error, stall); retrying with back-off
     ENDED = "ended"  # the publisher stopped; retrying in case it comes back
-    FAILED = "failed"  # will not be retried (refused URL, oversized video)
+    FAILED = "failed"  # will not be retried (a refused or malformed URL)
     KILLED = "killed"  # a kill was decided; no longer watched (policy.keep_watching_after_kill)
     STOPPED = "stopped"
 
@@ -23,17 +23,25 @@ class StreamState:
 
     stream_id: str
     url: str  # redacted
+    sample: str = "guard"  # the sampling mode in force
     state: Watch = Watch.STARTING
     since: float = field(default_factory=time.time)
     last_keyframe_at: float | None = None
     last_pts_s: float | None = None
-    lag_s: float = 0.0
+    lag_s: float = 0.0  # arrival behind the stream's clock: the publisher's pacing
+    backlog_s: float = 0.0  # read, not yet decoded: streamguard's own lag
+    keyframe_interval_s: float | None = None  # observed
+    beyond_keyframes: bool = False  # decoding non-key frames now (late keyframe, probe)
+    probes: int = 0
+    samples_skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    unwatchable: int = 0  # times reported as sending nothing to hash
     connects: int = 0
     reconnects: int = 0
     frames_sampled: int = 0
     frames_dropped: int = 0
     live_edge_skips: int = 0
     decode_errors: int = 0
+    frames_too_large: int = 0  # left out, never hashed: larger than 8192 px on a side
     detections: int = 0
     internal_errors: int = 0  # bugs caught per frame or per connection; should stay 0
     last_error: str = ""

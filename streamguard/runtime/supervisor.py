@@ -30,6 +30,7 @@ from streamguard.events.broker import client_id_base
 from streamguard.events.mqtt import MqttSink
 from streamguard.events.outbox import Outbox, adopt_orphans, outbox_path
 from streamguard.events.sinks import EventSink, StdoutSink
+from streamguard.ingest.budget import CpuBudget
 from streamguard.libc import tune_malloc
 from streamguard.observability import metrics
 from streamguard.observability.http import PostRoute, Response, json_response, serve
@@ -72,6 +73,7 @@ class Watcher:
         self.worker_id = worker_id or f"{socket.gethostname()}/{os.getpid()}"
         threads = settings.hash_threads or os.cpu_count() or 1
         self._hash_pool = ThreadPoolExecutor(threads, thread_name_prefix="hash")
+        self._probe_budget = CpuBudget(settings.sampling.probe_cpu)
         self.mqtt: MqttSink | None = None
         self.sink: EventSink = StdoutSink()
         if settings.mqtt.url:
@@ -102,6 +104,9 @@ class Watcher:
             self.settings.policy,
             robustness=self.settings.detect,
             fence=fence,
+            sample=self.settings.sample,
+            guard=self.settings.sampling,
+            budget=self._probe_budget,
         )
 
     def start(self, stream: StreamConfig, lease: Lease | None = None) -> None:
@@ -154,6 +159,7 @@ class Watcher:
         workers = self.workers.values()
         metrics.INGEST_LAG.set(max((w.lag_s() for w in workers), default=0.0))
         metrics.KEYFRAME_AGE.set(max((w.keyframe_age_s(now) for w in workers), default=0.0))
+        metrics.STREAMS_BEYOND_KEYFRAMES.set(sum(w.decoding_beyond_keyframes() for w in workers))
         for algo, count in self.blocklist.counts().items():
             metrics.BLOCKLIST_ENTRIES.labels(algo).set(count)
         if self.sync is not None:

@@ -4,6 +4,7 @@ asyncio task (hash, match, decide, publish) through a newest-frame-wins queue.""
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
@@ -13,11 +14,20 @@ from streamguard.blocklist.memory import Blocklist
 from streamguard.config import IngestSettings, StreamConfig
 from streamguard.detect.matcher import ROBUST, FrameMatcher, Match, Robustness
 from streamguard.detect.policy import Policy, StreamPolicy
-from streamguard.errors import SourceEnded, SourceError, SourceNotLive, SourceRefused
-from streamguard.events.schema import build_event
+from streamguard.errors import (
+    SourceEnded,
+    SourceError,
+    SourceNotLive,
+    SourceRefused,
+    SourceUnwatchable,
+)
+from streamguard.events.schema import build_event, unwatchable_event
 from streamguard.events.sinks import EventSink
-from streamguard.ingest.sampler import Frame, SampleStats, sample_frames
+from streamguard.ingest.budget import CpuBudget
+from streamguard.ingest.sampler import Frame, sample_frames
+from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import open_source, video_stream
+from streamguard.ingest.stats import SampleStats
 from streamguard.ingest.urls import redact
 from streamguard.observability import metrics
 from streamguard.runtime.handoff import NewestQueue
@@ -40,10 +50,18 @@ class StreamWorker:
         *,
         robustness: Robustness = ROBUST,
         fence: Fence | None = None,
+        sample: Sampling | None = None,
+        guard: GuardSettings | None = None,
+        budget: CpuBudget | None = None,
     ) -> None:
+        """``sample`` is the mode of a stream without one of its own (default: guard);
+        ``budget`` the probe CPU its process shares out."""
         self.config = config
         self.ingest = ingest
-        self.state = StreamState(config.id, redact(config.url))
+        self.sampling = config.sample or sample or Sampling()
+        self.guard = guard or GuardSettings()
+        self._budget = budget
+        self.state = StreamState(config.id, redact(config.url), sample=str(self.sampling))
         self._matcher = FrameMatcher(blocklist, robustness=robustness)
         self._sink = sink
         self._hash_pool = hash_pool
@@ -55,16 +73,31 @@ class StreamWorker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fence = fence
         self._report = True  # publish state changes to the sink (status topic)
+        self._unwatchable_since: float | None = None  # reader thread: no sample since
+        self._too_large_before = 0  # frames left out for their size by earlier connections
         metrics.STREAMS.labels(str(self.state.state)).inc()
 
     def snapshot(self) -> dict[str, Any]:
         """State for /streams, with the reader's live counters."""
-        self.state.lag_s = round(self._stats.lag_s, 3)
-        self.state.live_edge_skips = self._stats.live_edge_skips
-        self.state.decode_errors = self._stats.decode_errors
+        stats = self._stats
+        self.state.lag_s = round(stats.lag_s, 3)
+        self.state.backlog_s = round(stats.backlog_s, 3)
+        self.state.live_edge_skips = stats.live_edge_skips
+        self.state.decode_errors = stats.decode_errors
+        self.state.frames_too_large = self._too_large_before + stats.too_large
+        interval_s = stats.picker.keyframe_interval_s
+        self.state.keyframe_interval_s = None if interval_s is None else round(interval_s, 3)
+        self.state.beyond_keyframes = self.decoding_beyond_keyframes()
+        self.state.probes = stats.picker.probes
+        self.state.samples_skipped = dict(stats.picker.skipped)
         if self._queue is not None:
             self.state.frames_dropped = self._queue.dropped
         return self.state.snapshot()
+
+    def decoding_beyond_keyframes(self) -> bool:
+        """Whether non-key frames are being decoded now (a late keyframe, a probe)."""
+        watching = self.state.state is Watch.WATCHING
+        return watching and self._stats.picker.decoding_beyond_keyframes
 
     def lag_s(self) -> float:
         """How far reading is behind the live edge (0 unless watching)."""
@@ -99,7 +132,7 @@ class StreamWorker:
     async def run(self) -> None:
         """Watch until cancelled or killed: start the reader, then decide on each frame."""
         loop = self._loop = asyncio.get_running_loop()
-        self._queue = NewestQueue(loop, self.ingest.queue_size, metrics.FRAMES_DROPPED.inc)
+        self._queue = NewestQueue(loop, self.ingest.queue_size, self._hash_backlog)
         reader = threading.Thread(
             target=self._read_forever, args=(self._queue,), name=f"read-{self.config.id}"
         )
@@ -121,19 +154,19 @@ class StreamWorker:
         finally:
             self._stop.set()
 
+    def _hash_backlog(self) -> None:
+        """A sampled frame dropped unhashed: hashing fell behind (the newest is kept)."""
+        self._stats.picker.skipped["hash_backlog"] += 1
+        metrics.FRAMES_DROPPED.inc()
+        metrics.SAMPLES_SKIPPED.labels("hash_backlog").inc()
+
     async def _decide(self, frame: Frame, matches: list[Match]) -> None:
         """Apply the policy to this frame; publish the decision it brings, if any."""
         decision = self._policy.observe(matches, frame.received_at)
         if decision is None:
             return
         best = decision.match
-        if self._fence is not None and not await self._fence():
-            metrics.CLUSTER_FENCED.inc()
-            log.warning(
-                "stream %s: %s not published: its lease was taken over by another worker",
-                self.config.id,
-                decision.action,
-            )
+        if not await self._may_publish(decision.action):
             return
         event = build_event(
             best,
@@ -165,6 +198,46 @@ class StreamWorker:
         if decision.action == "kill" and not self._policy.policy.keep_watching_after_kill:
             self._stop.set()  # the media server ends the broadcast; nothing more to watch
             self._enter(Watch.KILLED, f"matched a {best.hit.entry.category} entry")
+
+    async def _may_publish(self, action: str) -> bool:
+        """False if another worker has taken this stream over (its lease is gone)."""
+        if self._fence is None or await self._fence():
+            return True
+        metrics.CLUSTER_FENCED.inc()
+        log.warning(
+            "stream %s: %s not published: its lease was taken over by another worker",
+            self.config.id,
+            action,
+        )
+        return False
+
+    async def _report_unwatchable(self, exc: SourceUnwatchable, at: float) -> None:
+        """Through the policy (one decision per incident), outbox and topics, as a match is."""
+        action = self._policy.unwatchable(at)
+        if action is None or not await self._may_publish(action):
+            return
+        stats = self._stats
+        event = unwatchable_event(
+            stream_id=self.config.id,
+            action=action,
+            cause=exc.cause,
+            detail=str(exc),
+            stream_url=self.state.url,
+            worker_id=self._worker_id,
+            pts_s=stats.end_s,
+            received_at=at,
+        )
+        metrics.DECISIONS.labels(action).inc()
+        await self._sink.publish(event)
+        self.state.detections += 1
+        log.warning(
+            "stream %s: %s: unwatchable (%s): %s (event %s)",
+            self.config.id,
+            action,
+            exc.cause,
+            exc,
+            event["event_id"],
+        )
 
     def _publish_status(self) -> None:
         """Hand the current state to the sink (retained status message), on the event loop."""
@@ -202,6 +275,12 @@ class StreamWorker:
             except SourceRefused as exc:
                 self._enter(Watch.FAILED, str(exc))
                 return
+            except SourceUnwatchable as exc:
+                # Chosen by the publisher, who may change its mind: reported, and reopened
+                # at once (a new codec or picture size needs a new probe).
+                self._unwatchable(exc)
+                error, reason = str(exc), exc.reason
+                failures = 0
             except SourceError as exc:
                 error, reason = str(exc), exc.reason
                 not_live = isinstance(exc, SourceNotLive)
@@ -230,6 +309,18 @@ class StreamWorker:
             self.state.reconnects += 1
             metrics.RECONNECTS.labels(reason).inc()
 
+    def _unwatchable(self, exc: SourceUnwatchable) -> None:
+        """Called from the reader thread: once the stream has been unwatchable for
+        ``unwatchable_after_s`` (over reconnects too), hand the report to the event loop."""
+        now = time.time()
+        if self._unwatchable_since is None:
+            self._unwatchable_since = now - exc.after_s
+        if now - self._unwatchable_since < self.guard.unwatchable_after_s:
+            return
+        self.state.unwatchable += 1
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._report_unwatchable(exc, now), self._loop)
+
     def _watch_once(self, queue: NewestQueue[Frame]) -> None:
         """Read the stream until it ends (returns) or fails (raises SourceError)."""
         ingest = self.ingest
@@ -241,6 +332,7 @@ class StreamWorker:
             hls_hold_reloads=ingest.hls_hold_reloads,
         ) as container:
             stream = video_stream(container, self.state.url)
+            self._too_large_before += self._stats.too_large
             self._stats = stats = SampleStats()
             self.state.connects += 1
             self._enter(Watch.WATCHING)
@@ -248,7 +340,9 @@ class StreamWorker:
                 container,
                 stream,
                 self.config.id,
-                self.config.sample,
+                self.sampling,
+                guard=self.guard,
+                budget=self._budget,
                 stats=stats,
                 max_lag_s=ingest.max_lag_s,
                 demuxer_skips_nonkey=True,
@@ -257,6 +351,7 @@ class StreamWorker:
                 if self._stop.is_set():
                     return
                 self.state.frames_sampled += 1
+                self._unwatchable_since = None
                 metrics.FRAMES_SAMPLED.inc()
                 self.state.last_keyframe_at = frame.received_at
                 self.state.last_pts_s = frame.pts_s

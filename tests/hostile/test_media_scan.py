@@ -152,13 +152,14 @@ def test_huge_declared_dimensions(tmp_path):
 @pytest.mark.parametrize("sample", ["keyframes", "interval:1"])
 def test_mid_stream_change_to_huge_dimensions(tmp_path, sample):
     """10 s of 360p, then an SPS declaring 16000x16000: the decoder refuses those pictures
-    (max_pixels); the scan must say so instead of reporting the rest as clean."""
+    (max_pixels); the scan must say so instead of reporting the rest as clean, and what
+    came before is scanned."""
     huge = declaring_size(FLAGGED_720, tmp_path / "huge.flv", 16000, 16000)
     both = concatenated_flv(CLEAN_360, huge, tmp_path / "then-huge.flv")
     result = scan(both, options=("--sample", sample))
     errors = well_behaved(result, [both])
     assert errors[both] == [
-        f"streamguard: error: {both}: frame at 10.000 s is 16000x16000, "
+        f"streamguard: error: {both}: part of the video is 16000x16000, "
         "larger than 8192 px on a side"
     ]
 

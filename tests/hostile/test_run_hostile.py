@@ -141,20 +141,22 @@ def watch(service: Service) -> None:
         lambda: (
             all(detected(service, s) for s in expect_events)
             # a publisher whose clock runs at a quarter of real time: lag grows 0.75 s per
-            # second, and the live-edge skip must not leave the stream undecoded for good
+            # second; that lag is the publisher's, never a reason to skip
             and service.streams()["slow-clock"]["frames_sampled"] >= 8
             and service.streams()["hls-flipped"]["connects"] >= 2
+            and service.streams()["hls-grows-huge"]["connects"] >= 2
         ),
         timeout_s=45,
         what="detections on every stream that shows the flagged picture",
     )
     states = service.streams()
     for stream_id in ("hls-huge", "hls-grows-huge"):
-        assert states[stream_id]["state"] == "failed", states[stream_id]
-        assert states[stream_id]["last_error"].endswith(
-            "is 16000x16000, larger than 8192 px on a side"
-        ), states[stream_id]
-    assert states["hls-grows-huge"]["frames_sampled"] == 5  # the 360p part's keyframes
+        # Never hashed, and never given up on: the publisher may go back to a sane size.
+        assert states[stream_id]["state"] != "failed", states[stream_id]
+        assert states[stream_id]["frames_too_large"] > 0, states[stream_id]
+        assert states[stream_id]["connects"] >= 2, states[stream_id]
+    assert states["hls-huge"]["frames_sampled"] == 0
+    assert states["hls-grows-huge"]["frames_sampled"] >= 5  # the 360p part's keyframes
     for stream_id in ("audio-only", "hls-audio"):
         assert states[stream_id]["state"] == "reconnecting", states[stream_id]
         assert states[stream_id]["last_error"].endswith(": no video stream")
@@ -167,7 +169,8 @@ def watch(service: Service) -> None:
     assert states["hls-empty"]["state"] in ("reconnecting", "ended"), states["hls-empty"]
     assert states["hls-empty"]["last_error"]
     assert states["hls-flipped"]["frames_sampled"] and not detected(service, "hls-flipped")
-    assert states["slow-clock"]["live_edge_skips"] == 1, states["slow-clock"]
+    assert states["slow-clock"]["live_edge_skips"] == 0, states["slow-clock"]
+    assert states["slow-clock"]["lag_s"] > 5, states["slow-clock"]
     assert all(state["internal_errors"] == 0 for state in states.values()), states
     assert states["good"]["state"] == "watching"
     good = next(event for event in service.events if event["stream_id"] == "good")

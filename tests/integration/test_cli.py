@@ -29,7 +29,9 @@ def test_scan_finds_the_flagged_keyframe(capsys, clip):
     assert code == 1
     matches = [json.loads(line) for line in out]
     assert matches
-    assert {m["pts_s"] for m in matches} == {4.0}
+    # The keyframe; guard's probes may also land on the flagged frames around it.
+    times = {m["pts_s"] for m in matches}
+    assert 4.0 in times and all(3.5 <= t < 4.5 for t in times)
     assert {m["category"] for m in matches} == {"test"}
     pdq = [m for m in matches if m["algo"] == "pdq"]
     assert pdq and all(m["distance"] <= 31 and m["quality"] >= 50 for m in pdq)
@@ -123,7 +125,7 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert result.stderr == "streamguard: error: x.mp4: no such file\n"
 
 
-def test_oversized_frames_are_refused_before_decoding(capsys, tmp_path):
+def test_oversized_frames_are_never_hashed(capsys, tmp_path):
     import av
     import numpy as np
 
@@ -136,6 +138,7 @@ def test_oversized_frames_are_refused_before_decoding(capsys, tmp_path):
         container.mux(stream.encode(None))
     message = one_line_error(capsys, ["scan", "--blocklist", BLOCKLIST, str(wide)])
     assert message.endswith("video is 8200x16, larger than 8192 px on a side")
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_demo_detects_in_real_time(capsys):

@@ -169,7 +169,8 @@ def test_publisher_leaving_late_in_a_gop_has_ended(nginx_rtmp: NginxRtmp, tmp_pa
     url = nginx_rtmp.rtmp_url("cam")
     short_reads = FAST_RETRIES.replace("read_timeout_s = 2", "read_timeout_s = 1")  # GOP: 2 s
     assert short_reads != FAST_RETRIES
-    config = config_file(tmp_path, {"cam": url}, extra=short_reads)
+    keyframe_mode = '\n[sampling]\nmode = "keyframes"\n'
+    config = config_file(tmp_path, {"cam": url}, extra=short_reads + keyframe_mode)
     keyframes = tmp_path / "keyframes.jsonl"
     service = Service(["--config", str(config)], tmp_path / "run.log")
     try:

@@ -1,4 +1,4 @@
-"""Keyframe and interval sampling on real encoded video."""
+"""Keyframe, interval and guard sampling on real encoded video."""
 
 import itertools
 import subprocess
@@ -6,8 +6,10 @@ import subprocess
 import av
 import pytest
 
-from streamguard.ingest.sampler import SampleStats, Sampling, sample_frames
+from streamguard.ingest.sampler import sample_frames
+from streamguard.ingest.sampling import Sampling
 from streamguard.ingest.source import open_source, video_stream
+from streamguard.ingest.stats import SampleStats
 
 from ..conftest import SAMPLES
 
@@ -85,7 +87,8 @@ def test_keyframe_leaves_the_decoder_with_its_own_packet(tmp_path):
     with open_source(str(clip)) as container:
         stream = video_stream(container, str(clip))
         assert stream.codec_context.has_b_frames
-        for frame in sample_frames(container, stream, "b", Sampling(), stats=stats):
+        keyframes = Sampling.parse("keyframes")
+        for frame in sample_frames(container, stream, "b", keyframes, stats=stats):
             packets_when_yielded.append((frame.pts_s, stats.packets))
     keyframe_times = keyframe_packet_times(str(clip))
     assert [t for t, _ in packets_when_yielded] == pytest.approx(keyframe_times)

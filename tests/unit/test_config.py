@@ -63,7 +63,7 @@ sample = "interval:1"
     [
         ("[[streams]]\nid = 'a b'\nurl = 'rtmp://h/a/b'\n", "stream id 'a b' must be"),
         ("[[streams]]\nid = 'a'\n", "stream 'a' needs a 'url'"),
-        ("[[streams]]\nid='a'\nurl='rtmp://h/x'\nsample='every'\n", "expected 'keyframes'"),
+        ("[[streams]]\nid='a'\nurl='rtmp://h/x'\nsample='every'\n", "expected 'guard'"),
         ("[ingest]\nread_timeout_s = -1\n", "ingest.read_timeout_s: expected a positive number"),
         ("[ingest]\nspeed = 1\n", "ingest: unknown key(s) speed"),
         ("colour = 'red'\n", "unknown key(s) colour"),

@@ -1,11 +1,12 @@
 import pytest
 
 from streamguard.ingest.replay import paced
-from streamguard.ingest.sampler import Sampling
+from streamguard.ingest.sampling import Sampling
 
 
 def test_parse_sampling():
-    assert Sampling.parse("keyframes").interval_s is None
+    assert Sampling() == Sampling.parse("guard") and str(Sampling()) == "guard"
+    assert Sampling.parse("keyframes").mode == "keyframes"
     assert Sampling.parse("interval:0.5").interval_s == 0.5
     assert str(Sampling.parse("interval:2")) == "interval:2"
 
@@ -15,7 +16,7 @@ def test_parse_sampling():
     ["interval:", "interval:0", "interval:-1", "interval:nan", "interval:inf", "every:1", "key"],
 )
 def test_bad_sampling(text):
-    with pytest.raises(ValueError, match="expected 'keyframes' or 'interval:SECONDS'"):
+    with pytest.raises(ValueError, match="expected 'guard', 'keyframes' or 'interval:SECONDS'"):
         Sampling.parse(text)
 
 

@@ -1,0 +1,181 @@
+"""Streams a publisher who has read streamguard's code would send (docs/sampling.md).
+
+Each case is a clip, encoded as a live encoder would (libx264, B-frames, CBR), whose
+encoder settings a publisher controls: which frames are keyframes, the keyframe
+interval, the picture size; and, for stall-and-burst, a pattern of sending. Any
+flagged picture and any benign one can be used: the cases are generic, the bundled
+stand-ins are only the default.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from av.video.frame import PictureType
+
+FPS = 30
+TIME_BASE = Fraction(1, FPS)  # the encoders'; the FLV stream's becomes 1/1000 once opened
+SIZE = (1280, 720)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Frames of one picture size: for each frame, which picture and whether it is a keyframe."""
+
+    seconds: float
+    flagged: Callable[[int], bool]  # frame number (from the segment's start) -> flagged?
+    keyframe: Callable[[int], bool]
+    size: tuple[int, int] = SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    name: str
+    what: str
+    segments: tuple[Segment, ...]
+    flagged_from_s: float  # stream time the flagged picture first shows
+    stall_s: float = 0.0  # stall-and-burst: pause this long before each flagged keyframe
+    expect: str = "kill"  # or "nothing" (benign streams)
+
+    @property
+    def seconds(self) -> float:
+        return sum(segment.seconds for segment in self.segments)
+
+
+def every(frames: int) -> Callable[[int], bool]:
+    return lambda n: n % frames == 0
+
+
+def dodge(share: float, seconds: float = 40.0, gop_s: float = 2.0) -> Case:
+    """Keyframe dodging: a benign picture on every keyframe, the flagged one on the last
+    ``share`` of each GOP (away from the keyframes)."""
+    gop = round(gop_s * FPS)
+    first = gop - round(share * gop)
+    return Case(
+        f"dodge-{round(share * 100)}",
+        f"{gop_s:g} s GOP, flagged on {share:.0%} of each GOP, never on a keyframe",
+        (Segment(seconds, lambda n: n % gop >= max(first, 1), every(gop)),),
+        flagged_from_s=max(first, 1) / FPS,
+    )
+
+
+def long_gop(gop_s: float = 10.0, show_s: float = 5.0, seconds: float = 30.0) -> Case:
+    """Keyframes ``gop_s`` apart; the flagged picture between two of them for ``show_s``."""
+    gop = round(gop_s * FPS)
+    start = gop + round((gop_s - show_s) / 2 * FPS)  # in the second GOP, centred
+    end = start + round(show_s * FPS)
+    return Case(
+        f"long-gop-{gop_s:g}s",
+        f"keyframes {gop_s:g} s apart, flagged for {show_s:g} s between two of them",
+        (Segment(seconds, lambda n: start <= n < end, every(gop)),),
+        flagged_from_s=start / FPS,
+    )
+
+
+def stall_and_burst(flagged_gops: int = 6, stall_s: float = 4.6, gop_s: float = 2.0) -> Case:
+    """The publisher pauses just over max_lag_s before each flagged keyframe, then sends
+    its backlog at once; each flagged GOP is followed by five benign ones."""
+    gop = round(gop_s * FPS)
+    period = 6 * gop
+    return Case(
+        "stall-burst",
+        f"pauses {stall_s:g} s before each of {flagged_gops} flagged GOPs, then bursts",
+        (Segment(flagged_gops * period / FPS, lambda n: n % period < gop, every(gop)),),
+        flagged_from_s=0.0,
+        stall_s=stall_s,
+    )
+
+
+def oversized(seconds: float = 18.0) -> Case:
+    """One second of frames too large to look at, then the flagged picture at 720p."""
+    return Case(
+        "oversize",
+        "1 s at 8208x16 (over the size limit), then the flagged picture at 720p",
+        (
+            Segment(1.0, lambda n: False, every(FPS), size=(8208, 16)),
+            Segment(seconds, lambda n: True, every(2 * FPS)),
+        ),
+        flagged_from_s=1.0,
+    )
+
+
+def cases() -> list[Case]:
+    """The adversarial suite of ``streamguard eval``."""
+    return [dodge(0.97), dodge(0.5), dodge(0.25), long_gop(), stall_and_burst(), oversized()]
+
+
+def fitted(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``picture`` (RGB) scaled to ``size`` (width, height) as I420 planes."""
+    width, height = size
+    rgb = cv2.resize(picture, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+
+
+def write_clip(
+    path: Path,
+    case: Case,
+    flagged: np.ndarray,
+    benign: np.ndarray,
+    *,
+    bitrate: int = 2_500_000,
+    bframes: int = 2,
+) -> Path:
+    """Encode ``case`` with libx264 as OBS would (CBR, B-frames), keyframes exactly where the
+    case puts them (forced IDR, no scene-cut keyframes), SPS/PPS with every keyframe so
+    that a change of picture size can follow in the same stream."""
+    with av.open(str(path), "w", format="flv") as container:
+        stream = container.add_stream(
+            "libx264",
+            rate=FPS,
+            options={
+                "preset": "veryfast",
+                "x264-params": (
+                    f"keyint=100000:min-keyint=1:scenecut=0:forced-idr=1:bframes={bframes}:"
+                    f"repeat-headers=1:vbv-maxrate={bitrate // 1000}:vbv-bufsize={bitrate // 1000}"
+                ),
+                "threads": "1",
+            },
+        )
+        stream.width, stream.height = case.segments[0].size
+        stream.pix_fmt = "yuv420p"
+        stream.bit_rate = bitrate
+        stream.time_base = TIME_BASE
+        offset = 0
+        for segment in case.segments:
+            _encode_segment(container, stream, segment, offset, (flagged, benign))
+            offset += round(segment.seconds * FPS)
+    return path
+
+
+def _encode_segment(
+    container: av.container.OutputContainer,
+    stream: av.VideoStream,
+    segment: Segment,
+    offset: int,
+    pictures: Sequence[np.ndarray],
+) -> None:
+    flagged, benign = (fitted(picture, segment.size) for picture in pictures)
+    if segment.size != (stream.width, stream.height):
+        # A new picture size: a new encoder, in the same stream (x264 repeats SPS/PPS).
+        context = av.CodecContext.create("libx264", "w")
+        context.width, context.height = segment.size
+        context.pix_fmt, context.time_base = "yuv420p", TIME_BASE
+        context.framerate, context.bit_rate = FPS, stream.bit_rate
+        context.options = dict(stream.codec_context.options)
+        encoder = context
+    else:
+        encoder = stream.codec_context
+    for n in range(round(segment.seconds * FPS)):
+        frame = av.VideoFrame.from_ndarray(flagged if segment.flagged(n) else benign, "yuv420p")
+        frame.pts, frame.time_base = offset + n, TIME_BASE
+        frame.pict_type = PictureType.I if segment.keyframe(n) else PictureType.NONE
+        for packet in encoder.encode(frame):
+            packet.stream = stream
+            container.mux(packet)
+    for packet in encoder.encode(None):
+        packet.stream = stream
+        container.mux(packet)

@@ -1,0 +1,148 @@
+"""Read a live stream's packets in a thread of their own, ahead of decoding.
+
+With reading and decoding in one thread, a publisher that pauses and then sends its
+backlog at once looks exactly like a reader that fell behind: both show packets
+arriving late against the stream's clock. Reading ahead tells them apart. Packets
+wait between the two threads only while decoding is slower than reading, so their
+wait (``backlog_s``) is streamguard's own lag, and the stream-clock lag at arrival
+(``lag_s``) is the publisher's. Only the first is a reason to skip: past
+``max_backlog_s`` decoding jumps to the newest keyframe it has, and the keyframes it
+passes over are counted. A burst, however late against the stream's clock, is decoded
+in full (docs/sampling.md).
+"""
+
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+
+import av
+
+from streamguard.ingest.stats import SampleStats
+from streamguard.observability import metrics
+
+_END = object()
+MAX_READ_AHEAD_BYTES = 64 * 2**20
+"""Reading waits while this much is read and not decoded (a hung decode, a flood)."""
+
+
+class PacketFeed:
+    """Iterate to get (packet, arrival time); ``close()`` ends the reading thread."""
+
+    def __init__(
+        self,
+        packets: Iterator[av.Packet],
+        stats: SampleStats,
+        *,
+        max_backlog_s: float,
+        max_bytes: int = MAX_READ_AHEAD_BYTES,
+        clock: Callable[[], float] = time.time,
+        name: str = "read",
+    ) -> None:
+        self._packets = packets
+        self._stats = stats
+        self._max_backlog_s = max_backlog_s
+        self._max_bytes = max_bytes
+        self._clock = clock
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending: deque[tuple[av.Packet, float]] = deque()
+        self._unread_bytes = 0  # written by the consumer only; read by the reader
+        self._room = threading.Event()
+        self._room.set()
+        self._closed = False
+        self._skipping = False  # dropped non-key packets until the next keyframe
+        self._thread = threading.Thread(target=self._read, name=name, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:
+            for packet in self._packets:
+                if self._closed:
+                    return
+                self._queue.put((packet, self._clock()))
+                if self._unread_bytes > self._max_bytes:
+                    self._room.clear()
+                    self._room.wait()
+        except BaseException as exc:  # handed to the consumer, who raises it
+            self._queue.put(exc)
+        else:
+            self._queue.put(_END)
+
+    def __iter__(self) -> Iterator[tuple[av.Packet, float]]:
+        while True:
+            self._fill()
+            item = self._pending.popleft()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            packet, received_at = item
+            self._unread_bytes -= packet.size
+            if self._unread_bytes <= self._max_bytes:
+                self._room.set()
+            yield packet, received_at
+
+    def _fill(self) -> None:
+        """Take whatever has been read; skip ahead if decoding has fallen behind."""
+        while True:
+            if not self._pending:
+                self._take(self._queue.get())
+            while True:
+                try:
+                    self._take(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if not self._pending:
+                continue  # all dropped: skipping to a keyframe
+            oldest = self._pending[0]
+            if isinstance(oldest, tuple):
+                self._stats.backlog_s = max(0.0, self._clock() - oldest[1])
+                if self._stats.backlog_s > self._max_backlog_s:
+                    self._skip_to_newest_keyframe()
+            if self._pending:
+                return
+
+    def _take(self, item: object) -> None:
+        if isinstance(item, tuple):
+            packet = item[0]
+            if self._skipping and not packet.is_keyframe:
+                self._dropped(packet)
+                return
+            self._skipping = False
+            self._unread_bytes += packet.size
+        self._pending.append(item)  # type: ignore[arg-type]
+
+    def _skip_to_newest_keyframe(self) -> None:
+        """Drop what waits before the newest keyframe read; with none, drop it all and
+        every packet until the next keyframe."""
+        keyframes = [
+            i
+            for i, item in enumerate(self._pending)
+            if isinstance(item, tuple) and item[0].is_keyframe
+        ]
+        if keyframes and keyframes[-1] == 0:
+            return  # decoding is at the newest keyframe already
+        cut = keyframes[-1] if keyframes else len(self._pending)
+        self._stats.live_edge_skips += 1
+        metrics.LIVE_EDGE_SKIPS.inc()
+        for _ in range(cut):
+            item = self._pending[0]
+            if not isinstance(item, tuple):
+                break  # the end of the stream, or its error: kept
+            self._pending.popleft()
+            self._dropped(item[0])
+            self._unread_bytes -= item[0].size
+        self._skipping = not keyframes
+
+    def _dropped(self, packet: av.Packet) -> None:
+        if packet.is_keyframe:
+            self._stats.picker.skipped["decode_backlog"] += 1
+            metrics.SAMPLES_SKIPPED.labels("decode_backlog").inc()
+
+    def close(self) -> None:
+        """Stop reading; returns once the thread has left FFmpeg (at most a read timeout),
+        so that the container can be closed safely."""
+        self._closed = True
+        self._room.set()
+        self._thread.join()
