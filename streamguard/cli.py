@@ -25,7 +25,13 @@ from streamguard.detect.matcher import FrameMatcher, Match, strongest
 from streamguard.enforce import commands as enforce_commands
 from streamguard.errors import SourceError, StreamguardError
 from streamguard.events.schema import build_event, match_fields
-from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
+from streamguard.hashing import (
+    ALGORITHMS,
+    IMAGE_SUFFIXES,
+    check_distance,
+    hash_luma,
+    load_image_luma,
+)
 from streamguard.ingest.replay import copy_urls, publish
 from streamguard.ingest.sampler import Frame, SampleStats, Sampling, sample_frames
 from streamguard.ingest.source import open_source, video_stream
@@ -59,7 +65,10 @@ def _max_distance(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(
             f"'{text}': expected ALGO=N, ALGO one of {list(ALGORITHMS)}"
         )
-    return algo, int(value)
+    try:
+        return algo, check_distance(algo, int(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}': {exc}") from None
 
 
 def frames_of(

@@ -21,7 +21,7 @@ from typing import Any
 
 from streamguard.detect.matcher import Match, strongest
 from streamguard.errors import StreamguardError
-from streamguard.hashing import ALGORITHMS
+from streamguard.hashing import ALGORITHMS, check_distance
 from streamguard.values import positive_seconds
 
 ACTIONS = ("kill", "review")
@@ -213,11 +213,13 @@ def _rule(where: str, keys: dict[str, Any], base: Rule) -> Rule:
 
 
 def _distances(where: str, value: Any) -> dict[str, int]:
-    if not isinstance(value, dict) or not all(
-        algo in ALGORITHMS and isinstance(n, int) and not isinstance(n, bool) and n >= 0
-        for algo, n in value.items()
-    ):
+    if not isinstance(value, dict):
         raise PolicyError(f"{where}: expected {{ ALGO = bits }} with ALGO in {list(ALGORITHMS)}")
+    for algo, n in value.items():
+        try:
+            check_distance(algo, n)
+        except ValueError as exc:
+            raise PolicyError(f"{where}.{algo}: {exc}") from None
     return dict(value)
 
 

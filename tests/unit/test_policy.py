@@ -101,7 +101,17 @@ def test_parse_policy_defaults_and_overrides():
     [
         ({"action": "ban"}, r"\[policy\]\.action: expected one of kill, review"),
         ({"csam": {"confirmations": 0}}, r"\[policy\]\.csam\.confirmations: must be at least 1"),
-        ({"instant_distance": {"md5": 3}}, r"instant_distance: expected \{ ALGO = bits \}"),
+        ({"instant_distance": 3}, r"instant_distance: expected \{ ALGO = bits \}"),
+        ({"instant_distance": {"md5": 3}}, r"instant_distance\.md5: unknown algorithm 'md5'"),
+        ({"max_distance": {"pdq": -1}}, r"max_distance\.pdq: pdq distance -1 is out of range"),
+        (
+            {"max_distance": {"pdq": 200}},
+            r"\[policy\]\.max_distance\.pdq: pdq distance 200 is out of range: 0 to 128",
+        ),
+        (
+            {"csam": {"instant_distance": {"phash": 33}}},
+            r"\.csam\.instant_distance\.phash: phash distance 33 is out of range: 0 to 32",
+        ),
         ({"speed": 3}, r"unknown key\(s\) speed"),
         ({"window_s": -1}, r"window_s: expected a positive number"),
     ],
