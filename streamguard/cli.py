@@ -21,7 +21,8 @@ from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.store import RedisSettings
 from streamguard.blocklist.sync import load_once
 from streamguard.detect import commands as eval_commands
-from streamguard.detect.matcher import FrameMatcher, Match, strongest
+from streamguard.detect.matcher import FrameMatcher, Match
+from streamguard.detect.policy import Policy, StreamPolicy
 from streamguard.enforce import commands as enforce_commands
 from streamguard.errors import SourceError, StreamguardError
 from streamguard.events.schema import build_event, match_fields
@@ -203,18 +204,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     detections = 0
+    policy = StreamPolicy(Policy())
     for frame in frames_of(str(clip), Sampling(), realtime=True, stream_id="demo"):
-        matches = matcher(frame)
-        if not matches:
+        decision = policy.observe(matcher(frame), frame.received_at)
+        if decision is None:
             continue
-        best = strongest(matches)
-        event = build_event(best, action="kill", stream_url=str(clip), worker_id=worker_id)
+        best = decision.match
+        event = build_event(
+            best,
+            action=decision.action,
+            stream_url=str(clip),
+            worker_id=worker_id,
+            confirmations=decision.confirmations,
+        )
         print(json.dumps(event), flush=True)
         detections += 1
         print(
             f"demo: t={frame.pts_s:.1f} s matched '{best.hit.entry.label}' "
-            f"({best.hash.algo} distance {best.hit.distance}/{best.hit.threshold}), decided "
-            f"{best.latency_s * 1000:.0f} ms after the keyframe was read",
+            f"({best.hash.algo} distance {best.hit.distance}/{best.hit.threshold}), "
+            f"{decision.action} decided {best.latency_s * 1000:.0f} ms after the keyframe was read",
             file=sys.stderr,
         )
     stats = matcher.stats
