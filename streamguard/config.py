@@ -67,7 +67,7 @@ class ControlSettings:
     """Registering streams: the media-server webhook and the MQTT control topic."""
 
     secret_file: Path | None = None  # the shared secret both must present
-    pull_url: str = "rtmp://127.0.0.1:1935/{app}/{name}"  # how a registered stream is read
+    pull_url: str = "rtmp://127.0.0.1:1935/{path}"  # how a registered stream is read
     stream_id: str = "{app}-{name_digest}"  # the id of a stream the media server registers
 
 
