@@ -21,6 +21,7 @@ from av.video.stream import VideoStream
 from streamguard.errors import SourceEnded, SourceError, SourceRefused
 from streamguard.hashing import MAX_SIDE
 from streamguard.hashing.preprocess import Luma
+from streamguard.ingest.orientation import displayed
 from streamguard.ingest.replay import paced
 from streamguard.ingest.source import ffmpeg_reason
 from streamguard.observability import metrics
@@ -217,7 +218,8 @@ def sample_frames(
                 raise _too_large(stream_id, pts_s, frame.width, frame.height)
             last_kept = pts_s
             stats.frames_sampled += 1
-            yield Frame(stream_id, pts_s, received_at, frame_luma(frame), frame.width, frame.height)
+            luma = displayed(frame_luma(frame), frame)  # hashed as shown: ingest/orientation.py
+            yield Frame(stream_id, pts_s, received_at, luma, luma.shape[1], luma.shape[0])
 
 
 def _too_large(stream_id: str, pts_s: float | None, width: int, height: int) -> SourceRefused:
