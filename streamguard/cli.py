@@ -21,11 +21,18 @@ from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.store import RedisSettings
 from streamguard.blocklist.sync import load_once
 from streamguard.detect import commands as eval_commands
-from streamguard.detect.matcher import FrameMatcher, Match, strongest
+from streamguard.detect.matcher import FrameMatcher, Match
+from streamguard.detect.policy import Policy, StreamPolicy
 from streamguard.enforce import commands as enforce_commands
 from streamguard.errors import SourceError, StreamguardError
 from streamguard.events.schema import build_event, match_fields
-from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
+from streamguard.hashing import (
+    ALGORITHMS,
+    IMAGE_SUFFIXES,
+    check_distance,
+    hash_luma,
+    load_image_luma,
+)
 from streamguard.ingest.replay import copy_urls, publish
 from streamguard.ingest.sampler import Frame, sample_frames
 from streamguard.ingest.sampling import Sampling
@@ -74,7 +81,10 @@ def _max_distance(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(
             f"'{text}': expected ALGO=N, ALGO one of {list(ALGORITHMS)}"
         )
-    return algo, int(value)
+    try:
+        return algo, check_distance(algo, int(value))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"'{text}': {exc}") from None
 
 
 def frames_of(
@@ -214,18 +224,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     detections = 0
+    policy = StreamPolicy(Policy())
     for frame in frames_of(str(clip), Sampling(), realtime=True, stream_id="demo"):
-        matches = matcher(frame)
-        if not matches:
+        decision = policy.observe(matcher(frame), frame.received_at)
+        if decision is None:
             continue
-        best = strongest(matches)
-        event = build_event(best, action="kill", stream_url=str(clip), worker_id=worker_id)
+        best = decision.match
+        event = build_event(
+            best,
+            action=decision.action,
+            stream_url=str(clip),
+            worker_id=worker_id,
+            confirmations=decision.confirmations,
+        )
         print(json.dumps(event), flush=True)
         detections += 1
         print(
             f"demo: t={frame.pts_s:.1f} s matched '{best.hit.entry.label}' "
-            f"({best.hash.algo} distance {best.hit.distance}/{best.hit.threshold}), decided "
-            f"{best.latency_s * 1000:.0f} ms after the keyframe was read",
+            f"({best.hash.algo} distance {best.hit.distance}/{best.hit.threshold}), "
+            f"{decision.action} decided {best.latency_s * 1000:.0f} ms after the keyframe was read",
             file=sys.stderr,
         )
     stats = matcher.stats

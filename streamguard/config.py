@@ -18,7 +18,7 @@ from streamguard.detect.policy import Policy, PolicyError, parse_policy
 from streamguard.errors import StreamguardError
 from streamguard.events.broker import MqttSettings
 from streamguard.events.outbox import DEFAULT_MAX_EVENTS
-from streamguard.hashing import ALGORITHMS
+from streamguard.hashing import check_distance
 from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import HLS_HOLD_RELOADS, OPEN_TIMEOUT_S
 from streamguard.values import positive_seconds
@@ -67,7 +67,7 @@ class ControlSettings:
     """Registering streams: the media-server webhook and the MQTT control topic."""
 
     secret_file: Path | None = None  # the shared secret both must present
-    pull_url: str = "rtmp://127.0.0.1:1935/{app}/{name}"  # how a registered stream is read
+    pull_url: str = "rtmp://127.0.0.1:1935/{path}"  # how a registered stream is read
     stream_id: str = "{app}-{name_digest}"  # the id of a stream the media server registers
 
 
@@ -224,8 +224,10 @@ def load_file(path: Path) -> Settings:
     if not isinstance(files, list) or not isinstance(max_distance, dict):
         raise ConfigError(f"{path}: blocklist.files must be a list, blocklist.max_distance a table")
     for algo, value in max_distance.items():
-        if algo not in ALGORITHMS or isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: blocklist.max_distance.{algo}: expected ALGO = integer")
+        try:
+            check_distance(algo, value)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: blocklist.max_distance.{algo}: {exc}") from None
     sample, sampling = _sampling(f"{path}: sampling", data.get("sampling", {}))
     settings = Settings(
         streams=tuple(streams),

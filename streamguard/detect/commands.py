@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamguard.errors import StreamguardError
-from streamguard.hashing import ALGORITHMS
+from streamguard.hashing import ALGORITHMS, check_distance
 
 if TYPE_CHECKING:  # evaluate pulls in the heavy modules; eval imports it when it runs
     from streamguard.detect.evaluate import Options
@@ -24,9 +24,10 @@ def parse_thresholds(text: str) -> dict[str, int]:
             raise argparse.ArgumentTypeError(
                 f"'{part}': expected ALGO=N[,ALGO=N…], ALGO one of {list(ALGORITHMS)}"
             )
-        if int(value) > ALGORITHMS[algo].bits:
-            raise argparse.ArgumentTypeError(f"'{part}': at most {ALGORITHMS[algo].bits} bits")
-        thresholds[algo] = int(value)
+        try:
+            thresholds[algo] = check_distance(algo, int(value))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"'{part}': {exc}") from None
     return thresholds
 
 

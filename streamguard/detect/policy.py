@@ -24,7 +24,7 @@ from typing import Any
 
 from streamguard.detect.matcher import Match, strongest
 from streamguard.errors import StreamguardError
-from streamguard.hashing import ALGORITHMS
+from streamguard.hashing import ALGORITHMS, check_distance
 from streamguard.values import positive_seconds
 
 ACTIONS = ("kill", "review")
@@ -82,7 +82,7 @@ class Policy:
 @dataclass(frozen=True, slots=True)
 class Decision:
     action: str
-    match: Match  # the strongest match behind the decision
+    match: Match  # the evidence that made the decision: see StreamPolicy._evidence
     confirmations: int
 
 
@@ -93,7 +93,7 @@ class _Pending:
     times: deque[float] = field(default_factory=deque)
     best: Match | None = None
     since: float = 0.0  # first counted frame not yet decided on
-    decisive: bool = False  # a match of an algorithm that may kill has been counted
+    decisive: Match | None = None  # the strongest counted match of an algorithm that may kill
 
 
 class StreamPolicy:
@@ -142,11 +142,14 @@ class StreamPolicy:
         best = strongest(found)
         if pending.best is None or strongest([best, pending.best]) is best:
             pending.best = best
-        pending.decisive |= any(m.hash.algo not in rule.review_only for m in found)
+        decisive = [m for m in found if m.hash.algo not in rule.review_only]
+        if pending.decisive is not None:
+            decisive.insert(0, pending.decisive)  # a tie keeps the earlier
+        pending.decisive = strongest(decisive) if decisive else None
         count = len(pending.times)
         if any(rule.strong(m) for m in found) or count >= rule.confirmations:
-            action = rule.action if pending.decisive else "review"
-            return Decision(action, best, count)
+            action = rule.action if pending.decisive is not None else "review"
+            return Decision(action, _evidence(rule, action, found, pending), count)
         return None
 
     def _unconfirmed(self, category: str, at: float) -> Decision | None:
@@ -159,6 +162,22 @@ class StreamPolicy:
         decision = Decision("review", pending.best, len(pending.times))
         pending.best = None  # decided on: one review per incident
         return decision
+
+
+def _evidence(rule: Rule, action: str, found: list[Match], pending: _Pending) -> Match:
+    """The match a decision on this frame names (the event's ``match``): for a kill, one of
+    an algorithm that may kill (a review-only match never kills on its own, so it must not
+    be named as the reason); of those, one strong on its own if any (what an instant
+    decision rests on); of those, the strongest. A kill whose decisive match came in an
+    earlier frame of the incident names that match, stamped with this decision's time."""
+    candidates = found
+    if action == "kill":
+        candidates = [m for m in found if m.hash.algo not in rule.review_only]
+        if not candidates and pending.decisive is not None:
+            decided_at = max(m.decided_at for m in found)
+            candidates = [replace(pending.decisive, decided_at=decided_at)]
+    strong = [m for m in candidates if rule.strong(m)]
+    return strongest(strong or candidates)
 
 
 def _by_category(matches: list[Match]) -> dict[str, list[Match]]:
@@ -232,11 +251,13 @@ def _rule(where: str, keys: dict[str, Any], base: Rule) -> Rule:
 
 
 def _distances(where: str, value: Any) -> dict[str, int]:
-    if not isinstance(value, dict) or not all(
-        algo in ALGORITHMS and isinstance(n, int) and not isinstance(n, bool) and n >= 0
-        for algo, n in value.items()
-    ):
+    if not isinstance(value, dict):
         raise PolicyError(f"{where}: expected {{ ALGO = bits }} with ALGO in {list(ALGORITHMS)}")
+    for algo, n in value.items():
+        try:
+            check_distance(algo, n)
+        except ValueError as exc:
+            raise PolicyError(f"{where}.{algo}: {exc}") from None
     return dict(value)
 
 

@@ -26,12 +26,39 @@ class Algorithm:
     def hex_length(self) -> int:
         return self.bits // 4
 
+    @property
+    def max_distance(self) -> int:
+        """The largest match distance (threshold) streamguard accepts: half the bits.
+
+        Hashes of unrelated pictures are about ``bits / 2`` apart, so a threshold there
+        already matches about half of everything (more would match a picture's opposite
+        better than the picture), and the Hamming index is built for at most this.
+        """
+        return self.bits // 2
+
 
 ALGORITHMS: dict[str, Algorithm] = {
     "pdq": Algorithm("pdq", 256, 31),
     "phash": Algorithm("phash", 64, 10),
     "dhash": Algorithm("dhash", 64, 10),
 }
+
+
+def check_distance(algo: str, value: object) -> int:
+    """``value`` as a match distance of ``algo`` (a blocklist threshold, a policy limit): a
+    whole number from 0 to ``max_distance``. ValueError says what is wrong, without saying
+    where the value came from: the caller adds that."""
+    spec = ALGORITHMS.get(algo)
+    if spec is None:
+        raise ValueError(f"unknown algorithm {algo!r}, expected one of {', '.join(ALGORITHMS)}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{algo} distance: expected a whole number, got {value!r}")
+    if not 0 <= value <= spec.max_distance:
+        raise ValueError(
+            f"{algo} distance {value} is out of range: 0 to {spec.max_distance} "
+            f"(half of {spec.bits} bits; unrelated pictures are about that far apart)"
+        )
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,17 @@
 
 Frames larger than MAX_SIDE on a side are left out and counted, never hashed: one
 such frame must cost that frame, not the broadcast (docs/sampling.md).
+
+FFmpeg attaches a container's display matrix (orientation.py) to the frames of the
+stream's own codec context only; the chain's frames get the one learned from it.
 """
 
 import av
+import numpy as np
 from av.video.stream import VideoStream
 
 from streamguard.hashing import MAX_SIDE
+from streamguard.ingest.orientation import display_matrix
 from streamguard.ingest.source import ffmpeg_reason
 from streamguard.ingest.stats import SampleStats
 from streamguard.observability import metrics
@@ -42,6 +47,8 @@ class StreamDecoders:
         self._stats = stats
         self._tb_num = stream.time_base.numerator
         self._tb_den = stream.time_base.denominator
+        self._matrix: np.ndarray | None = None  # the stream's display matrix
+        self._matrix_known = False
 
     def alone(self, packet: av.Packet) -> list[av.VideoFrame]:
         """Decode a keyframe and empty the decoder at once: otherwise the frame would wait
@@ -52,10 +59,19 @@ class StreamDecoders:
         if not frames and max(self._key.width, self._key.height) > MAX_SIDE:
             # The decoder refuses pictures above max_pixels without an error.
             self._refused(self._key.width, self._key.height)
+        if frames and not self._matrix_known:
+            self._matrix, self._matrix_known = display_matrix(frames[0]), True
         return self._watchable(frames)
 
     def feed(self, packet: av.Packet) -> list[av.VideoFrame]:
+        if not self._matrix_known and packet.is_keyframe:
+            self.alone(packet)  # once: learn the display matrix
         return self._watchable(self._decode(self._chain_context(), packet))
+
+    def matrix(self, frame: av.VideoFrame) -> np.ndarray | None:
+        """The display matrix ``frame`` is shown by: its own, else the stream's."""
+        own = display_matrix(frame)
+        return own if own is not None else self._matrix
 
     def drain(self) -> list[av.VideoFrame]:
         if self._chain is None:

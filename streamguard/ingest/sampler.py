@@ -23,6 +23,7 @@ from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.budget import CpuBudget
 from streamguard.ingest.decoders import StreamDecoders
 from streamguard.ingest.feed import PacketFeed
+from streamguard.ingest.orientation import displayed
 from streamguard.ingest.pickers import PacketTimes, Pick, picker
 from streamguard.ingest.replay import paced
 from streamguard.ingest.sampling import GuardSettings, Sampling
@@ -158,7 +159,7 @@ def sample_frames(
             elif feed is not None and received_at - watched_at > guard.unwatchable_after_s:
                 _unwatchable(stream_id, stats, received_at - watched_at)
             for pick in picks:
-                yield _frame(pick, stream_id, received_at, stats)
+                yield _frame(pick, decoders, stream_id, received_at, stats)
     finally:
         if feed is not None:
             feed.close()
@@ -171,20 +172,18 @@ def _times(packet: av.Packet, tb_num: int, tb_den: int) -> PacketTimes:
 
 
 def _frame(
-    pick: Pick[av.VideoFrame], stream_id: str, received_at: float, stats: SampleStats
+    pick: Pick[av.VideoFrame],
+    decoders: StreamDecoders,
+    stream_id: str,
+    received_at: float,
+    stats: SampleStats,
 ) -> Frame:
     stats.frames_sampled += 1
     metrics.SAMPLES.labels(pick.reason).inc()
-    frame = pick.frame
-    return Frame(
-        stream_id,
-        pick.pts_s,
-        received_at,
-        frame_luma(frame),
-        frame.width,
-        frame.height,
-        pick.reason,
-    )
+    # Hashed as shown: orientation.py.
+    luma = displayed(frame_luma(pick.frame), decoders.matrix(pick.frame))
+    height, width = luma.shape
+    return Frame(stream_id, pick.pts_s, received_at, luma, width, height, pick.reason)
 
 
 def _unwatchable(stream_id: str, stats: SampleStats, for_s: float) -> None:

@@ -15,7 +15,9 @@ and result (``streamguard_control_commands_total``):
 
 A command without the shared secret is refused. Stream keys are secrets: a stream
 the media server registers is named from ``control.stream_id`` (by default the app
-and a digest of the key), and only that name is logged.
+and a digest of the key), and only that name is logged. A MediaMTX path of one
+level has no app, and a nested one's name is everything after its first segment
+(``_app_and_name``, docs/cluster.md).
 """
 
 import asyncio
@@ -46,6 +48,7 @@ MAX_COMMAND_BYTES = 16 * 1024
 RETRY_INITIAL_S = 0.5
 RETRY_MAX_S = 15.0
 _COMMAND_KEYS = {"action", "url", "sample", "secret"}
+_ID_SEPARATORS = "-._"
 
 
 class Refused(Exception):
@@ -205,8 +208,7 @@ class ControlPlane:
             self.check_secret(request.query.get("secret", ""))
             if action == "unknown":
                 raise Refused(f"MediaMTX event {event!r}: expected ready or not_ready")
-            app, _, name = fields.get("path", "").strip("/").rpartition("/")
-            return self._published(action, app, name)
+            return self._published(action, *_app_and_name(fields.get("path", "")))
 
         return await self.handle("webhook", action, build)
 
@@ -225,7 +227,9 @@ class ControlPlane:
         }
         control = self.settings.control
         try:
-            stream_id = control.stream_id.format(**values)
+            # an empty {app} (a one-level MediaMTX path) must not leave the id starting
+            # with its separator; a valid id starts with a letter or digit, so never changes
+            stream_id = control.stream_id.format(**values).lstrip(_ID_SEPARATORS)
             url = control.pull_url.format(**values)
         except (KeyError, IndexError, ValueError) as exc:
             raise Refused(f"control.stream_id or control.pull_url: bad template ({exc})") from None
@@ -233,6 +237,14 @@ class ControlPlane:
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _app_and_name(path: str) -> tuple[str, str]:
+    """A MediaMTX path as nginx-rtmp's app and name: the first segment is the app and
+    the rest the name (``live/sub/cam1`` -> ``live``, ``sub/cam1``); a one-level path is
+    all name (``cam1`` -> ``''``, ``cam1``). ``{path}`` is the path again either way."""
+    first, _, rest = path.strip("/").partition("/")
+    return (first, rest) if rest else ("", first)
 
 
 def _form(request: Request) -> dict[str, str]:

@@ -34,6 +34,7 @@ from streamguard.enforce.hook import publish_hook
 from streamguard.enforce.targets import ConfigResolver
 from streamguard.errors import BlocklistFormatError
 from streamguard.events.schema import SCHEMA
+from streamguard.hashing import ALGORITHMS
 from streamguard.observability.http import Request
 from streamguard.runtime.control import ControlPlane
 
@@ -390,3 +391,6 @@ def test_policy_tables(table):
         *(r.window_s for r in (policy.default, *policy.categories.values())),
     ]
     assert all(0 < s < math.inf for s in seconds), seconds  # nan would never end an incident
+    for rule in (policy.default, *policy.categories.values()):
+        for limits in (rule.max_distance, rule.instant_distance):
+            assert all(0 <= n <= ALGORITHMS[a].max_distance for a, n in limits.items()), limits

@@ -160,6 +160,53 @@ def test_duration_stops_each_source(capsys):
     assert (code, out) == (0, [])
 
 
+def test_out_of_range_max_distance_is_refused_without_a_traceback():
+    """Exit 2 (error), not a traceback and 1 (match): the index cannot search that far."""
+    result = subprocess.run(
+        [sys.executable, "-m", "streamguard", "scan", "--max-distance", "pdq=200", CLEAN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "streamguard scan: error: argument --max-distance: 'pdq=200': pdq distance 200 is out "
+        "of range: 0 to 128 (half of 256 bits; unrelated pictures are about that far apart)"
+    )
+
+
+@pytest.mark.parametrize("command", ["scan", "run"])
+@pytest.mark.parametrize("flag", ["phash=65", "dhash=33", "pdq=129"])
+def test_max_distance_flag_out_of_range(capsys, command, flag):
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--blocklist", BLOCKLIST, "--max-distance", flag, CLEAN])
+    assert exited.value.code == 2
+    algo, _, value = flag.partition("=")
+    assert f"'{flag}': {algo} distance {value} is out of range: 0 to " in capsys.readouterr().err
+
+
+def test_max_distance_flag_at_the_limit_scans(capsys):
+    code, _, err = scan(capsys, "--max-distance", "pdq=128", "--max-distance", "phash=32", CLEAN)
+    assert code in (0, 1) and not [line for line in err if "error" in line]
+
+
+@pytest.mark.parametrize(
+    ("table", "where"),
+    [
+        ("[blocklist]\nmax_distance = { pdq = 200 }\n", "blocklist.max_distance.pdq"),
+        ("[policy]\nmax_distance = { phash = 33 }\n", "policy.max_distance.phash"),
+        ("[policy.csam]\ninstant_distance = { pdq = 129 }\n", "policy.csam.instant_distance.pdq"),
+    ],
+)
+def test_run_config_distance_out_of_range(capsys, tmp_path, table, where):
+    path = tmp_path / "streamguard.toml"
+    path.write_text(table)
+    message = one_line_error(capsys, ["run", "--config", str(path), "--stream", f"a={CLEAN}"])
+    assert message.startswith(f"streamguard: error: {path}: {where}: ")
+    assert "is out of range: 0 to " in message
+
+
 def test_hash_of_a_corrupt_image(capsys, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)

@@ -2,16 +2,22 @@
 nginx-rtmp and publishers): each stream watched once, taken over after a crash, handed
 over on SIGTERM, spread to a newcomer, and registered by nginx-rtmp's own hooks."""
 
+import asyncio
+import hashlib
 import json
 import signal
 import subprocess
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
+from streamguard.blocklist.store import RedisSettings, connect
 from streamguard.events.schema import rfc3339
+from streamguard.runtime.cluster import Registry
 
 from ..support.mosquitto import Mosquitto
 from ..support.nginx import nginx_rtmp_server
@@ -176,6 +182,55 @@ def test_nginx_rtmp_hooks_register_and_remove_a_stream(redis: RedisServer, tmp_p
     log = service.log()
     assert "secret-stream-key" not in log and SECRET not in log
     assert f"stream '{stream_id}' registered by webhook" in log
+
+
+def registrations(redis: RedisServer) -> dict[str, str]:
+    """Stream id -> URL, as registered in Redis."""
+
+    async def read() -> dict[str, str]:
+        client = connect(RedisSettings(url=redis.url))
+        try:
+            streams = await Registry(client, RedisSettings().prefix).streams()
+        finally:
+            await client.aclose()
+        return {stream_id: registration["url"] for stream_id, registration in streams.items()}
+
+    return asyncio.run(read())
+
+
+def test_mediamtx_hooks_register_paths_of_any_depth(redis: RedisServer, tmp_path):
+    """MediaMTX paths need not be APP/NAME: `cam1` and `live/sub/cam1` register too, with
+    the default templates, and are read from rtmp://HOST:1935/<path> as MediaMTX serves them."""
+    add_image(redis, "flagged_01")
+    service = start(tmp_path, "a", cluster_config(tmp_path, "a", redis))
+
+    def hook(event: str, path: str) -> dict:
+        query = urlencode({"secret": SECRET, "event": event, "path": path})
+        url = f"http://127.0.0.1:{service.port}/control/mediamtx?{query}"
+        with urllib.request.urlopen(url, data=b"", timeout=10) as reply:
+            return json.loads(reply.read())
+
+    def digest(name: str) -> str:
+        return hashlib.sha256(name.encode()).hexdigest()[:16]
+
+    expected = {
+        digest("cam1"): "rtmp://127.0.0.1:1935/cam1",
+        f"live-{digest('cam2')}": "rtmp://127.0.0.1:1935/live/cam2",
+        f"live-{digest('sub/cam1')}": "rtmp://127.0.0.1:1935/live/sub/cam1",
+    }
+    try:
+        service.wait_for(lambda: service.get("/readyz")["ready"], 20, "ready")
+        paths = ("cam1", "live/cam2", "live/sub/cam1")
+        started = [hook("ready", path) for path in paths]
+        assert [r["outcome"] for r in started] == ["added"] * 3
+        assert {r["stream_id"] for r in started} == set(expected)
+        assert registrations(redis) == expected
+        stopped = [hook("not_ready", path) for path in paths]
+        assert [r["outcome"] for r in stopped] == ["removed"] * 3
+        assert registrations(redis) == {}
+    finally:
+        assert service.stop() == 0, service.log()
+    assert "Traceback" not in service.log()
 
 
 def mosquitto_pub(port: int, topic: str, payload: dict) -> None:

@@ -107,6 +107,9 @@ def test_detects_on_rtmp_and_hls_and_survives_bad_neighbours(nginx_rtmp: NginxRt
             assert event["stream_url"] == nginx_rtmp.rtmp_url("***")  # stream key redacted
             assert event["latency_ms"] < 1000
             assert event["frame"]["pts_s"] % 10 == pytest.approx(4.0, abs=0.1)
+            # flagged_360p: PDQ d=2 and pHash d=0; the one-frame kill rests on PDQ alone
+            (event,) = events_for(service, "hls-flagged")[:1]
+            assert event["action"] == "kill" and event["match"]["algo"] == "pdq"
 
             states = service.streams()
             assert states["clean"]["state"] == "watching" and states["clean"]["frames_sampled"]

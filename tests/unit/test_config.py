@@ -70,6 +70,7 @@ sample = "interval:1"
         ("http = 'localhost'\n", "http: expected HOST:PORT"),
         ("processes = -2\n", "processes: expected a whole number"),
         ("[blocklist]\nmax_distance = { md5 = 3 }\n", "blocklist.max_distance.md5"),
+        ("[blocklist]\nmax_distance = { dhash = 33 }\n", "dhash distance 33 is out of range"),
         ("this is not toml\n", "not valid TOML"),
         ("[detect]\nborders = 'yes'\n", "detect.borders: expected true or false"),
         ("[cluster]\nlease_ttl_s = 0\n", "cluster.lease_ttl_s: expected a positive number"),

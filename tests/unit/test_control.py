@@ -1,15 +1,16 @@
 """Control commands are checked before anything reaches Redis: pure logic, no servers."""
 
 import asyncio
+import hashlib
 import json
 
 import pytest
 from prometheus_client import REGISTRY
 
 from streamguard.blocklist.store import RedisSettings
-from streamguard.config import ClusterSettings, ControlSettings, Settings
+from streamguard.config import STREAM_ID, ClusterSettings, ControlSettings, Settings
 from streamguard.observability.http import Request
-from streamguard.runtime.control import ControlPlane, Refused
+from streamguard.runtime.control import ControlPlane, Refused, _app_and_name
 
 SECRET = "s3cret"
 
@@ -128,3 +129,56 @@ def test_mediamtx_hook_reads_event_and_path(plane):
     assert post({"secret": SECRET}, body, json_headers).status == 400
     command = plane._published("start", *"live/cam".rpartition("/")[::2])
     assert command.stream.url == "rtmp://media:1935/live/cam"
+
+
+def digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+@pytest.fixture
+def default_plane() -> ControlPlane:
+    """The shipped [control] templates: stream_id {app}-{name_digest}, pull_url .../{path}."""
+    settings = Settings(
+        redis=RedisSettings(url="redis://127.0.0.1:1"), cluster=ClusterSettings(enabled=True)
+    )
+    return ControlPlane(settings, SECRET)
+
+
+@pytest.mark.parametrize(
+    ("path", "stream_id", "url"),
+    [
+        ("cam1", digest("cam1"), "rtmp://127.0.0.1:1935/cam1"),  # one level: no app
+        ("/live/cam2", f"live-{digest('cam2')}", "rtmp://127.0.0.1:1935/live/cam2"),
+        ("live/sub/cam3", f"live-{digest('sub/cam3')}", "rtmp://127.0.0.1:1935/live/sub/cam3"),
+    ],
+)
+def test_mediamtx_paths_of_any_depth_register(default_plane, path, stream_id, url):
+    app, name = _app_and_name(path)
+    assert (f"{app}/{name}" if app else name) == path.strip("/")
+    for action in ("start", "stop"):  # not_ready finds the stream ready registered
+        command = default_plane._published(action, app, name)
+        assert command.stream.id == stream_id and STREAM_ID.match(stream_id)
+    assert default_plane._published("start", app, name).stream.url == url  # MediaMTX: /<path>
+
+
+def test_mediamtx_paths_pass_the_webhook(default_plane, caplog):
+    """Valid commands: they get as far as Redis (unreachable here), not a 400."""
+    for path in ("cam1", "live/sub/cam1"):
+        query = {"secret": SECRET, "event": "ready", "path": path}
+        request = Request("/control/mediamtx", query, {}, b"", "127.0.0.1")
+        response = asyncio.run(default_plane.webhooks()["/control/mediamtx"](request))
+        assert response.status == 503, response.body
+
+
+def test_nginx_rtmp_names_and_urls_are_as_before(default_plane):
+    """The default pull_url is now .../{path}: for nginx-rtmp that is .../{app}/{name}."""
+    command = default_plane._published("start", "live", "secret-key-123")
+    assert command.stream.id == f"live-{digest('secret-key-123')}"
+    assert command.stream.url == "rtmp://127.0.0.1:1935/live/secret-key-123"
+    # a template whose app comes last keeps its trailing separator: ids never change
+    settings = Settings(
+        redis=RedisSettings(url="redis://127.0.0.1:1"),
+        control=ControlSettings(stream_id="{name_digest}.{app}"),
+    )
+    plane = ControlPlane(settings, SECRET)
+    assert plane._published("start", "", "cam1").stream.id == f"{digest('cam1')}."

@@ -156,7 +156,8 @@ def test_zero_fp_threshold_is_just_below_the_closest_negative():
 
 def test_thresholds_parse_and_refuse_nonsense():
     assert parse_thresholds("pdq=31,phash=10") == {"pdq": 31, "phash": 10}
-    for bad in ("pdq", "md5=3", "phash=65", "pdq=-1"):
+    assert parse_thresholds("pdq=128,dhash=32") == {"pdq": 128, "dhash": 32}
+    for bad in ("pdq", "md5=3", "phash=65", "pdq=-1", "phash=33", "pdq=129"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_thresholds(bad)
 

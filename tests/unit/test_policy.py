@@ -101,7 +101,17 @@ def test_parse_policy_defaults_and_overrides():
     [
         ({"action": "ban"}, r"\[policy\]\.action: expected one of kill, review"),
         ({"csam": {"confirmations": 0}}, r"\[policy\]\.csam\.confirmations: must be at least 1"),
-        ({"instant_distance": {"md5": 3}}, r"instant_distance: expected \{ ALGO = bits \}"),
+        ({"instant_distance": 3}, r"instant_distance: expected \{ ALGO = bits \}"),
+        ({"instant_distance": {"md5": 3}}, r"instant_distance\.md5: unknown algorithm 'md5'"),
+        ({"max_distance": {"pdq": -1}}, r"max_distance\.pdq: pdq distance -1 is out of range"),
+        (
+            {"max_distance": {"pdq": 200}},
+            r"\[policy\]\.max_distance\.pdq: pdq distance 200 is out of range: 0 to 128",
+        ),
+        (
+            {"csam": {"instant_distance": {"phash": 33}}},
+            r"\.csam\.instant_distance\.phash: phash distance 33 is out of range: 0 to 32",
+        ),
         ({"speed": 3}, r"unknown key\(s\) speed"),
         ({"window_s": -1}, r"window_s: expected a positive number"),
     ],
@@ -134,3 +144,53 @@ def test_dhash_alone_decides_review_at_most():
     assert run(Policy(), with_pdq) == [(2.0, "kill", 2)]
     anything = parse_policy("policy", {"review_only": []})
     assert run(anything, dhash_only) == [(2.0, "kill", 2)]
+
+
+def decisions(policy: Policy, frames: list[tuple[float, list[Match]]]) -> list:
+    stream = StreamPolicy(policy)
+    return [d for at, matches in frames if (d := stream.observe(matches, at))]
+
+
+def named(decision) -> tuple[str, str, int, float]:
+    """What the event's ``match`` object says: action, algo, distance, frame time."""
+    found = decision.match
+    return decision.action, found.hash.algo, found.hit.distance, found.frame.pts_s
+
+
+def test_an_instant_kill_names_the_match_strong_on_its_own():
+    # pHash d=0 is closer relative to its threshold, but only PDQ d=2 may kill on one frame
+    frame = [match(2, 0.0), match(0, 0.0, algo="phash", entry="e2")]
+    assert [named(d) for d in decisions(Policy(), [(0.0, frame)])] == [("kill", "pdq", 2, 0.0)]
+    # a mirror image at distance 0 is not strong on its own (widened): the plain match is
+    mirrored = match(0, 0.0, entry="e2")
+    mirrored = Match(mirrored.frame, mirrored.hash, mirrored.hit, 0.0, "flipy")
+    (decision,) = decisions(Policy(), [(0.0, [mirrored, match(12, 0.0)])])
+    assert named(decision) == ("kill", "pdq", 12, 0.0) and decision.match.transform == ""
+
+
+def test_a_confirmed_kill_names_a_match_of_an_algorithm_that_may_kill():
+    frames = [
+        (0.0, [match(0, 0.0, algo="dhash")]),
+        (2.0, [match(0, 2.0, algo="dhash"), match(25, 2.0)]),
+    ]
+    assert [named(d) for d in decisions(Policy(), frames)] == [("kill", "pdq", 25, 2.0)]
+    # of several decisive ones, the strongest relative to its threshold
+    frames = [(0.0, [match(28, 0.0)]), (2.0, [match(25, 2.0), match(3, 2.0, algo="phash")])]
+    assert [named(d) for d in decisions(Policy(), frames)] == [("kill", "phash", 3, 2.0)]
+
+
+def test_a_kill_confirmed_by_review_only_evidence_names_the_earlier_decisive_match():
+    frames = [(0.0, [match(25, 0.0)]), (2.0, [match(0, 2.0, algo="dhash")])]
+    (decision,) = decisions(Policy(), frames)
+    assert named(decision) == ("kill", "pdq", 25, 0.0)  # the frame that showed it
+    assert decision.match.decided_at == 2.0  # but decided when the kill was
+
+
+def test_reviews_name_the_strongest_match():
+    dhash_only = [
+        (t, [match(4, t, algo="dhash"), match(1, t, algo="dhash", entry="e2")]) for t in (0.0, 2.0)
+    ]
+    assert [named(d) for d in decisions(Policy(), dhash_only)] == [("review", "dhash", 1, 2.0)]
+    to_review = Policy(default=Rule(action="review"))
+    frame = [match(2, 0.0), match(0, 0.0, algo="phash", entry="e2")]
+    assert [named(d) for d in decisions(to_review, [(0.0, frame)])] == [("review", "pdq", 2, 0.0)]
