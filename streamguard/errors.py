@@ -52,6 +52,12 @@ class SourceNotLive(SourceError):
     reason = "open_failed"
 
 
+class SourceOpenTimeout(SourceError):
+    """Opening took longer than the open timeout: nothing, or no keyframe yet, came back."""
+
+    reason = "open_failed"
+
+
 class SourceEnded(SourceError):
     """The server closed the stream after sending it: the publisher has most likely stopped."""
 

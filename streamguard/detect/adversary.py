@@ -39,18 +39,35 @@ class Case:
     segments: tuple[Segment, ...]
     flagged_from_s: float  # stream time the flagged picture first shows
     stall_s: float = 0.0  # stall-and-burst: pause this long before each flagged keyframe
-    expect: str = "kill"  # or "nothing" (benign streams)
+    period_s: float = 0.0  # stall-and-burst: stream time from one flagged GOP to the next
+    expect: str = "kill"  # or "review" (unwatchable), "nothing" (benign streams)
 
     @property
     def seconds(self) -> float:
         return sum(segment.seconds for segment in self.segments)
+
+    def stall(self) -> Callable[[av.Packet], float]:
+        """For replay.publish: pause ``stall_s`` before each flagged keyframe."""
+        first = self.segments[0]
+        origin: list[float] = []
+
+        def pause_s(packet: av.Packet) -> float:
+            if not self.stall_s or not packet.is_keyframe or packet.pts is None:
+                return 0.0
+            pts_s = float(packet.pts * packet.time_base)
+            origin[:] = origin or [pts_s]
+            return self.stall_s if first.flagged(round((pts_s - origin[0]) * FPS)) else 0.0
+
+        return pause_s
 
 
 def every(frames: int) -> Callable[[int], bool]:
     return lambda n: n % frames == 0
 
 
-def dodge(share: float, seconds: float = 40.0, gop_s: float = 2.0) -> Case:
+def dodge(
+    share: float, seconds: float = 40.0, gop_s: float = 2.0, size: tuple[int, int] = SIZE
+) -> Case:
     """Keyframe dodging: a benign picture on every keyframe, the flagged one on the last
     ``share`` of each GOP (away from the keyframes)."""
     gop = round(gop_s * FPS)
@@ -58,12 +75,14 @@ def dodge(share: float, seconds: float = 40.0, gop_s: float = 2.0) -> Case:
     return Case(
         f"dodge-{round(share * 100)}",
         f"{gop_s:g} s GOP, flagged on {share:.0%} of each GOP, never on a keyframe",
-        (Segment(seconds, lambda n: n % gop >= max(first, 1), every(gop)),),
+        (Segment(seconds, lambda n: n % gop >= max(first, 1), every(gop), size),),
         flagged_from_s=max(first, 1) / FPS,
     )
 
 
-def long_gop(gop_s: float = 10.0, show_s: float = 5.0, seconds: float = 30.0) -> Case:
+def long_gop(
+    gop_s: float = 10.0, show_s: float = 5.0, seconds: float = 30.0, size: tuple[int, int] = SIZE
+) -> Case:
     """Keyframes ``gop_s`` apart; the flagged picture between two of them for ``show_s``."""
     gop = round(gop_s * FPS)
     start = gop + round((gop_s - show_s) / 2 * FPS)  # in the second GOP, centred
@@ -71,41 +90,74 @@ def long_gop(gop_s: float = 10.0, show_s: float = 5.0, seconds: float = 30.0) ->
     return Case(
         f"long-gop-{gop_s:g}s",
         f"keyframes {gop_s:g} s apart, flagged for {show_s:g} s between two of them",
-        (Segment(seconds, lambda n: start <= n < end, every(gop)),),
+        (Segment(seconds, lambda n: start <= n < end, every(gop), size),),
         flagged_from_s=start / FPS,
     )
 
 
-def stall_and_burst(flagged_gops: int = 6, stall_s: float = 4.6, gop_s: float = 2.0) -> Case:
+def stall_and_burst(
+    flagged_gops: int = 6,
+    stall_s: float = 4.6,
+    gop_s: float = 2.0,
+    benign_gops: int = 5,
+    size: tuple[int, int] = SIZE,
+) -> Case:
     """The publisher pauses just over max_lag_s before each flagged keyframe, then sends
-    its backlog at once; each flagged GOP is followed by five benign ones."""
+    its backlog at once; each flagged GOP comes after ``benign_gops`` benign ones."""
     gop = round(gop_s * FPS)
-    period = 6 * gop
+    period = (1 + benign_gops) * gop
     return Case(
         "stall-burst",
         f"pauses {stall_s:g} s before each of {flagged_gops} flagged GOPs, then bursts",
-        (Segment(flagged_gops * period / FPS, lambda n: n % period < gop, every(gop)),),
-        flagged_from_s=0.0,
+        (
+            Segment(
+                flagged_gops * period / FPS, lambda n: n % period >= period - gop, every(gop), size
+            ),
+        ),
+        flagged_from_s=(period - gop) / FPS,
         stall_s=stall_s,
+        period_s=period / FPS,
     )
 
 
-def oversized(seconds: float = 18.0) -> Case:
-    """One second of frames too large to look at, then the flagged picture at 720p."""
+OVERSIZE = (8208, 16)  # over the 8192 px limit on a side, small in pixels
+
+
+def oversized(seconds: float = 18.0, oversize_s: float = 1.0, size: tuple[int, int] = SIZE) -> Case:
+    """Frames too large to look at for ``oversize_s``, then the flagged picture."""
     return Case(
         "oversize",
-        "1 s at 8208x16 (over the size limit), then the flagged picture at 720p",
+        f"{oversize_s:g} s at 8208x16 (over the size limit), then the flagged picture",
         (
-            Segment(1.0, lambda n: False, every(FPS), size=(8208, 16)),
-            Segment(seconds, lambda n: True, every(2 * FPS)),
+            Segment(oversize_s, lambda n: False, every(FPS), OVERSIZE),
+            Segment(seconds, lambda n: True, every(2 * FPS), size),
         ),
-        flagged_from_s=1.0,
+        flagged_from_s=oversize_s,
+    )
+
+
+def unwatchable(seconds: float = 15.0) -> Case:
+    """Nothing but frames too large to look at: reported as such, never ignored."""
+    return Case(
+        "unwatchable",
+        "only frames at 8208x16 (over the size limit)",
+        (Segment(seconds, lambda n: False, every(2 * FPS), OVERSIZE),),
+        flagged_from_s=0.0,
+        expect="review",
     )
 
 
 def cases() -> list[Case]:
     """The adversarial suite of ``streamguard eval``."""
-    return [dodge(0.97), dodge(0.5), dodge(0.25), long_gop(), stall_and_burst(), oversized()]
+    return [
+        dodge(0.97),
+        dodge(0.5),
+        dodge(0.25),
+        long_gop(),
+        stall_and_burst(),
+        oversized(),
+        unwatchable(),
+    ]
 
 
 def fitted(picture: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -63,9 +63,13 @@ def publish(
     loop: bool = False,
     stop: threading.Event | None = None,
     keyframe_log: Path | None = None,
+    stall_s: Callable[[av.Packet], float] | None = None,
 ) -> list[SourceError]:
     """Publish the first video stream of ``source`` to every URL at once, in real time, and
     return each copy's error (audio is not sent: streamguard only looks at video).
+
+    ``stall_s`` makes a publisher that pauses: before each packet it says how long to wait
+    (0: none); the packets held back meanwhile then go out at once, as a burst.
 
     One thread per URL, each with its own input and output, so a failing copy does not stop
     the others. Blocks until every copy has reached the end of the file (never with ``loop``)
@@ -79,7 +83,9 @@ def publish(
 
     def run(copy: int) -> None:
         try:
-            _publish_copy(str(source), urls[copy], copy, loop=loop, stop=stop, log=log)
+            _publish_copy(
+                str(source), urls[copy], copy, loop=loop, stop=stop, log=log, stall_s=stall_s
+            )
         except Exception as exc:
             outcomes[copy] = exc
 
@@ -132,6 +138,7 @@ def _publish_copy(
     loop: bool,
     stop: threading.Event,
     log: _KeyframeLog | None,
+    stall_s: Callable[[av.Packet], float] | None,
 ) -> None:
     shown = redact(url)
     with open_source(source) as container:
@@ -148,6 +155,8 @@ def _publish_copy(
             except av.FFmpegError as exc:
                 raise SourceError(f"{shown}: cannot publish ({ffmpeg_reason(exc)})") from None
             for packet in paced(_timeline(container, source, loop), sleep=stop.wait):
+                if stall_s is not None and (pause_s := stall_s(packet)) > 0:
+                    stop.wait(pause_s)
                 if stop.is_set():
                     break
                 keyframe = packet.is_keyframe

@@ -195,7 +195,8 @@ def _unwatchable(stream_id: str, stats: SampleStats, for_s: float) -> None:
         return
     metrics.UNWATCHABLE.labels(reason).inc()
     detail = stats.last_error if reason != "no_keyframe" else "no keyframe received"
-    raise SourceUnwatchable(f"{stream_id}: nothing to hash for {for_s:.1f} s ({detail})", reason)
+    message = f"{stream_id}: nothing to hash for {for_s:.1f} s ({detail})"
+    raise SourceUnwatchable(message, reason, for_s)
 
 
 def _demux(

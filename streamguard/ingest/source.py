@@ -2,13 +2,14 @@
 
 import errno
 import socket
+import time
 from urllib.parse import urlsplit
 
 import av
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from streamguard.errors import SourceError, SourceNotLive
+from streamguard.errors import SourceError, SourceNotLive, SourceOpenTimeout
 from streamguard.hashing import MAX_SIDE
 from streamguard.ingest.urls import DEFAULT_SCHEMES, check_allowed, local_path, redact, scheme_of
 
@@ -64,11 +65,12 @@ def open_source(
         # for the open only and let rw_timeout bound reads inside FFmpeg (measured
         # with 40 nginx-rtmp readers: 1.35-1.7 -> 1.2 ms CPU per stream-second).
         target, timeout = source, (open_timeout_s, None)
+    started = time.monotonic()
     try:
         return av.open(target, container_options=container_options, timeout=timeout)
     except av.ExitError:  # PyAV's timeout interrupted FFmpeg ("Immediate exit requested")
-        raise SourceError(
-            f"{redact(source)}: cannot open (timed out after {open_timeout_s:g} s)", "open_failed"
+        raise SourceOpenTimeout(
+            f"{redact(source)}: cannot open (timed out after {open_timeout_s:g} s)"
         ) from None
     except av.FFmpegError as exc:
         # FFmpeg reports a host name that does not resolve only as an I/O error.
@@ -77,6 +79,11 @@ def open_source(
         message = f"{redact(source)}: cannot open ({reason})"
         if _not_published(exc, source):
             raise SourceNotLive(message) from None
+        waited_s = time.monotonic() - started
+        if not looked_up and waited_s >= 0.95 * min(read_timeout_s, open_timeout_s):
+            # Connected, and nothing came (FFmpeg's RTMP client says EIO for both timeouts).
+            message = f"{redact(source)}: cannot open (nothing received for {waited_s:.1f} s)"
+            raise SourceOpenTimeout(message) from None
         raise SourceError(message, "open_failed") from None
 
 

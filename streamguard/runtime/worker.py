@@ -18,6 +18,7 @@ from streamguard.errors import (
     SourceEnded,
     SourceError,
     SourceNotLive,
+    SourceOpenTimeout,
     SourceRefused,
     SourceUnwatchable,
 )
@@ -28,12 +29,13 @@ from streamguard.ingest.sampler import Frame, sample_frames
 from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import open_source, video_stream
 from streamguard.ingest.stats import SampleStats
-from streamguard.ingest.urls import redact
+from streamguard.ingest.urls import redact, scheme_of
 from streamguard.observability import metrics
 from streamguard.runtime.handoff import NewestQueue
 from streamguard.runtime.state import StreamState, Watch
 
 log = logging.getLogger("streamguard.worker")
+MAX_RTMP_OPEN_S = 64.0
 Fence = Callable[[], Awaitable[bool]]  # whether this process may still publish for the stream
 
 
@@ -75,6 +77,7 @@ class StreamWorker:
         self._report = True  # publish state changes to the sink (status topic)
         self._unwatchable_since: float | None = None  # reader thread: no sample since
         self._too_large_before = 0  # frames left out for their size by earlier connections
+        self._open_timeouts = 0  # RTMP opens that timed out: each doubles the patience
         metrics.STREAMS.labels(str(self.state.state)).inc()
 
     def snapshot(self) -> dict[str, Any]:
@@ -284,6 +287,7 @@ class StreamWorker:
             except SourceError as exc:
                 error, reason = str(exc), exc.reason
                 not_live = isinstance(exc, SourceNotLive)
+                self._open_timeouts += isinstance(exc, SourceOpenTimeout)
             except Exception as exc:  # a bug must not silently end the watch: retry
                 self.state.internal_errors += 1
                 metrics.INTERNAL_ERRORS.inc()
@@ -315,20 +319,32 @@ class StreamWorker:
         now = time.time()
         if self._unwatchable_since is None:
             self._unwatchable_since = now - exc.after_s
-        if now - self._unwatchable_since < self.guard.unwatchable_after_s:
+        unwatchable_s = max(exc.after_s, now - self._unwatchable_since)
+        if unwatchable_s < self.guard.unwatchable_after_s:
             return
         self.state.unwatchable += 1
         if self._loop is not None:
             asyncio.run_coroutine_threadsafe(self._report_unwatchable(exc, now), self._loop)
 
+    def _patience(self, timeout_s: float) -> float:
+        """RTMP servers start a player at a keyframe (nginx-rtmp's wait_key): with a GOP
+        longer than the open or read timeout every open would time out, and the stream
+        would never be watched. After each timed-out open of an RTMP stream, its opens and
+        reads wait twice as long, up to MAX_RTMP_OPEN_S: a dead server costs this
+        stream's retries, and its stalls are noticed later; nothing else."""
+        if not scheme_of(self.config.url).startswith("rtmp"):
+            return timeout_s
+        return min(timeout_s * 2**self._open_timeouts, max(timeout_s, MAX_RTMP_OPEN_S))
+
     def _watch_once(self, queue: NewestQueue[Frame]) -> None:
         """Read the stream until it ends (returns) or fails (raises SourceError)."""
         ingest = self.ingest
+        read_timeout_s = self._patience(ingest.read_timeout_s)
         with open_source(
             self.config.url,
             allowed_schemes=frozenset(ingest.allowed_schemes),
-            open_timeout_s=ingest.open_timeout_s,
-            read_timeout_s=ingest.read_timeout_s,
+            open_timeout_s=self._patience(ingest.open_timeout_s),
+            read_timeout_s=read_timeout_s,
             hls_hold_reloads=ingest.hls_hold_reloads,
         ) as container:
             stream = video_stream(container, self.state.url)
@@ -346,7 +362,7 @@ class StreamWorker:
                 stats=stats,
                 max_lag_s=ingest.max_lag_s,
                 demuxer_skips_nonkey=True,
-                read_timeout_s=ingest.read_timeout_s,
+                read_timeout_s=read_timeout_s,
             ):
                 if self._stop.is_set():
                     return
