@@ -169,14 +169,23 @@ def replaying(
         yield process, log
 
 
+# The clip's flagged keyframe comes every 10 s loop: each is an incident of its own, and
+# a kill does not end the watch (it would in production: the platform ends the stream).
+EVERY_LOOP = "[policy]\nkeep_watching_after_kill = true\nincident_gap_s = 5\n"
+
+
 @contextmanager
-def running(streams: dict[str, str], work: Path, args: argparse.Namespace) -> Iterator[Service]:
-    """`streamguard run` watching ``streams`` (id -> URL), with its HTTP port up."""
+def running(
+    streams: dict[str, str], work: Path, args: argparse.Namespace, extra: str = ""
+) -> Iterator[Service]:
+    """`streamguard run` watching ``streams`` (id -> URL), with its HTTP port up; ``extra``
+    is more of its TOML configuration."""
     config = work / "streamguard.toml"
     tables = "".join(f'\n[[streams]]\nid = "{i}"\nurl = "{u}"\n' for i, u in streams.items())
     blocklist = args.blocklist.resolve()
     config.write_text(
-        f'processes = {args.processes}\n[blocklist]\nfiles = ["{blocklist}"]\n{tables}'
+        f"processes = {args.processes}\n{EVERY_LOOP}{extra}\n"
+        f'[blocklist]\nfiles = ["{blocklist}"]\n{tables}'
     )
     service = Service(["--config", str(config)], work / "run.log", start_timeout_s=60)
     try:
