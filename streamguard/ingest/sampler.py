@@ -124,7 +124,10 @@ def sample_frames(
     decoders = StreamDecoders(
         stream, stats, chain_skip="DEFAULT" if sampling.mode == "interval" else "NONREF"
     )
-    chooser = picker(sampling, decoders, guard, rng=rng or unpredictable(), budget=budget)
+    live = max_lag_s is not None or pace is not None
+    chooser = picker(
+        sampling, decoders, guard, rng=rng or unpredictable(), budget=budget, live=live
+    )
     stats.picker = chooser.stats
     tb_num, tb_den = stream.time_base.numerator, stream.time_base.denominator
     packets = _demux(container, stream, stream_id, stats, read_timeout_s)
