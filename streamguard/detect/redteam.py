@@ -230,7 +230,7 @@ def markdown(report: dict[str, Any]) -> str:
         "Time to decision: from the flagged picture's first appearance (unwatchable: from the "
         "stream's start). CPU: the case's decoding and hashing thread.",
         "",
-        "## Keyframe dodging: share of trials decided within (expected)",
+        "## Keyframe dodging: share of trials decided within (expected from probes alone)",
         "",
         "| case | share of GOP | trials | "
         + " | ".join(f"{s} s" for s in WITHIN_S)

@@ -45,7 +45,7 @@ FRAMES_DECODED = Counter(
 FRAMES_SAMPLED = Counter("streamguard_frames_sampled_total", "Frames handed to hashing")
 SAMPLES = Counter(
     "streamguard_samples_total",
-    "Frames handed to hashing, by why: keyframe, gap (keyframes late), probe, interval",
+    "Frames handed to hashing, by why: keyframe, gap (keyframes late), cut, probe, interval",
     ["reason"],
 )
 FRAMES_DROPPED = Counter(
