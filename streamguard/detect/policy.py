@@ -4,7 +4,8 @@ Per category (docs/policy.md): a match counts if it is within ``max_distance`` a
 for PDQ, of at least ``min_quality``. A strong match (at most ``instant_distance``,
 quality at least ``instant_quality``) is confirmed on its own; weaker ones need
 ``confirmations`` counted frames within ``window_s`` seconds, and so do matches
-found through a flip, a rotation or a variant entry, however close. A confirmed match
+found through a flip, a rotation or a variant entry, or of a degenerate entry (loaded
+with ``--allow-degenerate``), however close. A confirmed match
 decides ``action``. A weak match still unconfirmed when its window closes decides
 ``unconfirmed`` (review, or nothing). Matches of the ``review_only`` algorithms
 (dHash by default) alone decide review at most.
@@ -53,12 +54,14 @@ class Rule:
 
     def strong(self, match: Match) -> bool:
         """Confirmed on its own. Never a match through a flip, rotation or variant entry
-        (``Match.widened``): evasion resistance must not cost false kills."""
+        (``Match.widened``): evasion resistance must not cost false kills. Never a match of
+        a degenerate entry: a featureless frame is a few bits from it."""
         limit = self.instant_distance.get(match.hash.algo)
         quality = match.hash.quality
         return (
             limit is not None
             and not match.widened
+            and not match.hit.entry.degenerate
             and match.hit.distance <= limit
             and (quality is None or quality >= self.instant_quality)
         )

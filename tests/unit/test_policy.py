@@ -10,9 +10,19 @@ from streamguard.hashing import FrameHash
 from streamguard.ingest.sampler import Frame
 
 
-def match(distance: int, at: float, *, algo="pdq", quality=90, category="csam", entry="e1"):
+def match(
+    distance: int,
+    at: float,
+    *,
+    algo="pdq",
+    quality=90,
+    category="csam",
+    entry="e1",
+    degenerate=False,
+):
     frame = Frame("cam", at, at, None, 1280, 720)
-    hit = Hit(EntryInfo(algo, entry, "l", category, ""), distance, 31 if algo == "pdq" else 10)
+    info = EntryInfo(algo, entry, "l", category, "", degenerate)
+    hit = Hit(info, distance, 31 if algo == "pdq" else 10)
     return Match(frame, FrameHash(algo, b"", quality if algo == "pdq" else None), hit, at)
 
 
@@ -125,6 +135,14 @@ def test_widened_matches_are_never_confirmed_on_one_frame(transform, entry, deci
         return Match(plain.frame, plain.hash, plain.hit, at, transform)
 
     assert run(Policy(), [(0.0, [widened(0.0)]), (2.0, [widened(2.0)])]) == decided
+
+
+def test_a_degenerate_entry_never_kills_on_one_frame():
+    """Loaded with --allow-degenerate: however close and clear the match, two frames."""
+    frames = [(t, [match(0, t, quality=100, degenerate=True)]) for t in (0.0, 2.0)]
+    assert run(Policy(), frames) == [(2.0, "kill", 2)]
+    alone = [(0.0, [match(0, 0.0, quality=100, degenerate=True)]), (10.0, [])]
+    assert run(Policy(), alone) == [(10.0, "review", 1)]
 
 
 def test_dhash_alone_decides_review_at_most():
