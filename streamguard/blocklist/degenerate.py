@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ REASON = "degenerate hash (a flat or gradient picture has it)"
 _BROADCAST_MAX = 256  # up to this many codes (a frame's): one broadcast comparison
 _CHUNK = 1 << 15  # codes compared at a time in larger batches: columns stay in cache
 _HEX_RUN = re.compile("[0-9a-fA-F]{16}")
+_ALGO, _DIGEST = attrgetter("algo"), attrgetter("digest")
 
 
 def radius(algo: str, thresholds: Mapping[str, int]) -> int:
@@ -59,21 +61,23 @@ class Featureless:
 
     def of(self, algos: Sequence[str], digests: Sequence[bytes]) -> np.ndarray:
         """One bool per hash given as (algo, digest) pairs in two sequences."""
-        found = np.zeros(len(algos), bool)
         kinds = set(algos)
+        if len(kinds) == 1:  # the usual file: one algo, no selecting
+            (algo,) = kinds
+            codes = np.frombuffer(b"".join(digests), np.uint8).reshape(len(digests), -1)
+            return self.mask(algo, codes)
+        found = np.zeros(len(algos), bool)
+        names = np.array(algos)
         for algo in kinds:
-            chosen = (
-                np.arange(len(algos))
-                if len(kinds) == 1
-                else np.flatnonzero([name == algo for name in algos])
-            )
+            chosen = np.flatnonzero(names == algo)
             joined = b"".join([digests[i] for i in chosen.tolist()])
-            codes = np.frombuffer(joined, np.uint8).reshape(len(chosen), -1)
-            found[chosen] = self.mask(algo, codes)
+            found[chosen] = self.mask(
+                algo, np.frombuffer(joined, np.uint8).reshape(len(chosen), -1)
+            )
         return found
 
     def entries(self, entries: Sequence[Entry]) -> np.ndarray:
-        return self.of([e.algo for e in entries], [e.digest for e in entries])
+        return self.of(list(map(_ALGO, entries)), list(map(_DIGEST, entries)))
 
 
 def _near(words: np.ndarray, references: np.ndarray, limit: int) -> np.ndarray:
