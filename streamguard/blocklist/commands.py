@@ -143,7 +143,7 @@ def add_allow_degenerate(parser: argparse.ArgumentParser) -> None:
         "--allow-degenerate",
         action="store_true",
         help="load entries a flat or gradient picture's hash is close to (refused by "
-        "default); they never kill on one frame",
+        "default); they decide nothing on their own",
     )
 
 
@@ -232,7 +232,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     if Featureless().entries([entry])[0]:
         if not args.allow_degenerate:
             raise StreamguardError(str(Refusal("blocklist add", entry)))
-        what += " (degenerate: it never kills on one frame)"
+        what += " (degenerate: it decides nothing on its own)"
     return _write(args, [entry], what)
 
 

@@ -4,9 +4,10 @@ Black, white, a grey slate, a fade or a gradient on a benign stream would match 
 entry, so a careless list could kill any stream. They are refused where entries come in
 (``blocklist import|add``, files loaded by ``scan`` and ``run``), one line naming the
 file, line and entry id each, never the hash; ``--allow-degenerate`` (``[blocklist]
-allow_degenerate``) loads them, and loaded ones never kill on one frame
-(detect/policy.py). The matcher applies the same test to frames: a frame's hash this
-close to a featureless picture's is not looked up (detect/matcher.py).
+allow_degenerate``) loads them, and loaded ones decide nothing on their own: they only
+count toward an incident an ordinary entry opened (detect/policy.py). The matcher
+applies the same test to frames: a frame's hash this close to a featureless picture's
+is not looked up (detect/matcher.py).
 
 "Within threshold" is the algorithm's default threshold, or the configured one if larger:
 a larger threshold lets a frame match from farther away, so featureless frames too.
@@ -132,7 +133,7 @@ def degenerate_summary(refused: int, loaded: int) -> str:
     if refused:
         return f"; {refused} degenerate entries refused (--allow-degenerate loads them)"
     if loaded:
-        return f"; {loaded} degenerate entries loaded (they never kill on one frame)"
+        return f"; {loaded} degenerate entries loaded (they decide nothing on their own)"
     return ""
 
 

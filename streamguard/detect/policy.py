@@ -4,11 +4,12 @@ Per category (docs/policy.md): a match counts if it is within ``max_distance`` a
 for PDQ, of at least ``min_quality``. A strong match (at most ``instant_distance``,
 quality at least ``instant_quality``) is confirmed on its own; weaker ones need
 ``confirmations`` counted frames within ``window_s`` seconds, and so do matches
-found through a flip, a rotation or a variant entry, or of a degenerate entry (loaded
-with ``--allow-degenerate``), however close. A confirmed match
+found through a flip, a rotation or a variant entry, however close. A confirmed match
 decides ``action``. A weak match still unconfirmed when its window closes decides
 ``unconfirmed`` (review, or nothing). Matches of the ``review_only`` algorithms
-(dHash by default) alone decide review at most.
+(dHash by default) alone decide review at most. Matches of degenerate entries (loaded
+with ``--allow-degenerate``) decide nothing: they only count toward an incident an
+ordinary match opened.
 
 One decision per stream per incident: an incident starts with the first counted
 match and ends after ``incident_gap_s`` without one. The one exception is
@@ -54,14 +55,12 @@ class Rule:
 
     def strong(self, match: Match) -> bool:
         """Confirmed on its own. Never a match through a flip, rotation or variant entry
-        (``Match.widened``): evasion resistance must not cost false kills. Never a match of
-        a degenerate entry: a featureless frame is a few bits from it."""
+        (``Match.widened``): evasion resistance must not cost false kills."""
         limit = self.instant_distance.get(match.hash.algo)
         quality = match.hash.quality
         return (
             limit is not None
             and not match.widened
-            and not match.hit.entry.degenerate
             and match.hit.distance <= limit
             and (quality is None or quality >= self.instant_quality)
         )
@@ -122,18 +121,30 @@ class StreamPolicy:
         return best
 
     def _confirm(self, category: str, found: list[Match], at: float) -> Decision | None:
+        """Count this frame toward the category's incident; the decision it confirms.
+
+        A degenerate entry is a few bits from a featureless picture's hash, and every frame
+        that matches it is within its threshold of one too: such a match counts toward an
+        incident an ordinary match opened, and does nothing else (it opens none, decides
+        none, never is the match behind a decision nor makes the incident decisive).
+        """
         rule = self.policy.rule(category)
+        ordinary = [m for m in found if not m.hit.entry.degenerate]
+        if not ordinary and category not in self._pending:
+            return None
         self._last_match_at = at
         pending = self._pending.setdefault(category, _Pending(since=at))
         pending.times.append(at)
         while pending.times and pending.times[0] < at - rule.window_s:
             pending.times.popleft()
-        best = strongest(found)
+        if not ordinary:
+            return None
+        best = strongest(ordinary)
         if pending.best is None or strongest([best, pending.best]) is best:
             pending.best = best
-        pending.decisive |= any(m.hash.algo not in rule.review_only for m in found)
+        pending.decisive |= any(m.hash.algo not in rule.review_only for m in ordinary)
         count = len(pending.times)
-        if any(rule.strong(m) for m in found) or count >= rule.confirmations:
+        if any(rule.strong(m) for m in ordinary) or count >= rule.confirmations:
             action = rule.action if pending.decisive else "review"
             return Decision(action, best, count)
         return None

@@ -146,7 +146,7 @@ BLOCKLIST_ENTRIES = Gauge(
 BLOCKLIST_DEGENERATE = Gauge(
     "streamguard_blocklist_degenerate_entries",
     "Degenerate blocklist entries (a flat or gradient picture's hash is within threshold): "
-    "loaded (allowed; never kill on one frame), or refused by the last blocklist file load",
+    "loaded (allowed; they decide nothing on their own), or refused by the last file load",
     ["status"],
     multiprocess_mode="livemax",
 )

@@ -137,12 +137,16 @@ def test_widened_matches_are_never_confirmed_on_one_frame(transform, entry, deci
     assert run(Policy(), [(0.0, [widened(0.0)]), (2.0, [widened(2.0)])]) == decided
 
 
-def test_a_degenerate_entry_never_kills_on_one_frame():
-    """Loaded with --allow-degenerate: however close and clear the match, two frames."""
-    frames = [(t, [match(0, t, quality=100, degenerate=True)]) for t in (0.0, 2.0)]
-    assert run(Policy(), frames) == [(2.0, "kill", 2)]
-    alone = [(0.0, [match(0, 0.0, quality=100, degenerate=True)]), (10.0, [])]
-    assert run(Policy(), alone) == [(10.0, "review", 1)]
+def test_degenerate_entries_only_confirm_what_an_ordinary_match_opened():
+    """Loaded with --allow-degenerate: however close and clear, their matches alone decide
+    nothing, not even a review; within an incident they count as confirmations."""
+    alone = [(t, [match(0, t, quality=100, degenerate=True)]) for t in (0.0, 2.0, 4.0, 20.0)]
+    assert run(Policy(), alone) == []
+    three = Policy(default=Rule(confirmations=3))
+    weak = [(0.0, [match(25, 0.0)]), (2.0, []), (4.0, [match(25, 4.0)])]
+    assert run(three, weak) == []
+    confirmed = [weak[0], (2.0, [match(0, 2.0, degenerate=True, entry="d")]), weak[2]]
+    assert run(three, confirmed) == [(4.0, "kill", 3)]
 
 
 def test_dhash_alone_decides_review_at_most():
