@@ -16,8 +16,8 @@ list:
 
 - every algorithm's hash of every featureless reference picture (hashing/featureless.py);
 - what ``blocklist add-image`` would have written, without its refusal, for a still of
-  every featureless segment: the degenerate ones (the others are counted and left out:
-  they are not degenerate entries);
+  every featureless segment (a fade's black or white end): the degenerate ones (the
+  others are counted and left out: they are not degenerate entries);
 - samples/blocklist.csv, real entries the footage never shows.
 
 The same frames also go through the matching as it was before issue 15 (no stable-bit
@@ -55,7 +55,13 @@ from streamguard.hashing import ALGORITHMS, MIN_QUALITY, hash_luma, load_image_l
 from streamguard.hashing.featureless import featureless_pictures  # noqa: E402
 from streamguard.hashing.preprocess import Luma  # noqa: E402
 from streamguard.ingest.sampler import Frame  # noqa: E402
-from tests.support.benign import Segment, render, segment_at, segments  # noqa: E402
+from tests.support.benign import (  # noqa: E402
+    Segment,
+    blankest_s,
+    render,
+    segment_at,
+    segments,
+)
 
 OUT = ROOT / "bench" / "out" / "benign"
 SAMPLE_LIST = ROOT / "samples" / "blocklist.csv"
@@ -87,7 +93,7 @@ def careless_list(clip: Path, parts: list[Segment], path: Path) -> dict[str, Any
     start = 0.0
     for number, part in enumerate(parts):
         if part.featureless:
-            image = still(clip, start + part.seconds / 2, stills / f"{number}.png")
+            image = still(clip, start + blankest_s(part), stills / f"{number}.png")
             hashes = hash_luma(load_image_luma(image), ALGOS)
             degenerate = Featureless().of([h.algo for h in hashes], [h.digest for h in hashes])
             for frame_hash, flag in zip(hashes, degenerate.tolist(), strict=True):

@@ -162,6 +162,16 @@ def render(parts: list[Segment], directory: Path) -> Path:
     return path
 
 
+def blankest_s(part: Segment) -> float:
+    """Seconds into ``part`` where it is most featureless: the black or white end of a
+    fade (its middle still shows the content), the middle of anything else."""
+    if part.kind == "fade-out":
+        return part.seconds - 1 / FPS
+    if part.kind == "fade-in":
+        return 0.0
+    return part.seconds / 2
+
+
 def segment_at(parts: list[Segment], pts_s: float) -> int:
     """The number of the segment showing at ``pts_s``."""
     ends = np.cumsum([part.seconds for part in parts])
