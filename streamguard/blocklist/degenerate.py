@@ -13,7 +13,6 @@ is not looked up (detect/matcher.py).
 a larger threshold lets a frame match from farther away, so featureless frames too.
 """
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import compress
@@ -29,7 +28,6 @@ from streamguard.hashing.featureless import featureless_codes
 REASON = "degenerate hash (a flat or gradient picture has it)"
 _BROADCAST_MAX = 256  # up to this many codes (a frame's): one broadcast comparison
 _CHUNK = 1 << 15  # codes compared at a time in larger batches: columns stay in cache
-_HEX_RUN = re.compile("[0-9a-fA-F]{16}")
 _ALGO, _DIGEST = attrgetter("algo"), attrgetter("digest")
 
 
@@ -108,8 +106,8 @@ def _near(words: np.ndarray, references: np.ndarray, limit: int) -> np.ndarray:
 def shown_id(entry: Entry) -> str:
     """The entry id as a refusal line shows it: never (16 hex digits of) the hash, never a
     line break."""
-    hex_hash = entry.digest.hex()
-    if any(run.lower() in hex_hash for run in _HEX_RUN.findall(entry.id)):
+    hex_hash, lowered = entry.digest.hex(), entry.id.lower()
+    if any(lowered[start : start + 16] in hex_hash for start in range(len(lowered) - 15)):
         return "<holds the hash, not shown>"
     return entry.id if entry.id.isprintable() else repr(entry.id)[1:-1]
 

@@ -5,7 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from streamguard.blocklist.degenerate import Featureless, Refusal, load_screened, radius
+from streamguard.blocklist.degenerate import (
+    Featureless,
+    Refusal,
+    load_screened,
+    radius,
+    shown_id,
+)
 from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.memory import Blocklist
 from streamguard.detect.matcher import FrameMatcher
@@ -145,11 +151,15 @@ def test_a_larger_configured_threshold_widens_what_is_degenerate(tmp_path):
     assert [r.entry.id for r in Blocklist.from_files([path], thresholds={"phash": 12})[1]] == ["a"]
 
 
-def test_refusal_of_a_single_entry():
+def test_refusal_of_a_single_entry_and_ids_that_hold_the_hash():
     entry = Entry("dhash", bytes(8), "m1", "manual", "test")
     assert str(Refusal("blocklist add", entry)) == (
         f"blocklist add: entry 'm1' (dhash) refused: {REFUSED}"
     )
+    pdq = bytes.fromhex(PDQ_ZERO[:44] + "0123456789abcdef0123")
+    for held in ("ab" + pdq.hex()[34:54], pdq.hex().upper(), "case 0000000000000000"):
+        assert shown_id(Entry("pdq", pdq, held, "l", "c")) == "<holds the hash, not shown>"
+    assert shown_id(Entry("pdq", pdq, "h" + "f" * 16, "l", "c")) == "h" + "f" * 16
 
 
 def frame_of(pixels: np.ndarray) -> Frame:
