@@ -8,7 +8,8 @@ automata and smooth colour fields, and between them black, white, grey and tinte
 (some noisy), fades to and from black and white, linear gradients at random angles,
 radial gradients, vignettes and noisy dark screens, each with random levels. 1280x720,
 4 fps, a keyframe every 0.5 s. It is read as one stream through the production path: the
-keyframe sampler, ``FrameMatcher`` and ``StreamPolicy`` with the default policy, against a
+keyframe sampler (every keyframe: without its flood cap, ``EVERY_KEYFRAME``),
+``FrameMatcher`` and ``StreamPolicy`` with the default policy, against a
 blocklist loaded as ``--allow-degenerate`` loads it. Decisions are counted twice: for the
 footage as one stream (every decision, as with ``keep_watching_after_kill``), and for each
 segment as a stream of its own (a broadcast that shows only that slate, fade...). The
@@ -56,6 +57,7 @@ from streamguard.hashing.featureless import featureless_pictures  # noqa: E402
 from streamguard.hashing.preprocess import Luma  # noqa: E402
 from streamguard.ingest.sampler import Frame  # noqa: E402
 from tests.support.benign import (  # noqa: E402
+    EVERY_KEYFRAME,
     Segment,
     blankest_s,
     render,
@@ -192,7 +194,7 @@ def run(clip: Path, parts: list[Segment], blocklist: Blocklist) -> dict[str, Any
     frames: Counter[str] = Counter()
     seen: dict[str, dict[str, list[int]]] = {}
     started = time.process_time()
-    for frame in keyframes(clip, "benign"):
+    for frame in keyframes(clip, "benign", guard=EVERY_KEYFRAME):
         number = segment_at(parts, frame.pts_s)
         part = parts[number]
         frames["featureless" if part.featureless else "content"] += 1

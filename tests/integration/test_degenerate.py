@@ -19,7 +19,7 @@ from streamguard.hashing import ALGORITHMS, Luma, hash_luma
 from streamguard.hashing.featureless import featureless_pictures
 
 from ..conftest import SAMPLES
-from ..support.benign import featureless_only, render, segment_at
+from ..support.benign import EVERY_KEYFRAME, featureless_only, render, segment_at
 from ..support.redis import RedisServer
 from ..support.service import Service
 from .conftest import NginxRtmp, publishing
@@ -160,7 +160,7 @@ def test_a_featureless_clip_matches_no_degenerate_entry(tmp_path):
     blocklist, refused = Blocklist.from_files([listed], allow_degenerate=True)
     assert refused == [] and sum(blocklist.degenerate_counts().values()) > 100
     matcher, policy = FrameMatcher(blocklist), StreamPolicy(Policy())
-    frames = list(keyframes(clip, "benign"))
+    frames = list(keyframes(clip, "benign", guard=EVERY_KEYFRAME))
     assert len(frames) == 2 * 2 * len(parts)  # two keyframes a second, 2 s of each kind
     for frame in frames:
         gated = matcher.stats.featureless
