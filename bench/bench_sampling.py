@@ -20,7 +20,6 @@ Writes bench/out/sampling.json and bench/out/sampling.md.
 
 import argparse
 import json
-import random
 import statistics
 import subprocess
 import sys
@@ -47,22 +46,19 @@ from bench_live import (
     tree_cpu_s,
     wait_until,
 )
-from PIL import Image
 from progress import measure_window
 
 from streamguard.blocklist.memory import Blocklist
-from streamguard.detect import adversary
-from streamguard.detect.matcher import FrameMatcher
+from streamguard.detect import adversary, redteam
 from streamguard.hashing import hash_luma
-from streamguard.ingest.sampler import frame_luma, sample_frames
-from streamguard.ingest.sampling import Sampling
-from streamguard.ingest.source import open_source, video_stream
+from streamguard.ingest.sampler import frame_luma
+from streamguard.ingest.sampling import GuardSettings
 from tests.support.nginx import nginx_rtmp_server
 
 OUT = ROOT / "bench" / "out"
 MODES = ("keyframes", "guard", "interval:1")
 SHARES = (0.97, 0.5, 0.25)
-WITHIN_S = (10, 20, 30, 60)
+WITHIN_S = redteam.WITHIN_S
 
 
 def ffmpeg(*args: str) -> None:
@@ -177,6 +173,7 @@ def cpu_of_mode(
     args: argparse.Namespace, streams: dict[str, str], work: Path, sampling: str
 ) -> dict[str, Any]:
     """`run` over ``streams`` with ``[sampling]`` set so: CPU per stream-second."""
+    work.mkdir(parents=True, exist_ok=True)
     with running(streams, work, args, f"[sampling]\n{sampling}\n") as service:
         wait_until(lambda: all_watching(service, len(streams)), 60, "all watching")
         measure_window(args.warmup_seconds, f"cpu {sampling}: warm-up")
@@ -221,57 +218,21 @@ def bench_cpu(args: argparse.Namespace, clip: Path, work: Path) -> dict[str, Any
 # -- 3. detection probability of keyframe dodging -----------------------------------------
 
 
-def pictures() -> tuple[np.ndarray, np.ndarray]:
-    def rgb(path: Path) -> np.ndarray:
-        return np.asarray(Image.open(path).convert("RGB"))
-
-    return rgb(ROOT / "samples/flagged/flagged_01.png"), rgb(ROOT / "samples/images/control_01.png")
-
-
-def first_match_s(path: Path, matcher: FrameMatcher, seed: int) -> tuple[float | None, float]:
-    """Stream time of the first matching sample of one scan, and its CPU seconds."""
-    started = time.process_time()
-    with open_source(str(path)) as container:
-        stream = video_stream(container, str(path))
-        first = None
-        for frame in sample_frames(container, stream, "dodge", Sampling(), rng=random.Random(seed)):
-            if matcher(frame):
-                first = frame.pts_s
-                break
-    return first, time.process_time() - started
-
-
 def bench_probability(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    flagged, benign = pictures()
-    matcher = FrameMatcher(Blocklist.from_files([BLOCKLIST]))
-    results: dict[str, Any] = {"trials": args.trials, "clip_s": args.dodge_seconds}
+    """streamguard eval --adversarial's measurement, with more trials."""
+    flagged = ROOT / "samples/flagged/flagged_01.png"
+    pictures = redteam.pictures(flagged, ROOT / "samples/images/control_01.png")
+    blocklist = Blocklist.from_files([BLOCKLIST])
+    results = []
     for share in SHARES:
         case = adversary.dodge(share, seconds=args.dodge_seconds)
-        path = adversary.write_clip(work / f"{case.name}.flv", case, flagged, benign)
-        times, cpu = [], []
-        for seed in range(args.trials):
-            found, cpu_s = first_match_s(path, matcher, seed)
-            times.append(found)
-            cpu.append(cpu_s)
-        decided = [t for t in times if t is not None]
-        gop_s = 2.0
-        expected = {
-            f"{s} s": round(1 - (1 - gop_s / 6.0 * share) ** (s / gop_s), 3) for s in WITHIN_S
-        }
-        results[case.name] = {
-            "share": share,
-            "decided_within": {
-                f"{s} s": round(sum(1 for t in decided if t <= s) / len(times), 3)
-                for s in WITHIN_S
-                if s <= args.dodge_seconds
-            },
-            "expected_within": expected,
-            "median_s": round(statistics.median(decided), 1) if decided else None,
-            # until the first match: the scan stops there
-            "cpu_s_per_trial": round(statistics.mean(cpu), 2),
-        }
-        print(f"probability: f={share}: {results[case.name]['decided_within']}")
-    return results
+        path = adversary.write_clip(work / f"{case.name}.flv", case, *pictures)
+        started = time.process_time()
+        result = redteam.dodge_probability(path, case, blocklist, args.trials, GuardSettings())
+        result["cpu_s_per_trial"] = round((time.process_time() - started) / args.trials, 2)
+        results.append(result)
+        print(f"probability: {case.name}: {result['within']}")
+    return {"trials": args.trials, "clip_s": args.dodge_seconds, "cases": results}
 
 
 # -- 4. floods ----------------------------------------------------------------------------
@@ -367,26 +328,20 @@ def markdown(results: dict[str, Any]) -> str:
     if "probability" in results:
         prob = results["probability"]
         lines += [f"## Keyframe dodging ({prob['trials']} trials of {prob['clip_s']} s each)", ""]
-        rows = []
-        for r in prob.values():
-            if isinstance(r, dict):
-                rows.append(
-                    [
-                        f"f = {r['share']}",
-                        *[within(r, seconds) for seconds in WITHIN_S],
-                        r["median_s"],
-                        r["cpu_s_per_trial"],
-                    ]
-                )
-        lines += table(
+        rows = [
             [
-                "case",
-                *[f"within {s} s (expected)" for s in WITHIN_S],
-                "median s",
-                "CPU ms per stream-second",
-            ],
-            rows,
-        )
+                f"f = {r['share']}",
+                *[
+                    f"{r['within'].get(f'{s} s', '-')} ({r['expected'].get(f'{s} s', '-')})"
+                    for s in WITHIN_S
+                ],
+                r["median_s"],
+                r["cpu_s_per_trial"],
+            ]
+            for r in prob["cases"]
+        ]
+        header = ["case", *[f"within {s} s (expected)" for s in WITHIN_S], "median s"]
+        lines += table([*header, "CPU s to the first match"], rows)
         lines.append("")
     if "flood" in results:
         flood = results["flood"]

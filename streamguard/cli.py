@@ -33,8 +33,8 @@ from streamguard.hashing import (
     hash_luma,
     load_image_luma,
 )
-from streamguard.ingest.replay import copy_urls, publish
-from streamguard.ingest.sampler import Frame, sample_frames
+from streamguard.ingest.replay import copy_urls, paced, publish
+from streamguard.ingest.sampler import Frame, Pace, sample_frames
 from streamguard.ingest.sampling import Sampling
 from streamguard.ingest.source import open_source, video_stream
 from streamguard.ingest.stats import SampleStats
@@ -91,7 +91,7 @@ def frames_of(
     source: str,
     sampling: Sampling,
     *,
-    realtime: bool = False,
+    pace: Pace | None = None,
     duration_s: float | None = None,
     stream_id: str | None = None,
 ) -> Iterator[Frame]:
@@ -107,7 +107,7 @@ def frames_of(
         if total_s and duration_s:
             total_s = min(total_s, duration_s)
         frames = sample_frames(
-            container, stream, stream_id or shown, sampling, stats=stats, realtime=realtime
+            container, stream, stream_id or shown, sampling, stats=stats, pace=pace
         )
         with tqdm(
             total=round(total_s, 1) if total_s else None,
@@ -235,7 +235,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     detections = 0
     policy = StreamPolicy(Policy())
-    for frame in frames_of(str(clip), Sampling(), realtime=True, stream_id="demo"):
+    for frame in frames_of(str(clip), Sampling(), pace=paced, stream_id="demo"):
         decision = policy.observe(matcher(frame), frame.received_at)
         if decision is None:
             continue

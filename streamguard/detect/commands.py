@@ -6,6 +6,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from streamguard.errors import StreamguardError
 from streamguard.hashing import ALGORITHMS, check_distance
 
@@ -47,6 +49,8 @@ def options_of(args: argparse.Namespace, *, quick: bool = False) -> "Options":
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.adversarial:
+        return adversarial(args)
     from streamguard.detect.evaluate import evaluate
     from streamguard.detect.quality import markdown, write_report
 
@@ -68,6 +72,46 @@ def cmd_eval(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def adversarial(args: argparse.Namespace) -> int:
+    """``eval --adversarial``: detected or not, time to decision and CPU of each case."""
+    import json
+
+    from streamguard.blocklist.formats import Entry
+    from streamguard.blocklist.memory import Blocklist
+    from streamguard.blocklist.variants import entry_id, image_hashes
+    from streamguard.detect import redteam
+    from streamguard.detect.evaluate import SAMPLES_DIR
+    from streamguard.hashing import ALGORITHMS, load_image_luma
+
+    flagged = args.flagged or SAMPLES_DIR / "flagged" / "flagged_01.png"
+    benign = args.benign or SAMPLES_DIR / "images" / "control_01.png"
+    # The flagged picture's entries, as `blocklist add-image` makes them.
+    entries = [
+        Entry(h.algo, h.digest, entry_id(flagged.stem, h.algo, ""), "adversarial", "test")
+        for _, h in image_hashes(load_image_luma(flagged), ALGORITHMS, variants=False)
+        if h.matchable
+    ]
+    blocklist = Blocklist()
+    blocklist.put(np.arange(len(entries)), entries)
+    trials = args.trials or (10 if args.quick else 100)
+    report = redteam.evaluate(
+        args.output / "adversarial",
+        flagged,
+        benign,
+        blocklist,
+        quick=args.quick,
+        trials=trials,
+        log=lambda line: print(f"eval: {line}", file=sys.stderr),
+    )
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "adversarial.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = redteam.markdown(report)
+    (args.output / "adversarial.md").write_text(text)
+    print(text)
+    print(f"eval: wrote {args.output / 'adversarial.md'}, .json", file=sys.stderr)
+    return 0 if all(case["passed"] for case in report["cases"]) else 1
 
 
 def add_parser(commands: Any) -> None:
@@ -120,5 +164,22 @@ def add_parser(commands: Any) -> None:
         default={},
         metavar="ALGO=N,…",
         help="match thresholds (default: pdq=31,phash=10,dhash=10)",
+    )
+    adversary = parser.add_argument_group(
+        "adversarial streams", "what a publisher who has read the code sends (docs/sampling.md)"
+    )
+    adversary.add_argument(
+        "--adversarial",
+        action="store_true",
+        help="run the adversarial cases in real time instead (exit 1 if one is missed)",
+    )
+    adversary.add_argument(
+        "--flagged", type=Path, metavar="PICTURE", help="the flagged picture (default: a sample)"
+    )
+    adversary.add_argument(
+        "--benign", type=Path, metavar="PICTURE", help="the benign picture (default: a sample)"
+    )
+    adversary.add_argument(
+        "--trials", type=int, metavar="N", help="keyframe-dodging trials (100; 10 with --quick)"
     )
     parser.set_defaults(handler=cmd_eval)

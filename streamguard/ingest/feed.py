@@ -24,7 +24,8 @@ from streamguard.observability import metrics
 
 _END = object()
 MAX_READ_AHEAD_BYTES = 64 * 2**20
-"""Reading waits while this much is read and not decoded (a hung decode, a flood)."""
+"""Reading waits while this much is read and not yet decoded or dropped (a hung decode):
+the server then sees a slow reader."""
 
 
 class PacketFeed:
@@ -46,12 +47,15 @@ class PacketFeed:
         self._max_bytes = max_bytes
         self._clock = clock
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._pending: deque[tuple[av.Packet, float]] = deque()
-        self._unread_bytes = 0  # written by the consumer only; read by the reader
+        # What has been read and not yet decoded: packets with their arrival time, then
+        # possibly the end of the stream or the error that ended it.
+        self._pending: deque[tuple[av.Packet, float] | object] = deque()
+        # Bytes read, and bytes decoded or dropped: each written by one thread only.
+        self._read_bytes = 0
+        self._done_bytes = 0
         self._room = threading.Event()
         self._room.set()
         self._closed = False
-        self._skipping = False  # dropped non-key packets until the next keyframe
         self._thread = threading.Thread(target=self._read, name=name, daemon=True)
         self._thread.start()
 
@@ -61,9 +65,11 @@ class PacketFeed:
                 if self._closed:
                     return
                 self._queue.put((packet, self._clock()))
-                if self._unread_bytes > self._max_bytes:
+                self._read_bytes += packet.size
+                if self._read_bytes - self._done_bytes > self._max_bytes:
                     self._room.clear()
-                    self._room.wait()
+                    if self._read_bytes - self._done_bytes > self._max_bytes:
+                        self._room.wait()
         except BaseException as exc:  # handed to the consumer, who raises it
             self._queue.put(exc)
         else:
@@ -78,64 +84,47 @@ class PacketFeed:
             if isinstance(item, BaseException):
                 raise item
             packet, received_at = item
-            self._unread_bytes -= packet.size
-            if self._unread_bytes <= self._max_bytes:
-                self._room.set()
+            self._done(packet)
             yield packet, received_at
 
     def _fill(self) -> None:
         """Take whatever has been read; skip ahead if decoding has fallen behind."""
+        if not self._pending:
+            self._pending.append(self._queue.get())
         while True:
-            if not self._pending:
-                self._take(self._queue.get())
-            while True:
-                try:
-                    self._take(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if not self._pending:
-                continue  # all dropped: skipping to a keyframe
-            oldest = self._pending[0]
-            if isinstance(oldest, tuple):
-                self._stats.backlog_s = max(0.0, self._clock() - oldest[1])
-                if self._stats.backlog_s > self._max_backlog_s:
-                    self._skip_to_newest_keyframe()
-            if self._pending:
-                return
-
-    def _take(self, item: object) -> None:
-        if isinstance(item, tuple):
-            packet = item[0]
-            if self._skipping and not packet.is_keyframe:
-                self._dropped(packet)
-                return
-            self._skipping = False
-            self._unread_bytes += packet.size
-        self._pending.append(item)  # type: ignore[arg-type]
+            try:
+                self._pending.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        oldest = self._pending[0]
+        if isinstance(oldest, tuple):
+            self._stats.backlog_s = max(0.0, self._clock() - oldest[1])
+            if self._stats.backlog_s > self._max_backlog_s:
+                self._skip_to_newest_keyframe()
 
     def _skip_to_newest_keyframe(self) -> None:
-        """Drop what waits before the newest keyframe read; with none, drop it all and
-        every packet until the next keyframe."""
-        keyframes = [
-            i
-            for i, item in enumerate(self._pending)
-            if isinstance(item, tuple) and item[0].is_keyframe
-        ]
-        if keyframes and keyframes[-1] == 0:
-            return  # decoding is at the newest keyframe already
-        cut = keyframes[-1] if keyframes else len(self._pending)
+        """Drop what waits before the newest keyframe read, if there is a newer one than
+        the packet next in line; without one, decoding goes on where it is."""
+        pending = self._pending
+        keyframes = (
+            i for i, item in enumerate(pending) if isinstance(item, tuple) and item[0].is_keyframe
+        )
+        newest = max(keyframes, default=0)
+        if not newest:
+            return
         self._stats.live_edge_skips += 1
         metrics.LIVE_EDGE_SKIPS.inc()
-        for _ in range(cut):
-            item = self._pending[0]
-            if not isinstance(item, tuple):
-                break  # the end of the stream, or its error: kept
-            self._pending.popleft()
-            self._dropped(item[0])
-            self._unread_bytes -= item[0].size
-        self._skipping = not keyframes
+        for _ in range(newest):
+            packet, _ = pending.popleft()  # type: ignore[misc]
+            self._dropped(packet)
+
+    def _done(self, packet: av.Packet) -> None:
+        self._done_bytes += packet.size
+        if self._read_bytes - self._done_bytes <= self._max_bytes:
+            self._room.set()
 
     def _dropped(self, packet: av.Packet) -> None:
+        self._done(packet)
         if packet.is_keyframe:
             self._stats.picker.skipped["decode_backlog"] += 1
             metrics.SAMPLES_SKIPPED.labels("decode_backlog").inc()

@@ -14,6 +14,11 @@ Pure logic over a :class:`Decoder`, so that every rule a publisher could try to 
   frame at a uniformly random time in the coming GOP is hashed, while the process's
   probe CPU budget lasts. Whatever share f of a GOP a publisher shows something on,
   away from keyframes or not, a probe lands on it with probability f;
+- cuts: a non-key frame whose packet is at least half the size of its GOP's keyframe
+  and eight times the stream's usual non-key frame is a new picture coded as a P-frame
+  (a scene cut): the first one of a GOP is hashed, from the same budget. Showing
+  something else than the keyframe costs such a frame, unless it fades in; the probes
+  are for what fades in;
 - floods: a keyframe closer to the last sample than a random spacing of mean
   ``min_gap_s`` is not decoded, and a stream takes at most ``max_samples_per_s`` (in a
   burst ``sample_burst``) samples a second.
@@ -33,6 +38,7 @@ from streamguard.ingest.sampling import GuardSettings, Sampling
 P = TypeVar("P")
 F = TypeVar("F")
 
+CUT_OVER_USUAL = 8  # a cut's packet against the moving average of non-key packets
 MAX_FRAME_STEP_S = 0.05
 """The one-frame tolerance on the gap is the stream's frame step, at most this: a frame
 shows until the next, so samples ``max_gap_s + step`` apart leave nothing on screen
@@ -72,7 +78,7 @@ class PacketTimes:
 class Pick(Generic[F]):
     frame: F
     pts_s: float
-    reason: str  # keyframe | gap | probe | interval
+    reason: str  # keyframe | gap | probe | cut | interval
 
 
 @dataclass(slots=True)
@@ -96,19 +102,24 @@ class Picker(Protocol[P, F]):
 
 class _Spacing:
     """The stream's sample cap (floods): a random minimum spacing of keyframe samples in
-    stream time, and a wall-clock rate of samples."""
+    stream time, and for live streams (``clock`` given) a wall-clock rate of samples. A
+    file is read as fast as it decodes: there, only the spacing holds."""
 
     def __init__(
         self,
         settings: GuardSettings,
         rng: random.Random,
         stats: PickerStats,
-        clock: Callable[[], float],
+        clock: Callable[[], float] | None,
     ) -> None:
         self._settings = settings
         self._rng = rng
         self._stats = stats
-        self._rate = TokenBucket(settings.max_samples_per_s, settings.sample_burst, clock)
+        self._rate = (
+            None
+            if clock is None
+            else TokenBucket(settings.max_samples_per_s, settings.sample_burst, clock)
+        )
         self._last_s = -math.inf
         self._next_key_s = -math.inf
 
@@ -121,7 +132,7 @@ class _Spacing:
         return False
 
     def take(self) -> bool:
-        if self._rate.take():
+        if self._rate is None or self._rate.take():
             return True
         self._stats.skipped["stream_cap"] += 1
         return False
@@ -139,7 +150,7 @@ class KeyframePicker(Generic[P, F]):
         decoder: Decoder[P, F],
         settings: GuardSettings,
         rng: random.Random,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = time.monotonic,
     ) -> None:
         self.stats = PickerStats()
         self._decoder = decoder
@@ -214,7 +225,7 @@ class GuardPicker(Generic[P, F]):
         rng: random.Random,
         budget: CpuBudget | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = time.monotonic,
         cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self.stats = PickerStats()
@@ -233,6 +244,10 @@ class GuardPicker(Generic[P, F]):
         self._feeding = False  # every packet goes to the chain decoder as it comes
         self._want_key_s: float | None = None  # the keyframe, sampled from the chain
         self._probe_s: float | None = None
+        self._cut_s: float | None = None  # a scene cut's frame, to sample
+        self._cut_seen = False  # one cut sample per GOP
+        self._key_size = 0
+        self._frame_size = 0.0  # moving average of non-key packets' sizes
         self._held: tuple[F, float] | None = None  # newest decoded frame not past a target
         self._step_s = MAX_FRAME_STEP_S
         self._last_sent_s: float | None = None
@@ -253,6 +268,7 @@ class GuardPicker(Generic[P, F]):
             picks += self._start_gop(times, packet)
         elif self._key_s is not None:  # before the first keyframe nothing can be decoded
             self._keep(times, packet)
+            self._watch_cut(times)
             if self._feeding:
                 picks += self._offer(self._chain(packet))
                 self._fed = len(self._gop)
@@ -261,13 +277,17 @@ class GuardPicker(Generic[P, F]):
         return picks
 
     def finish(self) -> list[Pick[F]]:
+        """The end of the stream: what its last GOP still owes (a cut, a probe, the gap)."""
         picks: list[Pick[F]] = []
+        target, last_sent_s = self._target(), self._last_sent_s
+        owed = target is not None and last_sent_s is not None and target.limit_s <= last_sent_s
+        if owed and not self._feeding and self._key_s is not None:
+            picks += self._start_feeding()
         if self._feeding:
             picks += self._offer(self._drain())
-        if self._held is not None:
-            frame, pts_s = self._held
-            self._held = None
-            if self._last_s is None or pts_s > self._last_s:
+            if self._held is not None:  # a long GOP's end: its last frame
+                frame, pts_s = self._held
+                self._held = None
                 picks += self._take(frame, pts_s, "gap")
         return picks
 
@@ -298,6 +318,8 @@ class GuardPicker(Generic[P, F]):
             targets.append(_Target(self._want_key_s, "keyframe"))
         if self._probe_s is not None:
             targets.append(_Target(self._probe_s, "probe"))
+        if self._cut_s is not None:
+            targets.append(_Target(self._cut_s, "cut"))
         if self._due_s is not None:
             # A frame shows until the next one: a sample one step after the deadline
             # still leaves nothing on screen for max_gap_s unhashed.
@@ -316,7 +338,8 @@ class GuardPicker(Generic[P, F]):
             picks += self._take(frame, pts_s, target.reason)
         if self._key_s is not None and next_key_s > self._key_s:
             self.stats.keyframe_interval_s = next_key_s - self._key_s
-        self._held = self._probe_s = self._want_key_s = None
+        self._held = self._probe_s = self._want_key_s = self._cut_s = None
+        self._cut_seen = False
         self._feeding = self.stats.decoding_beyond_keyframes = False
         self._gop, self._gop_bytes, self._fed = [], 0, 0
         return picks
@@ -329,7 +352,7 @@ class GuardPicker(Generic[P, F]):
             # discontinuity, a frozen clock): the old timeline's deadlines mean nothing.
             self._last_s = self._due_s = None
             self.stats.keyframe_interval_s = None
-        self._key_s = key_s
+        self._key_s, self._key_size = key_s, times.size
         self._keep(times, packet)
         sample_key = self._spacing.keyframe_due(key_s)
         self._probe_s = self._draw_probe(key_s)
@@ -362,6 +385,19 @@ class GuardPicker(Generic[P, F]):
         self.stats.probes += 1
         return key_s + offset_s
 
+    def _watch_cut(self, times: PacketTimes) -> None:
+        usual, self._frame_size = self._frame_size, 0.9 * self._frame_size + 0.1 * times.size
+        if self._cut_seen or times.pts_s is None or not usual:
+            return
+        if 2 * times.size < self._key_size or times.size < CUT_OVER_USUAL * usual:
+            return
+        self._cut_seen = True
+        if self._budget is not None and not self._budget.allows():
+            self.stats.skipped["probe_budget"] += 1
+            return
+        self.stats.probes += 1
+        self._cut_s = times.pts_s
+
     # -- the chain decoder ------------------------------------------------------------
 
     def _start_feeding(self) -> list[Pick[F]]:
@@ -374,7 +410,7 @@ class GuardPicker(Generic[P, F]):
         return picks
 
     def _chain(self, packet: P) -> list[F]:
-        if self._probe_s is None or self._budget is None:
+        if (self._probe_s is None and self._cut_s is None) or self._budget is None:
             return self._decoder.feed(packet)
         started = self._cpu_clock()
         frames = self._decoder.feed(packet)
@@ -414,6 +450,8 @@ class GuardPicker(Generic[P, F]):
         """Stop decoding a GOP once no target is left before its expected end."""
         if not self._feeding or self._want_key_s is not None or self._probe_s is not None:
             return
+        if self._cut_s is not None:
+            return
         if self._key_s is None or self.stats.keyframe_interval_s is None or self._over_buffer():
             return
         expected_end_s = self._key_s + self.stats.keyframe_interval_s
@@ -442,8 +480,11 @@ class GuardPicker(Generic[P, F]):
         return [Pick(frame, pts_s, reason)]
 
     def _clear(self, reason: str) -> None:
+        """The target ``reason`` is met (or cannot be: its frame was sampled already)."""
         if reason == "probe":
             self._probe_s = None
+        elif reason == "cut":
+            self._cut_s = None
         elif reason == "keyframe":
             self._want_key_s = None
 
@@ -457,6 +498,8 @@ class GuardPicker(Generic[P, F]):
         self._due_s = pts_s + gap_s
         if self._probe_s is not None and self._probe_s <= pts_s:
             self._probe_s = None
+        if self._cut_s is not None and self._cut_s <= pts_s:
+            self._cut_s = None
 
 
 def picker(
@@ -466,11 +509,13 @@ def picker(
     *,
     rng: random.Random,
     budget: CpuBudget | None = None,
+    live: bool = True,
 ) -> Picker[P, F]:
-    """The picker of ``sampling``'s mode."""
+    """The picker of ``sampling``'s mode; ``live`` streams have a wall-clock rate cap."""
+    clock = time.monotonic if live else None
     if sampling.mode == "interval":
         assert sampling.interval_s is not None
         return IntervalPicker(decoder, sampling.interval_s)
     if sampling.mode == "keyframes":
-        return KeyframePicker(decoder, settings, rng)
-    return GuardPicker(decoder, settings, rng, budget)
+        return KeyframePicker(decoder, settings, rng, clock)
+    return GuardPicker(decoder, settings, rng, budget, clock=clock)

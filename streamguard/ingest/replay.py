@@ -41,6 +41,20 @@ def paced(
         yield packet
 
 
+def stalling(
+    packets: Iterable[av.Packet],
+    stall_s: Callable[[av.Packet], float],
+    *,
+    sleep: Callable[[float], object] = time.sleep,
+) -> Iterator[av.Packet]:
+    """A publisher that pauses: before each packet, wait ``stall_s(packet)`` seconds. After
+    ``paced``, the packets held back meanwhile then go out at once, as a burst."""
+    for packet in packets:
+        if (pause_s := stall_s(packet)) > 0:
+            sleep(pause_s)
+        yield packet
+
+
 def copy_urls(url: str, copies: int) -> list[str]:
     """The URL of each copy: ``{n}`` replaced by the copy number (from 0), or else, for more
     than one copy, ``-<n>`` appended to the last path segment (the stream name)."""
@@ -68,8 +82,7 @@ def publish(
     """Publish the first video stream of ``source`` to every URL at once, in real time, and
     return each copy's error (audio is not sent: streamguard only looks at video).
 
-    ``stall_s`` makes a publisher that pauses: before each packet it says how long to wait
-    (0: none); the packets held back meanwhile then go out at once, as a burst.
+    ``stall_s`` makes a publisher that pauses (``stalling``).
 
     One thread per URL, each with its own input and output, so a failing copy does not stop
     the others. Blocks until every copy has reached the end of the file (never with ``loop``)
@@ -154,9 +167,10 @@ def _publish_copy(
                 output.start_encoding()
             except av.FFmpegError as exc:
                 raise SourceError(f"{shown}: cannot publish ({ffmpeg_reason(exc)})") from None
-            for packet in paced(_timeline(container, source, loop), sleep=stop.wait):
-                if stall_s is not None and (pause_s := stall_s(packet)) > 0:
-                    stop.wait(pause_s)
+            packets = paced(_timeline(container, source, loop), sleep=stop.wait)
+            if stall_s is not None:
+                packets = stalling(packets, stall_s, sleep=stop.wait)
+            for packet in packets:
                 if stop.is_set():
                     break
                 keyframe = packet.is_keyframe

@@ -25,7 +25,6 @@ from streamguard.ingest.decoders import StreamDecoders
 from streamguard.ingest.feed import PacketFeed
 from streamguard.ingest.orientation import displayed
 from streamguard.ingest.pickers import PacketTimes, Pick, picker
-from streamguard.ingest.replay import paced
 from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import ffmpeg_reason
 from streamguard.ingest.stats import SampleStats
@@ -36,6 +35,7 @@ _LUMA_PLANE_FORMATS = frozenset(
 )
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 DEFAULT_GUARD = GuardSettings()
+Pace = Callable[[Iterator[av.Packet]], Iterator[av.Packet]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +99,7 @@ def sample_frames(
     budget: CpuBudget | None = None,
     rng: random.Random | None = None,
     stats: SampleStats | None = None,
-    realtime: bool = False,
+    pace: Pace | None = None,
     max_lag_s: float | None = None,
     demuxer_skips_nonkey: bool = False,
     read_timeout_s: float | None = None,
@@ -108,7 +108,8 @@ def sample_frames(
     """Yield the sampled frames of ``stream``; undecodable packets are counted and skipped.
 
     ``stream_id`` names the stream in frames and errors, so it must not hold secrets.
-    ``realtime`` paces a file like a live stream. ``max_lag_s`` marks a live stream: it is
+    ``pace`` releases the packets as a publisher would (``replay.paced``: a file as a
+    live stream, in real time). ``max_lag_s`` marks a live stream: it is
     read ahead in a thread, and decoding skips to the newest keyframe when it falls that
     far behind reading. ``demuxer_skips_nonkey`` (keyframes mode) lets FFmpeg drop
     non-key packets before they reach Python: ~10x fewer packets from nginx-rtmp, but
@@ -123,12 +124,15 @@ def sample_frames(
     decoders = StreamDecoders(
         stream, stats, chain_skip="DEFAULT" if sampling.mode == "interval" else "NONREF"
     )
-    chooser = picker(sampling, decoders, guard, rng=rng or unpredictable(), budget=budget)
+    live = max_lag_s is not None or pace is not None
+    chooser = picker(
+        sampling, decoders, guard, rng=rng or unpredictable(), budget=budget, live=live
+    )
     stats.picker = chooser.stats
     tb_num, tb_den = stream.time_base.numerator, stream.time_base.denominator
     packets = _demux(container, stream, stream_id, stats, read_timeout_s)
-    if realtime:
-        packets = paced(packets)
+    if pace is not None:
+        packets = pace(packets)
     feed = (
         PacketFeed(packets, stats, max_backlog_s=max_lag_s, clock=clock, name=f"demux-{stream_id}")
         if max_lag_s is not None

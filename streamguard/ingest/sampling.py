@@ -48,7 +48,7 @@ class GuardSettings:
     """``[sampling]``: what ``guard`` guarantees and what it may spend (docs/sampling.md)."""
 
     max_gap_s: float = 2.0  # never longer than this in stream time without a sample
-    probe_every_s: float = 6.0  # mean stream time between random probes of one stream
+    probe_every_s: float = 12.0  # mean stream time between random probes of one stream
     probe_cpu: float = 0.5  # CPU cores one process may spend decoding for probes
     min_gap_s: float = 0.5  # keyframes closer than about this to the last sample are skipped
     max_samples_per_s: float = 4.0  # wall-clock rate cap of one stream's samples (floods)

@@ -226,7 +226,7 @@ def _handled(run: Callable[[ControlPlane], Coroutine[Any, Any, Any]]) -> Any:
         if isinstance(stream, StreamConfig):
             assert stream.url.isprintable(), stream
             assert scheme_of(stream.url) in plane.settings.ingest.allowed_schemes, stream
-            interval_s = stream.sample.interval_s
+            interval_s = stream.sample.interval_s if stream.sample is not None else None
             assert interval_s is None or 0 < interval_s < math.inf, stream
     return result
 

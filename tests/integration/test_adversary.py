@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -19,6 +20,7 @@ from PIL import Image
 from streamguard.detect import adversary
 
 from ..conftest import SAMPLES
+from ..hostile.media import Tag, read_flv, write_flv
 from ..support.nginx import NginxRtmp
 from ..support.service import Service
 from .conftest import publishing
@@ -150,3 +152,36 @@ def test_a_publisher_cannot_choose_what_is_seen(nginx_rtmp: NginxRtmp, clips, tm
 
 def decided(service: Service, stream_id: str) -> int:
     return sum(event["stream_id"] == stream_id for event in service.events)
+
+
+def every_frame_flagged_key(source: Path, target: Path) -> Path:
+    """``source`` (FLV) with every video frame's tag saying "keyframe" (frame type 1)."""
+    header, tags = read_flv(source)
+    flagged = [
+        Tag(t.kind, t.timestamp_ms, bytes([0x10 | t.body[0] & 0x0F]) + t.body[1:])
+        if t.kind == 9 and t.body[1] == 1  # a video tag holding NAL units, not a header
+        else t
+        for t in tags
+    ]
+    return write_flv(target, header, flagged)
+
+
+def test_keyframe_flags_the_publisher_sets_are_not_believed(clips, tmp_path, capsys):
+    """Every FLV tag says "keyframe", the real ones are 10 s apart. FFmpeg's H.264
+    parser sets the packets' keyframe flags from their NAL unit types, not from the
+    container's: the long GOP is still sampled every max_gap_s. (This pins that
+    behaviour of the FFmpeg in PyAV's wheel: a decoder fed P-frames as keyframes would
+    give no picture, and guard's deadlines would never pass.)"""
+    from streamguard.cli import main
+
+    lying = every_frame_flagged_key(clips["long-gop-10s"], tmp_path / "lying.flv")
+    _, tags = read_flv(lying)
+    assert all(t.body[0] >> 4 == 1 for t in tags if t.kind == 9)
+    with av.open(str(lying)) as container:
+        flags = [p.is_keyframe for p in container.demux(video=0) if p.size]
+    assert sum(flags) == 3  # the IDR frames at 0, 10 and 20 s
+    code = main(["scan", "--blocklist", str(BLOCKLIST), "--json", str(lying)])
+    matched = [json.loads(line)["pts_s"] for line in capsys.readouterr().out.splitlines()]
+    case = CASES["long-gop-10s"]
+    assert code == 1 and matched
+    assert min(matched) <= case.flagged_from_s + MAX_GAP_S + 1 / 30

@@ -88,10 +88,12 @@ def test_streams_command_registers_lists_and_removes(redis: RedisServer):
     assert json.loads(line) | {"at": 0} == {
         "id": "cam",
         "url": "rtmp://media/live/***",
-        "sample": "keyframes",
+        "sample": "",  # none of its own: each run's --sample or [sampling] mode
         "source": "cli",
         "at": 0,
     }
+    streams_cli(redis, "add", "cam", "rtmp://media/live/secret-key", "--sample", "keyframes")
+    assert "\tkeyframes\tcli" in streams_cli(redis, "list").stdout
     refused = streams_cli(redis, "add", "local", "file:///etc/passwd")
     assert refused.returncode == 2 and "not enabled" in refused.stderr
     removed = streams_cli(redis, "remove", "cam", "ghost")

@@ -88,3 +88,25 @@ def test_bad_thresholds_are_a_one_line_usage_error(tmp_path):
     )
     assert result.returncode == 2
     assert "pdq=300" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_adversarial_suite_decides_every_case(tmp_path):
+    """``eval --adversarial --quick``: every case through the production path, in real time,
+    as decided as expected; the report says so (exit 0), with the time to each decision."""
+    output = tmp_path / "out"
+    command = ["eval", "--adversarial", "--quick", "--trials", "3", "--output", str(output)]
+    result = subprocess.run(
+        [sys.executable, "-m", "streamguard", *command],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((output / "adversarial.json").read_text())
+    cases = {case["case"]: case for case in report["cases"]}
+    assert set(cases) == {"dodge-97", "long-gop-10s", "stall-burst", "oversize", "unwatchable"}
+    assert all(case["passed"] for case in cases.values()), cases
+    assert cases["long-gop-10s"]["decision_s"] <= 2.0 + 1.0
+    assert cases["unwatchable"]["decision"] == "review"
+    assert "| stall-burst |" in (output / "adversarial.md").read_text()

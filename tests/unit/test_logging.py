@@ -2,6 +2,8 @@ import json
 import logging
 import sys
 
+import pytest
+
 from streamguard.observability.logging import JsonFormatter, setup_logging
 
 
@@ -20,7 +22,17 @@ def test_json_lines_carry_level_process_logger_and_exception():
     assert line["time"].endswith("Z") and "ValueError: boom" in line["exception"]
 
 
-def test_the_variable_selects_the_format(monkeypatch):
+@pytest.fixture
+def root_logger():
+    """setup_logging() replaces the root logger's handlers: put them back after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_the_variable_selects_the_format(monkeypatch, root_logger):
     monkeypatch.setenv("STREAMGUARD_LOG_FORMAT", "json")
     setup_logging()
     assert isinstance(logging.getLogger().handlers[0].formatter, JsonFormatter)

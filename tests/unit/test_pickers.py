@@ -7,7 +7,7 @@ real encoded video.
 """
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 import pytest
@@ -85,8 +85,22 @@ def stream(
             else:
                 pending.append(index)
     return [
-        Packet(start_s + index / fps, start_s + (n - bframes) / fps, key, ref)
+        Packet(start_s + index / fps, start_s + (n - bframes) / fps, key, ref, size(key, ref))
         for n, (index, key, ref) in enumerate(order)
+    ]
+
+
+def size(key: bool, ref: bool) -> int:
+    """Bytes of a frame of moving content: keyframes 100 kB, P-frames 8 kB, B-frames 2 kB."""
+    return 100_000 if key else 8_000 if ref else 2_000
+
+
+def with_cuts(packets: list[Packet], at_frame: int, gop_frames: int = 60) -> list[Packet]:
+    """A new picture at ``at_frame`` of every GOP, coded as a P-frame nearly a keyframe's
+    size (what a keyframe-dodging publisher's encoder sends)."""
+    return [
+        replace(p, size=80_000) if round(p.pts_s * 30) % gop_frames == at_frame else p
+        for p in packets
     ]
 
 
@@ -264,3 +278,23 @@ def test_stream_starting_mid_gop_waits_for_a_keyframe():
     picks = rig.run(packets)
     assert picks[0].pts_s == pytest.approx(2.0)
     assert picks[0].reason == "keyframe"
+
+
+@pytest.mark.parametrize("at_frame", [3, 30, 57])  # a P-frame: 3 frames per anchor
+def test_a_scene_cut_between_keyframes_is_sampled_cheaply(at_frame):
+    """The frame of a new picture coded as a P-frame is hashed in the GOP it comes in,
+    at the cost of decoding the GOP up to it, whether probes come or not."""
+    rig = guard()
+    picks = rig.run(with_cuts(stream(40, gop_frames=60), at_frame))
+    cuts = [p for p in picks if p.reason == "cut"]
+    assert len(cuts) >= 19  # a cut in the stream's first packets has no usual size to beat
+    assert all(round(p.pts_s * 30) % 60 == at_frame for p in cuts)
+    # Each GOP is decoded up to its cut and a little further (reordering), no more; the
+    # first to its end (its length is not known yet).
+    assert (rig.decoder.fed - 60) / 19 <= at_frame + 8
+
+
+def test_ordinary_frames_are_no_cuts():
+    rig = guard()
+    picks = rig.run(stream(40, gop_frames=60))
+    assert "cut" not in {p.reason for p in picks}
