@@ -26,9 +26,9 @@ GOP_FRAMES = 2  # a keyframe every 0.5 s: two looks a second
 SIZE = f"{WIDTH}x{HEIGHT}"
 
 EVERY_KEYFRAME = GuardSettings(min_gap_s=0.0, max_samples_per_s=1e9, sample_burst=10**9)
-"""``keyframes`` sampling without its flood limits (docs/sampling.md): read far faster
-than real time, a file would lose most keyframes to the per-stream rate cap, and the
-random minimum spacing would skip some of two a second. Every keyframe is looked at."""
+"""``keyframes`` sampling without its flood limits (docs/sampling.md): their random
+minimum spacing would skip some of the footage's two keyframes a second, and a live
+stream's rate cap more. Every keyframe is looked at."""
 
 
 @dataclass(frozen=True, slots=True)
