@@ -1,7 +1,9 @@
 """Per-frame cost of each hasher and of getting the luma plane, on real 720p keyframes.
 
 Compares the luma-plane path with the RGB round trip it avoids, PDQ with and
-without pre-scaling, and the evasion-resistance steps (bars, eight orientations).
+without pre-scaling, the evasion-resistance steps (bars, eight orientations), and
+the featureless-frame gate (pHash's and dHash's stable bits are counted inside their
+rows; the check of a frame's lookups against featureless pictures' hashes has its own).
 """
 
 import argparse
@@ -12,7 +14,8 @@ import av
 import numpy as np
 import pdqhash
 
-from streamguard.detect.matcher import PLAIN, ROBUST, frame_hashes
+from streamguard.blocklist.degenerate import Featureless
+from streamguard.detect.matcher import PLAIN, ROBUST, frame_hashes, looked_up
 from streamguard.hashing import hash_luma
 from streamguard.hashing.borders import content_box
 from streamguard.hashing.pdq import pdq_dihedral
@@ -40,6 +43,9 @@ def main() -> None:
         frames = list(container.decode(stream))
     lumas = [frame_luma(frame) for frame in frames]
     width, height = frames[0].width, frames[0].height
+    featureless = Featureless()
+    lookups = [frame_hashes(y, ["pdq", "phash", "dhash"], ROBUST) for y in lumas]
+    looked_up(lookups[0], featureless)  # the reference hashes, made once per process
     rows = {
         "luma plane (zero-copy view of Y)": per_call_ms(frame_luma, frames, args.rounds),
         "pHash/dHash input (area pre-scale + range LUT)": per_call_ms(
@@ -69,6 +75,9 @@ def main() -> None:
         ),
         "all lookups' hashes, robust (pdq + phash)": per_call_ms(
             lambda y: frame_hashes(y, ["pdq", "phash"], ROBUST), lumas, args.rounds
+        ),
+        "featureless-picture check of those lookups (pdq + phash + dhash)": per_call_ms(
+            lambda hashes: looked_up(hashes, featureless), lookups, args.rounds
         ),
     }
     print(f"{len(frames)} keyframes of {args.clip.name} ({width}x{height}), {args.rounds} rounds")

@@ -50,7 +50,7 @@ def inner_scan_cpu(blocklist: Path, cut: Path, clip: Path) -> None:
     from streamguard.detect.matcher import FrameMatcher
     from streamguard.ingest.sampling import Sampling
 
-    matcher = FrameMatcher(Blocklist.from_files([blocklist]))
+    matcher = FrameMatcher(Blocklist.from_files([blocklist])[0])
 
     def scan(source: Path) -> None:
         for frame in frames_of(str(source), Sampling()):

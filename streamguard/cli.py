@@ -194,7 +194,17 @@ def _scan_blocklist(args: argparse.Namespace) -> Blocklist:
         return asyncio.run(load_once(redis, dict(args.max_distance)))
     if not args.blocklist:
         raise config.ConfigError("no blocklist: give --blocklist FILE or --redis URL")
-    return Blocklist.from_files(args.blocklist, args.algo, dict(args.max_distance))
+    blocklist, refused = Blocklist.from_files(
+        args.blocklist,
+        args.algo,
+        dict(args.max_distance),
+        allow_degenerate=args.allow_degenerate,
+    )
+    for refusal in refused:
+        _warn(str(refusal))
+    if refused:
+        _warn(f"{len(refused)} degenerate entries refused; the other {len(blocklist)} loaded")
+    return blocklist
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
@@ -215,7 +225,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     samples = args.samples
     clip = samples / "clips" / "flagged_720p.mp4"
-    blocklist = Blocklist.from_files([samples / "blocklist.csv"])
+    blocklist, _ = Blocklist.from_files([samples / "blocklist.csv"])  # none degenerate
     matcher = FrameMatcher(blocklist)
     worker_id = f"{socket.gethostname()}/demo"
     print(
@@ -262,6 +272,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         blocklists=settings.blocklists + tuple(args.blocklist),
         blocklist_algo=args.algo or settings.blocklist_algo,
         max_distance={**settings.max_distance, **dict(args.max_distance)},
+        allow_degenerate=settings.allow_degenerate or args.allow_degenerate,
         redis=blocklist_commands.redis_settings(args, settings.redis),
     )
     if args.mqtt:
@@ -363,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ALGO=N",
         help="match threshold (default: pdq=31 phash=10 dhash=10)",
     )
+    blocklist_commands.add_allow_degenerate(scan)
     scan.add_argument(
         "--duration", type=float, metavar="SECONDS", help="stop each source after this stream time"
     )
@@ -383,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _sample_option(run, None, "of every stream without a sample of its own (default: guard)")
     run.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm of bare hash files")
+    blocklist_commands.add_allow_degenerate(run)
     blocklist_commands.add_redis_options(run, default_url=None)
     run.add_argument(
         "--mqtt",

@@ -77,6 +77,7 @@ class Settings:
     blocklists: tuple[Path, ...] = ()
     blocklist_algo: str | None = None
     max_distance: dict[str, int] = field(default_factory=dict)
+    allow_degenerate: bool = False  # load degenerate entries from files (blocklist/degenerate.py)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
     mqtt: MqttSettings = field(default_factory=MqttSettings)
@@ -228,6 +229,9 @@ def load_file(path: Path) -> Settings:
             check_distance(algo, value)
         except ValueError as exc:
             raise ConfigError(f"{path}: blocklist.max_distance.{algo}: {exc}") from None
+    allow_degenerate = blocklist.get("allow_degenerate", False)
+    if not isinstance(allow_degenerate, bool):
+        raise ConfigError(f"{path}: blocklist.allow_degenerate: expected true or false")
     sample, sampling = _sampling(f"{path}: sampling", data.get("sampling", {}))
     settings = Settings(
         streams=tuple(streams),
@@ -236,6 +240,7 @@ def load_file(path: Path) -> Settings:
         blocklists=tuple(path.parent / file for file in files),
         blocklist_algo=blocklist.get("algo"),
         max_distance=dict(max_distance),
+        allow_degenerate=allow_degenerate,
         ingest=_ingest(f"{path}: ingest", data.get("ingest", {})),
         redis=_table(f"{path}: redis", data.get("redis", {}), path.parent, RedisSettings()),
         mqtt=_table(f"{path}: mqtt", data.get("mqtt", {}), path.parent, MqttSettings()),

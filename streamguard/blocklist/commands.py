@@ -2,6 +2,9 @@
 
 Output names files, counts and timings, never hash values: hash lists are
 confidential. ``export`` writes hashes, to the file or pipe the user names.
+Degenerate entries (blocklist/degenerate.py) are refused by ``import`` (the rest of
+each file is written) and ``add`` (an error), unless ``--allow-degenerate``;
+``add-image`` never writes them.
 """
 
 import argparse
@@ -17,7 +20,13 @@ from typing import Any, TextIO
 
 from redis.exceptions import RedisError
 
-from streamguard.blocklist.formats import COLUMNS, Entry, load_blocklist_file, parse_entry
+from streamguard.blocklist.degenerate import (
+    Featureless,
+    Refusal,
+    degenerate_summary,
+    load_screened,
+)
+from streamguard.blocklist.formats import COLUMNS, Entry, parse_entry
 from streamguard.blocklist.store import (
     DEFAULT_PREFIX,
     BlocklistStore,
@@ -78,6 +87,7 @@ def add_parser(commands: Any) -> None:
     )
     imported.add_argument("files", nargs="+", type=Path, metavar="FILE")
     imported.add_argument("--algo", choices=list(ALGORITHMS), help="algorithm of bare hash files")
+    add_allow_degenerate(imported)
     imported.set_defaults(handler=cmd_import)
 
     add = actions.add_parser("add", parents=[common], help="add or update one entry")
@@ -85,6 +95,7 @@ def add_parser(commands: Any) -> None:
     add.add_argument("--hash", required=True, metavar="HEX")
     _entry_options(add)
     add.add_argument("--id", help="entry id (default: derived from the hash)")
+    add_allow_degenerate(add)
     add.set_defaults(handler=cmd_add)
 
     images = actions.add_parser(
@@ -126,6 +137,16 @@ def add_parser(commands: Any) -> None:
     export.set_defaults(handler=cmd_export)
 
 
+def add_allow_degenerate(parser: argparse.ArgumentParser) -> None:
+    """--allow-degenerate (shared with scan and run)."""
+    parser.add_argument(
+        "--allow-degenerate",
+        action="store_true",
+        help="load entries a flat or gradient picture's hash is close to (refused by "
+        "default); they decide nothing on their own",
+    )
+
+
 def _entry_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", default=MANUAL_LIST, help=f"default: {MANUAL_LIST}")
     parser.add_argument("--category", default="", help="e.g. csam, terror, test")
@@ -160,8 +181,16 @@ def _note(message: str) -> None:
 def cmd_import(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     # Every file is parsed before anything is written: one bad line writes nothing.
-    parsed = [(path, load_blocklist_file(path, algo=args.algo)) for path in args.files]
+    featureless = Featureless()
+    screened = [
+        (path, load_screened(path, featureless, algo=args.algo, allow=args.allow_degenerate))
+        for path in args.files
+    ]
     parse_s = time.perf_counter() - started
+    for _, result in screened:
+        for refusal in result.refused:
+            _note(str(refusal))
+    parsed = [(path, result.entries) for path, result in screened]
 
     async def work(store: BlocklistStore) -> int:
         for path, entries in parsed:
@@ -178,9 +207,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     code = _with_store(args, work)
     total = sum(len(entries) for _, entries in parsed)
     took = time.perf_counter() - started
+    refused = sum(len(result.refused) for _, result in screened)
+    loaded = sum(result.degenerate for _, result in screened)
     _note(
         f"imported {total} entries from {len(parsed)} file(s) in {took:.2f} s "
         f"(parsing {parse_s:.2f} s; {total / max(took, 1e-9):,.0f} entries/s)"
+        + degenerate_summary(refused, loaded)
     )
     return code
 
@@ -196,19 +228,23 @@ def _manual_entry(args: argparse.Namespace, algo: str, hex_hash: str, entry_id: 
 
 def cmd_add(args: argparse.Namespace) -> int:
     entry = _manual_entry(args, args.algo, args.hash, args.id or "")
-    return _write(args, [entry], f"{entry.list}/{entry.id}")
+    what = f"{entry.list}/{entry.id}"
+    if Featureless().entries([entry])[0]:
+        if not args.allow_degenerate:
+            raise StreamguardError(str(Refusal("blocklist add", entry)))
+        what += " (degenerate: it decides nothing on its own)"
+    return _write(args, [entry], what)
 
 
 def cmd_add_image(args: argparse.Namespace) -> int:
     algos = args.algo or list(ALGORITHMS)
     entries = []
     for path in args.images:
-        for suffix, frame_hash in image_hashes(
+        for suffix, frame_hash, problem in image_hashes(
             load_image_luma(path), algos, variants=args.variants
         ):
-            if not frame_hash.matchable:
-                shown = f"{path} ({suffix or 'as is'}): {frame_hash.algo}"
-                _note(f"{shown} quality {frame_hash.quality} is too low; skipped")
+            if problem is not None:
+                _note(f"{path} ({suffix or 'as is'}): {frame_hash.algo}: {problem}; skipped")
                 continue
             identifier = entry_id(path.stem, frame_hash.algo, suffix)
             entries.append(_manual_entry(args, frame_hash.algo, frame_hash.hex, identifier))

@@ -56,7 +56,7 @@ class Entry:
         return (self.list, self.id)
 
 
-_LIST, _ID = attrgetter("list"), attrgetter("id")
+_LIST, _ID, _KEY = attrgetter("list"), attrgetter("id"), attrgetter("list", "id")
 _SLOT_SETTERS = tuple(Entry.__dict__[field.name].__set__ for field in fields(Entry))
 
 
@@ -499,6 +499,24 @@ class _Keys:
             seen.add(entry_id)
 
 
+def _data_chunks(
+    stream: TextIO, algo: str | None, default_list: str
+) -> tuple["_Parser | None", Iterator[tuple[int, list[str]]]]:
+    """The parser for the file's layout (None for JSON lines) and its chunks of data lines,
+    the header left out."""
+    chunks = _from_first_data_line(_chunks(stream))
+    first = next(chunks, None)
+    if first is None:
+        return None, iter(())
+    number, lines = first
+    layout = _layout(lines[0], number, algo)
+    if layout is None:
+        return None, chain([first], chunks)
+    if layout.header:
+        first = (number + 1, lines[1:])
+    return _Parser(layout, default_list), chain([first], chunks)
+
+
 class _Load:
     """One pass over a file: fast (duplicates only detected) or exact (every line numbered)."""
 
@@ -510,21 +528,30 @@ class _Load:
 
     def run(self) -> list[Entry]:
         with self.path.open(encoding="utf-8-sig") as stream:
-            chunks = _from_first_data_line(_chunks(stream))
-            first = next(chunks, None)
-            if first is None:
-                return []
-            number, lines = first
-            layout = _layout(lines[0], number, self.algo)
-            if layout is None:
-                self._json(chain([first], chunks))
-                return self.entries
-            parser = _Parser(layout, self.path.stem)
-            if layout.header:
-                first = (number + 1, lines[1:])
-            for number, lines in chain([first], chunks):
-                self._chunk(parser, number, lines)
+            parser, chunks = _data_chunks(stream, self.algo, self.path.stem)
+            for number, lines in chunks:
+                if parser is None:
+                    self._json(number, lines)
+                else:
+                    self._chunk(parser, number, lines)
         return self.entries
+
+    def lines_of(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The line of each entry whose (list, id) is in ``keys``. The file is read again;
+        only blocks that hold one of them are parsed line by line."""
+        found: dict[tuple[str, str], int] = {}
+        with self.path.open(encoding="utf-8-sig") as stream:
+            parser, chunks = _data_chunks(stream, self.algo, self.path.stem)
+            for number, lines in chunks:
+                if parser is None:
+                    numbered = self._json_entries(number, lines)
+                else:
+                    entries = parser.fast(lines)
+                    if entries is not None and keys.isdisjoint(map(_KEY, entries)):
+                        continue
+                    numbered, _ = parser.exact(number, lines)
+                found.update((entry.key, n) for n, entry in numbered if entry.key in keys)
+        return found
 
     def _chunk(self, parser: _Parser, number: int, lines: list[str]) -> None:
         entries = parser.fast(lines) if self.fast and lines else None
@@ -536,16 +563,21 @@ class _Load:
         if error is not None:
             raise error
 
-    def _json(self, chunks: Iterator[tuple[int, list[str]]]) -> None:
-        for number, lines in chunks:
-            for line_number, line in enumerate(lines, start=number):
-                if not _is_data(line):
-                    continue
-                try:
-                    entry = _json_entry(line, self.algo, self.path.stem)
-                except ValueError as exc:
-                    raise _LineError(line_number, str(exc)) from None
-                self._add([entry], [line_number])
+    def _json(self, number: int, lines: list[str]) -> None:
+        for line_number, entry in self._json_entries(number, lines):
+            self._add([entry], [line_number])
+
+    def _json_entries(self, number: int, lines: list[str]) -> list[tuple[int, Entry]]:
+        """(line number, entry) of each data line of a JSON lines chunk."""
+        found = []
+        for line_number, line in enumerate(lines, start=number):
+            if not _is_data(line):
+                continue
+            try:
+                found.append((line_number, _json_entry(line, self.algo, self.path.stem)))
+            except ValueError as exc:
+                raise _LineError(line_number, str(exc)) from None
+        return found
 
     def _add(self, entries: list[Entry], numbers: list[int] | None = None) -> None:
         if self.fast:
@@ -569,21 +601,36 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def load_blocklist_file(path: str | Path, *, algo: str | None = None) -> list[Entry]:
-    """Parse a whole file; any bad line raises and nothing is returned."""
-    path = Path(path)
+@contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Failures to read or parse ``path`` as one-line BlocklistFormatErrors."""
     try:
-        with _gc_paused():
-            try:
-                entries = _Load(path, algo, fast=True).run()
-            except _Duplicate:
-                entries = _Load(path, algo, fast=False).run()
+        yield
     except FileNotFoundError:
         raise BlocklistFormatError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BlocklistFormatError(f"{path}: cannot read ({exc.__class__.__name__})") from None
     except _LineError as exc:
         raise BlocklistFormatError(f"{path}: {exc}") from None
+
+
+def load_blocklist_file(path: str | Path, *, algo: str | None = None) -> list[Entry]:
+    """Parse a whole file; any bad line raises and nothing is returned."""
+    path = Path(path)
+    with _reading(path), _gc_paused():
+        try:
+            entries = _Load(path, algo, fast=True).run()
+        except _Duplicate:
+            entries = _Load(path, algo, fast=False).run()
     if not entries:
         raise BlocklistFormatError(f"{path}: no entries")
     return entries
+
+
+def entry_lines(
+    path: str | Path, keys: set[tuple[str, str]], *, algo: str | None = None
+) -> dict[tuple[str, str], int]:
+    """The line number of each entry of ``path`` (loaded before) whose (list, id) is in ``keys``."""
+    path = Path(path)
+    with _reading(path):
+        return _Load(path, algo, fast=False).lines_of(keys)

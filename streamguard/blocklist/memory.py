@@ -1,7 +1,9 @@
 """The in-memory blocklist a worker matches against: one index per algo plus entry metadata.
 
 Entries are known by number: the Redis store numbers them (so its change log can
-name them), and a file blocklist numbers them in file order.
+name them), and a file blocklist numbers them in file order. Every entry put is
+checked for being degenerate (blocklist/degenerate.py), whatever it came from: files
+loaded with degenerate entries allowed, or a Redis store they were imported into.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -10,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from streamguard.blocklist.formats import Entry, load_blocklist_file
+from streamguard.blocklist.degenerate import Featureless, Refusal, load_screened
+from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.index import HammingIndex
 from streamguard.blocklist.metadata import ALGO_NAMES, EntryInfo, EntryTable, Rows, algo_code
+from streamguard.errors import BlocklistFormatError
 from streamguard.hashing import ALGORITHMS
 
 
@@ -35,17 +39,22 @@ def _unique(numbers: np.ndarray, rows: Rows) -> tuple[np.ndarray, Rows]:
     return numbers[keep], rows.take(keep.tolist())
 
 
-def _by_algo(numbers: np.ndarray, rows: Rows) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Algo -> (numbers, codes as uint8 rows) of the entries with that algo."""
+def _by_algo(
+    numbers: np.ndarray, rows: Rows, featureless: Featureless
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray]:
+    """Algo -> (numbers, codes as uint8 rows) of the entries with that algo; and whether
+    each row is degenerate."""
     algos = np.array(rows.algos)
     grouped = {}
+    degenerate = np.zeros(len(rows), bool)
     for name in ALGO_NAMES:
         chosen = np.flatnonzero(algos == name)
         if len(chosen):
             digests = bytes.fromhex("".join([rows.hashes[i] for i in chosen.tolist()]))
             codes = np.frombuffer(digests, np.uint8).reshape(len(chosen), -1)
             grouped[name] = (numbers[chosen], codes)
-    return grouped
+            degenerate[chosen] = featureless.mask(name, codes)
+    return grouped, degenerate
 
 
 class Blocklist:
@@ -54,6 +63,7 @@ class Blocklist:
     def __init__(self, thresholds: Mapping[str, int] | None = None) -> None:
         self.thresholds = {name: spec.default_threshold for name, spec in ALGORITHMS.items()}
         self.thresholds.update(thresholds or {})
+        self.featureless = Featureless(self.thresholds)
         self._indexes = {
             name: HammingIndex(spec.bits, self.thresholds[name])
             for name, spec in ALGORITHMS.items()
@@ -66,17 +76,29 @@ class Blocklist:
         paths: Iterable[Path],
         algo: str | None = None,
         thresholds: Mapping[str, int] | None = None,
-    ) -> "Blocklist":
+        *,
+        allow_degenerate: bool = False,
+    ) -> tuple["Blocklist", list[Refusal]]:
         """All files parsed before anything is added: one bad file loads nothing.
 
         An entry whose (list, id) comes again in a later file is replaced by it.
+        Degenerate entries are left out, each with its refusal, unless allowed.
         """
-        by_key = {
-            entry.key: entry for path in paths for entry in load_blocklist_file(path, algo=algo)
-        }
+        paths = list(paths)
         builder = BlocklistBuilder(thresholds)
+        by_key, refused = {}, []
+        for path in paths:
+            screened = load_screened(path, builder.featureless, algo=algo, allow=allow_degenerate)
+            by_key.update((entry.key, entry) for entry in screened.entries)
+            refused += screened.refused
+        if not by_key:
+            files = ", ".join(str(path) for path in paths)
+            raise BlocklistFormatError(
+                f"{files}: every entry is degenerate ({len(refused)}; --allow-degenerate "
+                "loads them)"
+            )
         builder.put(np.arange(len(by_key)), list(by_key.values()))
-        return builder.build()
+        return builder.build(), refused
 
     def put(self, numbers: np.ndarray, entries: Sequence[Entry] | Rows) -> None:
         """Add or replace entries by number; for a number given twice the last entry wins."""
@@ -86,9 +108,10 @@ class Blocklist:
         # the index's add replaces it by number, without a tombstone.
         new_algos = np.array([algo_code(name) for name in rows.algos], np.uint8)
         self._unindex(numbers[self._table.algos_of(numbers) != new_algos])
+        grouped, degenerate = _by_algo(numbers, rows, self.featureless)
         # Metadata first: a search that finds the new code can then always describe it.
-        self._table.put(numbers, rows)
-        for name, (chosen, codes) in _by_algo(numbers, rows).items():
+        self._table.put(numbers, rows, degenerate)
+        for name, (chosen, codes) in grouped.items():
             self._indexes[name].add(chosen, codes)
 
     def adopt(self, other: "Blocklist") -> None:
@@ -98,6 +121,7 @@ class Blocklist:
         with the old index in between still describes what it finds.
         """
         self.thresholds = other.thresholds
+        self.featureless = other.featureless
         self._table = other._table
         self._indexes = other._indexes
 
@@ -121,6 +145,10 @@ class Blocklist:
 
     def counts(self) -> dict[str, int]:
         return {name: len(index) for name, index in self._indexes.items()}
+
+    def degenerate_counts(self) -> dict[str, int]:
+        """Degenerate entries held (loaded with them allowed), by algo."""
+        return self._table.degenerate_counts()
 
     def __len__(self) -> int:
         return len(self._table)
@@ -156,11 +184,16 @@ class BlocklistBuilder:
     def __len__(self) -> int:
         return len(self._blocklist._table)
 
+    @property
+    def featureless(self) -> Featureless:
+        return self._blocklist.featureless
+
     def put(self, numbers: np.ndarray, entries: Sequence[Entry] | Rows) -> None:
         rows = entries if isinstance(entries, Rows) else Rows.of(entries)
         numbers, rows = _unique(numbers, rows)
-        self._blocklist._table.put(numbers, rows)
-        for name, batch in _by_algo(numbers, rows).items():
+        grouped, degenerate = _by_algo(numbers, rows, self.featureless)
+        self._blocklist._table.put(numbers, rows, degenerate)
+        for name, batch in grouped.items():
             self._batches[name].append(batch)
 
     def build(self) -> Blocklist:

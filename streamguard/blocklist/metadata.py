@@ -1,7 +1,7 @@
 """What events say about each blocklist entry, held in columns by entry number.
 
 Ten million entries as Python objects would take gigabytes. Here an entry costs
-13 bytes plus the UTF-8 text of its id and label; list and category names are
+14 bytes plus the UTF-8 text of its id and label; list and category names are
 stored once. Lookups only happen for hits, so they may be slow; the lock keeps
 a lookup from seeing an entry half-written by the thread that applies changes.
 """
@@ -64,6 +64,7 @@ class EntryInfo:
     list: str
     category: str
     label: str
+    degenerate: bool = False  # a featureless picture's hash is close (blocklist/degenerate.py)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -79,6 +80,8 @@ class EntryTable:
         self._offset = np.zeros(0, np.uint32)  # widened to int64 past 4 GiB of text
         self._id_len = np.zeros(0, np.uint16)
         self._label_len = np.zeros(0, np.uint16)
+        self._degenerate = np.zeros(0, bool)
+        self._degenerate_counts = np.zeros(len(ALGO_NAMES) + 1, np.int64)  # by algo code
         self._text = bytearray()
         self._garbage = 0  # bytes of _text no entry points to any more
         self._names: list[str] = []
@@ -90,7 +93,7 @@ class EntryTable:
 
     @property
     def nbytes(self) -> int:
-        columns = (self._algo, self._list, self._category, self._offset)
+        columns = (self._algo, self._list, self._category, self._offset, self._degenerate)
         return sum(c.nbytes for c in (*columns, self._id_len, self._label_len)) + len(self._text)
 
     def algos_of(self, numbers: np.ndarray) -> np.ndarray:
@@ -100,8 +103,13 @@ class EntryTable:
         codes[inside] = self._algo[numbers[inside]]
         return codes
 
-    def put(self, numbers: np.ndarray, rows: Rows) -> None:
-        """Store ``rows`` as ``numbers`` (given once each), replacing what they held."""
+    def degenerate_counts(self) -> dict[str, int]:
+        """Degenerate entries held, by algo."""
+        return dict(zip(ALGO_NAMES, self._degenerate_counts[1:].tolist(), strict=True))
+
+    def put(self, numbers: np.ndarray, rows: Rows, degenerate: np.ndarray) -> None:
+        """Store ``rows`` as ``numbers`` (given once each), replacing what they held;
+        ``degenerate`` marks each row."""
         ids = [text.encode()[:_MAX_TEXT] for text in rows.ids]
         labels = [text.encode()[:_MAX_TEXT] for text in rows.labels]
         id_len = np.fromiter(map(len, ids), np.uint16, len(ids))
@@ -120,7 +128,12 @@ class EntryTable:
             self._label_len[numbers] = label_len
             self._list[numbers] = self._codes_of(rows.lists)
             self._category[numbers] = self._codes_of(rows.categories)
-            self._algo[numbers] = [algos[name] for name in rows.algos]
+            codes = np.array([algos[name] for name in rows.algos], np.uint8)
+            self._algo[numbers] = codes
+            self._degenerate[numbers] = degenerate
+            self._degenerate_counts += np.bincount(
+                codes[degenerate], minlength=len(self._degenerate_counts)
+            )
             self._count += len(numbers)
 
     def drop(self, numbers: np.ndarray) -> None:
@@ -143,6 +156,7 @@ class EntryTable:
                 list=self._names[self._list[number]],
                 category=self._names[self._category[number]],
                 label=self._text[middle:end].decode(errors="replace"),
+                degenerate=bool(self._degenerate[number]),
             )
 
     # -- under the lock -------------------------------------------------------------------
@@ -164,7 +178,8 @@ class EntryTable:
         if size <= len(self._algo):
             return
         capacity = max(size, 2 * len(self._algo), 1024)
-        for name in ("_algo", "_list", "_category", "_offset", "_id_len", "_label_len"):
+        columns = ("_algo", "_list", "_category", "_offset", "_id_len", "_label_len", "_degenerate")
+        for name in columns:
             column = getattr(self, name)
             grown = np.zeros(capacity, column.dtype)
             grown[: len(column)] = column
@@ -172,6 +187,11 @@ class EntryTable:
 
     def _forget(self, numbers: np.ndarray) -> None:
         held = numbers[self._algo[numbers] != NO_ENTRY]
+        marked = held[self._degenerate[held]]
+        self._degenerate_counts -= np.bincount(
+            self._algo[marked], minlength=len(self._degenerate_counts)
+        )
+        self._degenerate[marked] = False
         self._garbage += int(self._id_len[held].sum(dtype=np.int64))
         self._garbage += int(self._label_len[held].sum(dtype=np.int64))
         self._algo[held] = NO_ENTRY

@@ -9,10 +9,11 @@ Each variant becomes its own entry, ``ID~SUFFIX``, with the image's list, catego
 and label; matches against one need confirmation (docs/policy.md).
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import numpy as np
 
+from streamguard.blocklist.degenerate import REASON, Featureless
 from streamguard.hashing import FrameHash, hash_luma
 from streamguard.hashing.preprocess import Luma
 
@@ -61,14 +62,32 @@ def wanted(suffix: str, algo: str) -> bool:
 
 def image_hashes(
     luma: Luma, algos: Iterable[str], *, variants: bool
-) -> Iterator[tuple[str, FrameHash]]:
-    """``(suffix, hash)`` for each entry ``blocklist add-image`` makes of a picture: the
-    picture itself (suffix ''), and with ``variants`` each variant worth an entry.
-    Hashes of too low a quality are included; the caller skips them, saying so."""
+) -> list[tuple[str, FrameHash, str | None]]:
+    """``(suffix, hash, problem)`` for each entry ``blocklist add-image`` makes of a picture:
+    the picture itself (suffix ''), and with ``variants`` each variant worth an entry.
+    ``problem`` says why a hash makes no entry (None if it makes one); the caller skips
+    those, saying so."""
     algos = list(algos)
-    for suffix, picture in image_variants(luma) if variants else [("", luma)]:
-        for frame_hash in hash_luma(picture, [algo for algo in algos if wanted(suffix, algo)]):
-            yield suffix, frame_hash
+    hashes = [
+        (suffix, frame_hash)
+        for suffix, picture in (image_variants(luma) if variants else [("", luma)])
+        for frame_hash in hash_luma(picture, [algo for algo in algos if wanted(suffix, algo)])
+    ]
+    degenerate = Featureless().of([h.algo for _, h in hashes], [h.digest for _, h in hashes])
+    return [
+        (suffix, frame_hash, _problem(frame_hash, flag))
+        for (suffix, frame_hash), flag in zip(hashes, degenerate.tolist(), strict=True)
+    ]
+
+
+def _problem(frame_hash: FrameHash, degenerate: bool) -> str | None:
+    """Too little of the picture in the hash to match on, or a featureless picture's hash
+    (no flag lets ``add-image`` write those: docs/blocklist-store.md)."""
+    if frame_hash.quality is not None and not frame_hash.matchable:
+        return f"quality {frame_hash.quality} is too low"
+    if not frame_hash.matchable:
+        return f"{frame_hash.stable_bits} stable bits of 64 are too few"
+    return REASON if degenerate else None
 
 
 def entry_id(name: str, algo: str, suffix: str) -> str:

@@ -90,8 +90,8 @@ def adversarial(args: argparse.Namespace) -> int:
     # The flagged picture's entries, as `blocklist add-image` makes them.
     entries = [
         Entry(h.algo, h.digest, entry_id(flagged.stem, h.algo, ""), "adversarial", "test")
-        for _, h in image_hashes(load_image_luma(flagged), ALGORITHMS, variants=False)
-        if h.matchable
+        for _, h, problem in image_hashes(load_image_luma(flagged), ALGORITHMS, variants=False)
+        if problem is None
     ]
     blocklist = Blocklist()
     blocklist.put(np.arange(len(entries)), entries)

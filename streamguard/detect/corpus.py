@@ -21,8 +21,8 @@ from PIL import Image
 
 from streamguard.errors import StreamguardError
 from streamguard.hashing import IMAGE_SUFFIXES
-from streamguard.ingest.sampler import Frame, sample_frames
-from streamguard.ingest.sampling import Sampling
+from streamguard.ingest.sampler import DEFAULT_GUARD, Frame, sample_frames
+from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import open_source, video_stream
 
 SKIMAGE_PICTURES = (
@@ -196,11 +196,16 @@ def encode_clip(
 KEYFRAMES = Sampling("keyframes")
 
 
-def keyframes(path: Path, stream_id: str, sampling: Sampling = KEYFRAMES) -> Iterator[Frame]:
+def keyframes(
+    path: Path,
+    stream_id: str,
+    sampling: Sampling = KEYFRAMES,
+    guard: GuardSettings = DEFAULT_GUARD,
+) -> Iterator[Frame]:
     """The clip's sampled frames as production reads them (keyframes by default)."""
     with open_source(str(path)) as container:
         stream = video_stream(container, str(path))
-        yield from sample_frames(container, stream, stream_id, sampling)
+        yield from sample_frames(container, stream, stream_id, sampling, guard=guard)
 
 
 # -- footage -------------------------------------------------------------------------------

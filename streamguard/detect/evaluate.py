@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from streamguard import __version__
+from streamguard.blocklist.degenerate import Featureless
 from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.memory import Blocklist, BlocklistBuilder
 from streamguard.blocklist.variants import entry_id, image_hashes
@@ -44,6 +45,7 @@ from streamguard.detect.matcher import (
     Match,
     Robustness,
     frame_hashes,
+    looked_up,
 )
 from streamguard.detect.policy import Decision, Policy, StreamPolicy
 from streamguard.detect.transforms import TRANSFORMS, random_crop
@@ -53,7 +55,7 @@ from streamguard.ingest.sampler import Frame
 
 ALGOS = ("pdq", "phash", "dhash")
 PDQ_PHASH = ("pdq", "phash")
-NO_HASH = 9999  # distance when a frame has no matchable hash (PDQ quality < 50)
+NO_HASH = 9999  # distance when a frame has no hash looked up (detect/matcher.py)
 SAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "samples"
 
 BITRATES = {"high": 4_000_000, "low": 400_000, "std": 2_500_000}
@@ -178,8 +180,8 @@ def picture_entries(picture: Picture, algo: str, variants: bool) -> list[Entry]:
             CATEGORY,
             picture.name,
         )
-        for suffix, frame_hash in image_hashes(luma, [algo], variants=variants)
-        if frame_hash.matchable
+        for suffix, frame_hash, problem in image_hashes(luma, [algo], variants=variants)
+        if problem is None
     ]
 
 
@@ -285,6 +287,7 @@ class Evaluation:
         self.encoding = encoding
         self.thresholds = {a: s.default_threshold for a, s in ALGORITHMS.items()}
         self.thresholds.update(options.thresholds)
+        self.featureless = Featureless(self.thresholds)
         self.names = {p.name: i for i, p in enumerate(self.entry_pictures)}
         others = [p for p in pictures if not p.entry]
         self.numbers = self.names | {p.name: len(self.names) + i for i, p in enumerate(others)}
@@ -323,12 +326,15 @@ class Evaluation:
         self.frame_stream.append(stream.index)
         self.frame_rep.append(rep)
         hashes = frame_hashes(frame.luma, ALGOS, ROBUST)
+        wanted = looked_up(hashes, self.featureless)
         quality = next((h.quality for t, h in hashes if h.algo == "pdq" and not t), None)
         self.frame_quality.append(-1 if quality is None else quality)
         within: dict[str, np.ndarray] = {}
         owners = len(self.names)
         for algo in ALGOS:
-            looked = [(t, h) for t, h in hashes if h.algo == algo and h.matchable]
+            looked = [
+                (t, h) for (t, h), ok in zip(hashes, wanted, strict=True) if ok and h.algo == algo
+            ]
             for robust in (False, True):
                 chosen = looked if robust else [(t, h) for t, h in looked if not t]
                 codes = np.frombuffer(b"".join(h.digest for _, h in chosen), np.uint8)

@@ -4,6 +4,11 @@ Besides the frame as it is, two cheap steps recover common evasions before
 matching (docs/detection-quality.md): the frame without letterbox, pillarbox or
 padding bars (``borders``), and PDQ in its eight flips and quarter turns from one
 DCT (``dihedral``). A match records the step that found it in ``transform``.
+
+Not every hash is looked up: PDQ of quality below 50 and pHash/dHash with too few
+stable bits carry too little of the picture (hashing/__init__.py), and a hash within
+threshold of a featureless picture's (black, white, a slate, a fade, a gradient) would
+match the degenerate entries a careless list holds (blocklist/degenerate.py).
 """
 
 import time
@@ -12,9 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from streamguard.blocklist.degenerate import Featureless
 from streamguard.blocklist.memory import Blocklist, Hit
 from streamguard.blocklist.variants import VARIANT_MARK
-from streamguard.hashing import FrameHash, hash_luma
+from streamguard.hashing import MIN_QUALITY, FrameHash, hash_luma
 from streamguard.hashing.borders import inner_pictures
 from streamguard.hashing.pdq import DIHEDRAL, pdq_dihedral
 from streamguard.hashing.preprocess import Luma
@@ -60,6 +66,12 @@ def frame_hashes(
     return hashes
 
 
+def looked_up(hashes: list[tuple[str, FrameHash]], featureless: Featureless) -> list[bool]:
+    """Whether each of a frame's hashes (``frame_hashes``) is looked up in the blocklist."""
+    near = featureless.of([h.algo for _, h in hashes], [h.digest for _, h in hashes])
+    return [h.matchable and not n for (_, h), n in zip(hashes, near.tolist(), strict=True)]
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """A frame whose hash is within threshold of a blocklist entry."""
@@ -91,7 +103,8 @@ def strongest(matches: list[Match]) -> Match:
 @dataclass(slots=True)
 class MatchStats:
     frames: int = 0
-    low_quality: int = 0
+    low_quality: int = 0  # PDQ quality below 50
+    featureless: int = 0  # not looked up for another reason (see the module docstring)
     matches: int = 0
 
 
@@ -115,13 +128,13 @@ class FrameMatcher:
         started = time.perf_counter()
         self.stats.frames += 1
         best: dict[tuple[str, str, str], Match] = {}
-        for transform, frame_hash in frame_hashes(
-            frame.luma, self.blocklist.algos, self.robustness
+        hashes = frame_hashes(frame.luma, self.blocklist.algos, self.robustness)
+        for (transform, frame_hash), wanted in zip(
+            hashes, looked_up(hashes, self.blocklist.featureless), strict=True
         ):
-            if not frame_hash.matchable:
+            if not wanted:
                 if not transform:
-                    self.stats.low_quality += 1
-                    metrics.FRAMES_LOW_QUALITY.inc()
+                    self._skipped(frame_hash)
                 continue
             hits = self.blocklist.search(frame_hash.algo, frame_hash.digest)
             if not hits:
@@ -138,3 +151,12 @@ class FrameMatcher:
             metrics.MATCHES.labels(match.hash.algo, match.hit.entry.category).inc()
         metrics.HASH_DURATION.observe(time.perf_counter() - started)
         return matches
+
+    def _skipped(self, frame_hash: FrameHash) -> None:
+        """Count a frame whose own hash (not a transform's) was not looked up."""
+        if frame_hash.quality is not None and frame_hash.quality < MIN_QUALITY:
+            self.stats.low_quality += 1
+            metrics.FRAMES_LOW_QUALITY.inc()
+        else:
+            self.stats.featureless += 1
+            metrics.FRAMES_FEATURELESS.labels(frame_hash.algo).inc()

@@ -7,7 +7,9 @@ quality at least ``instant_quality``) is confirmed on its own; weaker ones need
 found through a flip, a rotation or a variant entry, however close. A confirmed match
 decides ``action``. A weak match still unconfirmed when its window closes decides
 ``unconfirmed`` (review, or nothing). Matches of the ``review_only`` algorithms
-(dHash by default) alone decide review at most.
+(dHash by default) alone decide review at most. Matches of degenerate entries (loaded
+with ``--allow-degenerate``) decide nothing: they only count toward an incident an
+ordinary match opened.
 
 One decision per stream per incident: an incident starts with the first counted
 match and ends after ``incident_gap_s`` without one. The one exception is
@@ -133,23 +135,35 @@ class StreamPolicy:
         return best
 
     def _confirm(self, category: str, found: list[Match], at: float) -> Decision | None:
+        """Count this frame toward the category's incident; the decision it confirms.
+
+        A degenerate entry is a few bits from a featureless picture's hash, and every frame
+        that matches it is within its threshold of one too: such a match counts toward an
+        incident an ordinary match opened, and does nothing else (it opens none, decides
+        none, never is the match behind a decision nor makes the incident decisive).
+        """
         rule = self.policy.rule(category)
+        ordinary = [m for m in found if not m.hit.entry.degenerate]
+        if not ordinary and category not in self._pending:
+            return None
         self._last_match_at = at
         pending = self._pending.setdefault(category, _Pending(since=at))
         pending.times.append(at)
         while pending.times and pending.times[0] < at - rule.window_s:
             pending.times.popleft()
-        best = strongest(found)
+        if not ordinary:
+            return None
+        best = strongest(ordinary)
         if pending.best is None or strongest([best, pending.best]) is best:
             pending.best = best
-        decisive = [m for m in found if m.hash.algo not in rule.review_only]
+        decisive = [m for m in ordinary if m.hash.algo not in rule.review_only]
         if pending.decisive is not None:
             decisive.insert(0, pending.decisive)  # a tie keeps the earlier
         pending.decisive = strongest(decisive) if decisive else None
         count = len(pending.times)
-        if any(rule.strong(m) for m in found) or count >= rule.confirmations:
+        if any(rule.strong(m) for m in ordinary) or count >= rule.confirmations:
             action = rule.action if pending.decisive is not None else "review"
-            return Decision(action, _evidence(rule, action, found, pending), count)
+            return Decision(action, _evidence(rule, action, ordinary, pending), count)
         return None
 
     def _unconfirmed(self, category: str, at: float) -> Decision | None:

@@ -61,13 +61,23 @@ def check_distance(algo: str, value: object) -> int:
     return value
 
 
+MIN_STABLE_BITS = {"phash": 17, "dhash": 8}
+"""pHash/dHash with fewer stable bits (imagehash_compat.py) are not matched. A flat
+picture, a linear gradient in any direction or a radial one leaves at most 16 of pHash's
+64 coefficients off the median (its first row and column, or the even ones); a flat or
+noisy picture decides no dHash bit. Keyframes of pictures with content had at least 19
+and 11 in the quality evaluation (docs/hashing.md)."""
+
+
 @dataclass(frozen=True, slots=True)
 class FrameHash:
-    """One hash of one frame; ``quality`` is PDQ's 0..100 score, None for the others."""
+    """One hash of one frame; ``quality`` is PDQ's 0..100 score, ``stable_bits`` how many
+    of pHash's or dHash's 64 bits the picture decides rather than rounding noise."""
 
     algo: str
     digest: bytes
     quality: int | None = None
+    stable_bits: int | None = None
 
     @property
     def hex(self) -> str:
@@ -75,7 +85,11 @@ class FrameHash:
 
     @property
     def matchable(self) -> bool:
-        return self.quality is None or self.quality >= MIN_QUALITY
+        """Whether the picture carries enough to match on: PDQ's quality gate, and its
+        counterpart for pHash and dHash."""
+        if self.quality is not None and self.quality < MIN_QUALITY:
+            return False
+        return self.stable_bits is None or self.stable_bits >= MIN_STABLE_BITS[self.algo]
 
 
 _IMAGEHASH_COMPATIBLE = {"phash": phash, "dhash": dhash}
@@ -91,7 +105,8 @@ def hash_luma(luma: Luma, algos: Iterable[str]) -> list[FrameHash]:
         else:
             if imagehash_input is None:
                 imagehash_input = luma.imagehash_input()
-            hashes.append(FrameHash(algo, _IMAGEHASH_COMPATIBLE[algo](imagehash_input)))
+            digest, stable_bits = _IMAGEHASH_COMPATIBLE[algo](imagehash_input)
+            hashes.append(FrameHash(algo, digest, stable_bits=stable_bits))
     return hashes
 
 

@@ -109,6 +109,12 @@ FRAMES_LOW_QUALITY = Counter(
     "streamguard_frames_low_quality_total",
     "Sampled frames whose PDQ quality was too low to match (blank, flat, dark)",
 )
+FRAMES_FEATURELESS = Counter(
+    "streamguard_frames_featureless_total",
+    "Sampled frames not looked up for an algo as featureless: pHash/dHash with too few "
+    "stable bits, or a hash within threshold of a flat or gradient picture's",
+    ["algo"],
+)
 MATCHES = Counter(
     "streamguard_matches_total",
     "Blocklist entries matched by a sampled frame, by algo and category",
@@ -166,6 +172,13 @@ BLOCKLIST_ENTRIES = Gauge(
     "streamguard_blocklist_entries",
     "Blocklist entries by algo",
     ["algo"],
+    multiprocess_mode="livemax",
+)
+BLOCKLIST_DEGENERATE = Gauge(
+    "streamguard_blocklist_degenerate_entries",
+    "Degenerate blocklist entries (a flat or gradient picture's hash is within threshold): "
+    "loaded (allowed; they decide nothing on their own), or refused by the last file load",
+    ["status"],
     multiprocess_mode="livemax",
 )
 BLOCKLIST_STALENESS = Gauge(
@@ -286,5 +299,9 @@ for _action in ("kill", "review"):
     EVENTS_PUBLISHED.labels(_action)
 for _reason in ("exited", "hung"):
     WORKER_RESTARTS.labels(_reason)
+for _algo in ("pdq", "phash", "dhash"):
+    FRAMES_FEATURELESS.labels(_algo)
+for _status in ("loaded", "refused"):
+    BLOCKLIST_DEGENERATE.labels(_status)
 for _reason in ("ended", "open_failed", "no_video", "stalled", "read_failed", "internal_error"):
     RECONNECTS.labels(_reason)

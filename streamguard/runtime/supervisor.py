@@ -23,6 +23,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from streamguard.blocklist.degenerate import degenerate_summary
 from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.sync import BlocklistSync
 from streamguard.config import Settings, StreamConfig, read_secret
@@ -65,11 +66,19 @@ class Watcher:
             self.sync = BlocklistSync(settings.redis, settings.max_distance)
             self.blocklist = self.sync.blocklist
         else:
-            self.blocklist = Blocklist.from_files(
-                settings.blocklists, settings.blocklist_algo, settings.max_distance
+            self.blocklist, refused = Blocklist.from_files(
+                settings.blocklists,
+                settings.blocklist_algo,
+                settings.max_distance,
+                allow_degenerate=settings.allow_degenerate,
             )
+            for refusal in refused:
+                log.warning("blocklist: %s", refusal)
+            metrics.BLOCKLIST_DEGENERATE.labels("refused").set(len(refused))
             counts = ", ".join(f"{a} {n}" for a, n in self.blocklist.counts().items() if n)
-            log.info("blocklist: %d entries (%s)", len(self.blocklist), counts)
+            loaded = sum(self.blocklist.degenerate_counts().values())
+            summary = degenerate_summary(len(refused), loaded)
+            log.info("blocklist: %d entries (%s)%s", len(self.blocklist), counts, summary)
         self.worker_id = worker_id or f"{socket.gethostname()}/{os.getpid()}"
         threads = settings.hash_threads or os.cpu_count() or 1
         self._hash_pool = ThreadPoolExecutor(threads, thread_name_prefix="hash")
@@ -162,6 +171,8 @@ class Watcher:
         metrics.STREAMS_BEYOND_KEYFRAMES.set(sum(w.decoding_beyond_keyframes() for w in workers))
         for algo, count in self.blocklist.counts().items():
             metrics.BLOCKLIST_ENTRIES.labels(algo).set(count)
+        loaded = sum(self.blocklist.degenerate_counts().values())
+        metrics.BLOCKLIST_DEGENERATE.labels("loaded").set(loaded)
         if self.sync is not None:
             metrics.BLOCKLIST_STALENESS.set(self.sync.stale_s or 0.0)
             metrics.CONNECTED.labels("redis").set(int(self.sync.connected))
@@ -444,9 +455,13 @@ def run(settings: Settings) -> None:
         asyncio.run(_run_in_process(settings))
     else:
         if not settings.redis.url:
-            # A bad blocklist file must stop here with one error, not crash-loop every child.
+            # A bad blocklist file must stop here with one error, not crash-loop every child
+            # (which each say what they refuse).
             Blocklist.from_files(
-                settings.blocklists, settings.blocklist_algo, settings.max_distance
+                settings.blocklists,
+                settings.blocklist_algo,
+                settings.max_distance,
+                allow_degenerate=settings.allow_degenerate,
             )
         log.info("%d streams over %d worker processes", len(settings.streams), count)
         asyncio.run(_run_processes(settings, count))

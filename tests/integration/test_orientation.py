@@ -108,7 +108,8 @@ def sideways(tmp_path_factory) -> tuple[Path, Path]:
 
 def distances(frames: list[Frame], robustness: Robustness) -> dict[str, int]:
     """Each sample entry's distance to the keyframe at 4 s; '' for a match not as shown."""
-    matcher = FrameMatcher(Blocklist.from_files([SAMPLES / "blocklist.csv"]), robustness=robustness)
+    blocklist, _ = Blocklist.from_files([SAMPLES / "blocklist.csv"])
+    matcher = FrameMatcher(blocklist, robustness=robustness)
     (flagged,) = [frame for frame in frames if frame.pts_s == 4.0]
     return {m.hit.entry.id: m.hit.distance for m in matcher(flagged) if not m.transform}
 

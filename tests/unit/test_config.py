@@ -21,6 +21,7 @@ worker_id = "edge-1"
 [blocklist]
 files = ["lists/ncmec.csv"]
 max_distance = { pdq = 28 }
+allow_degenerate = true
 
 [ingest]
 read_timeout_s = 3
@@ -48,7 +49,7 @@ sample = "interval:1"
     assert [s.id for s in settings.streams] == ["cam-1", "cam-2"]
     assert settings.streams[1].sample.interval_s == 1.0
     assert settings.blocklists == (tmp_path / "lists/ncmec.csv",)
-    assert settings.max_distance == {"pdq": 28}
+    assert settings.max_distance == {"pdq": 28} and settings.allow_degenerate
     assert (settings.http_host, settings.http_port, settings.processes) == ("0.0.0.0", 9400, 2)
     assert settings.ingest.read_timeout_s == 3.0 and settings.ingest.max_lag_s == 6.5
     assert settings.ingest.allowed_schemes == ("rtmps", "https")
@@ -71,6 +72,7 @@ sample = "interval:1"
         ("processes = -2\n", "processes: expected a whole number"),
         ("[blocklist]\nmax_distance = { md5 = 3 }\n", "blocklist.max_distance.md5"),
         ("[blocklist]\nmax_distance = { dhash = 33 }\n", "dhash distance 33 is out of range"),
+        ("[blocklist]\nallow_degenerate = 1\n", "blocklist.allow_degenerate: expected true"),
         ("this is not toml\n", "not valid TOML"),
         ("[detect]\nborders = 'yes'\n", "detect.borders: expected true or false"),
         ("[cluster]\nlease_ttl_s = 0\n", "cluster.lease_ttl_s: expected a positive number"),

@@ -64,7 +64,8 @@ def test_adopt_replaces_contents_in_place():
 def test_table_reclaims_text_of_removed_entries():
     table = EntryTable()
     numbers = np.arange(20_000)
-    table.put(numbers, Rows.of([entry(f"{i:060d}", label="x" * 40) for i in range(20_000)]))
+    rows = Rows.of([entry(f"{i:060d}", label="x" * 40) for i in range(20_000)])
+    table.put(numbers, rows, np.zeros(len(numbers), bool))
     size = len(table._text)
     table.drop(numbers[:15_000])
     assert len(table._text) < size / 2  # compacted

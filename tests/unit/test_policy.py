@@ -10,9 +10,19 @@ from streamguard.hashing import FrameHash
 from streamguard.ingest.sampler import Frame
 
 
-def match(distance: int, at: float, *, algo="pdq", quality=90, category="csam", entry="e1"):
+def match(
+    distance: int,
+    at: float,
+    *,
+    algo="pdq",
+    quality=90,
+    category="csam",
+    entry="e1",
+    degenerate=False,
+):
     frame = Frame("cam", at, at, None, 1280, 720)
-    hit = Hit(EntryInfo(algo, entry, "l", category, ""), distance, 31 if algo == "pdq" else 10)
+    info = EntryInfo(algo, entry, "l", category, "", degenerate)
+    hit = Hit(info, distance, 31 if algo == "pdq" else 10)
     return Match(frame, FrameHash(algo, b"", quality if algo == "pdq" else None), hit, at)
 
 
@@ -135,6 +145,18 @@ def test_widened_matches_are_never_confirmed_on_one_frame(transform, entry, deci
         return Match(plain.frame, plain.hash, plain.hit, at, transform)
 
     assert run(Policy(), [(0.0, [widened(0.0)]), (2.0, [widened(2.0)])]) == decided
+
+
+def test_degenerate_entries_only_confirm_what_an_ordinary_match_opened():
+    """Loaded with --allow-degenerate: however close and clear, their matches alone decide
+    nothing, not even a review; within an incident they count as confirmations."""
+    alone = [(t, [match(0, t, quality=100, degenerate=True)]) for t in (0.0, 2.0, 4.0, 20.0)]
+    assert run(Policy(), alone) == []
+    three = Policy(default=Rule(confirmations=3))
+    weak = [(0.0, [match(25, 0.0)]), (2.0, []), (4.0, [match(25, 4.0)])]
+    assert run(three, weak) == []
+    confirmed = [weak[0], (2.0, [match(0, 2.0, degenerate=True, entry="d")]), weak[2]]
+    assert run(three, confirmed) == [(4.0, "kill", 3)]
 
 
 def test_dhash_alone_decides_review_at_most():
