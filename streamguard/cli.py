@@ -252,11 +252,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(
             f"demo: t={frame.pts_s:.1f} s matched '{best.hit.entry.label}' "
             f"({best.hash.algo} distance {best.hit.distance}/{best.hit.threshold}), "
-            f"{decision.action} decided {best.latency_s * 1000:.0f} ms after the keyframe was read",
+            f"{decision.action} decided {best.latency_s * 1000:.0f} ms after its frame was read",
             file=sys.stderr,
         )
     stats = matcher.stats
-    print(f"demo: {stats.frames} keyframes hashed, {detections} detections", file=sys.stderr)
+    print(f"demo: {stats.frames} frames hashed, {detections} detections", file=sys.stderr)
     if not detections:
         raise StreamguardError(f"{clip}: the demo clip produced no detection")
     return EXIT_CLEAN

@@ -91,11 +91,8 @@ class PacketFeed:
         """Take whatever has been read; skip ahead if decoding has fallen behind."""
         if not self._pending:
             self._pending.append(self._queue.get())
-        while True:
-            try:
-                self._pending.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        while not self._queue.empty():  # cheaper than get_nowait's Empty, packet by packet
+            self._pending.append(self._queue.get_nowait())
         oldest = self._pending[0]
         if isinstance(oldest, tuple):
             self._stats.backlog_s = max(0.0, self._clock() - oldest[1])
@@ -120,8 +117,9 @@ class PacketFeed:
 
     def _done(self, packet: av.Packet) -> None:
         self._done_bytes += packet.size
-        if self._read_bytes - self._done_bytes <= self._max_bytes:
-            self._room.set()
+        room = self._room
+        if not room.is_set() and self._read_bytes - self._done_bytes <= self._max_bytes:
+            room.set()
 
     def _dropped(self, packet: av.Packet) -> None:
         self._done(packet)

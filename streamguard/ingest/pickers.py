@@ -212,7 +212,7 @@ class IntervalPicker(Generic[P, F]):
 @dataclass(frozen=True, slots=True)
 class _Target:
     limit_s: float  # the sample is the newest frame at or before this
-    reason: str  # keyframe | gap | probe
+    reason: str  # keyframe | gap | probe | cut
 
 
 class GuardPicker(Generic[P, F]):
@@ -309,22 +309,27 @@ class GuardPicker(Generic[P, F]):
         return self._gop_bytes > self._settings.max_gop_buffer_mb * 2**20
 
     def _passed(self, sent_s: float | None) -> bool:
+        if sent_s is None:
+            return False
         target = self._target()
-        return sent_s is not None and target is not None and sent_s > target.limit_s
+        return target is not None and sent_s > target.limit_s
 
     def _target(self) -> _Target | None:
-        targets = []
-        if self._want_key_s is not None:
-            targets.append(_Target(self._want_key_s, "keyframe"))
-        if self._probe_s is not None:
-            targets.append(_Target(self._probe_s, "probe"))
-        if self._cut_s is not None:
-            targets.append(_Target(self._cut_s, "cut"))
+        """The earliest target: (the stream time a sample must be at or before, why).
+        Plain comparisons, no allocation but the result: it runs for every packet."""
+        target = None
         if self._due_s is not None:
             # A frame shows until the next one: a sample one step after the deadline
             # still leaves nothing on screen for max_gap_s unhashed.
-            targets.append(_Target(self._due_s + self._step_s - 1e-6, "gap"))
-        return min(targets, key=lambda target: target.limit_s, default=None)
+            target = _Target(self._due_s + self._step_s - 1e-6, "gap")
+        for limit_s, reason in (
+            (self._want_key_s, "keyframe"),
+            (self._probe_s, "probe"),
+            (self._cut_s, "cut"),
+        ):
+            if limit_s is not None and (target is None or limit_s < target.limit_s):
+                target = _Target(limit_s, reason)
+        return target
 
     # -- GOPs -------------------------------------------------------------------------
 
