@@ -2,27 +2,17 @@
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
 
 from ..conftest import SAMPLES
+from ..support.cli import blocklist, streamguard
 from ..support.redis import RedisServer, redis_server
 
 SAMPLE_LIST = SAMPLES / "blocklist.csv"
 FLAGGED = SAMPLES / "clips" / "flagged_720p.mp4"
 
 pytestmark = pytest.mark.integration
-
-
-def streamguard(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "streamguard", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60)
-
-
-def blocklist(redis: RedisServer, *args: str) -> subprocess.CompletedProcess:
-    return streamguard("blocklist", *args, "--redis", redis.url)
 
 
 def stats(redis: RedisServer) -> dict:

@@ -20,6 +20,7 @@ from streamguard.hashing.featureless import featureless_pictures
 
 from ..conftest import SAMPLES
 from ..support.benign import EVERY_KEYFRAME, featureless_only, render, segment_at
+from ..support.cli import blocklist, streamguard
 from ..support.redis import RedisServer
 from ..support.service import Service
 from .conftest import NginxRtmp, publishing
@@ -31,15 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_LIST = SAMPLES / "blocklist.csv"
 PDQ_ZERO = "0" * 64
 REASON = "degenerate hash (a flat or gradient picture has it); --allow-degenerate loads it"
-
-
-def streamguard(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "streamguard", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
-
-
-def blocklist(redis: RedisServer, *args: str) -> subprocess.CompletedProcess:
-    return streamguard("blocklist", *args, "--redis", redis.url)
 
 
 def entries(redis: RedisServer) -> int:
