@@ -224,8 +224,8 @@ def bench_probability(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     pictures = redteam.pictures(flagged, ROOT / "samples/images/control_01.png")
     blocklist, _ = Blocklist.from_files([BLOCKLIST])  # the sample list: none degenerate
     results = []
-    for share in SHARES:
-        case = adversary.dodge(share, seconds=args.dodge_seconds)
+    for share, fade_s in [(share, fade_s) for fade_s in (0.0, 0.5) for share in SHARES]:
+        case = adversary.dodge(share, seconds=args.dodge_seconds, fade_s=fade_s)
         path = adversary.write_clip(work / f"{case.name}.flv", case, *pictures)
         started = time.process_time()
         result = redteam.dodge_probability(path, case, blocklist, args.trials, GuardSettings())
@@ -330,7 +330,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [f"## Keyframe dodging ({prob['trials']} trials of {prob['clip_s']} s each)", ""]
         rows = [
             [
-                f"f = {r['share']}",
+                r["case"],
                 *[
                     f"{r['within'].get(f'{s} s', '-')} ({r['expected'].get(f'{s} s', '-')})"
                     for s in WITHIN_S

@@ -30,6 +30,14 @@ class Segment:
     flagged: Callable[[int], bool]  # frame number (from the segment's start) -> flagged?
     keyframe: Callable[[int], bool]
     size: tuple[int, int] = SIZE
+    fade_frames: int = 0  # the flagged picture fades in over this many frames
+
+    def weight(self, n: int) -> float:
+        """How much of frame ``n`` is the flagged picture (0 to 1)."""
+        if not self.flagged(n):
+            return 0.0
+        shown = next((k for k in range(self.fade_frames) if not self.flagged(n - k - 1)), None)
+        return 1.0 if shown is None else (shown + 1) / (self.fade_frames + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +74,23 @@ def every(frames: int) -> Callable[[int], bool]:
 
 
 def dodge(
-    share: float, seconds: float = 40.0, gop_s: float = 2.0, size: tuple[int, int] = SIZE
+    share: float,
+    seconds: float = 40.0,
+    gop_s: float = 2.0,
+    size: tuple[int, int] = SIZE,
+    fade_s: float = 0.0,
 ) -> Case:
     """Keyframe dodging: a benign picture on every keyframe, the flagged one on the last
-    ``share`` of each GOP (away from the keyframes)."""
+    ``share`` of each GOP (away from the keyframes); with ``fade_s``, fading in over that
+    long (no scene cut for guard to see: only its random probes find it)."""
     gop = round(gop_s * FPS)
     first = gop - round(share * gop)
+    fade = round(fade_s * FPS)
     return Case(
-        f"dodge-{round(share * 100)}",
-        f"{gop_s:g} s GOP, flagged on {share:.0%} of each GOP, never on a keyframe",
-        (Segment(seconds, lambda n: n % gop >= max(first, 1), every(gop), size),),
+        f"dodge-{round(share * 100)}" + (f"-fade{fade_s:g}s" if fade else ""),
+        f"{gop_s:g} s GOP, flagged on {share:.0%} of each GOP, never on a keyframe"
+        + (f", fading in over {fade_s:g} s" if fade else ""),
+        (Segment(seconds, lambda n: n % gop >= max(first, 1), every(gop), size, fade),),
         flagged_from_s=max(first, 1) / FPS,
     )
 
@@ -153,6 +168,7 @@ def cases() -> list[Case]:
         dodge(0.97),
         dodge(0.5),
         dodge(0.25),
+        dodge(0.97, fade_s=0.5),
         long_gop(),
         stall_and_burst(),
         oversized(),
@@ -222,7 +238,12 @@ def _encode_segment(
     else:
         encoder = stream.codec_context
     for n in range(round(segment.seconds * FPS)):
-        frame = av.VideoFrame.from_ndarray(flagged if segment.flagged(n) else benign, "yuv420p")
+        weight = segment.weight(n)
+        if weight in (0.0, 1.0):
+            planes = flagged if weight else benign
+        else:
+            planes = cv2.addWeighted(flagged, weight, benign, 1.0 - weight, 0.0)
+        frame = av.VideoFrame.from_ndarray(planes, "yuv420p")
         frame.pts, frame.time_base = offset + n, TIME_BASE
         frame.pict_type = PictureType.I if segment.keyframe(n) else PictureType.NONE
         for packet in encoder.encode(frame):

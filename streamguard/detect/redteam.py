@@ -192,8 +192,12 @@ def evaluate(
     for thread in threads:
         thread.join()
     dodges = [case for case in suite if case.name.startswith("dodge")]
-    if not quick:
-        dodges = [adversary.dodge(share, seconds=60) for share in (0.97, 0.5, 0.25)]
+    if not quick:  # cuts (found in their GOP) and fades (found by random probes alone)
+        dodges = [
+            adversary.dodge(share, seconds=60, fade_s=fade_s)
+            for fade_s in (0.0, 0.5)
+            for share in (0.97, 0.5, 0.25)
+        ]
     probability = []
     for case in dodges:
         path = clips.get(case.name) or adversary.write_clip(
