@@ -272,12 +272,21 @@ def join(
     sent_from: float = 0.0,
     sent_until: float = float("inf"),
 ) -> Joined:
-    """Each event with its keyframe in the send log, on (copy, pts - pts_offset), keeping the
-    keyframes sent in [sent_from, sent_until]."""
+    """Each event with its frame's send time, on (copy, pts - pts_offset), keeping the frames
+    sent in [sent_from, sent_until]. A frame between keyframes (guard samples those) went
+    out its distance from the keyframe before it after that one: replay paces in real time."""
     joined = Joined([], [], [], 0)
+    keyframes: dict[int, list[tuple[float, float]]] = defaultdict(list)
+    for (copy, pts), at in sent.items():
+        keyframes[copy].append((pts, at))
+    for copy in keyframes:
+        keyframes[copy].sort()
     for event in events:
-        key = (copy_of(event["stream_id"]), round(event["frame"]["pts_s"] - pts_offset, 3))
-        sent_at = sent.get(key)
+        copy, pts = copy_of(event["stream_id"]), round(event["frame"]["pts_s"] - pts_offset, 3)
+        sent_at = sent.get((copy, pts))
+        if sent_at is None:
+            before = [k for k in keyframes[copy] if pts - GOP_S < k[0] < pts]
+            sent_at = before[-1][1] + pts - before[-1][0] if before else None
         if sent_at is None:
             joined.unmatched += 1
         elif sent_from <= sent_at <= sent_until:
@@ -329,7 +338,7 @@ def bench_latency(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         wait_until(lambda: all(segment_durations(nginx, n) for n in names), 30, "HLS playlists")
         streams = {f"rtmp-{n}": nginx.rtmp_url(f"lat-{n}") for n in range(copies)}
         streams |= {f"hls-{n}": nginx.hls_url(f"lat-{n}") for n in range(copies)}
-        service = stack.enter_context(running(streams, work, args))
+        service = stack.enter_context(running(streams, work, args, args.config))
         wait_until(lambda: all_watching(service, len(streams)), 60, "all streams watching")
         window_from = time.time()
         print(f"latency: {len(streams)} streams watching; measuring {args.latency_seconds} s")
@@ -400,7 +409,7 @@ def bench_scale(args: argparse.Namespace, count: int, seconds: float, work: Path
             f"rtmp-{i % published}-{i // published}": nginx.rtmp_url(f"lat-{i % published}")
             for i in range(count)
         }
-        service = stack.enter_context(running(streams, work, args))
+        service = stack.enter_context(running(streams, work, args, args.config))
         result["all_watching_s"] = round(
             wait_until(lambda: all_watching(service, count), 60 + 0.3 * count, "all watching", 1),
             1,
@@ -777,6 +786,12 @@ def main() -> None:
         type=int,
         default=1,
         help="scale: streams watching each published copy (nginx fans out; lighter publisher)",
+    )
+    parser.add_argument(
+        "--config",
+        default="",
+        metavar="TOML",
+        help='more of run\'s configuration, e.g. \'[sampling]\\nmode = "keyframes"\'',
     )
     parser.add_argument("--py-spy", action="store_true", help="profile the largest N after it")
     parser.add_argument("--py-spy-seconds", type=float, default=20)

@@ -49,7 +49,7 @@ class GuardSettings:
 
     max_gap_s: float = 2.0  # never longer than this in stream time without a sample
     probe_every_s: float = 15.0  # mean stream time between random probes of one stream
-    probe_cpu: float = 0.5  # CPU cores one process may spend decoding for probes
+    probe_cpu: float = 0.1  # CPU cores one process may spend decoding for probes and cuts
     min_gap_s: float = 0.5  # keyframes closer than about this to the last sample are skipped
     max_samples_per_s: float = 4.0  # wall-clock rate cap of one stream's samples (floods)
     sample_burst: int = 12  # samples a stream may take at once (a publisher's burst)

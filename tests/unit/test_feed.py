@@ -32,7 +32,7 @@ class Clock:
 def read_all_first(feed: PacketFeed, total: int) -> None:
     """Wait until the reading thread has queued every packet (it never blocks here)."""
     deadline = time.monotonic() + 5
-    while feed._queue.qsize() < total + 1 and time.monotonic() < deadline:
+    while len(feed._inbox) < total + 1 and time.monotonic() < deadline:
         time.sleep(0.01)
 
 
