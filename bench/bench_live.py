@@ -791,7 +791,7 @@ def main() -> None:
         "--config",
         default="",
         metavar="TOML",
-        help='more of run\'s configuration, e.g. \'[sampling]\\nmode = "keyframes"\'',
+        help="more of run's configuration, e.g. '[sampling]\\nmode = \"keyframes\"'",
     )
     parser.add_argument("--py-spy", action="store_true", help="profile the largest N after it")
     parser.add_argument("--py-spy-seconds", type=float, default=20)

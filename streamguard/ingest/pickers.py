@@ -16,7 +16,9 @@ Pure logic over a :class:`Decoder`, so that every rule a publisher could try to 
   away from keyframes or not, a probe lands on it with probability f;
 - cuts: a non-key frame whose packet is at least half the size of its GOP's keyframe
   and eight times the stream's usual non-key frame is a new picture coded as a P-frame
-  (a scene cut): the first one of a GOP is hashed, from the same budget. Showing
+  (a scene cut): the first one of a GOP is hashed (at most one per ``probe_every_s / 3``
+  of a stream: one stream's cuts cannot spend the process's budget), from the same
+  budget. Showing
   something else than the keyframe costs such a frame, unless it fades in; the probes
   are for what fades in;
 - floods: a keyframe closer to the last sample than a random spacing of mean
@@ -246,6 +248,7 @@ class GuardPicker(Generic[P, F]):
         self._probe_s: float | None = None
         self._cut_s: float | None = None  # a scene cut's frame, to sample
         self._cut_seen = False  # one cut sample per GOP
+        self._next_cut_s = -math.inf  # and one per probe_every_s / 3 of stream time
         self._key_size = 0
         self._frame_size = 0.0  # moving average of non-key packets' sizes
         self._held: tuple[F, float] | None = None  # newest decoded frame not past a target
@@ -397,11 +400,14 @@ class GuardPicker(Generic[P, F]):
         if 2 * times.size < self._key_size or times.size < CUT_OVER_USUAL * usual:
             return
         self._cut_seen = True
+        if times.pts_s < self._next_cut_s:
+            return  # a stream cutting every GOP does not take the process's budget for it
         if self._budget is not None and not self._budget.allows():
             self.stats.skipped["probe_budget"] += 1
             return
         self.stats.probes += 1
         self._cut_s = times.pts_s
+        self._next_cut_s = times.pts_s + self._settings.probe_every_s / 3
 
     # -- the chain decoder ------------------------------------------------------------
 

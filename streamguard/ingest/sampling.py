@@ -52,7 +52,7 @@ class GuardSettings:
     probe_cpu: float = 0.1  # CPU cores one process may spend decoding for probes and cuts
     min_gap_s: float = 0.5  # keyframes closer than about this to the last sample are skipped
     max_samples_per_s: float = 4.0  # wall-clock rate cap of one stream's samples (floods)
-    sample_burst: int = 12  # samples a stream may take at once (a publisher's burst)
+    sample_burst: int = 30  # samples a stream may take at once (a publisher's burst)
     unwatchable_after_s: float = 5.0  # receiving, but nothing to hash, this long: review
     max_gop_buffer_mb: int = 64  # a GOP's undecoded packets kept beyond this are decoded
 

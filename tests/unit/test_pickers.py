@@ -134,9 +134,16 @@ class Rig:
         return run(self.picker, packets, self.arrival)
 
 
-def guard(settings=NO_PROBES, seed=1, budget=None) -> Rig:
+class NeverProbes(random.Random):
+    """Random numbers that never draw a probe (each draw is above any probability)."""
+
+    def random(self) -> float:
+        return 0.999999
+
+
+def guard(settings=NO_PROBES, seed=1, budget=None, rng=None) -> Rig:
     decoder, arrival = FakeDecoder(), Arrival()
-    picker = GuardPicker(decoder, settings, random.Random(seed), budget, clock=arrival)
+    picker = GuardPicker(decoder, settings, rng or random.Random(seed), budget, clock=arrival)
     return Rig(picker, decoder, arrival)
 
 
@@ -284,7 +291,7 @@ def test_stream_starting_mid_gop_waits_for_a_keyframe():
 def test_a_scene_cut_between_keyframes_is_sampled_cheaply(at_frame):
     """The frame of a new picture coded as a P-frame is hashed in the GOP it comes in,
     at the cost of decoding the GOP up to it, whether probes come or not."""
-    rig = guard()
+    rig = guard(GuardSettings(probe_every_s=6.0), rng=NeverProbes())  # a cut every 2 s
     picks = rig.run(with_cuts(stream(40, gop_frames=60), at_frame))
     cuts = [p for p in picks if p.reason == "cut"]
     assert len(cuts) >= 19  # a cut in the stream's first packets has no usual size to beat
@@ -292,6 +299,14 @@ def test_a_scene_cut_between_keyframes_is_sampled_cheaply(at_frame):
     # Each GOP is decoded up to its cut and a little further (reordering), no more; the
     # first to its end (its length is not known yet).
     assert (rig.decoder.fed - 60) / 19 <= at_frame + 8
+
+
+def test_one_stream_cutting_every_gop_takes_a_cut_sample_every_probe_every_s_over_3():
+    """A publisher cutting in every GOP (to spend the process's probe budget) gets one
+    cut sample per probe_every_s / 3 of its stream time, not one per GOP."""
+    rig = guard(GuardSettings(probe_every_s=1e9))  # no probes; cuts spaced 1e9 / 3 s apart
+    picks = rig.run(with_cuts(stream(40, gop_frames=60), 30))
+    assert [p.reason for p in picks].count("cut") == 1
 
 
 def test_ordinary_frames_are_no_cuts():
