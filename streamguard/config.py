@@ -50,7 +50,7 @@ class IngestSettings:
     reconnect_max_s: float = 30.0
     max_lag_s: float = 4.0
     hls_hold_reloads: int = HLS_HOLD_RELOADS
-    queue_size: int = 16  # sampled frames waiting for hashing: more than a stream's burst
+    queue_size: int = 8  # sampled frames waiting for hashing (a decoded frame each)
 
 
 @dataclass(frozen=True, slots=True)
