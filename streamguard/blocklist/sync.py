@@ -7,7 +7,6 @@ the log no longer reaches back that far).
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -17,7 +16,6 @@ from typing import Any
 import numpy as np
 from redis.exceptions import RedisError
 
-from streamguard.backoff import backoff_s
 from streamguard.blocklist.memory import Blocklist, BlocklistBuilder
 from streamguard.blocklist.store import (
     NO_STORE,
@@ -33,15 +31,15 @@ from streamguard.blocklist.store import (
 )
 from streamguard.ingest.urls import redact
 from streamguard.libc import return_freed_memory
+from streamguard.lifecycle import Link
 
 log = logging.getLogger("streamguard.blocklist")
 WAIT_MS = 1000  # longest wait for a change; staleness stays below this while connected
-RETRY_INITIAL_S = 0.5
-RETRY_MAX_S = 15.0
 
 
 class BlocklistSync:
-    """``blocklist`` is the object workers match against; a reload replaces its contents."""
+    """A `Service`. ``blocklist`` is the object workers match against; a reload replaces
+    its contents."""
 
     def __init__(
         self,
@@ -54,10 +52,9 @@ class BlocklistSync:
         self.thresholds = dict(thresholds or {})
         self.blocklist = Blocklist(self.thresholds)
         self.loaded = asyncio.Event()
-        self.connected = False
+        self.link = Link(log)
         self.reloads = 0
         self.changes_applied = 0
-        self.last_error = ""
         self._clock = clock
         self._synced_at: float | None = None
         self._position: Position | None = None
@@ -74,6 +71,14 @@ class BlocklistSync:
         inside a blocking read (redis/redis-py#2028), and the task would never end.
         """
         self._stop.set()
+
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
+
+    @property
+    def last_error(self) -> str:
+        return self.link.last_error
 
     @property
     def stale_s(self) -> float | None:
@@ -98,7 +103,6 @@ class BlocklistSync:
         """Load, then follow the change log, until ``stop``."""
         client = connect(self.settings)
         store = BlocklistStore(client, self.settings.prefix, self.settings.max_changes)
-        failures = 0
         try:
             while not self._stop.is_set():
                 try:
@@ -116,20 +120,14 @@ class BlocklistSync:
                 except Exception as exc:  # a bug must not end the sync: retry, loudly
                     log.exception("blocklist: sync failed")
                     self._lost(f"internal error ({exc.__class__.__name__})")
-                failures += 1
-                with contextlib.suppress(TimeoutError):
-                    delay = backoff_s(failures, RETRY_INITIAL_S, RETRY_MAX_S)
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                await self.link.retry_after_backoff(self._stop)
         finally:
             self._updates.shutdown(wait=False, cancel_futures=True)
             await client.aclose()
 
     def _lost(self, error: str) -> None:
-        if self.connected or error != self.last_error:
-            state = "keeping the loaded entries" if self.loaded.is_set() else "not loaded yet"
-            log.error("blocklist: Redis unavailable (%s); %s; retrying", error, state)
-        self.connected = False
-        self.last_error = error
+        state = "keeping the loaded entries" if self.loaded.is_set() else "not loaded yet"
+        self.link.down(error, "blocklist: Redis unavailable (%s); %s; retrying", error, state)
 
     async def _load(self, store: BlocklistStore) -> None:
         started = time.perf_counter()
@@ -179,11 +177,7 @@ class BlocklistSync:
         )
 
     def _synced(self) -> None:
-        if not self.connected:
-            if self.last_error:
-                log.info("blocklist: Redis is back; in sync")
-            self.connected = True
-            self.last_error = ""
+        self.link.up("blocklist: Redis is back; in sync" if self.link.last_error else "")
         self._synced_at = self._clock()
 
 

@@ -8,12 +8,15 @@ on Redis unless Redis is needed to find its stream.
 """
 
 import asyncio
+import contextlib
 import logging
+from typing import Any
 
 from redis.exceptions import RedisError
 
 from streamguard.blocklist.store import RedisSettings, connect, describe
 from streamguard.enforce.targets import ConfigResolver, Target, target_of_url
+from streamguard.lifecycle import Link
 from streamguard.runtime.cluster import Registry
 
 log = logging.getLogger("streamguard.enforce")
@@ -21,7 +24,8 @@ REFRESH_S = 2.0
 
 
 class RegistryResolver:
-    """The configured streams first, then the registered ones."""
+    """The configured streams first, then the registered ones. A `Service` keeping the
+    copy of the registry fresh."""
 
     def __init__(self, configured: ConfigResolver, redis: RedisSettings) -> None:
         self.configured = configured
@@ -29,7 +33,8 @@ class RegistryResolver:
         self._redis = connect(redis)
         self._registry = Registry(self._redis, redis.prefix)
         self._registered: dict[str, Target | None] = {}
-        self._error = ""
+        self.link = Link(log)
+        self._stop = asyncio.Event()
 
     @property
     def unmapped(self) -> list[str]:
@@ -47,23 +52,27 @@ class RegistryResolver:
             streams = await self._registry.streams()
         except RedisError as exc:
             error = describe(exc, self._settings.url)
-            if error != self._error:
-                log.error("stream registry unavailable (%s); using the last copy", error)
-            self._error = error
+            self.link.down(error, "stream registry unavailable (%s); using the last copy", error)
             return
-        if self._error:
-            log.info("stream registry is back: %d streams registered", len(streams))
-        self._error = ""
+        back = "stream registry is back: %d streams registered" if self.link.last_error else ""
+        self.link.up(back, len(streams))
         self._registered = {
             stream_id: target_of_url(str(registration.get("url", "")))
             for stream_id, registration in streams.items()
         }
 
+    def status(self) -> dict[str, Any]:
+        return {"connected": self.link.connected, "error": self.link.last_error}
+
+    def stop(self) -> None:
+        self._stop.set()
+
     async def run(self) -> None:
-        """Refresh until cancelled."""
+        """Refresh every few seconds until ``stop``."""
         try:
-            while True:
+            while not self._stop.is_set():
                 await self.refresh()
-                await asyncio.sleep(REFRESH_S)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), REFRESH_S)
         finally:
             await self._redis.aclose()

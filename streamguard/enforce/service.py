@@ -11,6 +11,7 @@ import signal
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streamguard import lifecycle
 from streamguard.config import read_secret
 from streamguard.enforce import adapters, metrics
 from streamguard.enforce.api import MediaApi
@@ -26,6 +27,7 @@ from streamguard.events.subscriber import Subscriber
 from streamguard.observability import http
 
 log = logging.getLogger("streamguard.enforce")
+STOP_TIMEOUT_S = 5.0
 
 
 class ListenError(StreamguardError):
@@ -100,20 +102,19 @@ async def run(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     enforcer.resume()
-    receiving = asyncio.create_task(subscriber.run())
-    stopping = asyncio.create_task(stop.wait())
-    tasks = [receiving, stopping]
+    services = [lifecycle.start("kill subscription", subscriber, STOP_TIMEOUT_S)]
     if isinstance(resolver, RegistryResolver):
-        tasks.append(asyncio.create_task(resolver.run()))
+        services.append(lifecycle.start("stream registry", resolver, STOP_TIMEOUT_S))
+    stopping = asyncio.create_task(stop.wait())
+    receiving = services[0].task
     try:
         # The subscription only ends by itself on a settings error (bad URL, TLS files).
         await asyncio.wait((receiving, stopping), return_when=asyncio.FIRST_COMPLETED)
         if receiving.done():
             receiving.result()
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        stopping.cancel()
+        await lifecycle.stop_in_order(services)
         await enforcer.close()
         server.close()
         await server.wait_closed()

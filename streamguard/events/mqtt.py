@@ -8,7 +8,6 @@ the outbox; it is sent again after every reconnect).
 """
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -18,27 +17,26 @@ from typing import Any, TypeVar
 import aiomqtt
 import paho.mqtt.client as paho
 
-from streamguard.backoff import backoff_s
 from streamguard.events.broker import MqttSettings, client, protocols, topic
 from streamguard.events.outbox import Outbox
 from streamguard.events.sinks import count_published
 from streamguard.ingest.urls import redact
+from streamguard.lifecycle import Link
 from streamguard.observability import metrics
 
 log = logging.getLogger("streamguard.mqtt")
-RETRY_INITIAL_S = 0.5
-RETRY_MAX_S = 15.0
 T = TypeVar("T")
 
 
 class MqttSink:
+    """An `EventSink` and a `Service`: ``run`` delivers the outbox until ``stop``."""
+
     def __init__(self, settings: MqttSettings, outbox: Outbox, identifier: str) -> None:
         self.settings = settings
         self.outbox = outbox
         self.identifier = identifier
-        self.connected = False
+        self.link = Link(log)
         self.published = 0
-        self.last_error = ""
         self._statuses: dict[str, bytes] = {}
         self._unsent_statuses: set[str] = set()
         self._wake = asyncio.Event()
@@ -50,9 +48,24 @@ class MqttSink:
         self._disk = ThreadPoolExecutor(1, thread_name_prefix="outbox")
 
     @property
+    def connected(self) -> bool:
+        return self.link.connected
+
+    @property
+    def last_error(self) -> str:
+        return self.link.last_error
+
+    @property
     def ready(self) -> bool:
         """Events can go out now (they are safe in the outbox either way)."""
-        return self.connected
+        return self.link.connected
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "connected": self.link.connected,
+            "error": self.link.last_error,
+            "waiting": len(self.outbox),
+        }
 
     async def publish(self, event: dict[str, Any]) -> None:
         """Commit ``event`` to the outbox; the send loop delivers it."""
@@ -64,7 +77,7 @@ class MqttSink:
     async def _on_disk(self, call: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._disk, call, *args)
 
-    def status(self, stream_id: str, state: dict[str, Any] | None) -> None:
+    def stream_status(self, stream_id: str, state: dict[str, Any] | None) -> None:
         """Set the retained status of a stream; None clears it (the stream was removed)."""
         self._statuses[stream_id] = b"" if state is None else json.dumps(state).encode()
         self._unsent_statuses.add(stream_id)
@@ -77,54 +90,55 @@ class MqttSink:
         self._unsent_statuses.discard(stream_id)
 
     def stop(self) -> None:
-        """Make ``run`` return once the outbox is empty (or at once if disconnected)."""
+        """Make ``run`` return once the outbox is empty (or at once if disconnected);
+        the caller bounds the wait, and the outbox keeps what was not sent."""
         self._stop.set()
         self._wake.set()
 
-    def close(self) -> None:
-        """After ``run`` has returned."""
-        self._disk.shutdown(wait=True)
-        self.outbox.close()
-
     async def run(self) -> None:
-        """Connect, deliver, reconnect on failure; until ``stop``."""
-        failures = 0
-        while not self._stop.is_set():
-            protocol = self._protocols[self._protocol_at]
-            try:
-                async with client(self.settings, self.identifier, protocol) as mqtt:
-                    self._connected(protocol)
-                    failures = 0
-                    lost = asyncio.create_task(_connection_lost(mqtt))
-                    try:
-                        await self._deliver(mqtt, lost)
-                    finally:
-                        lost.cancel()
+        """Connect, deliver, reconnect on failure; until ``stop``. Closes the outbox."""
+        try:
+            while not self._stop.is_set():
+                if await self._session():
                     return
-            except aiomqtt.MqttError as exc:
-                if not self.connected and _refuses_protocol(exc):
-                    # An older broker: fall back (MQTT 5 -> 3.1.1), and stay there.
-                    self._protocol_at = (self._protocol_at + 1) % len(self._protocols)
-                self._lost(str(exc))
-            except Exception as exc:  # a bug must not end delivery: retry, loudly
-                log.exception("MQTT: send loop failed")
-                self._lost(f"internal error ({exc.__class__.__name__})")
-            failures += 1
-            delay = backoff_s(failures, RETRY_INITIAL_S, RETRY_MAX_S)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
+                await self.link.retry_after_backoff(self._stop)
+        finally:
+            if waiting := len(self.outbox):
+                log.warning("MQTT: %d events left in the outbox for the next start", waiting)
+            self._disk.shutdown(wait=True)
+            self.outbox.close()
+
+    async def _session(self) -> bool:
+        """One connection: True once stopped with the outbox empty, False when lost."""
+        protocol = self._protocols[self._protocol_at]
+        try:
+            async with client(self.settings, self.identifier, protocol) as mqtt:
+                self._connected(protocol)
+                lost = asyncio.create_task(_connection_lost(mqtt))
+                try:
+                    await self._deliver(mqtt, lost)
+                finally:
+                    lost.cancel()
+                return True
+        except aiomqtt.MqttError as exc:
+            if not self.link.connected and _refuses_protocol(exc):
+                # An older broker: fall back (MQTT 5 -> 3.1.1), and stay there.
+                self._protocol_at = (self._protocol_at + 1) % len(self._protocols)
+            self._lost(str(exc))
+        except Exception as exc:  # a bug must not end delivery: retry, loudly
+            log.exception("MQTT: send loop failed")
+            self._lost(f"internal error ({exc.__class__.__name__})")
+        return False
 
     def _connected(self, protocol: aiomqtt.ProtocolVersion) -> None:
         version = "5" if protocol == aiomqtt.ProtocolVersion.V5 else "3.1.1"
-        log.info(
+        self.link.up(
             "MQTT: connected to %s (MQTT %s) as %s; %d events waiting",
             redact(self.settings.url),
             version,
             self.identifier,
             len(self.outbox),
         )
-        self.connected = True
-        self.last_error = ""
         self._expiry = None
         if protocol == aiomqtt.ProtocolVersion.V5 and self.settings.message_expiry_s:
             # MQTT 5: an event nobody fetched within message_expiry_s is dropped by the broker.
@@ -134,15 +148,13 @@ class MqttSink:
 
     def _lost(self, error: str) -> None:
         metrics.PUBLISH_FAILURES.inc()
-        if self.connected or error != self.last_error:
-            log.error(
-                "MQTT: %s unavailable (%s); %d events kept in the outbox; retrying",
-                redact(self.settings.url),
-                error,
-                len(self.outbox),
-            )
-        self.connected = False
-        self.last_error = error
+        self.link.down(
+            error,
+            "MQTT: %s unavailable (%s); %d events kept in the outbox; retrying",
+            redact(self.settings.url),
+            error,
+            len(self.outbox),
+        )
 
     async def _deliver(self, mqtt: aiomqtt.Client, lost: asyncio.Task[None]) -> None:
         """Send statuses and events until stopped; raises MqttError once the connection is lost.

@@ -12,7 +12,7 @@ from streamguard.observability import metrics
 class EventSink(Protocol):
     async def publish(self, event: dict[str, Any]) -> None: ...
 
-    def status(self, stream_id: str, state: dict[str, Any] | None) -> None:
+    def stream_status(self, stream_id: str, state: dict[str, Any] | None) -> None:
         """The stream's current state (None: the stream was removed)."""
 
     def release(self, stream_id: str) -> None:
@@ -40,7 +40,7 @@ class StdoutSink:
         os.write(self._fd, (json.dumps(event, separators=(",", ":")) + "\n").encode())
         count_published(event)
 
-    def status(self, stream_id: str, state: dict[str, Any] | None) -> None:
+    def stream_status(self, stream_id: str, state: dict[str, Any] | None) -> None:
         """States are in the log and /streams already."""
 
     def release(self, stream_id: str) -> None:

@@ -9,21 +9,22 @@ when it reconnects. One log line per connection state change.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aiomqtt
 
-from streamguard.backoff import backoff_s
 from streamguard.events.broker import MqttSettings, client, protocols
 from streamguard.ingest.urls import redact
+from streamguard.lifecycle import Link
 
 log = logging.getLogger("streamguard.mqtt")
-RETRY_INITIAL_S = 0.5
-RETRY_MAX_S = 15.0
 
 Handler = Callable[[str, bytes], Awaitable[None]]  # last topic level, payload
 
 
 class Subscriber:
+    """A `Service`: ``run`` receives until ``stop``."""
+
     def __init__(
         self,
         settings: MqttSettings,
@@ -35,18 +36,39 @@ class Subscriber:
         self.handle = handle
         self.topic = topic
         self._on_state = on_state
-        self.connected = False
-        self.last_error = ""
+        self.link = Link(log)
         self._protocols = protocols(settings)
+        self._stop = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
+
+    @property
+    def last_error(self) -> str:
+        return self.link.last_error
+
+    def status(self) -> dict[str, Any]:
+        return {"connected": self.link.connected, "error": self.link.last_error}
+
+    def stop(self) -> None:
+        """Make ``run`` return at once (a message being handled is cancelled: QoS 1 brings
+        it again with the persistent session)."""
+        self._stop.set()
 
     async def run(self) -> None:
-        """Receive and handle messages until cancelled, reconnecting with jittered back-off."""
-        failures = 0
-        while True:
-            error = await self._session()
-            failures = 1 if self.connected else failures + 1
-            self._lost(error)
-            await asyncio.sleep(backoff_s(failures, RETRY_INITIAL_S, RETRY_MAX_S))
+        """Receive and handle messages until ``stop``, reconnecting with jittered back-off."""
+        while not self._stop.is_set():
+            session = asyncio.create_task(self._session())
+            stopped = asyncio.create_task(self._stop.wait())
+            await asyncio.wait({session, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not session.done():
+                session.cancel()
+                await asyncio.gather(session, return_exceptions=True)
+                return
+            self._lost(session.result())
+            await self.link.retry_after_backoff(self._stop)
 
     async def _session(self) -> str:
         """Connect (MQTT 5 first, when allowed), subscribe, and handle messages until the
@@ -64,31 +86,22 @@ class Subscriber:
                 return "connection closed"
             except aiomqtt.MqttError as exc:
                 error = str(exc)
-                if self.connected:
+                if self.link.connected:
                     break  # an established connection failed: back off, then MQTT 5 again
         return error
 
     def _connected(self, protocol: aiomqtt.ProtocolVersion) -> None:
         version = "5" if protocol == aiomqtt.ProtocolVersion.V5 else "3.1.1"
-        log.info(
+        self.link.up(
             "MQTT: connected to %s (MQTT %s) as %s; subscribed to %s",
             redact(self.settings.url),
             version,
             self.settings.client_id,
             self.topic,
         )
-        self.connected = True
-        self.last_error = ""
         self._on_state(True)
 
     def _lost(self, error: str) -> None:
-        first = self.connected or not self.last_error  # later failures only go to debug
-        log.log(
-            logging.ERROR if first else logging.DEBUG,
-            "MQTT: %s unavailable (%s); retrying with back-off",
-            redact(self.settings.url),
-            error,
-        )
-        self.connected = False
-        self.last_error = error
+        url = redact(self.settings.url)
+        self.link.down(error, "MQTT: %s unavailable (%s); retrying with back-off", url, error)
         self._on_state(False)

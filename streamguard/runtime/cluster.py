@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 
 from streamguard.blocklist.store import RedisSettings, connect, describe
 from streamguard.config import ClusterSettings, ConfigError, StreamConfig, parse_stream
+from streamguard.lifecycle import Link
 from streamguard.observability import metrics
 
 log = logging.getLogger("streamguard.cluster")
@@ -208,8 +209,7 @@ class ClusterMember:
         self.worker_id = worker_id
         self.leases: dict[str, Lease] = {}  # in claim order
         self._taken: set[str] = set()  # streams another worker took over from this one
-        self.connected = False
-        self.last_error = ""
+        self.link = Link(log)
         self.live_workers = 0
         self.registered = 0
         self._start, self._stop_stream = start, stop
@@ -224,6 +224,17 @@ class ClusterMember:
     @property
     def interval_s(self) -> float:
         return self.settings.lease_ttl_s / 4
+
+    @property
+    def connected(self) -> bool:
+        return self.link.connected
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "connected": self.link.connected,
+            "error": self.link.last_error,
+            "leases": len(self.leases),
+        }
 
     def stop(self) -> None:
         """Make ``run`` release every lease and return."""
@@ -256,12 +267,14 @@ class ClusterMember:
             )
         except RedisError as exc:
             metrics.CLUSTER_HEARTBEAT_FAILURES.inc()
-            self._disconnected(describe(exc, self.redis_settings.url))
+            error = describe(exc, self.redis_settings.url)
+            held = len(self.leases)
+            self.link.down(
+                error, "cluster: Redis unavailable (%s); keeping the %d streams held", error, held
+            )
             return
         self._confirmed_at = time.monotonic()
-        if not self.connected:
-            log.info("cluster: heartbeat as %s, %d streams held", self.worker_id, len(self.leases))
-        self.connected, self.last_error = True, ""
+        self.link.up("cluster: heartbeat as %s, %d streams held", self.worker_id, len(self.leases))
         result = json.loads(reply)
         self.live_workers, self.registered = result["live"], result["total"]
         metrics.CLUSTER_UNLEASED.set(result["unleased"])
@@ -294,15 +307,6 @@ class ClusterMember:
         level = logging.WARNING if reason == "taken" else logging.INFO
         log.log(level, "cluster: stream '%s' no longer held here (%s)", stream_id, reason)
         self._stop_stream(stream_id, reason)
-
-    def _disconnected(self, error: str) -> None:
-        if self.connected or error != self.last_error:
-            log.error(
-                "cluster: Redis unavailable (%s); keeping the %d streams held",
-                error,
-                len(self.leases),
-            )
-        self.connected, self.last_error = False, error
 
     async def still_holds(self, stream_id: str) -> bool:
         """The fencing check before publishing a decision for ``stream_id``.

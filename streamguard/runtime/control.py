@@ -20,7 +20,6 @@ level has no app, and a nested one's name is everything after its first segment
 (``_app_and_name``, docs/cluster.md).
 """
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -32,21 +31,19 @@ from urllib.parse import parse_qsl
 
 from redis.exceptions import RedisError
 
-from streamguard.backoff import backoff_s
 from streamguard.blocklist.store import connect, describe
 from streamguard.config import ConfigError, Settings, StreamConfig, parse_stream
 from streamguard.errors import SourceRefused
 from streamguard.events.broker import client_id_base, topic
 from streamguard.events.subscriber import Subscriber
 from streamguard.ingest.urls import check_allowed, redact
+from streamguard.lifecycle import Link
 from streamguard.observability import metrics
 from streamguard.observability.http import PostRoute, Request, Response, json_response
 from streamguard.runtime.cluster import Registry
 
 log = logging.getLogger("streamguard.control")
 MAX_COMMAND_BYTES = 16 * 1024
-RETRY_INITIAL_S = 0.5
-RETRY_MAX_S = 15.0
 _COMMAND_KEYS = {"action", "url", "sample", "secret"}
 _ID_SEPARATORS = "-._"
 
@@ -137,7 +134,7 @@ class ControlPlane:
 
     async def register_configured(self, streams: tuple[StreamConfig, ...]) -> None:
         """Register the configured streams, retrying until Redis takes them."""
-        failures = 0
+        link = Link(log)
         while True:
             try:
                 for stream in streams:
@@ -145,10 +142,10 @@ class ControlPlane:
                     metrics.CONTROL_COMMANDS.labels("config", "start", "ok").inc()
                 return
             except RedisError as exc:
-                failures += 1
                 error = describe(exc, self.settings.redis.url)
-                log.error("control: configured streams not registered yet: %s; retrying", error)
-                await asyncio.sleep(backoff_s(failures, RETRY_INITIAL_S, RETRY_MAX_S))
+                message = "control: configured streams not registered yet: %s; retrying"
+                link.down(error, message, error)
+                await link.retry_after_backoff()
 
     async def on_message(self, stream_id: str, payload: bytes) -> None:
         """A message on the control topic."""

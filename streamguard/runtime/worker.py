@@ -128,7 +128,7 @@ class StreamWorker:
         self.stop(report=False)
         metrics.STREAMS.labels(str(self.state.state)).dec()
         if clear_status:
-            self._sink.status(self.config.id, None)
+            self._sink.stream_status(self.config.id, None)
         else:
             self._sink.release(self.config.id)
 
@@ -251,7 +251,7 @@ class StreamWorker:
         # A state from the reader thread can arrive after retire(): it must not bring back
         # the status of a stream that was removed or handed over.
         if self._report:
-            self._sink.status(self.config.id, snapshot)
+            self._sink.stream_status(self.config.id, snapshot)
 
     # -- reader thread ------------------------------------------------------------------
 

@@ -93,7 +93,6 @@ def test_a_lost_broker_is_noticed_at_once_and_events_flow_after_its_restart(tmp_
         delivered_s = time.monotonic() - restarted
         sink.stop()
         await asyncio.wait_for(task, 5)
-        sink.close()
         return noticed_s, delivered_s
 
     with mosquitto_broker(tmp_path / "broker") as broker:
@@ -111,8 +110,8 @@ def test_a_released_status_is_not_sent_again_after_a_reconnect(tmp_path):
         sink = MqttSink(MqttSettings(url=broker.url()), Outbox(tmp_path / "o.sqlite"), "old")
         task = asyncio.create_task(sink.run())
         await until(lambda: sink.connected)
-        sink.status("cam", {"holder": "old"})
-        sink.status("other", {"holder": "old"})
+        sink.stream_status("cam", {"holder": "old"})
+        sink.stream_status("other", {"holder": "old"})
         await asyncio.sleep(0.3)  # sent
         sink.release("cam")
         await asyncio.to_thread(mosquitto_pub, broker.port, topic, '{"holder": "new"}', True)
@@ -123,7 +122,6 @@ def test_a_released_status_is_not_sent_again_after_a_reconnect(tmp_path):
         await asyncio.sleep(0.5)  # the statuses it still holds are sent again
         sink.stop()
         await asyncio.wait_for(task, 5)
-        sink.close()
 
     with mosquitto_broker(tmp_path / "broker") as broker:
         asyncio.run(scenario(broker))

@@ -33,7 +33,7 @@ import yaml
 from streamguard import cli, config
 from streamguard.enforce import hook
 from streamguard.enforce import settings as enforce_settings
-from streamguard.runtime import supervisor
+from streamguard.runtime import process, supervisor
 
 from ..support.nginx import RTMP_MODULE
 from ..support.ports import free_port, wait_for_ports
@@ -800,7 +800,7 @@ def test_kubernetes_run_deployment_probes_resources_and_security():
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["terminationGracePeriodSeconds"] > (
-        supervisor.DRAIN_TIMEOUT_S + supervisor.CHILD_STOP_TIMEOUT_S
+        process.DRAIN_TIMEOUT_S + supervisor.CHILD_STOP_TIMEOUT_S
     )
     (worker_id,) = [e for e in c["env"] if e["name"] == "STREAMGUARD_WORKER_ID"]
     assert worker_id["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"

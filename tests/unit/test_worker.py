@@ -24,7 +24,7 @@ class ListSink:
     async def publish(self, event):
         self.events.append(event)
 
-    def status(self, stream_id, state):
+    def stream_status(self, stream_id, state):
         self.states.append(state and state["state"])
 
     def release(self, stream_id):
