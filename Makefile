@@ -6,6 +6,20 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEBIAN_PACKAGES := ffmpeg nginx libnginx-mod-rtmp redis-server mosquitto mosquitto-clients prometheus
+# Recipes run in bash with pipefail: a failing command before a pipe fails its line.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+
+# deploy/, checked by each format's own validator (docs/deploy.md, "How this was checked").
+HADOLINT := $(BIN)/hadolint --failure-threshold style
+# The Dockerfile of compose's nginx-rtmp service (build.dockerfile_inline).
+INLINE_DOCKERFILE := $(BIN)/python -c 'import yaml; compose = yaml.safe_load(open("deploy/docker-compose.yml")); print(compose["services"]["nginx-rtmp"]["build"]["dockerfile_inline"], end="")'
+# The oldest Kubernetes the manifests are for, and the newest the pinned kubernetes-validate
+# has the schemas of (it ships them: no network needed).
+KUBERNETES_VERSIONS := 1.30.0 1.37.0
+# kustomization.yaml is kustomize's file and podmonitor.yaml a Prometheus Operator custom
+# resource: no Kubernetes API schema covers them (tests/unit/test_deploy.py checks both).
+K8S_MANIFESTS := $(filter-out %/kustomization.yaml %/podmonitor.yaml,$(wildcard deploy/k8s/*.yaml))
 
 .PHONY: demo test lint bench soak debian-packages
 
@@ -27,9 +41,18 @@ debian-packages:
 		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
-lint: $(BIN)/streamguard
+lint: $(BIN)/streamguard debian-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(HADOLINT) deploy/Dockerfile
+	$(INLINE_DOCKERFILE) | $(HADOLINT) -
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/docker-compose.yml
+	@# --quiet prints failures and warnings only; a warning is a manifest that no schema
+	@# checked (an apiVersion or kind the Kubernetes version has not), so it fails too.
+	out=$$($(BIN)/kubernetes-validate --strict --quiet $(KUBERNETES_VERSIONS:%=-k %) $(K8S_MANIFESTS)) \
+		&& [ -z "$$out" ] || { echo "$$out"; exit 1; }
+	promtool check config --lint=all --lint-fatal deploy/prometheus/prometheus.yml
+	promtool test rules deploy/prometheus/streamguard.rules.test.yml
 
 test: $(BIN)/streamguard debian-packages lint
 	$(BIN)/pytest

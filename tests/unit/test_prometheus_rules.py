@@ -1,9 +1,8 @@
-"""deploy/prometheus: promtool accepts the config and the rules, the rule unit tests pass,
-and the rules use only metrics the services expose, with a runbook for every alert."""
+"""deploy/prometheus: the rules use only metrics the services expose, with a runbook for
+every alert and a unit test where it fires and one where it does not. (`make lint` runs
+promtool: the config, the rules, and the rule unit tests.)"""
 
 import re
-import shutil
-import subprocess
 
 import pytest
 import yaml
@@ -27,31 +26,6 @@ RUNBOOK = "https://github.com/streamguard/streamguard/blob/main/docs/operations.
 SEVERITIES = {"page", "ticket"}
 
 ALERTS = [rule for rule in load_rules() if "alert" in rule]
-
-
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool not found: install the Debian package prometheus")
-    return path
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["check", "config", "deploy/prometheus/prometheus.yml"],
-        ["check", "rules", "deploy/prometheus/streamguard.rules.yml"],
-        ["test", "rules", "deploy/prometheus/streamguard.rules.test.yml"],
-    ],
-    ids=["check-config", "check-rules", "test-rules"],
-)
-def test_promtool_accepts(command):
-    result = subprocess.run(
-        [promtool(), *command], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, (
-        f"promtool {' '.join(command)} exited {result.returncode}:\n{result.stdout}{result.stderr}"
-    )
 
 
 def test_config_scrapes_both_services_and_loads_the_rules():
