@@ -18,14 +18,13 @@ from tqdm import tqdm
 from streamguard import __version__, config
 from streamguard.blocklist import commands as blocklist_commands
 from streamguard.blocklist.memory import Blocklist
-from streamguard.blocklist.store import RedisSettings
 from streamguard.blocklist.sync import load_once
 from streamguard.detect import commands as eval_commands
 from streamguard.detect.matcher import FrameMatcher, Match
 from streamguard.detect.policy import Policy, StreamPolicy
 from streamguard.enforce import commands as enforce_commands
 from streamguard.errors import SourceError, StreamguardError
-from streamguard.events.schema import build_event, match_fields
+from streamguard.events.schema import Action
 from streamguard.hashing import (
     ALGORITHMS,
     IMAGE_SUFFIXES,
@@ -33,12 +32,14 @@ from streamguard.hashing import (
     hash_luma,
     load_image_luma,
 )
+from streamguard.infra.redaction import redact
+from streamguard.infra.redis import RedisSettings
 from streamguard.ingest.replay import copy_urls, paced, publish
 from streamguard.ingest.sampler import Frame, Pace, sample_frames
 from streamguard.ingest.sampling import Sampling
 from streamguard.ingest.source import open_source, video_stream
 from streamguard.ingest.stats import SampleStats
-from streamguard.ingest.urls import check_allowed, redact
+from streamguard.ingest.urls import check_allowed
 from streamguard.observability.logging import setup_logging
 from streamguard.runtime import commands as stream_commands
 from streamguard.runtime import supervisor
@@ -175,7 +176,8 @@ def cmd_hash(args: argparse.Namespace) -> int:
 def _print_match(match: Match, as_json: bool) -> None:
     frame, hit = match.frame, match.hit
     if as_json:
-        record = {"source": frame.stream_id, "pts_s": round(frame.pts_s, 3), **match_fields(match)}
+        evidence = match.evidence().to_json()
+        record = {"source": frame.stream_id, "pts_s": round(frame.pts_s, 3), **evidence}
         print(json.dumps(record), flush=True)
     else:
         print(
@@ -240,14 +242,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if decision is None:
             continue
         best = decision.match
-        event = build_event(
-            best,
-            action=decision.action,
+        event = best.event(
+            Action(decision.action),
             stream_url=str(clip),
             worker_id=worker_id,
             confirmations=decision.confirmations,
         )
-        print(json.dumps(event), flush=True)
+        print(json.dumps(event.to_json()), flush=True)
         detections += 1
         print(
             f"demo: t={frame.pts_s:.1f} s matched '{best.hit.entry.label}' "

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from streamguard.blocklist.store import RedisSettings
 from streamguard.detect.matcher import Robustness
 from streamguard.detect.policy import Policy, PolicyError, parse_policy
 from streamguard.errors import StreamguardError
 from streamguard.events.broker import MqttSettings
 from streamguard.events.outbox import DEFAULT_MAX_EVENTS
 from streamguard.hashing import check_distance
+from streamguard.infra.redis import RedisSettings
 from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import HLS_HOLD_RELOADS, OPEN_TIMEOUT_S
 from streamguard.values import positive_seconds

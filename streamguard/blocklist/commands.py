@@ -27,18 +27,12 @@ from streamguard.blocklist.degenerate import (
     load_screened,
 )
 from streamguard.blocklist.formats import COLUMNS, Entry, parse_entry
-from streamguard.blocklist.store import (
-    DEFAULT_PREFIX,
-    BlocklistStore,
-    RedisSettings,
-    StoreError,
-    connect,
-    describe,
-)
+from streamguard.blocklist.store import BlocklistStore, StoreError
 from streamguard.blocklist.variants import entry_id, image_hashes
 from streamguard.config import redis_from_environment
 from streamguard.errors import StreamguardError
 from streamguard.hashing import ALGORITHMS, load_image_luma
+from streamguard.infra.redis import DEFAULT_PREFIX, RedisSettings, connect, describe
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 MANUAL_LIST = "manual"

@@ -17,23 +17,18 @@ the store as of ``v``. A worker resuming after a gap checks that the next record
 
 import asyncio
 import json
-import os
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import redis.asyncio as aioredis
-from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
 
 from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.metadata import Rows
 from streamguard.errors import StreamguardError
-from streamguard.ingest.urls import redact
+from streamguard.infra.redis import DEFAULT_MAX_CHANGES, DEFAULT_PREFIX
 
-DEFAULT_PREFIX = "streamguard:"
-DEFAULT_MAX_CHANGES = 10_000
 WRITE_BATCH = 2_000  # entries per script call: Lua's unpack() stops near 8,000 values
 PIPELINE_BATCHES = 16
 _SEPARATOR = "\x1f"
@@ -170,18 +165,6 @@ class ChangesMissed(StreamguardError):
 
 
 @dataclass(frozen=True, slots=True)
-class RedisSettings:
-    url: str = ""  # empty: no Redis, blocklists come from files
-    prefix: str = DEFAULT_PREFIX
-    password_file: Path | None = None
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    max_changes: int = DEFAULT_MAX_CHANGES
-    timeout_s: float = 5.0
-
-
-@dataclass(frozen=True, slots=True)
 class Position:
     """How far a reader has got: the store's epoch, its version, the last change record id."""
 
@@ -215,47 +198,6 @@ class StoredEntry:
     entry: Entry
     source: str
     added_at: float
-
-
-def connect(settings: RedisSettings) -> aioredis.Redis:
-    """A client for ``settings.url`` (redis://, rediss:// for TLS, unix://); lazy, no I/O yet."""
-    options: dict[str, object] = {
-        "socket_connect_timeout": settings.timeout_s,
-        "socket_timeout": settings.timeout_s,
-        "health_check_interval": 10,
-    }
-    if settings.password_file is not None:
-        try:
-            options["password"] = settings.password_file.read_text().strip()
-        except OSError as exc:
-            raise StoreError(
-                f"{settings.password_file}: cannot read password ({exc.strerror})"
-            ) from None
-    if settings.url.startswith("rediss://"):
-        options["ssl_ca_certs"] = settings.ca_file and str(settings.ca_file)
-        options["ssl_certfile"] = settings.cert_file and str(settings.cert_file)
-        options["ssl_keyfile"] = settings.key_file and str(settings.key_file)
-    try:
-        return aioredis.Redis.from_url(settings.url, **options)
-    except ValueError as exc:
-        raise StoreError(f"{redact(settings.url)}: not a Redis URL ({exc})") from None
-
-
-def describe(error: RedisError, url: str) -> str:
-    """One line for a Redis failure, with the URL's password hidden."""
-    text = str(error)
-    if isinstance(error, AuthenticationError | ResponseError):
-        if any(s in text for s in ("NOAUTH", "Authentication required", "HELLO must be called")):
-            return f"{redact(url)}: Redis requires a password (none given)"
-        if isinstance(error, AuthenticationError) or "WRONGPASS" in text:
-            return f"{redact(url)}: authentication failed (wrong user name or password)"
-    cause = error.__cause__ or error.__context__
-    if isinstance(error, ConnectionError) and isinstance(cause, OSError) and cause.errno:
-        # asyncio puts its own text in strerror; the errno says it plainly
-        reason = os.strerror(cause.errno) if cause.errno > 0 else cause.strerror
-        return f"{redact(url)}: cannot connect ({reason})"
-    reason = text.split("\n")[0] or error.__class__.__name__
-    return f"{redact(url)}: {reason}"
 
 
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

@@ -23,13 +23,11 @@ from streamguard.blocklist.store import (
     Change,
     ChangesMissed,
     Position,
-    RedisSettings,
     StoreError,
-    connect,
-    describe,
     parse_contents,
 )
-from streamguard.ingest.urls import redact
+from streamguard.infra.redaction import redact
+from streamguard.infra.redis import RedisSettings, connect, describe
 from streamguard.libc import return_freed_memory
 from streamguard.lifecycle import Link
 

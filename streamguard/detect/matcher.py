@@ -20,6 +20,7 @@ import numpy as np
 from streamguard.blocklist.degenerate import Featureless
 from streamguard.blocklist.memory import Blocklist, Hit
 from streamguard.blocklist.variants import VARIANT_MARK
+from streamguard.events.schema import Action, Event, Evidence, FrameSeen
 from streamguard.hashing import MIN_QUALITY, FrameHash, hash_luma
 from streamguard.hashing.borders import inner_pictures
 from streamguard.hashing.pdq import DIHEDRAL, pdq_dihedral
@@ -86,6 +87,36 @@ class Match:
     def latency_s(self) -> float:
         """From reading the frame's packet to the decision."""
         return self.decided_at - self.frame.received_at
+
+    def evidence(self) -> Evidence:
+        """What was matched, as events and ``scan --json`` give it."""
+        hit = self.hit
+        return Evidence(
+            algo=self.hash.algo,
+            distance=hit.distance,
+            threshold=hit.threshold,
+            quality=self.hash.quality,
+            entry_id=hit.entry.id,
+            list=hit.entry.list,
+            category=hit.entry.category,
+            label=hit.entry.label,
+        )
+
+    def event(
+        self, action: Action, *, stream_url: str, worker_id: str, confirmations: int = 1
+    ) -> Event:
+        """The event deciding ``action`` on this match; ``stream_url`` already redacted."""
+        frame = self.frame
+        return Event(
+            action=action,
+            stream_id=frame.stream_id,
+            stream_url=stream_url,
+            worker_id=worker_id,
+            frame=FrameSeen(frame.pts_s, frame.received_at, frame.width, frame.height),
+            detected_at=self.decided_at,
+            match=self.evidence(),
+            confirmations=confirmations,
+        )
 
     @property
     def widened(self) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from streamguard.ingest.urls import redact
+from streamguard.infra.redaction import redact
 
 
 class ApiError(Exception):

@@ -11,7 +11,7 @@ import logging
 from streamguard.enforce import metrics
 from streamguard.enforce.adapters import Adapter
 from streamguard.enforce.enforcer import Enforcer
-from streamguard.observability.http import PostRoute, Request, Response
+from streamguard.infra.http import PostRoute, Request, Response
 
 log = logging.getLogger("streamguard.enforce.hook")
 

@@ -14,10 +14,10 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from streamguard.blocklist.store import RedisSettings, connect, describe
 from streamguard.enforce.targets import ConfigResolver, Target, target_of_url
+from streamguard.infra.redis import RedisSettings, connect, describe
+from streamguard.infra.registry import Registry
 from streamguard.lifecycle import Link
-from streamguard.runtime.cluster import Registry
 
 log = logging.getLogger("streamguard.enforce")
 REFRESH_S = 2.0

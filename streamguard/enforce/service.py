@@ -24,7 +24,7 @@ from streamguard.enforce.targets import ConfigResolver
 from streamguard.errors import StreamguardError
 from streamguard.events.broker import MqttSettings, topic
 from streamguard.events.subscriber import Subscriber
-from streamguard.observability import http
+from streamguard.infra import http
 
 log = logging.getLogger("streamguard.enforce")
 STOP_TIMEOUT_S = 5.0

@@ -12,7 +12,8 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from streamguard.config import StreamConfig
-from streamguard.ingest.urls import REDACTED, scheme_of
+from streamguard.infra.redaction import REDACTED
+from streamguard.ingest.urls import scheme_of
 
 
 @dataclass(frozen=True, slots=True)

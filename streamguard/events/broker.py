@@ -15,7 +15,7 @@ import aiomqtt
 import paho.mqtt.client as paho
 
 from streamguard.errors import StreamguardError
-from streamguard.ingest.urls import redact
+from streamguard.infra.redaction import redact
 
 DEFAULT_PREFIX = "streamguard"
 TOPIC_KINDS = ("kill", "review", "status")

@@ -19,8 +19,9 @@ import paho.mqtt.client as paho
 
 from streamguard.events.broker import MqttSettings, client, protocols, topic
 from streamguard.events.outbox import Outbox
+from streamguard.events.schema import Event
 from streamguard.events.sinks import count_published
-from streamguard.ingest.urls import redact
+from streamguard.infra.redaction import redact
 from streamguard.lifecycle import Link
 from streamguard.observability import metrics
 
@@ -38,6 +39,7 @@ class MqttSink:
         self.link = Link(log)
         self.published = 0
         self._statuses: dict[str, bytes] = {}
+        self._decided_here: dict[str, float] = {}  # event id -> its frame's arrival
         self._unsent_statuses: set[str] = set()
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -67,11 +69,12 @@ class MqttSink:
             "waiting": len(self.outbox),
         }
 
-    async def publish(self, event: dict[str, Any]) -> None:
+    async def publish(self, event: Event) -> None:
         """Commit ``event`` to the outbox; the send loop delivers it."""
-        payload = json.dumps(event, separators=(",", ":")).encode()
-        where = topic(self.settings, event["action"], event["stream_id"])
-        await self._on_disk(self.outbox.put, event["event_id"], where, payload)
+        payload = json.dumps(event.to_json(), separators=(",", ":")).encode()
+        where = topic(self.settings, event.action, event.stream_id)
+        await self._on_disk(self.outbox.put, event.event_id, where, payload)
+        self._decided_here[event.event_id] = event.frame.received_at
         self._wake.set()
 
     async def _on_disk(self, call: Callable[..., T], *args: Any) -> T:
@@ -176,7 +179,8 @@ class MqttSink:
                 await _unless(lost, sent)
                 await self._on_disk(self.outbox.delivered, pending.seq)
                 self.published += 1
-                count_published(json.loads(pending.payload))
+                action = pending.topic.rsplit("/", 2)[1]  # PREFIX/v1/ACTION/STREAM_ID
+                count_published(action, self._decided_here.pop(pending.event_id, None))
                 log.debug("MQTT: event %s delivered to %s", pending.event_id, pending.topic)
             if self._stop.is_set() and not len(self.outbox):
                 return

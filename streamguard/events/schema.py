@@ -1,21 +1,32 @@
-"""The kill/review event platforms receive (DESIGN.md, "Kill/review event").
+"""The kill/review event platforms receive (DESIGN.md, "Kill/review event"), as a value.
 
+An `Event` is built where a decision is taken and turned into JSON once, by the sink.
 The JSON Schema is ``event.schema.json`` next to this file; docs/events.md explains
 each field and how to deduplicate.
 """
 
 import json
 import uuid
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
-
-from streamguard.detect.matcher import Match
 
 SCHEMA = "streamguard.event.v1"
 SCHEMA_FILE = Path(__file__).with_name("event.schema.json")
 SESSION_BUCKET_S = 10.0
 _EVENT_NAMESPACE = uuid.UUID("5f0c1e9a-7d1b-4c3e-9a55-2b8f6e4d7c10")
+
+
+class Action(StrEnum):
+    KILL = "kill"
+    REVIEW = "review"
+
+
+class Reason(StrEnum):
+    MATCH = "match"  # a blocklist entry matched
+    UNWATCHABLE = "unwatchable"  # the stream sends nothing streamguard can look at
 
 
 def json_schema() -> dict[str, Any]:
@@ -45,74 +56,97 @@ def event_id(
     return str(uuid.uuid5(_EVENT_NAMESPACE, name))
 
 
-def match_fields(match: Match) -> dict[str, Any]:
-    """What was matched: the event's ``match`` object, also scan's JSON output."""
-    hit = match.hit
-    return {
-        "algo": match.hash.algo,
-        "distance": hit.distance,
-        "threshold": hit.threshold,
-        "quality": match.hash.quality,
-        "entry_id": hit.entry.id,
-        "list": hit.entry.list,
-        "category": hit.entry.category,
-        "label": hit.entry.label,
-    }
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """The blocklist entry that matched, and how closely: the event's ``match`` object,
+    also a line of ``scan --json``."""
+
+    algo: str
+    distance: int
+    threshold: int
+    quality: int | None
+    entry_id: str
+    list: str
+    category: str
+    label: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
-def build_event(
-    match: Match, *, action: str, stream_url: str, worker_id: str, confirmations: int = 1
-) -> dict[str, Any]:
-    """The event for ``match``; ``stream_url`` must already be redacted."""
-    frame, hit = match.frame, match.hit
-    return {
-        "schema": SCHEMA,
-        "event_id": event_id(
-            frame.stream_id, hit.entry.list, hit.entry.id, frame.pts_s, frame.received_at
-        ),
-        "action": action,
-        "stream_id": frame.stream_id,
-        "stream_url": stream_url,
-        "detected_at": rfc3339(match.decided_at),
-        "latency_ms": round(match.latency_s * 1000),
-        "frame": {
-            "pts_s": round(frame.pts_s, 3),
-            "received_at": rfc3339(frame.received_at),
-            "width": frame.width,
-            "height": frame.height,
-        },
-        "reason": "match",
-        "match": match_fields(match),
-        "confirmations": confirmations,
-        "worker_id": worker_id,
-    }
+@dataclass(frozen=True, slots=True)
+class FrameSeen:
+    """The frame the decision was taken on: its stream time and when its packet arrived."""
+
+    pts_s: float
+    received_at: float
+    width: int | None = None  # unknown for an unwatchable stream
+    height: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        seen: dict[str, Any] = {"pts_s": round(self.pts_s, 3)}
+        seen["received_at"] = rfc3339(self.received_at)
+        if self.width is not None:
+            seen["width"], seen["height"] = self.width, self.height
+        return seen
 
 
-def unwatchable_event(
-    *,
-    stream_id: str,
-    action: str,
-    cause: str,
-    detail: str,
-    stream_url: str,
-    worker_id: str,
-    pts_s: float | None,
-    received_at: float,
-) -> dict[str, Any]:
-    """The event for a stream that sends nothing streamguard can look at (docs/sampling.md):
-    no ``match``, an ``unwatchable`` object with the cause, ``frame`` at the last packet."""
-    pts_s = round(pts_s or 0.0, 3)
-    return {
-        "schema": SCHEMA,
-        "event_id": event_id(stream_id, "streamguard", f"unwatchable:{cause}", pts_s, received_at),
-        "action": action,
-        "stream_id": stream_id,
-        "stream_url": stream_url,
-        "detected_at": rfc3339(received_at),
-        "latency_ms": 0,
-        "frame": {"pts_s": pts_s, "received_at": rfc3339(received_at)},
-        "reason": "unwatchable",
-        "unwatchable": {"cause": cause, "detail": detail},
-        "confirmations": 1,
-        "worker_id": worker_id,
-    }
+@dataclass(frozen=True, slots=True)
+class Unwatchable:
+    cause: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A decision on a stream. ``stream_url`` must already be redacted."""
+
+    action: Action
+    stream_id: str
+    stream_url: str
+    worker_id: str
+    frame: FrameSeen
+    detected_at: float
+    match: Evidence | None = None  # reason match
+    unwatchable: Unwatchable | None = None  # reason unwatchable
+    confirmations: int = 1
+
+    @property
+    def reason(self) -> Reason:
+        return Reason.MATCH if self.match is not None else Reason.UNWATCHABLE
+
+    @property
+    def latency_s(self) -> float:
+        """From reading the deciding frame's packet to the decision."""
+        return max(self.detected_at - self.frame.received_at, 0.0)
+
+    @property
+    def event_id(self) -> str:
+        if self.match is not None:
+            entry_list, entry_id = self.match.list, self.match.entry_id
+        else:
+            cause = self.unwatchable.cause if self.unwatchable else ""
+            entry_list, entry_id = "streamguard", f"unwatchable:{cause}"
+        frame = self.frame
+        return event_id(self.stream_id, entry_list, entry_id, frame.pts_s, frame.received_at)
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as platforms receive it (event.schema.json)."""
+        body: dict[str, Any] = {
+            "schema": SCHEMA,
+            "event_id": self.event_id,
+            "action": str(self.action),
+            "stream_id": self.stream_id,
+            "stream_url": self.stream_url,
+            "detected_at": rfc3339(self.detected_at),
+            "latency_ms": round(self.latency_s * 1000),
+            "frame": self.frame.to_json(),
+            "reason": str(self.reason),
+        }
+        if self.match is not None:
+            body["match"] = self.match.to_json()
+        if self.unwatchable is not None:
+            body["unwatchable"] = asdict(self.unwatchable)
+        body["confirmations"] = self.confirmations
+        body["worker_id"] = self.worker_id
+        return body

@@ -3,14 +3,14 @@
 import json
 import os
 import time
-from datetime import datetime
 from typing import Any, Protocol
 
+from streamguard.events.schema import Event
 from streamguard.observability import metrics
 
 
 class EventSink(Protocol):
-    async def publish(self, event: dict[str, Any]) -> None: ...
+    async def publish(self, event: Event) -> None: ...
 
     def stream_status(self, stream_id: str, state: dict[str, Any] | None) -> None:
         """The stream's current state (None: the stream was removed)."""
@@ -22,11 +22,12 @@ class EventSink(Protocol):
     def ready(self) -> bool: ...
 
 
-def count_published(event: dict[str, Any]) -> None:
-    """Count a delivered event and its latency from the deciding keyframe's arrival."""
-    metrics.EVENTS_PUBLISHED.labels(event["action"]).inc()
-    received_at = datetime.fromisoformat(event["frame"]["received_at"]).timestamp()
-    metrics.DETECTION_LATENCY.observe(max(time.time() - received_at, 0.0))
+def count_published(action: str, received_at: float | None) -> None:
+    """Count a delivered event, and its latency from the deciding frame's arrival when it
+    was decided in this process (``received_at`` None: it was left by an earlier run)."""
+    metrics.EVENTS_PUBLISHED.labels(action).inc()
+    if received_at is not None:
+        metrics.DETECTION_LATENCY.observe(max(time.time() - received_at, 0.0))
 
 
 class StdoutSink:
@@ -36,9 +37,9 @@ class StdoutSink:
     def __init__(self, fd: int = 1) -> None:
         self._fd = fd
 
-    async def publish(self, event: dict[str, Any]) -> None:
-        os.write(self._fd, (json.dumps(event, separators=(",", ":")) + "\n").encode())
-        count_published(event)
+    async def publish(self, event: Event) -> None:
+        os.write(self._fd, (json.dumps(event.to_json(), separators=(",", ":")) + "\n").encode())
+        count_published(event.action, event.frame.received_at)
 
     def stream_status(self, stream_id: str, state: dict[str, Any] | None) -> None:
         """States are in the log and /streams already."""

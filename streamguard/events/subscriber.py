@@ -14,7 +14,7 @@ from typing import Any
 import aiomqtt
 
 from streamguard.events.broker import MqttSettings, client, protocols
-from streamguard.ingest.urls import redact
+from streamguard.infra.redaction import redact
 from streamguard.lifecycle import Link
 
 log = logging.getLogger("streamguard.mqtt")

@@ -17,8 +17,8 @@ import av
 from av.container import InputContainer
 
 from streamguard.errors import SourceError
+from streamguard.infra.redaction import redact
 from streamguard.ingest.source import ffmpeg_reason, open_source
-from streamguard.ingest.urls import redact
 
 
 def paced(

@@ -11,7 +11,8 @@ from av.video.stream import VideoStream
 
 from streamguard.errors import SourceError, SourceNotLive, SourceOpenTimeout
 from streamguard.hashing import MAX_SIDE
-from streamguard.ingest.urls import DEFAULT_SCHEMES, check_allowed, local_path, redact, scheme_of
+from streamguard.infra.redaction import redact
+from streamguard.ingest.urls import DEFAULT_SCHEMES, check_allowed, local_path, scheme_of
 
 OPEN_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 10.0

@@ -1,13 +1,14 @@
 """Which sources may be opened, how FFmpeg may reach them, and how they are shown.
 
 Stream URLs carry secrets (RTMP stream keys, tokens in query strings, user
-info), so every place that prints a source goes through :func:`redact`.
+info), so every place that prints a source goes through ``infra.redaction.redact``.
 """
 
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from streamguard.errors import SourceRefused
+from streamguard.infra.redaction import redact
 
 DEFAULT_SCHEMES = frozenset({"file", "rtmp", "rtmps", "http", "https"})
 
@@ -20,9 +21,6 @@ _PROTOCOLS = {
     "http": "http,tcp,crypto",
     "https": "https,http,tcp,tls,crypto",
 }
-
-_SECRET_QUERY_KEYS = ("key", "token", "secret", "pass", "pwd", "sig", "auth", "credential")
-REDACTED = "***"
 
 
 def scheme_of(source: str) -> str:
@@ -52,30 +50,3 @@ def local_path(source: str) -> Path | None:
         return None
     parts = urlsplit(source)
     return Path(parts.path) if parts.scheme.lower() == "file" else Path(source)
-
-
-def redact(source: str) -> str:
-    """Hide passwords, secret query parameters and RTMP stream keys."""
-    parts = urlsplit(source)
-    scheme = parts.scheme.lower()
-    if len(scheme) <= 1 or scheme == "file":
-        return source
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:{REDACTED}@{host}" if ":" in userinfo else f"{REDACTED}@{host}"
-    path = parts.path
-    if scheme in ("rtmp", "rtmps"):
-        # rtmp://host/app/<stream key>: the last segment is the publisher's secret.
-        app, _, key = path.rpartition("/")
-        if app and key:
-            path = f"{app}/{REDACTED}"
-    query = urlencode(
-        [
-            (name, REDACTED if any(s in name.lower() for s in _SECRET_QUERY_KEYS) else value)
-            for name, value in parse_qsl(parts.query, keep_blank_values=True)
-        ],
-        safe="*",
-    )
-    return urlunsplit((parts.scheme, netloc, path, query, ""))

@@ -15,10 +15,12 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from streamguard.blocklist.commands import DEFAULT_URL, add_redis_options, settings_from_args
-from streamguard.blocklist.store import StoreError, connect, describe
+from streamguard.blocklist.store import StoreError
 from streamguard.config import RUN_SCHEMES, parse_stream
-from streamguard.ingest.urls import check_allowed, redact
-from streamguard.runtime.cluster import Registry
+from streamguard.infra.redaction import redact
+from streamguard.infra.redis import connect, describe
+from streamguard.infra.registry import Registry
+from streamguard.ingest.urls import check_allowed
 
 
 def add_parser(commands: Any) -> None:

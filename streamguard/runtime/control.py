@@ -31,16 +31,17 @@ from urllib.parse import parse_qsl
 
 from redis.exceptions import RedisError
 
-from streamguard.blocklist.store import connect, describe
 from streamguard.config import ConfigError, Settings, StreamConfig, parse_stream
 from streamguard.errors import SourceRefused
 from streamguard.events.broker import client_id_base, topic
 from streamguard.events.subscriber import Subscriber
-from streamguard.ingest.urls import check_allowed, redact
+from streamguard.infra.http import PostRoute, Request, Response, json_response
+from streamguard.infra.redaction import redact
+from streamguard.infra.redis import connect, describe
+from streamguard.infra.registry import Registry
+from streamguard.ingest.urls import check_allowed
 from streamguard.lifecycle import Link
 from streamguard.observability import metrics
-from streamguard.observability.http import PostRoute, Request, Response, json_response
-from streamguard.runtime.cluster import Registry
 
 log = logging.getLogger("streamguard.control")
 MAX_COMMAND_BYTES = 16 * 1024

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 from streamguard.blocklist.memory import Blocklist
 from streamguard.config import Settings, read_secret
 from streamguard.events.outbox import adopt_orphans
+from streamguard.infra.http import PostRoute, Response, json_response, serve
 from streamguard.libc import tune_malloc
 from streamguard.observability import metrics
-from streamguard.observability.http import PostRoute, Response, json_response, serve
 from streamguard.observability.logging import setup_logging
 from streamguard.runtime.control import ControlPlane
 from streamguard.runtime.process import WorkerProcess

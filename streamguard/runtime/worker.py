@@ -22,14 +22,15 @@ from streamguard.errors import (
     SourceRefused,
     SourceUnwatchable,
 )
-from streamguard.events.schema import build_event, unwatchable_event
+from streamguard.events.schema import Action, Event, FrameSeen, Unwatchable
 from streamguard.events.sinks import EventSink
+from streamguard.infra.redaction import redact
 from streamguard.ingest.budget import CpuBudget
 from streamguard.ingest.sampler import Frame, sample_frames
 from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import open_source, video_stream
 from streamguard.ingest.stats import SampleStats
-from streamguard.ingest.urls import redact, scheme_of
+from streamguard.ingest.urls import scheme_of
 from streamguard.observability import metrics
 from streamguard.runtime.handoff import NewestQueue
 from streamguard.runtime.state import StreamState, Watch
@@ -171,9 +172,8 @@ class StreamWorker:
         best = decision.match
         if not await self._may_publish(decision.action):
             return
-        event = build_event(
-            best,
-            action=decision.action,
+        event = best.event(
+            Action(decision.action),
             stream_url=self.state.url,
             worker_id=self._worker_id,
             confirmations=decision.confirmations,
@@ -195,8 +195,8 @@ class StreamWorker:
             best.hit.threshold,
             decision.confirmations,
             best.frame.pts_s,
-            event["latency_ms"],
-            event["event_id"],
+            round(best.latency_s * 1000),
+            event.event_id,
         )
         if decision.action == "kill" and not self._policy.policy.keep_watching_after_kill:
             self._stop.set()  # the media server ends the broadcast; nothing more to watch
@@ -219,16 +219,14 @@ class StreamWorker:
         action = self._policy.unwatchable(at)
         if action is None or not await self._may_publish(action):
             return
-        stats = self._stats
-        event = unwatchable_event(
+        event = Event(
+            action=Action(action),
             stream_id=self.config.id,
-            action=action,
-            cause=exc.cause,
-            detail=str(exc),
             stream_url=self.state.url,
             worker_id=self._worker_id,
-            pts_s=stats.end_s,
-            received_at=at,
+            frame=FrameSeen(self._stats.end_s or 0.0, at),  # the last packet's
+            detected_at=at,
+            unwatchable=Unwatchable(exc.cause, str(exc)),
         )
         metrics.DECISIONS.labels(action).inc()
         await self._sink.publish(event)
@@ -239,7 +237,7 @@ class StreamWorker:
             action,
             exc.cause,
             exc,
-            event["event_id"],
+            event.event_id,
         )
 
     def _publish_status(self) -> None:

@@ -62,13 +62,13 @@ def _instrumented() -> AbstractContextManager:
 
 with _instrumented():
     from streamguard.blocklist import formats
-    from streamguard.blocklist.store import RedisSettings
     from streamguard.config import ClusterSettings, ControlSettings, Settings, StreamConfig
     from streamguard.enforce.events import MAX_EVENT_ID_CHARS, InvalidEvent, parse_kill
     from streamguard.errors import BlocklistFormatError
     from streamguard.hashing import ALGORITHMS
+    from streamguard.infra.http import Request
+    from streamguard.infra.redis import RedisSettings
     from streamguard.ingest.urls import scheme_of
-    from streamguard.observability.http import Request
     from streamguard.runtime.control import ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from streamguard.blocklist.formats import Entry, load_blocklist_file, parse_entry
-from streamguard.blocklist.store import RedisSettings
 from streamguard.config import ClusterSettings, ControlSettings, Settings, StreamConfig
 from streamguard.detect.policy import Policy, PolicyError, parse_policy
 from streamguard.enforce.adapters import ADAPTERS
@@ -35,7 +34,8 @@ from streamguard.enforce.targets import ConfigResolver
 from streamguard.errors import BlocklistFormatError
 from streamguard.events.schema import SCHEMA
 from streamguard.hashing import ALGORITHMS
-from streamguard.observability.http import Request
+from streamguard.infra.http import Request
+from streamguard.infra.redis import RedisSettings
 from streamguard.runtime.control import ControlPlane
 
 from ..support.redis import RedisServer

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from streamguard.blocklist.store import RedisSettings
 from streamguard.config import ClusterSettings, ControlSettings, Settings
-from streamguard.observability.http import Response, serve
+from streamguard.infra.http import Response, serve
+from streamguard.infra.redis import RedisSettings
 from streamguard.runtime.control import ControlPlane
 
 from ..support.redis import RedisServer

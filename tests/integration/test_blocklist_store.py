@@ -12,8 +12,9 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from streamguard.blocklist.formats import Entry
-from streamguard.blocklist.store import NO_STORE, BlocklistStore, RedisSettings, StoreError, connect
+from streamguard.blocklist.store import NO_STORE, BlocklistStore
 from streamguard.blocklist.sync import BlocklistSync
+from streamguard.infra.redis import RedisSettings, RedisSetupError, connect
 
 pytestmark = pytest.mark.integration
 
@@ -215,7 +216,7 @@ def test_wrong_password_is_a_clear_error(tmp_path):
         try:
             await store.position()
         except Exception as exc:
-            from streamguard.blocklist.store import describe
+            from streamguard.infra.redis import describe
 
             return describe(exc, url)
         return ""
@@ -229,8 +230,8 @@ def test_wrong_password_is_a_clear_error(tmp_path):
         assert "requires a password" in run(scenario(missing))
 
 
-def test_store_error_names_unreadable_password_file(tmp_path):
-    with pytest.raises(StoreError, match="cannot read password"):
+def test_setup_error_names_unreadable_password_file(tmp_path):
+    with pytest.raises(RedisSetupError, match="cannot read password"):
         connect(RedisSettings(url="redis://127.0.0.1:1/0", password_file=tmp_path / "absent"))
 
 

@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from streamguard.blocklist.store import RedisSettings, connect
 from streamguard.events.schema import rfc3339
-from streamguard.runtime.cluster import Registry
+from streamguard.infra.redis import RedisSettings, connect
+from streamguard.infra.registry import Registry
 
 from ..support.mosquitto import Mosquitto
 from ..support.nginx import nginx_rtmp_server

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from streamguard.blocklist.store import RedisSettings
 from streamguard.config import ClusterSettings, StreamConfig
+from streamguard.infra.redis import RedisSettings
 from streamguard.runtime.cluster import ClusterMember
 
 from ..support.redis import RedisServer

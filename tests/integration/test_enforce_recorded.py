@@ -27,7 +27,7 @@ from streamguard.enforce.denylist import DenyList
 from streamguard.enforce.enforcer import Enforcer
 from streamguard.enforce.hook import HOOK_PATH, publish_hook
 from streamguard.enforce.targets import ConfigResolver, Target
-from streamguard.observability.http import serve
+from streamguard.infra.http import serve
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "enforce"
 RECORDINGS = sorted(path.name for path in FIXTURES.glob("*.json"))

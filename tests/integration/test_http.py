@@ -3,7 +3,7 @@
 import asyncio
 import json
 
-from streamguard.observability.http import Response, json_response, serve
+from streamguard.infra.http import Response, json_response, serve
 
 
 async def exchange(port: int, request: bytes) -> bytes:

@@ -9,6 +9,7 @@ import pytest
 from streamguard.events.broker import MqttSettings
 from streamguard.events.mqtt import MqttSink
 from streamguard.events.outbox import Outbox
+from streamguard.events.schema import Action, Event, FrameSeen
 
 from ..support.certs import make_certificates
 from ..support.mosquitto import mosquitto_broker
@@ -18,8 +19,9 @@ pytestmark = pytest.mark.integration
 USERS = {"streamguard": "pub-secret", "platform": "sub-secret"}
 
 
-def event(number: int) -> dict:
-    return {"event_id": f"e-{number}", "action": "kill", "stream_id": "cam", "n": number}
+def event(number: int) -> Event:
+    """Kill events told apart by their stream time."""
+    return Event(Action.KILL, "cam", "rtmp://h/live", "w", FrameSeen(number, 1e9), 1e9)
 
 
 async def deliver(settings: MqttSettings, outbox: Outbox, count: int, wait_s: float) -> MqttSink:
@@ -50,7 +52,7 @@ def test_events_arrive_in_order_with_credentials(tmp_path, protocol):
             time.sleep(0.05)
         subscriber.close()
     assert sink.published == 20 and len(outbox) == 0
-    assert [m.json()["n"] for m in subscriber.messages] == list(range(20))
+    assert [m.json()["frame"]["pts_s"] for m in subscriber.messages] == list(range(20))
     assert {m.topic for m in subscriber.messages} == {"streamguard/v1/kill/cam"}
 
 

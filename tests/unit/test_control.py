@@ -7,9 +7,9 @@ import json
 import pytest
 from prometheus_client import REGISTRY
 
-from streamguard.blocklist.store import RedisSettings
 from streamguard.config import STREAM_ID, ClusterSettings, ControlSettings, Settings
-from streamguard.observability.http import Request
+from streamguard.infra.http import Request
+from streamguard.infra.redis import RedisSettings
 from streamguard.runtime.control import ControlPlane, Refused, _app_and_name
 
 SECRET = "s3cret"

@@ -21,7 +21,7 @@ from streamguard.enforce.enforcer import REDROP_AFTER_S, Enforcer
 from streamguard.enforce.events import InvalidEvent, KillOrder, parse_kill
 from streamguard.enforce.targets import ConfigResolver, Target, target_of_url
 from streamguard.events.schema import rfc3339
-from streamguard.observability.http import Response
+from streamguard.infra.http import Response
 
 CAM = Target("live/cam-key")
 DETECTED_AT = 999.5  # half a second before the Clock below starts

@@ -1,7 +1,8 @@
 import pytest
 
 from streamguard.errors import SourceError
-from streamguard.ingest.urls import check_allowed, local_path, redact, scheme_of
+from streamguard.infra.redaction import redact
+from streamguard.ingest.urls import check_allowed, local_path, scheme_of
 
 
 @pytest.mark.parametrize(

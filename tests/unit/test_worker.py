@@ -22,7 +22,7 @@ class ListSink:
         self.states = []
 
     async def publish(self, event):
-        self.events.append(event)
+        self.events.append(event.to_json())
 
     def stream_status(self, stream_id, state):
         self.states.append(state and state["state"])

@@ -15,7 +15,7 @@ from streamguard.enforce.adapters.nginx_rtmp import NginxRtmp
 from streamguard.enforce.adapters.srs import Srs
 from streamguard.enforce.api import MediaApi
 from streamguard.enforce.targets import Target
-from streamguard.observability.http import Request, Response
+from streamguard.infra.http import Request, Response
 
 
 class Adapter(Protocol):

@@ -14,7 +14,7 @@ from typing import Any
 from streamguard.enforce.adapters.common import json_object
 from streamguard.enforce.api import ApiError, MediaApi, Reply
 from streamguard.enforce.targets import Target
-from streamguard.observability.http import Request, Response
+from streamguard.infra.http import Request, Response
 
 KINDS = ("rtmp", "rtmps")
 PAGE_SIZE = 100

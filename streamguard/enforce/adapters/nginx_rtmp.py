@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 from streamguard.enforce.api import ApiError, MediaApi
 from streamguard.enforce.targets import Target
-from streamguard.observability.http import Request, Response
+from streamguard.infra.http import Request, Response
 
 _NOT_FOUND = b"Live stream not found"
 

@@ -12,7 +12,7 @@ from typing import Any
 from streamguard.enforce.adapters.common import json_object
 from streamguard.enforce.api import ApiError, MediaApi
 from streamguard.enforce.targets import Target
-from streamguard.observability.http import Request, Response
+from streamguard.infra.http import Request, Response
 
 PAGE_SIZE = 100
 
