@@ -49,9 +49,9 @@ sys.path.insert(0, str(ROOT))
 from streamguard.blocklist.degenerate import Featureless  # noqa: E402
 from streamguard.blocklist.formats import COLUMNS  # noqa: E402
 from streamguard.blocklist.memory import Blocklist  # noqa: E402
-from streamguard.detect.corpus import keyframes  # noqa: E402
 from streamguard.detect.matcher import FrameMatcher, Match, frame_hashes  # noqa: E402
 from streamguard.detect.policy import Policy, StreamPolicy  # noqa: E402
+from streamguard.evaluation.corpus import keyframes  # noqa: E402
 from streamguard.hashing import ALGORITHMS, MIN_QUALITY, hash_luma, load_image_luma  # noqa: E402
 from streamguard.hashing.featureless import featureless_pictures  # noqa: E402
 from streamguard.hashing.preprocess import Luma  # noqa: E402

@@ -31,12 +31,14 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 import pdqhash  # noqa: E402
 
-from streamguard.detect.commands import DEFAULT_OUTPUT, options_of, parse_thresholds  # noqa: E402
-from streamguard.detect.evaluate import evaluate  # noqa: E402
-from streamguard.detect.quality import markdown, write_report  # noqa: E402
+from streamguard.evaluation.commands import options_of, parse_thresholds  # noqa: E402
+from streamguard.evaluation.evaluate import evaluate  # noqa: E402
+from streamguard.evaluation.options import DEFAULT_OUTPUT  # noqa: E402
+from streamguard.evaluation.quality import markdown, write_report  # noqa: E402
 
 WATCHED = (
     "streamguard/detect",
+    "streamguard/evaluation",
     "streamguard/hashing",
     "streamguard/blocklist/variants.py",
     "streamguard/ingest",

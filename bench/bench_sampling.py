@@ -49,7 +49,7 @@ from bench_live import (
 from progress import measure_window
 
 from streamguard.blocklist.memory import Blocklist
-from streamguard.detect import adversary, redteam
+from streamguard.evaluation import adversary, redteam
 from streamguard.hashing import hash_luma
 from streamguard.ingest.sampler import frame_luma
 from streamguard.ingest.sampling import GuardSettings

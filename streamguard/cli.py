@@ -20,11 +20,11 @@ from streamguard.blocklist import commands as blocklist_commands
 from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.store import RedisSettings
 from streamguard.blocklist.sync import load_once
-from streamguard.detect import commands as eval_commands
 from streamguard.detect.matcher import FrameMatcher, Match
 from streamguard.detect.policy import Policy, StreamPolicy
 from streamguard.enforce import commands as enforce_commands
 from streamguard.errors import SourceError, StreamguardError
+from streamguard.evaluation import commands as eval_commands
 from streamguard.events.schema import build_event, match_fields
 from streamguard.hashing import (
     ALGORITHMS,

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from streamguard.detect import quality
-from streamguard.detect.commands import parse_thresholds
-from streamguard.detect.corpus import Picture, directory_pictures
-from streamguard.detect.evaluate import (
+from streamguard.evaluation import quality
+from streamguard.evaluation.commands import parse_thresholds
+from streamguard.evaluation.corpus import Picture, directory_pictures
+from streamguard.evaluation.evaluate import (
     BY_METHOD,
     METHODS,
     NO_HASH,
@@ -18,14 +18,14 @@ from streamguard.detect.evaluate import (
     Encoding,
     EntrySet,
     Evaluation,
-    Options,
     min_distances,
     owner_of,
     picture_entries,
     summarise,
     zero_fp_threshold,
 )
-from streamguard.detect.transforms import BY_NAME, TRANSFORMS, native_size, random_crop
+from streamguard.evaluation.options import Options
+from streamguard.evaluation.transforms import BY_NAME, TRANSFORMS, native_size, random_crop
 from streamguard.hashing import load_image_luma
 from streamguard.hashing.borders import content_box
 from streamguard.hashing.preprocess import Luma
@@ -253,7 +253,7 @@ def test_percentages():
 
 
 def test_pictures_need_distinct_names(tmp_path):
-    from streamguard.detect.evaluate import check_pictures
+    from streamguard.evaluation.evaluate import check_pictures
 
     rgb = np.asarray(PICTURE)
     pictures = [

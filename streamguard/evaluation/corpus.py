@@ -118,7 +118,7 @@ def directory_pictures(directory: Path, *, entry: bool) -> list[Picture]:
 
 def generated_pictures(out_dir: Path, count: int, seed: int = 8) -> list[Picture]:
     """Benign synthetic pictures (shapes over colour clouds), as extra negatives."""
-    from streamguard.detect.transforms import background
+    from streamguard.evaluation.transforms import background
 
     rng = np.random.default_rng(seed)
     pictures = []

@@ -4,17 +4,13 @@ report (``quality.py``) are imported only when the command runs."""
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from streamguard.errors import StreamguardError
+from streamguard.evaluation.options import DEFAULT_OUTPUT, Options
 from streamguard.hashing import ALGORITHMS, check_distance
-
-if TYPE_CHECKING:  # evaluate pulls in the heavy modules; eval imports it when it runs
-    from streamguard.detect.evaluate import Options
-
-DEFAULT_OUTPUT = Path("bench/out/quality")
 
 
 def parse_thresholds(text: str) -> dict[str, int]:
@@ -33,10 +29,8 @@ def parse_thresholds(text: str) -> dict[str, int]:
     return thresholds
 
 
-def options_of(args: argparse.Namespace, *, quick: bool = False) -> "Options":
+def options_of(args: argparse.Namespace, *, quick: bool = False) -> Options:
     """The evaluation's options from the flags ``eval`` and bench/bench_quality.py share."""
-    from streamguard.detect.evaluate import Options
-
     return Options(
         images=args.images,
         negatives=args.negatives,
@@ -51,8 +45,8 @@ def options_of(args: argparse.Namespace, *, quick: bool = False) -> "Options":
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.adversarial:
         return adversarial(args)
-    from streamguard.detect.evaluate import evaluate
-    from streamguard.detect.quality import markdown, write_report
+    from streamguard.evaluation.evaluate import evaluate
+    from streamguard.evaluation.quality import markdown, write_report
 
     for flag, directory in (("--images", args.images), ("--negatives", args.negatives)):
         if directory is not None and not directory.is_dir():
@@ -81,8 +75,8 @@ def adversarial(args: argparse.Namespace) -> int:
     from streamguard.blocklist.formats import Entry
     from streamguard.blocklist.memory import Blocklist
     from streamguard.blocklist.variants import entry_id, image_hashes
-    from streamguard.detect import redteam
-    from streamguard.detect.evaluate import SAMPLES_DIR
+    from streamguard.evaluation import redteam
+    from streamguard.evaluation.evaluate import SAMPLES_DIR
     from streamguard.hashing import ALGORITHMS, load_image_luma
 
     flagged = args.flagged or SAMPLES_DIR / "flagged" / "flagged_01.png"

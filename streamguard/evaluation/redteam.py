@@ -25,11 +25,11 @@ import numpy as np
 from PIL import Image
 
 from streamguard.blocklist.memory import Blocklist
-from streamguard.detect import adversary
-from streamguard.detect.adversary import Case
 from streamguard.detect.matcher import FrameMatcher
 from streamguard.detect.policy import Policy, StreamPolicy
 from streamguard.errors import SourceUnwatchable
+from streamguard.evaluation import adversary
+from streamguard.evaluation.adversary import Case
 from streamguard.ingest.replay import paced, stalling
 from streamguard.ingest.sampler import sample_frames
 from streamguard.ingest.sampling import GuardSettings, Sampling
