@@ -33,7 +33,6 @@ import pdqhash  # noqa: E402
 
 from streamguard.evaluation.commands import options_of, parse_thresholds  # noqa: E402
 from streamguard.evaluation.evaluate import evaluate  # noqa: E402
-from streamguard.evaluation.options import DEFAULT_OUTPUT  # noqa: E402
 from streamguard.evaluation.quality import markdown, write_report  # noqa: E402
 
 WATCHED = (
@@ -76,7 +75,7 @@ def machine() -> dict[str, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=ROOT / DEFAULT_OUTPUT)
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "out" / "quality")
     parser.add_argument("--footage-minutes", type=float, default=30.0)
     parser.add_argument("--crops", type=int, default=40, help="random crops per picture")
     parser.add_argument("--images", type=Path, help="positives (default: scikit-image's)")

@@ -150,7 +150,8 @@ def add_parser(commands: Any) -> None:
         type=Path,
         default=DEFAULT_OUTPUT,
         metavar="DIR",
-        help=f"where quality.md, quality.json and the plots go (default: {DEFAULT_OUTPUT})",
+        help="where quality.md, quality.json and the plots (or adversarial.md, .json) go "
+        f"(default: ./{DEFAULT_OUTPUT})",
     )
     parser.add_argument(
         "--thresholds",

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_OUTPUT = Path("bench/out/quality")
+DEFAULT_OUTPUT = Path("streamguard-eval")
+"""Relative: reports go under the directory ``eval`` runs in, wherever streamguard is installed."""
 
 
 @dataclass(slots=True)

@@ -2,13 +2,15 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from streamguard import cli
 from streamguard.evaluation import quality
-from streamguard.evaluation.commands import parse_thresholds
+from streamguard.evaluation.commands import options_of, parse_thresholds
 from streamguard.evaluation.corpus import Picture, directory_pictures
 from streamguard.evaluation.evaluate import (
     BY_METHOD,
@@ -160,6 +162,11 @@ def test_thresholds_parse_and_refuse_nonsense():
     for bad in ("pdq", "md5=3", "phash=65", "pdq=-1", "phash=33", "pdq=129"):
         with pytest.raises(argparse.ArgumentTypeError):
             parse_thresholds(bad)
+
+
+def test_reports_go_under_the_current_directory_by_default():
+    args = cli.build_parser().parse_args(["eval"])
+    assert args.output == Path("streamguard-eval") and options_of(args).output == args.output
 
 
 def test_owner_comes_from_the_entry_id_as_add_image_writes_it():
