@@ -46,7 +46,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.adversarial:
         return adversarial(args)
     from streamguard.evaluation.evaluate import evaluate
-    from streamguard.evaluation.quality import markdown, write_report
+    from streamguard.evaluation.quality import publish
 
     for flag, directory in (("--images", args.images), ("--negatives", args.negatives)):
         if directory is not None and not directory.is_dir():
@@ -55,16 +55,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if number is not None and number < 0:
             raise StreamguardError(f"{flag} {number}: must not be negative")
     options = options_of(args, quick=args.quick)
-    report = evaluate(options)
-    json_path, md_path, plots = write_report(report, options.output)
-    print(markdown(report))
-    written = [json_path, md_path, *(plots or [])]
-    print(f"eval: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-    if plots is None:
-        print(
-            "eval: matplotlib is not installed: no plots (pip install 'streamguard[quality]')",
-            file=sys.stderr,
-        )
+    publish(evaluate(options), options.output)
     return 0
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from streamguard import cli
-from streamguard.evaluation import quality
+from streamguard.evaluation import quality, record
 from streamguard.evaluation.commands import options_of, parse_thresholds
 from streamguard.evaluation.corpus import Picture, directory_pictures
 from streamguard.evaluation.evaluate import (
@@ -245,6 +245,26 @@ def test_markdown_and_files(small_report, tmp_path, monkeypatch):
         assert plots and all(p.stat().st_size > 10_000 for p in plots)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert quality.write_plots(small_report, tmp_path / "none") is None
+
+
+def test_a_recorded_run_is_headed_by_what_ran_it(small_report):
+    bench = {
+        "command": "python bench/bench_quality.py --docs",
+        "commit": "abc1234",
+        "uncommitted": [" M streamguard/ingest/feed.py"],
+        "date": "2026-01-01 00:00 UTC",
+        "machine": record.machine(),
+        "wall_s": 240.0,
+    }
+    timings = small_report["timings_s"] | {"cpu_s": 220.0}
+    recorded = small_report | {"bench": bench, "timings_s": timings}
+    first, blank, title = quality.markdown(recorded).splitlines()[:3]
+    assert first.startswith(
+        "`python bench/bench_quality.py --docs`: commit abc1234 "
+        "(uncommitted: streamguard/ingest/feed.py), 2026-01-01 00:00 UTC, 4.0 min wall "
+        "(3.7 min CPU in the evaluating process). Machine: "
+    )
+    assert blank == "" and title == "# Detection quality"
 
 
 def test_methods_have_distinct_names_and_one_robustness_each():
