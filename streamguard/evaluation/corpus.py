@@ -202,10 +202,11 @@ def keyframes(
     sampling: Sampling = KEYFRAMES,
     guard: GuardSettings = DEFAULT_GUARD,
 ) -> Iterator[Frame]:
-    """The clip's sampled frames as production reads them (keyframes by default)."""
+    """The clip's sampled frames as production reads them (keyframes by default), left
+    out of the service's metrics."""
     with open_source(str(path)) as container:
         stream = video_stream(container, str(path))
-        yield from sample_frames(container, stream, stream_id, sampling, guard=guard)
+        yield from sample_frames(container, stream, stream_id, sampling, guard=guard, metered=False)
 
 
 # -- footage -------------------------------------------------------------------------------

@@ -280,7 +280,9 @@ class Evaluation:
         self.sets = entry_sets(self.entry_pictures)
         self.matchers = {
             m.name: FrameMatcher(
-                method_blocklist(m, self.sets, self.thresholds), robustness=m.robustness
+                method_blocklist(m, self.sets, self.thresholds),
+                robustness=m.robustness,
+                metered=False,
             )
             for m in METHODS
         }

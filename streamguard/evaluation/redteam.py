@@ -5,8 +5,9 @@ Each case's clip is released in real time by a small paced publisher (``replay.p
 with the case's stalls), read ahead and sampled as `run` does (``sample_frames`` with
 the default ``guard`` sampling and ``max_lag_s``), hashed and matched (``FrameMatcher``)
 and decided on (``StreamPolicy`` with the default policy), all cases at once, one
-thread each. Only the network is left out: tests/integration/test_adversary.py runs the
-same cases through nginx-rtmp and `streamguard run`.
+thread each, left out of the service's metrics. Only the network is left out:
+tests/integration/test_adversary.py runs the same cases through nginx-rtmp and
+`streamguard run`.
 
 Keyframe dodging is also measured as a probability: ``trials`` scans of each dodge clip,
 each with random numbers of its own as each process has, from files (not in real time).
@@ -86,7 +87,7 @@ def pictures(flagged: Path, benign: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def run_case(path: Path, case: Case, blocklist: Blocklist, outcome: Outcome) -> None:
     """Publish ``path`` in real time (with the case's stalls) into the live sampler."""
-    matcher, policy = FrameMatcher(blocklist), StreamPolicy(Policy())
+    matcher, policy = FrameMatcher(blocklist, metered=False), StreamPolicy(Policy())
     flagged = case.segments[0].flagged
     period = case.period_s or 1.0
     found: set[int] = set()
@@ -101,7 +102,13 @@ def run_case(path: Path, case: Case, blocklist: Blocklist, outcome: Outcome) -> 
         stream = video_stream(container, str(path))
         try:
             for frame in sample_frames(
-                container, stream, case.name, Sampling(), pace=publisher, max_lag_s=MAX_LAG_S
+                container,
+                stream,
+                case.name,
+                Sampling(),
+                pace=publisher,
+                max_lag_s=MAX_LAG_S,
+                metered=False,
             ):
                 outcome.samples[frame.reason] = outcome.samples.get(frame.reason, 0) + 1
                 matches = matcher(frame)
@@ -129,7 +136,9 @@ def first_match_s(path: Path, matcher: FrameMatcher, seed: int) -> float | None:
     and the random numbers of ``seed``."""
     with open_source(str(path)) as container:
         stream = video_stream(container, str(path))
-        frames = sample_frames(container, stream, path.name, Sampling(), rng=random.Random(seed))
+        frames = sample_frames(
+            container, stream, path.name, Sampling(), rng=random.Random(seed), metered=False
+        )
         return next((frame.pts_s for frame in frames if matcher(frame)), None)
 
 
@@ -138,7 +147,7 @@ def dodge_probability(
 ) -> dict[str, Any]:
     """The share of ``trials`` that found ``case`` within each of WITHIN_S, measured and
     as the formula of docs/sampling.md expects it."""
-    matcher = FrameMatcher(blocklist)
+    matcher = FrameMatcher(blocklist, metered=False)
     found = [first_match_s(path, matcher, seed) for seed in range(trials)]
     decided = [t for t in found if t is not None]
     gop_s = 2.0

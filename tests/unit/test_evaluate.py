@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from prometheus_client.metrics import MetricWrapperBase
 
 from streamguard import cli
-from streamguard.evaluation import quality, record
+from streamguard.detect.matcher import FrameMatcher
+from streamguard.evaluation import quality, record, redteam
 from streamguard.evaluation.commands import options_of, parse_thresholds
-from streamguard.evaluation.corpus import Picture, directory_pictures
+from streamguard.evaluation.corpus import Picture, directory_pictures, keyframes
 from streamguard.evaluation.evaluate import (
     BY_METHOD,
     METHODS,
@@ -32,6 +34,7 @@ from streamguard.hashing import load_image_luma
 from streamguard.hashing.borders import content_box
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.sampler import Frame
+from streamguard.observability import metrics
 
 from ..conftest import SAMPLES
 
@@ -265,6 +268,44 @@ def test_a_recorded_run_is_headed_by_what_ran_it(small_report):
         "(3.7 min CPU in the evaluating process). Machine: "
     )
     assert blank == "" and title == "# Detection quality"
+
+
+def service_metrics() -> dict[tuple[str, tuple], float]:
+    """Every value of the service's Prometheus metrics in this process (not the creation
+    times: a label's first use adds one, which the values show anyway)."""
+    wrappers = (m for m in vars(metrics).values() if isinstance(m, MetricWrapperBase))
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for wrapper in wrappers
+        for metric in wrapper.collect()
+        for s in metric.samples
+        if not s.name.endswith("_created")
+    }
+
+
+def test_evaluation_leaves_the_services_metrics_alone(tmp_path):
+    """The harness runs the production sampler and matcher on clips it makes; what they
+    count must not show in the metrics of a service in the same process."""
+    pictures = [
+        *directory_pictures(SAMPLES / "flagged", entry=True)[:1],
+        *directory_pictures(SAMPLES / "images", entry=False)[:1],
+    ]
+    evaluation = Evaluation(pictures, Options(), Encoding())
+    items = [
+        (evaluation.new_stream("item", evaluation.number(p), "scale-720p", p.entry), p.rgb)
+        for p in pictures
+    ]
+    before = service_metrics()
+    assert evaluation.run_items(items, "std", lambda s: 2 if s.positive else 1, tmp_path) == 3
+    blocklist = evaluation.matchers["sg-pdq"].blocklist
+    clip = SAMPLES / "clips" / "flagged_720p.mp4"
+    assert redteam.first_match_s(clip, FrameMatcher(blocklist, metered=False), seed=1) <= 4.0
+    assert evaluation.matcher_calls and not evaluation.mismatches
+    assert service_metrics() == before
+    # The same steps in production are counted: the comparison above would see them.
+    frame = next(frames for frames in keyframes(clip, "demo") if frames.pts_s == 4.0)
+    assert FrameMatcher(blocklist)(frame)
+    assert service_metrics() != before
 
 
 def test_methods_have_distinct_names_and_one_robustness_each():
