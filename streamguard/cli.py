@@ -42,9 +42,9 @@ from streamguard.ingest.urls import check_allowed, redact
 from streamguard.observability.logging import setup_logging
 from streamguard.runtime import commands as stream_commands
 from streamguard.runtime import supervisor
+from streamguard.samples import SAMPLES_DIR
 
 EXIT_CLEAN, EXIT_MATCH, EXIT_ERROR = 0, 1, 2
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 
 
 def _warn(message: str) -> None:

@@ -67,8 +67,8 @@ def adversarial(args: argparse.Namespace) -> int:
     from streamguard.blocklist.memory import Blocklist
     from streamguard.blocklist.variants import entry_id, image_hashes
     from streamguard.evaluation import redteam
-    from streamguard.evaluation.evaluate import SAMPLES_DIR
     from streamguard.hashing import ALGORITHMS, load_image_luma
+    from streamguard.samples import SAMPLES_DIR
 
     flagged = args.flagged or SAMPLES_DIR / "flagged" / "flagged_01.png"
     benign = args.benign or SAMPLES_DIR / "images" / "control_01.png"
@@ -114,7 +114,7 @@ def add_parser(commands: Any) -> None:
         type=Path,
         metavar="DIR",
         help="positive pictures, each an entry (default: scikit-image's bundled sample "
-        "images if installed, else samples/)",
+        "images if installed, else the bundled samples)",
     )
     parser.add_argument(
         "--negatives", type=Path, metavar="DIR", help="more pictures that are never entries"

@@ -2,7 +2,8 @@
 transformed pictures, and benign footage, all read back through the production sampler.
 
 Pictures come from a directory, from scikit-image's bundled sample images (only those
-shipped in its wheel: nothing is downloaded), or from the project's samples/.
+shipped in its wheel: nothing is downloaded), or from the bundled samples
+(streamguard/samples).
 """
 
 import hashlib

@@ -51,11 +51,11 @@ from streamguard.evaluation.options import Options
 from streamguard.evaluation.transforms import TRANSFORMS, random_crop
 from streamguard.hashing import ALGORITHMS, hash_luma, load_image_luma
 from streamguard.ingest.sampler import Frame
+from streamguard.samples import SAMPLES_DIR
 
 ALGOS = ("pdq", "phash", "dhash")
 PDQ_PHASH = ("pdq", "phash")
 NO_HASH = 9999  # distance when a frame has no hash looked up (detect/matcher.py)
-SAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "samples"
 
 BITRATES = {"high": 4_000_000, "low": 400_000, "std": 2_500_000}
 """Bits per second for a 1280x720 frame; other sizes scale with their pixel count."""

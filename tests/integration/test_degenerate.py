@@ -225,7 +225,7 @@ def test_run_redis_marks_degenerate_entries_which_decide_nothing(
     listed.write_text(
         "algo,hash,id,category\n"
         f"dhash,{degenerate_entry_for(clip)},banded,careless\n"
-        "dhash,bc49b810b07464c8,flagged_01-dhash,test\n"  # samples/blocklist.csv
+        "dhash,bc49b810b07464c8,flagged_01-dhash,test\n"  # streamguard/samples/blocklist.csv
     )
     assert "refused" in blocklist(redis, "import", str(listed)).stderr
     assert blocklist(redis, "import", "--allow-degenerate", str(listed)).returncode == 0
