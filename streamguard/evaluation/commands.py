@@ -1,16 +1,15 @@
-"""``streamguard eval``: its command line. The evaluation itself (``evaluate.py``) and its
-report (``quality.py``) are imported only when the command runs."""
+"""``streamguard eval``: its command line. The evaluations (``evaluate.py``, ``redteam.py``)
+and their reports are imported only when the command runs: they pull in the encoders."""
 
 import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from streamguard.errors import StreamguardError
 from streamguard.evaluation.options import DEFAULT_OUTPUT, Options
 from streamguard.hashing import ALGORITHMS, check_distance
+from streamguard.samples import SAMPLES_DIR
 
 
 def parse_thresholds(text: str) -> dict[str, int]:
@@ -61,41 +60,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def adversarial(args: argparse.Namespace) -> int:
     """``eval --adversarial``: detected or not, time to decision and CPU of each case."""
-    import json
-
-    from streamguard.blocklist.formats import Entry
-    from streamguard.blocklist.memory import Blocklist
-    from streamguard.blocklist.variants import entry_id, image_hashes
     from streamguard.evaluation import redteam
-    from streamguard.hashing import ALGORITHMS, load_image_luma
-    from streamguard.samples import SAMPLES_DIR
 
     flagged = args.flagged or SAMPLES_DIR / "flagged" / "flagged_01.png"
     benign = args.benign or SAMPLES_DIR / "images" / "control_01.png"
-    # The flagged picture's entries, as `blocklist add-image` makes them.
-    entries = [
-        Entry(h.algo, h.digest, entry_id(flagged.stem, h.algo, ""), "adversarial", "test")
-        for _, h, problem in image_hashes(load_image_luma(flagged), ALGORITHMS, variants=False)
-        if problem is None
-    ]
-    blocklist = Blocklist()
-    blocklist.put(np.arange(len(entries)), entries)
-    trials = args.trials or (10 if args.quick else 100)
     report = redteam.evaluate(
         args.output / "adversarial",
         flagged,
         benign,
-        blocklist,
+        redteam.blocklist_of(flagged),
         quick=args.quick,
-        trials=trials,
+        trials=args.trials or (10 if args.quick else 100),
         log=lambda line: print(f"eval: {line}", file=sys.stderr),
     )
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "adversarial.json").write_text(json.dumps(report, indent=2) + "\n")
-    text = redteam.markdown(report)
-    (args.output / "adversarial.md").write_text(text)
-    print(text)
-    print(f"eval: wrote {args.output / 'adversarial.md'}, .json", file=sys.stderr)
+    redteam.publish(report, args.output)
     return 0 if all(case["passed"] for case in report["cases"]) else 1
 
 

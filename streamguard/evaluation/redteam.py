@@ -13,8 +13,10 @@ Keyframe dodging is also measured as a probability: ``trials`` scans of each dod
 each with random numbers of its own as each process has, from files (not in real time).
 """
 
+import json
 import random
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,12 +27,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.memory import Blocklist
+from streamguard.blocklist.variants import entry_id, image_hashes
 from streamguard.detect.matcher import FrameMatcher
 from streamguard.detect.policy import Policy, StreamPolicy
 from streamguard.errors import SourceUnwatchable
 from streamguard.evaluation import adversary
 from streamguard.evaluation.adversary import Case
+from streamguard.hashing import ALGORITHMS, load_image_luma
 from streamguard.ingest.replay import paced, stalling
 from streamguard.ingest.sampler import sample_frames
 from streamguard.ingest.sampling import GuardSettings, Sampling
@@ -75,6 +80,18 @@ def cases(quick: bool) -> list[Case]:
         adversary.oversized(seconds=8, size=size),
         adversary.unwatchable(seconds=10),
     ]
+
+
+def blocklist_of(flagged: Path) -> Blocklist:
+    """The flagged picture's entries, as ``blocklist add-image`` makes them."""
+    entries = [
+        Entry(h.algo, h.digest, entry_id(flagged.stem, h.algo, ""), "adversarial", "test")
+        for _, h, problem in image_hashes(load_image_luma(flagged), ALGORITHMS, variants=False)
+        if problem is None
+    ]
+    blocklist = Blocklist()
+    blocklist.put(np.arange(len(entries)), entries)
+    return blocklist
 
 
 def pictures(flagged: Path, benign: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -263,3 +280,14 @@ def markdown(report: dict[str, Any]) -> str:
             + f" | {row['median_s']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def publish(report: dict[str, Any], out_dir: Path) -> None:
+    """Write adversarial.json and adversarial.md, print the Markdown, and say on stderr
+    what was written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "adversarial.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = markdown(report)
+    (out_dir / "adversarial.md").write_text(text)
+    print(text)
+    print(f"eval: wrote {out_dir / 'adversarial.md'}, .json", file=sys.stderr)
