@@ -19,7 +19,7 @@ list:
 - what ``blocklist add-image`` would have written, without its refusal, for a still of
   every featureless segment (a fade's black or white end): the degenerate ones (the
   others are counted and left out: they are not degenerate entries);
-- samples/blocklist.csv, real entries the footage never shows.
+- streamguard/samples/blocklist.csv, real entries the footage never shows.
 
 The same frames also go through the matching as it was before issue 15 (no stable-bit
 gate, no featureless-hash gate, degenerate entries not marked), for comparison.
@@ -49,13 +49,14 @@ sys.path.insert(0, str(ROOT))
 from streamguard.blocklist.degenerate import Featureless  # noqa: E402
 from streamguard.blocklist.formats import COLUMNS  # noqa: E402
 from streamguard.blocklist.memory import Blocklist  # noqa: E402
-from streamguard.detect.corpus import keyframes  # noqa: E402
 from streamguard.detect.matcher import FrameMatcher, Match, frame_hashes  # noqa: E402
 from streamguard.detect.policy import Policy, StreamPolicy  # noqa: E402
+from streamguard.evaluation.corpus import keyframes  # noqa: E402
 from streamguard.hashing import ALGORITHMS, MIN_QUALITY, hash_luma, load_image_luma  # noqa: E402
 from streamguard.hashing.featureless import featureless_pictures  # noqa: E402
 from streamguard.hashing.preprocess import Luma  # noqa: E402
 from streamguard.ingest.sampler import Frame  # noqa: E402
+from streamguard.samples import SAMPLES_DIR  # noqa: E402
 from tests.support.benign import (  # noqa: E402
     EVERY_KEYFRAME,
     Segment,
@@ -66,7 +67,7 @@ from tests.support.benign import (  # noqa: E402
 )
 
 OUT = ROOT / "bench" / "out" / "benign"
-SAMPLE_LIST = ROOT / "samples" / "blocklist.csv"
+SAMPLE_LIST = SAMPLES_DIR / "blocklist.csv"
 ALGOS = list(ALGORITHMS)
 
 

@@ -2,9 +2,10 @@
 
 Real parts on this machine, on loopback: redis-server (tests/support/redis.py), Debian
 nginx with the RTMP module (HLS off), one `streamguard replay --copies N --loop` of
-samples/clips/flagged_360p.flv, and K `streamguard run` processes ("hosts": processes = 1,
-[cluster] enabled, product default lease TTL) that all register the same N streams from
-their configuration. Each host's /streams is polled from outside, as a platform would.
+streamguard/samples/clips/flagged_360p.flv, and K `streamguard run` processes ("hosts":
+processes = 1, [cluster] enabled, product default lease TTL) that all register the same
+N streams from their configuration. Each host's /streams is polled from outside, as a
+platform would.
 
 1. load: with every stream watched once, the CPU of the K process trees per
    stream-second, Redis commands per second (INFO commandstats delta), Redis CPU and
@@ -70,13 +71,14 @@ from streamguard.blocklist.store import RedisSettings  # noqa: E402
 from streamguard.config import ClusterSettings, parse_stream  # noqa: E402
 from streamguard.runtime import cluster as cluster_module  # noqa: E402
 from streamguard.runtime.cluster import ClusterMember, Keys  # noqa: E402
+from streamguard.samples import SAMPLES_DIR  # noqa: E402
 from tests.support.nginx import NginxRtmp, nginx_rtmp_server  # noqa: E402
 from tests.support.redis import RedisServer  # noqa: E402
 from tests.support.service import Service  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
-CLIP = ROOT / "samples" / "clips" / "flagged_360p.flv"  # 10 s, 640x360, 30 fps, 2 s GOP
-FLAGGED = ROOT / "samples" / "flagged" / "flagged_02.png"  # shown at 4 s of each loop
+CLIP = SAMPLES_DIR / "clips" / "flagged_360p.flv"  # 10 s, 640x360, 30 fps, 2 s GOP
+FLAGGED = SAMPLES_DIR / "flagged" / "flagged_02.png"  # shown at 4 s of each loop
 GOP_S = 2.0
 LOOP_S = 10.0
 TTL_S = ClusterSettings().lease_ttl_s  # the product default
@@ -921,7 +923,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"{ttl / 4:g} s), default `capacity`. Each registers the same {n} `[[streams]]` at "
         "start; policy `keep_watching_after_kill = true`, `incident_gap_s = 5`.",
         f"- **Streams:** `streamguard replay --copies {n} --loop` of "
-        "`samples/clips/flagged_360p.flv` (640x360, 30 fps, a keyframe every 2 s). The "
+        "`streamguard/samples/clips/flagged_360p.flv` (640x360, 30 fps, a keyframe every 2 s). The "
         "Redis blocklist holds `flagged_02` (PDQ, pHash, dHash), shown at 4 s of each 10 s "
         "loop, so every stream gives one event per loop: a stress rate, not a real one.",
         "- **Watched** means `state = watching` in a host's `/streams` (polled every "

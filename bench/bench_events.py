@@ -63,6 +63,7 @@ from streamguard.events.broker import MqttSettings  # noqa: E402
 from streamguard.events.mqtt import MqttSink  # noqa: E402
 from streamguard.events.outbox import Outbox, Pending  # noqa: E402
 from streamguard.events.schema import SCHEMA, rfc3339  # noqa: E402
+from streamguard.samples import SAMPLES_DIR  # noqa: E402
 from tests.support.mosquitto import Mosquitto, mosquitto_broker  # noqa: E402
 from tests.support.nginx import NginxRtmp, nginx_rtmp_server  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
@@ -792,7 +793,7 @@ def main() -> None:
         "--enforce-order", choices=["run-first", "publish-first"], default="run-first"
     )
     parser.add_argument("--processes", type=int, default=0, help="`run` processes; 0 = per core")
-    parser.add_argument("--clip", type=Path, default=ROOT / "samples/clips/flagged_720p.mp4")
+    parser.add_argument("--clip", type=Path, default=SAMPLES_DIR / "clips" / "flagged_720p.mp4")
     parser.add_argument("--plot", type=Path, help="write latency CDFs to this PNG")
     parser.add_argument(
         "--render", action="store_true", help="only rewrite events.md (and --plot) from events.json"

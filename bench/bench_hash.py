@@ -20,8 +20,9 @@ from streamguard.hashing import hash_luma
 from streamguard.hashing.borders import content_box
 from streamguard.hashing.pdq import pdq_dihedral
 from streamguard.ingest.sampler import frame_luma
+from streamguard.samples import SAMPLES_DIR
 
-CLIP = Path(__file__).resolve().parent.parent / "samples" / "clips" / "clean_720p.mp4"
+CLIP = SAMPLES_DIR / "clips" / "clean_720p.mp4"
 
 
 def per_call_ms(function, frames, rounds: int) -> float:

@@ -43,13 +43,14 @@ sys.path.insert(0, str(ROOT))
 
 from progress import measure_window  # noqa: E402
 
+from streamguard.samples import SAMPLES_DIR  # noqa: E402
 from tests.support.nginx import NginxRtmp, nginx_rtmp_server  # noqa: E402
 from tests.support.processes import stop  # noqa: E402
 from tests.support.service import Service  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
-CLIP = ROOT / "samples" / "clips" / "flagged_720p.mp4"  # 10 s, 720p30, keyframe every 2 s
-BLOCKLIST = ROOT / "samples" / "blocklist.csv"
+CLIP = SAMPLES_DIR / "clips" / "flagged_720p.mp4"  # 10 s, 720p30, keyframe every 2 s
+BLOCKLIST = SAMPLES_DIR / "blocklist.csv"
 FLAGGED_AT_S = 4.0  # the flagged picture is on the keyframe at 4 s of every 10 s loop
 LOOP_S = 10.0
 GOP_S = 2.0
@@ -743,8 +744,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{m['python']}, PyAV {m['pyav']}, nginx {m['nginx']} with libnginx-mod-rtmp. nginx, "
         "the publisher and `streamguard run` share the 2 cores, on loopback.",
         "",
-        "Streams are copies of `samples/clips/flagged_720p.mp4` (1280x720, 30 fps, H.264, a "
-        "keyframe every 2 s, 0.7 Mbit/s) published by `streamguard replay --loop "
+        "Streams are copies of `streamguard/samples/clips/flagged_720p.mp4` (1280x720, 30 fps, "
+        "H.264, a keyframe every 2 s, 0.7 Mbit/s) published by `streamguard replay --loop "
         "--keyframe-log` (stream copy, real time). The flagged picture is on the keyframe at "
         "4 s of each 10 s loop, so each copy gives one incident, one event, every 10 s. "
         f"Blocklist `{blocklist}` ({entries}): each keyframe gets every hash the blocklist has "

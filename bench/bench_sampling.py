@@ -49,10 +49,11 @@ from bench_live import (
 from progress import measure_window
 
 from streamguard.blocklist.memory import Blocklist
-from streamguard.detect import adversary, redteam
+from streamguard.evaluation import adversary, redteam
 from streamguard.hashing import hash_luma
 from streamguard.ingest.sampler import frame_luma
 from streamguard.ingest.sampling import GuardSettings
+from streamguard.samples import SAMPLES_DIR
 from tests.support.nginx import nginx_rtmp_server
 
 OUT = ROOT / "bench" / "out"
@@ -220,8 +221,8 @@ def bench_cpu(args: argparse.Namespace, clip: Path, work: Path) -> dict[str, Any
 
 def bench_probability(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """streamguard eval --adversarial's measurement, with more trials."""
-    flagged = ROOT / "samples/flagged/flagged_01.png"
-    pictures = redteam.pictures(flagged, ROOT / "samples/images/control_01.png")
+    flagged = SAMPLES_DIR / "flagged" / "flagged_01.png"
+    pictures = redteam.pictures(flagged, SAMPLES_DIR / "images" / "control_01.png")
     blocklist, _ = Blocklist.from_files([BLOCKLIST])  # the sample list: none degenerate
     results = []
     for share, fade_s in [(share, fade_s) for fade_s in (0.0, 0.5) for share in SHARES]:

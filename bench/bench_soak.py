@@ -3,7 +3,7 @@
 What only a long run shows: slow leaks (memory, threads, file descriptors), events lost
 under sustained load and churn, and latency that creeps up. Everything runs as real
 processes on this machine, on loopback: redis-server (the blocklist, imported from
-samples/blocklist.csv, and the cluster's stream registry), mosquitto, Debian nginx with
+streamguard/samples/blocklist.csv, and the cluster's stream registry), mosquitto, Debian nginx with
 the RTMP module (HLS off), `streamguard replay --loop --keyframe-log` publishers,
 `streamguard run` (cluster mode, one worker process per core, kill events over MQTT
 through its outbox) and a platform subscriber (`mosquitto_sub`, persistent session,
@@ -12,7 +12,7 @@ QoS 1) that records every kill event it receives.
 - Load: N streams (default 120). As in `bench_live.py --subscribers`, a few published
   copies are each watched by many streams (nginx fans a copy out to separate RTMP
   connections), so the load generator stays light on the 2 cores: copies of
-  samples/clips/flagged_720p.mp4 (flagged picture on the keyframe at 4 s of every 10 s
+  streamguard/samples/clips/flagged_720p.mp4 (flagged picture on the keyframe at 4 s of every 10 s
   loop: one kill per stream every 10 s) and a share of clean_720p.mp4 streams.
 - Churn: every few seconds, some random streams are unregistered and as many new ones
   (new ids) registered, through the cluster registry in Redis (the code behind
@@ -77,6 +77,7 @@ from streamguard.blocklist.store import RedisSettings, connect  # noqa: E402
 from streamguard.config import parse_stream  # noqa: E402
 from streamguard.events.outbox import Outbox  # noqa: E402
 from streamguard.runtime.cluster import Registry  # noqa: E402
+from streamguard.samples import SAMPLES_DIR  # noqa: E402
 from tests.support.mosquitto import mosquitto_broker  # noqa: E402
 from tests.support.nginx import nginx_rtmp_server  # noqa: E402
 from tests.support.redis import RedisServer, import_blocklist  # noqa: E402
@@ -84,7 +85,7 @@ from tests.support.service import DECISION, Service  # noqa: E402
 from tests.support.subscriber import Subscriber  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
-CLIPS = ROOT / "samples" / "clips"
+CLIPS = SAMPLES_DIR / "clips"
 # Stream kinds: id prefix -> (clip, nginx name of its published copies). A stream id is
 # KIND-COPY-SERIAL ("f-3-17": the 17th stream registered, watching flagged copy 3), so
 # bench_live.copy_of() gives the copy it watches.
@@ -815,10 +816,11 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"- **Streams:** {s['streams']} registered at all times in the cluster registry "
         f"(Redis){clean}, the others on {s['publishers']} copies of "
-        "`samples/clips/flagged_720p.mp4` (720p30, 2 s GOP, the flagged picture on the keyframe "
-        "at 4 s of every 10 s loop: one kill per stream and loop). Each copy is published once "
-        "by `streamguard replay --loop --keyframe-log` and watched by several streams (nginx "
-        "fans it out to separate RTMP connections), to keep the load generator light.",
+        "`streamguard/samples/clips/flagged_720p.mp4` (720p30, 2 s GOP, the flagged picture on "
+        "the keyframe at 4 s of every 10 s loop: one kill per stream and loop). Each copy is "
+        "published once by `streamguard replay --loop --keyframe-log` and watched by several "
+        "streams (nginx fans it out to separate RTMP connections), to keep the load generator "
+        "light.",
         f"- **Churn:** every {s['churn_every_s']:g} s, {s['churn_count']} random streams are "
         "unregistered and as many new ones (new ids, same kinds) registered, through the "
         f"registry code behind `streamguard streams add/remove`: {churn['joins']} joins and "
@@ -829,7 +831,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{' / '.join(fmt(churn['leave_to_stopped_s'][k]) for k in ('p50', 'p99', 'max'))} s "
         f"({churn['leaves_never_stopped']} never stopped).",
         f"- **`run`:** cluster mode, `processes = {s['processes']}` (0: one per core), the "
-        "Redis blocklist (`samples/blocklist.csv` imported: PDQ, pHash and dHash per keyframe), "
+        "Redis blocklist (`streamguard/samples/blocklist.csv` imported: PDQ, pHash and dHash per "
+        "keyframe), "
         "kill events over MQTT QoS 1 through the outbox, the policy keeping the stream "
         f"watched after a kill (one incident per loop){arenas}. The platform: "
         "`mosquitto_sub -c -q 1` with a persistent session.",

@@ -3,8 +3,12 @@
 Everything made here is a benign, procedurally drawn stand-in: the "flagged" images are
 geometric test cards that the sample blocklist pretends are known material.
 
-    python samples/make_samples.py                      # (re)write samples/
+    python samples/make_samples.py                      # (re)write streamguard/samples/
     python samples/make_samples.py --bench-clip X.mp4   # only a 60 s 720p clip for benchmarks
+
+They are written into the package (streamguard/samples/), whose data the wheel ships:
+`streamguard demo` and `streamguard eval --quick` read them wherever streamguard is
+installed.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 import pdqhash
 from PIL import Image, ImageDraw, ImageFont
 
-SAMPLES_DIR = Path(__file__).resolve().parent
+SAMPLES_DIR = Path(__file__).resolve().parent.parent / "streamguard" / "samples"
 IMAGE_SIZE = (1280, 720)
 LABEL = "STREAMGUARD TEST IMAGE - NOT REAL CONTENT"
 MIN_PDQ_QUALITY = 80
@@ -501,7 +505,9 @@ def write_blocklist(images: dict[str, Path], out_dir: Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out-dir", type=Path, default=SAMPLES_DIR, help="default: samples/")
+    parser.add_argument(
+        "--out-dir", type=Path, default=SAMPLES_DIR, help="default: streamguard/samples/"
+    )
     parser.add_argument(
         "--bench-clip",
         type=Path,

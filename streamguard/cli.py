@@ -19,11 +19,11 @@ from streamguard import __version__, config
 from streamguard.blocklist import commands as blocklist_commands
 from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.sync import load_once
-from streamguard.detect import commands as eval_commands
 from streamguard.detect.matcher import FrameMatcher, Match
 from streamguard.detect.policy import Policy, StreamPolicy
 from streamguard.enforce import commands as enforce_commands
 from streamguard.errors import SourceError, StreamguardError
+from streamguard.evaluation import commands as eval_commands
 from streamguard.events.schema import Action
 from streamguard.hashing import (
     ALGORITHMS,
@@ -43,9 +43,9 @@ from streamguard.ingest.urls import check_allowed
 from streamguard.observability.logging import setup_logging
 from streamguard.runtime import commands as stream_commands
 from streamguard.runtime import supervisor
+from streamguard.samples import SAMPLES_DIR
 
 EXIT_CLEAN, EXIT_MATCH, EXIT_ERROR = 0, 1, 2
-SAMPLES_DIR = Path(__file__).resolve().parent.parent / "samples"
 
 
 def _warn(message: str) -> None:

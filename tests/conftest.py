@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+from streamguard.samples import SAMPLES_DIR as SAMPLES
 
 
 @pytest.fixture(scope="session")

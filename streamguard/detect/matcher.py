@@ -140,7 +140,11 @@ class MatchStats:
 
 
 class FrameMatcher:
-    """Computes only the hashes the blocklist has entries for."""
+    """Computes only the hashes the blocklist has entries for.
+
+    What it does is counted in ``stats`` and, if ``metered``, in the service's Prometheus
+    metrics; the evaluation harness runs it unmetered, so that its made-up frames never
+    show as the service's."""
 
     def __init__(
         self,
@@ -148,11 +152,13 @@ class FrameMatcher:
         *,
         robustness: Robustness = Robustness(),
         clock: Callable[[], float] = time.time,
+        metered: bool = True,
     ) -> None:
         self.blocklist = blocklist
         self.robustness = robustness
         self.stats = MatchStats()
         self._clock = clock
+        self._metered = metered
 
     def __call__(self, frame: Frame) -> list[Match]:
         """The entries this frame matches, each once, through its closest transform."""
@@ -178,16 +184,19 @@ class FrameMatcher:
                     best[key] = Match(frame, frame_hash, hit, decided_at, transform)
         matches = list(best.values())
         self.stats.matches += len(matches)
-        for match in matches:
-            metrics.MATCHES.labels(match.hash.algo, match.hit.entry.category).inc()
-        metrics.HASH_DURATION.observe(time.perf_counter() - started)
+        if self._metered:
+            for match in matches:
+                metrics.MATCHES.labels(match.hash.algo, match.hit.entry.category).inc()
+            metrics.HASH_DURATION.observe(time.perf_counter() - started)
         return matches
 
     def _skipped(self, frame_hash: FrameHash) -> None:
         """Count a frame whose own hash (not a transform's) was not looked up."""
         if frame_hash.quality is not None and frame_hash.quality < MIN_QUALITY:
             self.stats.low_quality += 1
-            metrics.FRAMES_LOW_QUALITY.inc()
+            if self._metered:
+                metrics.FRAMES_LOW_QUALITY.inc()
         else:
             self.stats.featureless += 1
-            metrics.FRAMES_FEATURELESS.labels(frame_hash.algo).inc()
+            if self._metered:
+                metrics.FRAMES_FEATURELESS.labels(frame_hash.algo).inc()

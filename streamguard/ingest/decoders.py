@@ -30,9 +30,12 @@ from streamguard.observability import metrics
 
 
 class StreamDecoders:
-    """Decodes one stream's packets; decoder errors are counted and cost those packets."""
+    """Decodes one stream's packets; decoder errors are counted and cost those packets
+    (in ``stats``, and if ``metered`` in the service's Prometheus metrics)."""
 
-    def __init__(self, stream: VideoStream, stats: SampleStats, *, chain_skip: str) -> None:
+    def __init__(
+        self, stream: VideoStream, stats: SampleStats, *, chain_skip: str, metered: bool = True
+    ) -> None:
         key = stream.codec_context
         key.thread_type = "SLICE"  # frame threads would hold keyframes back by a GOP each
         key.thread_count = 1  # parallelism comes from running many streams at once
@@ -45,6 +48,7 @@ class StreamDecoders:
         self._chain: av.VideoCodecContext | None = None
         self._chain_skip = chain_skip
         self._stats = stats
+        self._metered = metered
         self._tb_num = stream.time_base.numerator
         self._tb_den = stream.time_base.denominator
         self._matrix: np.ndarray | None = None  # the stream's display matrix
@@ -112,10 +116,12 @@ class StreamDecoders:
             self._stats.decode_errors += 1
             self._stats.last_error = ffmpeg_reason(exc)
             self._stats.unwatchable_reason = "decode_error"
-            metrics.DECODE_ERRORS.inc()
+            if self._metered:
+                metrics.DECODE_ERRORS.inc()
             return []
         self._stats.frames_decoded += len(frames)
-        metrics.FRAMES_DECODED.inc(len(frames))
+        if self._metered:
+            metrics.FRAMES_DECODED.inc(len(frames))
         return frames
 
     def _watchable(self, frames: list[av.VideoFrame]) -> list[av.VideoFrame]:
@@ -131,4 +137,5 @@ class StreamDecoders:
         self._stats.too_large += 1
         self._stats.unwatchable_reason = "too_large"
         self._stats.last_error = f"a frame is {width}x{height}, larger than {MAX_SIDE} px on a side"
-        metrics.SAMPLES_SKIPPED.labels("too_large").inc()
+        if self._metered:
+            metrics.SAMPLES_SKIPPED.labels("too_large").inc()

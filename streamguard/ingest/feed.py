@@ -36,7 +36,9 @@ the server then sees a slow reader."""
 
 
 class PacketFeed:
-    """Iterate to get (packet, arrival time); ``close()`` ends the reading thread."""
+    """Iterate to get (packet, arrival time); ``close()`` ends the reading thread.
+
+    Skips are counted in ``stats``, and if ``metered`` in the service's Prometheus metrics."""
 
     def __init__(
         self,
@@ -47,9 +49,11 @@ class PacketFeed:
         max_bytes: int = MAX_READ_AHEAD_BYTES,
         clock: Callable[[], float] = time.time,
         name: str = "read",
+        metered: bool = True,
     ) -> None:
         self._packets = packets
         self._stats = stats
+        self._metered = metered
         self._max_backlog_s = max_backlog_s
         self._max_bytes = max_bytes
         self._clock = clock
@@ -124,7 +128,8 @@ class PacketFeed:
         if not newest:
             return
         self._stats.live_edge_skips += 1
-        metrics.LIVE_EDGE_SKIPS.inc()
+        if self._metered:
+            metrics.LIVE_EDGE_SKIPS.inc()
         for _ in range(newest):
             packet, _ = pending.popleft()  # type: ignore[misc]
             self._dropped(packet)
@@ -139,7 +144,8 @@ class PacketFeed:
         self._done(packet)
         if packet.is_keyframe:
             self._stats.picker.skipped["decode_backlog"] += 1
-            metrics.SAMPLES_SKIPPED.labels("decode_backlog").inc()
+            if self._metered:
+                metrics.SAMPLES_SKIPPED.labels("decode_backlog").inc()
 
     def close(self) -> None:
         """Stop reading; returns once the thread has left FFmpeg (at most a read timeout),

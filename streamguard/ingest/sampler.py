@@ -104,6 +104,7 @@ def sample_frames(
     demuxer_skips_nonkey: bool = False,
     read_timeout_s: float | None = None,
     clock: Callable[[], float] = time.time,
+    metered: bool = True,
 ) -> Iterator[Frame]:
     """Yield the sampled frames of ``stream``; undecodable packets are counted and skipped.
 
@@ -115,6 +116,8 @@ def sample_frames(
     non-key packets before they reach Python: ~10x fewer packets from nginx-rtmp, but
     ``stats.end_s`` then stops at the last keyframe. ``read_timeout_s`` is the
     ``rw_timeout`` the source was opened with, to tell a stall from an end.
+    ``metered=False`` leaves the service's Prometheus metrics alone (``stats`` still
+    counts): the evaluation harness reads its made-up clips so.
     Raises SourceUnwatchable when packets keep coming and none gives a frame to hash
     for ``guard.unwatchable_after_s``: the caller reports it and reopens the stream.
     """
@@ -122,7 +125,10 @@ def sample_frames(
     if sampling.mode == "keyframes" and demuxer_skips_nonkey:
         stream.discard = Discard.nonkey
     decoders = StreamDecoders(
-        stream, stats, chain_skip="DEFAULT" if sampling.mode == "interval" else "NONREF"
+        stream,
+        stats,
+        chain_skip="DEFAULT" if sampling.mode == "interval" else "NONREF",
+        metered=metered,
     )
     live = max_lag_s is not None or pace is not None
     chooser = picker(
@@ -134,7 +140,14 @@ def sample_frames(
     if pace is not None:
         packets = pace(packets)
     feed = (
-        PacketFeed(packets, stats, max_backlog_s=max_lag_s, clock=clock, name=f"demux-{stream_id}")
+        PacketFeed(
+            packets,
+            stats,
+            max_backlog_s=max_lag_s,
+            clock=clock,
+            name=f"demux-{stream_id}",
+            metered=metered,
+        )
         if max_lag_s is not None
         else None
     )
@@ -153,7 +166,8 @@ def sample_frames(
                     stats.end_s = times.pts_s + (packet.duration or 0) * tb_num / tb_den
                     stats.lag_s = lag(received_at, times.pts_s)
                 picks = chooser.packet(times, packet)
-                if times.key and (interval_s := chooser.stats.keyframe_interval_s) is not None:
+                interval_s = chooser.stats.keyframe_interval_s if times.key else None
+                if metered and interval_s is not None:
                     metrics.KEYFRAME_INTERVAL.observe(interval_s)
             if picks:
                 watched_at = received_at
@@ -161,9 +175,9 @@ def sample_frames(
             elif watched_at is None:
                 watched_at = received_at
             elif feed is not None and received_at - watched_at > guard.unwatchable_after_s:
-                _unwatchable(stream_id, stats, received_at - watched_at)
+                _unwatchable(stream_id, stats, received_at - watched_at, metered)
             for pick in picks:
-                yield _frame(pick, decoders, stream_id, received_at, stats)
+                yield _frame(pick, decoders, stream_id, received_at, stats, metered)
     finally:
         if feed is not None:
             feed.close()
@@ -181,23 +195,26 @@ def _frame(
     stream_id: str,
     received_at: float,
     stats: SampleStats,
+    metered: bool,
 ) -> Frame:
     stats.frames_sampled += 1
-    metrics.SAMPLES.labels(pick.reason).inc()
+    if metered:
+        metrics.SAMPLES.labels(pick.reason).inc()
     # Hashed as shown: orientation.py.
     luma = displayed(frame_luma(pick.frame), decoders.matrix(pick.frame))
     height, width = luma.shape
     return Frame(stream_id, pick.pts_s, received_at, luma, width, height, pick.reason)
 
 
-def _unwatchable(stream_id: str, stats: SampleStats, for_s: float) -> None:
+def _unwatchable(stream_id: str, stats: SampleStats, for_s: float, metered: bool) -> None:
     """Raise if packets kept coming for a reason streamguard knows and none gave a sample.
 
     Without a known reason (keyframes mode on a long GOP, say) the stream is only slow."""
     reason = stats.unwatchable_reason or ("no_keyframe" if not stats.keyframes else "")
     if not reason:
         return
-    metrics.UNWATCHABLE.labels(reason).inc()
+    if metered:
+        metrics.UNWATCHABLE.labels(reason).inc()
     detail = stats.last_error if reason != "no_keyframe" else "no keyframe received"
     message = f"{stream_id}: nothing to hash for {for_s:.1f} s ({detail})"
     raise SourceUnwatchable(message, reason, for_s)

@@ -20,7 +20,7 @@ Without a NUL the topic's stream id is ``cam-1`` (and the query empty). The cont
 targets run the real ControlPlane with its Redis registry replaced by an in-memory
 one: every command is checked and carried out, and each log line it writes is checked.
 
-The seed corpus is made from samples/ and the examples in docs/ in a temporary
+The seed corpus is made from the bundled samples and the examples in docs/ in a temporary
 directory (printed at the start, under $TMPDIR); new inputs go to the first CORPUS_DIR,
 else to that directory. Nothing is written into the repository.
 """
@@ -70,6 +70,7 @@ with _instrumented():
     from streamguard.infra.redis import RedisSettings
     from streamguard.ingest.urls import scheme_of
     from streamguard.runtime.control import ControlPlane
+    from streamguard.samples import SAMPLES_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "s3cret"
@@ -270,9 +271,9 @@ def _fenced(doc: str) -> Iterator[str]:
 
 
 def seeds(name: str) -> list[bytes]:
-    """The seed inputs of target ``name``, from samples/ and docs/."""
+    """The seed inputs of target ``name``, from the bundled samples and docs/."""
     if name == "blocklist":
-        files = [(REPO / "samples" / "blocklist.csv").read_bytes()]
+        files = [(SAMPLES_DIR / "blocklist.csv").read_bytes()]
         files += [block.encode() for block in _fenced("blocklist-formats.md")]
         files += [b'{"algo": "pdq", "hash": ' + DEEP + b"}\n", HUGE_INT + b"\n"]
         return [bytes([algo]) + file for file in files for algo in range(len(ALGOS))]

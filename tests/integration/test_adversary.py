@@ -1,6 +1,6 @@
 """A publisher who has read the code, against `streamguard run` on nginx-rtmp.
 
-Each case (streamguard/detect/adversary.py) is published at once, in real time, to
+Each case (streamguard/evaluation/adversary.py) is published at once, in real time, to
 one `run` with the default sampling: keyframe dodging, a long GOP, stall-and-burst,
 an oversized frame before the flagged picture, and a stream of nothing but oversized
 frames. The full-length cases, with their detection probability over time and CPU,
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from streamguard.detect import adversary
+from streamguard.evaluation import adversary
 
 from ..conftest import SAMPLES
 from ..hostile.media import Tag, read_flv, write_flv

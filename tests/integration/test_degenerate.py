@@ -12,9 +12,9 @@ from PIL import Image
 
 from streamguard.blocklist.degenerate import Featureless
 from streamguard.blocklist.memory import Blocklist
-from streamguard.detect.corpus import keyframes
 from streamguard.detect.matcher import FrameMatcher
 from streamguard.detect.policy import Policy, StreamPolicy
+from streamguard.evaluation.corpus import keyframes
 from streamguard.hashing import ALGORITHMS, Luma, hash_luma
 from streamguard.hashing.featureless import featureless_pictures
 
@@ -225,7 +225,7 @@ def test_run_redis_marks_degenerate_entries_which_decide_nothing(
     listed.write_text(
         "algo,hash,id,category\n"
         f"dhash,{degenerate_entry_for(clip)},banded,careless\n"
-        "dhash,bc49b810b07464c8,flagged_01-dhash,test\n"  # samples/blocklist.csv
+        "dhash,bc49b810b07464c8,flagged_01-dhash,test\n"  # streamguard/samples/blocklist.csv
     )
     assert "refused" in blocklist(redis, "import", str(listed)).stderr
     assert blocklist(redis, "import", "--allow-degenerate", str(listed)).returncode == 0

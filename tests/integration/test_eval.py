@@ -33,7 +33,7 @@ def test_plain_reencodes_and_scales_are_all_found(quick_run):
         results = report["methods"][method]["transforms"]
         for transform in REENCODE_AND_SCALE:
             assert results[transform]["recall"] == 1.0, (method, transform)
-            assert results[transform]["n"] == 4  # samples/flagged
+            assert results[transform]["n"] == 4  # streamguard/samples/flagged
     assert report["methods"]["plain-pdq"]["transforms"]["reencode-4M"]["p90"] <= 16
 
 

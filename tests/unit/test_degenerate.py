@@ -22,7 +22,7 @@ from streamguard.ingest.sampler import Frame
 from streamguard.observability import metrics
 
 PDQ_ZERO = "0" * 64
-SAMPLE_PHASH = "dab222dc393cdc38"  # samples/blocklist.csv: flagged_01-phash
+SAMPLE_PHASH = "dab222dc393cdc38"  # streamguard/samples/blocklist.csv: flagged_01-phash
 REFUSED = "degenerate hash (a flat or gradient picture has it); --allow-degenerate loads it"
 
 

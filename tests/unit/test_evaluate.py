@@ -2,15 +2,19 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from prometheus_client.metrics import MetricWrapperBase
 
-from streamguard.detect import quality
-from streamguard.detect.commands import parse_thresholds
-from streamguard.detect.corpus import Picture, directory_pictures
-from streamguard.detect.evaluate import (
+from streamguard import cli
+from streamguard.detect.matcher import FrameMatcher
+from streamguard.evaluation import quality, record, redteam
+from streamguard.evaluation.commands import options_of, parse_thresholds
+from streamguard.evaluation.corpus import Picture, directory_pictures, keyframes
+from streamguard.evaluation.evaluate import (
     BY_METHOD,
     METHODS,
     NO_HASH,
@@ -18,18 +22,19 @@ from streamguard.detect.evaluate import (
     Encoding,
     EntrySet,
     Evaluation,
-    Options,
     min_distances,
     owner_of,
     picture_entries,
     summarise,
     zero_fp_threshold,
 )
-from streamguard.detect.transforms import BY_NAME, TRANSFORMS, native_size, random_crop
+from streamguard.evaluation.options import Options
+from streamguard.evaluation.transforms import BY_NAME, TRANSFORMS, native_size, random_crop
 from streamguard.hashing import load_image_luma
 from streamguard.hashing.borders import content_box
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.sampler import Frame
+from streamguard.observability import metrics
 
 from ..conftest import SAMPLES
 
@@ -162,6 +167,11 @@ def test_thresholds_parse_and_refuse_nonsense():
             parse_thresholds(bad)
 
 
+def test_reports_go_under_the_current_directory_by_default():
+    args = cli.build_parser().parse_args(["eval"])
+    assert args.output == Path("streamguard-eval") and options_of(args).output == args.output
+
+
 def test_owner_comes_from_the_entry_id_as_add_image_writes_it():
     names = {"a-b": 0, "c": 1}
     assert owner_of("a-b-pdq", names) == 0
@@ -240,6 +250,64 @@ def test_markdown_and_files(small_report, tmp_path, monkeypatch):
     assert quality.write_plots(small_report, tmp_path / "none") is None
 
 
+def test_a_recorded_run_is_headed_by_what_ran_it(small_report):
+    bench = {
+        "command": "python bench/bench_quality.py --docs",
+        "commit": "abc1234",
+        "uncommitted": [" M streamguard/ingest/feed.py"],
+        "date": "2026-01-01 00:00 UTC",
+        "machine": record.machine(),
+        "wall_s": 240.0,
+    }
+    timings = small_report["timings_s"] | {"cpu_s": 220.0}
+    recorded = small_report | {"bench": bench, "timings_s": timings}
+    first, blank, title = quality.markdown(recorded).splitlines()[:3]
+    assert first.startswith(
+        "`python bench/bench_quality.py --docs`: commit abc1234 "
+        "(uncommitted: streamguard/ingest/feed.py), 2026-01-01 00:00 UTC, 4.0 min wall "
+        "(3.7 min CPU in the evaluating process). Machine: "
+    )
+    assert blank == "" and title == "# Detection quality"
+
+
+def service_metrics() -> dict[tuple[str, tuple], float]:
+    """Every value of the service's Prometheus metrics in this process (not the creation
+    times: a label's first use adds one, which the values show anyway)."""
+    wrappers = (m for m in vars(metrics).values() if isinstance(m, MetricWrapperBase))
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for wrapper in wrappers
+        for metric in wrapper.collect()
+        for s in metric.samples
+        if not s.name.endswith("_created")
+    }
+
+
+def test_evaluation_leaves_the_services_metrics_alone(tmp_path):
+    """The harness runs the production sampler and matcher on clips it makes; what they
+    count must not show in the metrics of a service in the same process."""
+    pictures = [
+        *directory_pictures(SAMPLES / "flagged", entry=True)[:1],
+        *directory_pictures(SAMPLES / "images", entry=False)[:1],
+    ]
+    evaluation = Evaluation(pictures, Options(), Encoding())
+    items = [
+        (evaluation.new_stream("item", evaluation.number(p), "scale-720p", p.entry), p.rgb)
+        for p in pictures
+    ]
+    before = service_metrics()
+    assert evaluation.run_items(items, "std", lambda s: 2 if s.positive else 1, tmp_path) == 3
+    blocklist = evaluation.matchers["sg-pdq"].blocklist
+    clip = SAMPLES / "clips" / "flagged_720p.mp4"
+    assert redteam.first_match_s(clip, FrameMatcher(blocklist, metered=False), seed=1) <= 4.0
+    assert evaluation.matcher_calls and not evaluation.mismatches
+    assert service_metrics() == before
+    # The same steps in production are counted: the comparison above would see them.
+    frame = next(frames for frames in keyframes(clip, "demo") if frames.pts_s == 4.0)
+    assert FrameMatcher(blocklist)(frame)
+    assert service_metrics() != before
+
+
 def test_methods_have_distinct_names_and_one_robustness_each():
     assert len(BY_METHOD) == len(METHODS)
     for method in METHODS:
@@ -253,7 +321,7 @@ def test_percentages():
 
 
 def test_pictures_need_distinct_names(tmp_path):
-    from streamguard.detect.evaluate import check_pictures
+    from streamguard.evaluation.evaluate import check_pictures
 
     rgb = np.asarray(PICTURE)
     pictures = [

@@ -1,8 +1,8 @@
 """``streamguard eval``: how well matching survives what re-uploaders and streamers do
 to a picture, and what it costs in false positives (issue 8; docs/detection-quality.md).
 
-Every picture of the corpus is transformed (detect/transforms.py), encoded into a
-real H.264 clip and read back through the production sampler (detect/corpus.py), so
+Every picture of the corpus is transformed (transforms.py), encoded into a
+real H.264 clip and read back through the production sampler (corpus.py), so
 each hash comes from decoded video luma exactly as in production. Each decoded frame
 is looked at by ``frame_hashes`` (the lookups the matcher makes) and compared by brute
 force with every entry, which gives distance distributions as well as recall. The
@@ -16,7 +16,6 @@ the other pictures' transformed frames, random crops of them, and benign footage
 
 import math
 import platform
-import sys
 import tempfile
 import time
 import zlib
@@ -34,9 +33,6 @@ from streamguard.blocklist.degenerate import Featureless
 from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.memory import Blocklist, BlocklistBuilder
 from streamguard.blocklist.variants import entry_id, image_hashes
-from streamguard.detect import corpus
-from streamguard.detect.commands import DEFAULT_OUTPUT
-from streamguard.detect.corpus import Encoding, Footage, Picture
 from streamguard.detect.matcher import (
     PLAIN,
     ROBUST,
@@ -48,15 +44,18 @@ from streamguard.detect.matcher import (
     looked_up,
 )
 from streamguard.detect.policy import Decision, Policy, StreamPolicy
-from streamguard.detect.transforms import TRANSFORMS, random_crop
 from streamguard.errors import StreamguardError
+from streamguard.evaluation import corpus
+from streamguard.evaluation.corpus import Encoding, Footage, Picture
+from streamguard.evaluation.options import Options
+from streamguard.evaluation.transforms import TRANSFORMS, random_crop
 from streamguard.hashing import ALGORITHMS, hash_luma, load_image_luma
 from streamguard.ingest.sampler import Frame
+from streamguard.samples import SAMPLES_DIR
 
 ALGOS = ("pdq", "phash", "dhash")
 PDQ_PHASH = ("pdq", "phash")
 NO_HASH = 9999  # distance when a frame has no hash looked up (detect/matcher.py)
-SAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "samples"
 
 BITRATES = {"high": 4_000_000, "low": 400_000, "std": 2_500_000}
 """Bits per second for a 1280x720 frame; other sizes scale with their pixel count."""
@@ -266,19 +265,6 @@ class Stream:
     last_at: float = 0.0
 
 
-@dataclass(slots=True)
-class Options:
-    images: Path | None = None
-    negatives: Path | None = None
-    footage_minutes: float | None = None  # None: 30, or 0.2 with quick
-    quick: bool = False
-    output: Path = DEFAULT_OUTPUT
-    thresholds: dict[str, int] = field(default_factory=dict)
-    crops_per_picture: int | None = None  # None: 40, or 3 with quick
-    seed: int = 8
-    log: Callable[[str], None] = field(default=lambda message: print(message, file=sys.stderr))
-
-
 class Evaluation:
     def __init__(self, pictures: Sequence[Picture], options: Options, encoding: Encoding) -> None:
         self.pictures = list(pictures)
@@ -294,7 +280,9 @@ class Evaluation:
         self.sets = entry_sets(self.entry_pictures)
         self.matchers = {
             m.name: FrameMatcher(
-                method_blocklist(m, self.sets, self.thresholds), robustness=m.robustness
+                method_blocklist(m, self.sets, self.thresholds),
+                robustness=m.robustness,
+                metered=False,
             )
             for m in METHODS
         }

@@ -1,6 +1,7 @@
 """The detection-quality report of ``streamguard eval``: Markdown, JSON and plots."""
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +46,23 @@ def _distance(value: int | None) -> str:
     return "-" if value is None else ("no hash" if value >= 9999 else str(value))
 
 
+def _bench_header(report: dict[str, Any]) -> str:
+    """What ran a recorded run (record.py), in one paragraph."""
+    bench = report["bench"]
+    m = bench["machine"]
+    dirty = ", ".join(line.split(maxsplit=1)[1] for line in bench["uncommitted"]) or "none"
+    return (
+        f"`{bench['command']}`: commit {bench['commit']} (uncommitted: {dirty}), "
+        f"{bench['date']}, {bench['wall_s'] / 60:.1f} min wall "
+        f"({report['timings_s']['cpu_s'] / 60:.1f} min CPU in the evaluating process). "
+        f"Machine: {m['cpu']}, {m['memory_gib']} GiB, Python {m['python']}, PyAV {m['pyav']} "
+        f"(FFmpeg {m['ffmpeg_in_pyav']}), ffmpeg {m['ffmpeg_cli']}, numpy {m['numpy']}, "
+        f"scikit-image {m['scikit_image']}."
+    )
+
+
 def markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown, headed by what ran it if it was recorded (record.py)."""
     methods = report["methods"]
     names = list(methods)
     transforms = report["transforms"]
@@ -54,7 +71,8 @@ def markdown(report: dict[str, Any]) -> str:
     corpus = report["corpus"]
     n = counts["positive_trials_per_transform"]
     shown_thresholds = ", ".join(f"{a} ≤ {t}" for a, t in thresholds.items())
-    lines = [
+    lines = [_bench_header(report), ""] if "bench" in report else []
+    lines += [
         "# Detection quality",
         "",
         f"Corpus: {corpus['source']}: {len(corpus['positives'])} positive pictures (entries), "
@@ -329,3 +347,18 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path, lis
     md_path = out_dir / "quality.md"
     md_path.write_text(markdown(report))
     return json_path, md_path, write_plots(report, out_dir)
+
+
+def publish(report: dict[str, Any], out_dir: Path) -> list[Path] | None:
+    """Write the report's files, print its Markdown, and say on stderr what was written.
+    Returns the plots, or None without matplotlib."""
+    json_path, md_path, plots = write_report(report, out_dir)
+    print(markdown(report))
+    written = [json_path, md_path, *(plots or [])]
+    print(f"eval: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    if plots is None:
+        print(
+            "eval: matplotlib is not installed: no plots (pip install 'streamguard[quality]')",
+            file=sys.stderr,
+        )
+    return plots

@@ -1,20 +1,15 @@
-"""``streamguard eval``: its command line. The evaluation itself (``evaluate.py``) and its
-report (``quality.py``) are imported only when the command runs."""
+"""``streamguard eval``: its command line. The evaluations (``evaluate.py``, ``redteam.py``)
+and their reports are imported only when the command runs: they pull in the encoders."""
 
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from streamguard.errors import StreamguardError
+from streamguard.evaluation.options import DEFAULT_OUTPUT, Options
 from streamguard.hashing import ALGORITHMS, check_distance
-
-if TYPE_CHECKING:  # evaluate pulls in the heavy modules; eval imports it when it runs
-    from streamguard.detect.evaluate import Options
-
-DEFAULT_OUTPUT = Path("bench/out/quality")
+from streamguard.samples import SAMPLES_DIR
 
 
 def parse_thresholds(text: str) -> dict[str, int]:
@@ -33,10 +28,8 @@ def parse_thresholds(text: str) -> dict[str, int]:
     return thresholds
 
 
-def options_of(args: argparse.Namespace, *, quick: bool = False) -> "Options":
+def options_of(args: argparse.Namespace, *, quick: bool = False) -> Options:
     """The evaluation's options from the flags ``eval`` and bench/bench_quality.py share."""
-    from streamguard.detect.evaluate import Options
-
     return Options(
         images=args.images,
         negatives=args.negatives,
@@ -51,8 +44,8 @@ def options_of(args: argparse.Namespace, *, quick: bool = False) -> "Options":
 def cmd_eval(args: argparse.Namespace) -> int:
     if args.adversarial:
         return adversarial(args)
-    from streamguard.detect.evaluate import evaluate
-    from streamguard.detect.quality import markdown, write_report
+    from streamguard.evaluation.evaluate import evaluate
+    from streamguard.evaluation.quality import publish
 
     for flag, directory in (("--images", args.images), ("--negatives", args.negatives)):
         if directory is not None and not directory.is_dir():
@@ -61,56 +54,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if number is not None and number < 0:
             raise StreamguardError(f"{flag} {number}: must not be negative")
     options = options_of(args, quick=args.quick)
-    report = evaluate(options)
-    json_path, md_path, plots = write_report(report, options.output)
-    print(markdown(report))
-    written = [json_path, md_path, *(plots or [])]
-    print(f"eval: wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-    if plots is None:
-        print(
-            "eval: matplotlib is not installed: no plots (pip install 'streamguard[quality]')",
-            file=sys.stderr,
-        )
+    publish(evaluate(options), options.output)
     return 0
 
 
 def adversarial(args: argparse.Namespace) -> int:
     """``eval --adversarial``: detected or not, time to decision and CPU of each case."""
-    import json
-
-    from streamguard.blocklist.formats import Entry
-    from streamguard.blocklist.memory import Blocklist
-    from streamguard.blocklist.variants import entry_id, image_hashes
-    from streamguard.detect import redteam
-    from streamguard.detect.evaluate import SAMPLES_DIR
-    from streamguard.hashing import ALGORITHMS, load_image_luma
+    from streamguard.evaluation import redteam
 
     flagged = args.flagged or SAMPLES_DIR / "flagged" / "flagged_01.png"
     benign = args.benign or SAMPLES_DIR / "images" / "control_01.png"
-    # The flagged picture's entries, as `blocklist add-image` makes them.
-    entries = [
-        Entry(h.algo, h.digest, entry_id(flagged.stem, h.algo, ""), "adversarial", "test")
-        for _, h, problem in image_hashes(load_image_luma(flagged), ALGORITHMS, variants=False)
-        if problem is None
-    ]
-    blocklist = Blocklist()
-    blocklist.put(np.arange(len(entries)), entries)
-    trials = args.trials or (10 if args.quick else 100)
     report = redteam.evaluate(
         args.output / "adversarial",
         flagged,
         benign,
-        blocklist,
+        redteam.blocklist_of(flagged),
         quick=args.quick,
-        trials=trials,
+        trials=args.trials or (10 if args.quick else 100),
         log=lambda line: print(f"eval: {line}", file=sys.stderr),
     )
-    args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / "adversarial.json").write_text(json.dumps(report, indent=2) + "\n")
-    text = redteam.markdown(report)
-    (args.output / "adversarial.md").write_text(text)
-    print(text)
-    print(f"eval: wrote {args.output / 'adversarial.md'}, .json", file=sys.stderr)
+    redteam.publish(report, args.output)
     return 0 if all(case["passed"] for case in report["cases"]) else 1
 
 
@@ -129,7 +92,7 @@ def add_parser(commands: Any) -> None:
         type=Path,
         metavar="DIR",
         help="positive pictures, each an entry (default: scikit-image's bundled sample "
-        "images if installed, else samples/)",
+        "images if installed, else the bundled samples)",
     )
     parser.add_argument(
         "--negatives", type=Path, metavar="DIR", help="more pictures that are never entries"
@@ -156,7 +119,8 @@ def add_parser(commands: Any) -> None:
         type=Path,
         default=DEFAULT_OUTPUT,
         metavar="DIR",
-        help=f"where quality.md, quality.json and the plots go (default: {DEFAULT_OUTPUT})",
+        help="where quality.md, quality.json and the plots (or adversarial.md, .json) go "
+        f"(default: ./{DEFAULT_OUTPUT})",
     )
     parser.add_argument(
         "--thresholds",

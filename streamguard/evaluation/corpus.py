@@ -2,7 +2,8 @@
 transformed pictures, and benign footage, all read back through the production sampler.
 
 Pictures come from a directory, from scikit-image's bundled sample images (only those
-shipped in its wheel: nothing is downloaded), or from the project's samples/.
+shipped in its wheel: nothing is downloaded), or from the bundled samples
+(streamguard/samples).
 """
 
 import hashlib
@@ -118,7 +119,7 @@ def directory_pictures(directory: Path, *, entry: bool) -> list[Picture]:
 
 def generated_pictures(out_dir: Path, count: int, seed: int = 8) -> list[Picture]:
     """Benign synthetic pictures (shapes over colour clouds), as extra negatives."""
-    from streamguard.detect.transforms import background
+    from streamguard.evaluation.transforms import background
 
     rng = np.random.default_rng(seed)
     pictures = []
@@ -202,10 +203,11 @@ def keyframes(
     sampling: Sampling = KEYFRAMES,
     guard: GuardSettings = DEFAULT_GUARD,
 ) -> Iterator[Frame]:
-    """The clip's sampled frames as production reads them (keyframes by default)."""
+    """The clip's sampled frames as production reads them (keyframes by default), left
+    out of the service's metrics."""
     with open_source(str(path)) as container:
         stream = video_stream(container, str(path))
-        yield from sample_frames(container, stream, stream_id, sampling, guard=guard)
+        yield from sample_frames(container, stream, stream_id, sampling, guard=guard, metered=False)
 
 
 # -- footage -------------------------------------------------------------------------------

@@ -5,15 +5,18 @@ Each case's clip is released in real time by a small paced publisher (``replay.p
 with the case's stalls), read ahead and sampled as `run` does (``sample_frames`` with
 the default ``guard`` sampling and ``max_lag_s``), hashed and matched (``FrameMatcher``)
 and decided on (``StreamPolicy`` with the default policy), all cases at once, one
-thread each. Only the network is left out: tests/integration/test_adversary.py runs the
-same cases through nginx-rtmp and `streamguard run`.
+thread each, left out of the service's metrics. Only the network is left out:
+tests/integration/test_adversary.py runs the same cases through nginx-rtmp and
+`streamguard run`.
 
 Keyframe dodging is also measured as a probability: ``trials`` scans of each dodge clip,
 each with random numbers of its own as each process has, from files (not in real time).
 """
 
+import json
 import random
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,12 +27,15 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.memory import Blocklist
-from streamguard.detect import adversary
-from streamguard.detect.adversary import Case
+from streamguard.blocklist.variants import entry_id, image_hashes
 from streamguard.detect.matcher import FrameMatcher
 from streamguard.detect.policy import Policy, StreamPolicy
 from streamguard.errors import SourceUnwatchable
+from streamguard.evaluation import adversary
+from streamguard.evaluation.adversary import Case
+from streamguard.hashing import ALGORITHMS, load_image_luma
 from streamguard.ingest.replay import paced, stalling
 from streamguard.ingest.sampler import sample_frames
 from streamguard.ingest.sampling import GuardSettings, Sampling
@@ -76,6 +82,18 @@ def cases(quick: bool) -> list[Case]:
     ]
 
 
+def blocklist_of(flagged: Path) -> Blocklist:
+    """The flagged picture's entries, as ``blocklist add-image`` makes them."""
+    entries = [
+        Entry(h.algo, h.digest, entry_id(flagged.stem, h.algo, ""), "adversarial", "test")
+        for _, h, problem in image_hashes(load_image_luma(flagged), ALGORITHMS, variants=False)
+        if problem is None
+    ]
+    blocklist = Blocklist()
+    blocklist.put(np.arange(len(entries)), entries)
+    return blocklist
+
+
 def pictures(flagged: Path, benign: Path) -> tuple[np.ndarray, np.ndarray]:
     def rgb(path: Path) -> np.ndarray:
         with Image.open(path) as image:
@@ -86,7 +104,7 @@ def pictures(flagged: Path, benign: Path) -> tuple[np.ndarray, np.ndarray]:
 
 def run_case(path: Path, case: Case, blocklist: Blocklist, outcome: Outcome) -> None:
     """Publish ``path`` in real time (with the case's stalls) into the live sampler."""
-    matcher, policy = FrameMatcher(blocklist), StreamPolicy(Policy())
+    matcher, policy = FrameMatcher(blocklist, metered=False), StreamPolicy(Policy())
     flagged = case.segments[0].flagged
     period = case.period_s or 1.0
     found: set[int] = set()
@@ -101,7 +119,13 @@ def run_case(path: Path, case: Case, blocklist: Blocklist, outcome: Outcome) -> 
         stream = video_stream(container, str(path))
         try:
             for frame in sample_frames(
-                container, stream, case.name, Sampling(), pace=publisher, max_lag_s=MAX_LAG_S
+                container,
+                stream,
+                case.name,
+                Sampling(),
+                pace=publisher,
+                max_lag_s=MAX_LAG_S,
+                metered=False,
             ):
                 outcome.samples[frame.reason] = outcome.samples.get(frame.reason, 0) + 1
                 matches = matcher(frame)
@@ -129,7 +153,9 @@ def first_match_s(path: Path, matcher: FrameMatcher, seed: int) -> float | None:
     and the random numbers of ``seed``."""
     with open_source(str(path)) as container:
         stream = video_stream(container, str(path))
-        frames = sample_frames(container, stream, path.name, Sampling(), rng=random.Random(seed))
+        frames = sample_frames(
+            container, stream, path.name, Sampling(), rng=random.Random(seed), metered=False
+        )
         return next((frame.pts_s for frame in frames if matcher(frame)), None)
 
 
@@ -138,7 +164,7 @@ def dodge_probability(
 ) -> dict[str, Any]:
     """The share of ``trials`` that found ``case`` within each of WITHIN_S, measured and
     as the formula of docs/sampling.md expects it."""
-    matcher = FrameMatcher(blocklist)
+    matcher = FrameMatcher(blocklist, metered=False)
     found = [first_match_s(path, matcher, seed) for seed in range(trials)]
     decided = [t for t in found if t is not None]
     gop_s = 2.0
@@ -254,3 +280,14 @@ def markdown(report: dict[str, Any]) -> str:
             + f" | {row['median_s']} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def publish(report: dict[str, Any], out_dir: Path) -> None:
+    """Write adversarial.json and adversarial.md, print the Markdown, and say on stderr
+    what was written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "adversarial.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = markdown(report)
+    (out_dir / "adversarial.md").write_text(text)
+    print(text)
+    print(f"eval: wrote {out_dir / 'adversarial.md'}, .json", file=sys.stderr)
