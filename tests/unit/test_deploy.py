@@ -31,7 +31,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
-from streamguard import cli, config
+from streamguard import config
+from streamguard.cli.main import build_parser
 from streamguard.enforce import hook
 from streamguard.enforce import settings as enforce_settings
 from streamguard.runtime import process, supervisor
@@ -213,7 +214,7 @@ def port_of(listen: str) -> int:
 def parse_cli(argv: list[str]) -> Any:
     """Parse like `streamguard ARGV`; a usage error fails the test instead of exiting."""
     try:
-        return cli.build_parser().parse_args(argv)
+        return build_parser().parse_args(argv)
     except SystemExit as exc:
         pytest.fail(f"`streamguard {shlex.join(argv)}` is not a valid command line ({exc})")
 

@@ -9,10 +9,11 @@ import pytest
 from PIL import Image
 from prometheus_client.metrics import MetricWrapperBase
 
-from streamguard import cli
+from streamguard.cli.eval_cmd import options_of
+from streamguard.cli.main import build_parser
+from streamguard.cli.options import thresholds as parse_thresholds
 from streamguard.detect.matcher import FrameMatcher
 from streamguard.evaluation import quality, record, redteam
-from streamguard.evaluation.commands import options_of, parse_thresholds
 from streamguard.evaluation.corpus import Picture, directory_pictures, keyframes
 from streamguard.evaluation.evaluate import (
     BY_METHOD,
@@ -168,7 +169,7 @@ def test_thresholds_parse_and_refuse_nonsense():
 
 
 def test_reports_go_under_the_current_directory_by_default():
-    args = cli.build_parser().parse_args(["eval"])
+    args = build_parser().parse_args(["eval"])
     assert args.output == Path("streamguard-eval") and options_of(args).output == args.output
 
 

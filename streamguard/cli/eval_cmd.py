@@ -4,28 +4,11 @@ and their reports are imported only when the command runs: they pull in the enco
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
+from streamguard.cli.options import Subcommands, thresholds
 from streamguard.errors import StreamguardError
 from streamguard.evaluation.options import DEFAULT_OUTPUT, Options
-from streamguard.hashing import ALGORITHMS, check_distance
 from streamguard.samples import SAMPLES_DIR
-
-
-def parse_thresholds(text: str) -> dict[str, int]:
-    """``pdq=31,phash=10`` -> {"pdq": 31, "phash": 10}."""
-    thresholds = {}
-    for part in text.split(","):
-        algo, _, value = part.strip().partition("=")
-        if algo not in ALGORITHMS or not value.isdigit():
-            raise argparse.ArgumentTypeError(
-                f"'{part}': expected ALGO=N[,ALGO=N…], ALGO one of {list(ALGORITHMS)}"
-            )
-        try:
-            thresholds[algo] = check_distance(algo, int(value))
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"'{part}': {exc}") from None
-    return thresholds
 
 
 def options_of(args: argparse.Namespace, *, quick: bool = False) -> Options:
@@ -77,7 +60,7 @@ def adversarial(args: argparse.Namespace) -> int:
     return 0 if all(case["passed"] for case in report["cases"]) else 1
 
 
-def add_parser(commands: Any) -> None:
+def add_parser(commands: Subcommands) -> None:
     parser = commands.add_parser(
         "eval",
         help="measure detection quality: recall under common transformations, false positives",
@@ -124,7 +107,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--thresholds",
-        type=parse_thresholds,
+        type=thresholds,
         default={},
         metavar="ALGO=N,…",
         help="match thresholds (default: pdq=31,phash=10,dhash=10)",

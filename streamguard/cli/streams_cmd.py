@@ -10,12 +10,11 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from redis.exceptions import RedisError
 
-from streamguard.blocklist.commands import DEFAULT_URL, add_redis_options, settings_from_args
 from streamguard.blocklist.store import StoreError
+from streamguard.cli.options import Subcommands, redis_of_tool, redis_tool_options
 from streamguard.config import RUN_SCHEMES, parse_stream
 from streamguard.infra.redaction import redact
 from streamguard.infra.redis import connect, describe
@@ -23,13 +22,12 @@ from streamguard.infra.registry import Registry
 from streamguard.ingest.urls import check_allowed
 
 
-def add_parser(commands: Any) -> None:
+def add_parser(commands: Subcommands) -> None:
     streams = commands.add_parser(
         "streams", help="list, register or remove the cluster's streams (in Redis)"
     )
     actions = streams.add_subparsers(dest="action", required=True, metavar="ACTION")
-    common = argparse.ArgumentParser(add_help=False)
-    add_redis_options(common, default_url=DEFAULT_URL)
+    common = redis_tool_options()
 
     listed = actions.add_parser("list", parents=[common], help="registered streams")
     listed.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -52,7 +50,7 @@ def add_parser(commands: Any) -> None:
 
 def _with_registry(args: argparse.Namespace, work: Callable[[Registry], Awaitable[int]]) -> int:
     """Run ``work`` against the registry; Redis failures become one-line errors."""
-    settings = settings_from_args(args)
+    settings = redis_of_tool(args)
 
     async def main() -> int:
         client = connect(settings)

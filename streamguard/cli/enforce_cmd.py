@@ -8,16 +8,16 @@ import argparse
 import asyncio
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from streamguard import config
+from streamguard.cli.options import Subcommands
 from streamguard.enforce import settings
 from streamguard.enforce.adapters import ADAPTERS
 from streamguard.enforce.targets import ConfigResolver
 from streamguard.observability.logging import setup_logging
 
 
-def add_parser(commands: Any) -> None:
+def add_parser(commands: Subcommands) -> None:
     enforce = commands.add_parser(
         "enforce", help="end killed streams on the media server (nginx-rtmp, MediaMTX, SRS)"
     )

@@ -14,9 +14,8 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from redis.exceptions import RedisError
 
@@ -29,50 +28,25 @@ from streamguard.blocklist.degenerate import (
 from streamguard.blocklist.formats import COLUMNS, Entry, parse_entry
 from streamguard.blocklist.store import BlocklistStore, StoreError
 from streamguard.blocklist.variants import entry_id, image_hashes
-from streamguard.config import redis_from_environment
+from streamguard.cli.options import (
+    Subcommands,
+    add_allow_degenerate,
+    redis_of_tool,
+    redis_tool_options,
+)
 from streamguard.errors import StreamguardError
 from streamguard.hashing import ALGORITHMS, load_image_luma
-from streamguard.infra.redis import DEFAULT_PREFIX, RedisSettings, connect, describe
+from streamguard.infra.redis import connect, describe
 
-DEFAULT_URL = "redis://127.0.0.1:6379/0"
 MANUAL_LIST = "manual"
 
 
-def add_redis_options(parser: argparse.ArgumentParser, *, default_url: str | None) -> None:
-    """--redis, --redis-prefix and --redis-password-file (shared with scan and run)."""
-    shown = f" (default: $STREAMGUARD_REDIS_URL or {default_url})" if default_url else ""
-    parser.add_argument(
-        "--redis",
-        metavar="URL",
-        help=f"redis://[:PASSWORD@]HOST:PORT/DB, rediss:// for TLS{shown}",
-    )
-    parser.add_argument(
-        "--redis-prefix", metavar="PREFIX", help=f"key prefix (default: {DEFAULT_PREFIX})"
-    )
-    parser.add_argument(
-        "--redis-password-file", type=Path, metavar="FILE", help="read the password from FILE"
-    )
-
-
-def redis_settings(args: argparse.Namespace, base: RedisSettings) -> RedisSettings:
-    """``base`` (file and environment) with the command line's Redis options on top."""
-    values: dict[str, Any] = {}
-    if args.redis:
-        values["url"] = args.redis
-    if args.redis_prefix:
-        values["prefix"] = args.redis_prefix
-    if args.redis_password_file:
-        values["password_file"] = args.redis_password_file
-    return replace(base, **values)
-
-
-def add_parser(commands: Any) -> None:
+def add_parser(commands: Subcommands) -> None:
     blocklist = commands.add_parser(
         "blocklist", help="manage the shared blocklist in Redis (import, add, remove, stats…)"
     )
     actions = blocklist.add_subparsers(dest="action", required=True, metavar="ACTION")
-    common = argparse.ArgumentParser(add_help=False)
-    add_redis_options(common, default_url=DEFAULT_URL)
+    common = redis_tool_options()
 
     imported = actions.add_parser(
         "import",
@@ -131,30 +105,15 @@ def add_parser(commands: Any) -> None:
     export.set_defaults(handler=cmd_export)
 
 
-def add_allow_degenerate(parser: argparse.ArgumentParser) -> None:
-    """--allow-degenerate (shared with scan and run)."""
-    parser.add_argument(
-        "--allow-degenerate",
-        action="store_true",
-        help="load entries a flat or gradient picture's hash is close to (refused by "
-        "default); they decide nothing on their own",
-    )
-
-
 def _entry_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", default=MANUAL_LIST, help=f"default: {MANUAL_LIST}")
     parser.add_argument("--category", default="", help="e.g. csam, terror, test")
     parser.add_argument("--label", default="")
 
 
-def settings_from_args(args: argparse.Namespace) -> RedisSettings:
-    """Redis settings: the command line over STREAMGUARD_REDIS_* over the default URL."""
-    return redis_settings(args, redis_from_environment(RedisSettings(url=DEFAULT_URL)))
-
-
 def _with_store(args: argparse.Namespace, work: Callable[[BlocklistStore], Awaitable[int]]) -> int:
     """Run ``work`` against the store; Redis failures become one-line errors."""
-    settings = settings_from_args(args)
+    settings = redis_of_tool(args)
 
     async def main() -> int:
         client = connect(settings)

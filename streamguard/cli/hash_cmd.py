@@ -1,0 +1,48 @@
+"""``streamguard hash``: perceptual hashes of pictures, or of a video's sampled frames."""
+
+import argparse
+import json
+from pathlib import Path
+
+from streamguard.cli.console import EXIT_CLEAN, EXIT_ERROR, for_each_source
+from streamguard.cli.frames import frames_of
+from streamguard.cli.options import Subcommands, add_sample_option
+from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
+from streamguard.ingest.sampling import Sampling
+
+
+def add_parser(commands: Subcommands, json_lines: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "hash", parents=[json_lines], help="print perceptual hashes of images or video frames"
+    )
+    add_sample_option(parser, Sampling("keyframes"))
+    parser.add_argument(
+        "--algo", action="append", choices=list(ALGORITHMS), help="repeatable (default: pdq)"
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH")
+    parser.set_defaults(handler=cmd_hash)
+
+
+def cmd_hash(args: argparse.Namespace) -> int:
+    algos = args.algo or ["pdq"]
+
+    def emit(path: str, luma, pts_s: float | None) -> None:
+        height, width = luma.shape
+        for frame_hash in hash_luma(luma, algos):
+            if args.json:
+                record = {"path": path, "pts_s": pts_s, "algo": frame_hash.algo}
+                record |= {"hash": frame_hash.hex, "quality": frame_hash.quality}
+                print(json.dumps(record | {"width": width, "height": height}), flush=True)
+            else:
+                where = path if pts_s is None else f"{path}@{pts_s:.3f}s"
+                quality = "-" if frame_hash.quality is None else frame_hash.quality
+                print(f"{frame_hash.hex} {frame_hash.algo} {quality} {where}", flush=True)
+
+    def hash_one(source: str) -> None:
+        if Path(source).suffix.lower() in IMAGE_SUFFIXES:
+            emit(source, load_image_luma(source), None)
+            return
+        for frame in frames_of(source, args.sample):
+            emit(frame.stream_id, frame.luma, frame.pts_s)
+
+    return EXIT_CLEAN if for_each_source(args.paths, hash_one) else EXIT_ERROR
