@@ -10,12 +10,13 @@ from streamguard.blocklist.memory import Blocklist
 from streamguard.cli.console import EXIT_CLEAN
 from streamguard.cli.frames import frames_of
 from streamguard.cli.options import Subcommands
+from streamguard.config.policy import Policy
+from streamguard.config.sampling import Sampling
 from streamguard.detect.matcher import FrameMatcher
-from streamguard.detect.policy import Policy, StreamPolicy
+from streamguard.detect.policy import StreamPolicy
 from streamguard.errors import StreamguardError
 from streamguard.events.schema import Action
 from streamguard.ingest.replay import paced
-from streamguard.ingest.sampling import Sampling
 from streamguard.samples import SAMPLES_DIR
 
 

@@ -45,17 +45,16 @@ def add_parser(commands: Subcommands) -> None:
 
 
 def cmd_enforce(args: argparse.Namespace) -> int:
-    base = config.load_file(args.config) if args.config else config.Settings()
-    base = config.from_environment(base)
-    enforce = settings.load(args.config) if args.config else settings.EnforceSettings()
     flags = {
-        "adapter": args.adapter,
-        "api_url": args.api_url,
-        "listen": args.listen,
-        "hook_secret_file": args.hook_secret_file,
-        "state_file": args.state_file,
+        "enforce.adapter": args.adapter,
+        "enforce.api_url": args.api_url,
+        "enforce.listen": args.listen,
+        "enforce.hook_secret_file": args.hook_secret_file,
+        "enforce.state_file": args.state_file,
+        "mqtt.url": args.mqtt,
     }
-    enforce = replace(enforce, **{key: value for key, value in flags.items() if value})
+    base = config.resolve(args.config, flags)
+    enforce = base.enforce
     settings.check(enforce)
     streams = base.streams + tuple(config.parse_stream_flag(text) for text in args.stream)
     config.check_streams(streams)
@@ -66,7 +65,6 @@ def cmd_enforce(args: argparse.Namespace) -> int:
         )
     mqtt = replace(
         base.mqtt,
-        url=args.mqtt or base.mqtt.url,
         client_id=enforce.client_id,
         persistent_session=True,  # kills sent while enforce is down wait at the broker
     )

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from tqdm import tqdm
 
 from streamguard.cli.console import warn
+from streamguard.config.sampling import Sampling
 from streamguard.errors import SourceError
 from streamguard.infra.redaction import redact
 from streamguard.ingest.sampler import Frame, Pace, sample_frames
-from streamguard.ingest.sampling import Sampling
 from streamguard.ingest.source import open_source, video_stream
 from streamguard.ingest.stats import SampleStats
 

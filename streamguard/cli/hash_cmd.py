@@ -7,8 +7,8 @@ from pathlib import Path
 from streamguard.cli.console import EXIT_CLEAN, EXIT_ERROR, for_each_source
 from streamguard.cli.frames import frames_of
 from streamguard.cli.options import Subcommands, add_sample_option
+from streamguard.config.sampling import Sampling
 from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
-from streamguard.ingest.sampling import Sampling
 
 
 def add_parser(commands: Subcommands, json_lines: argparse.ArgumentParser) -> None:

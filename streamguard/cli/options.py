@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from streamguard.config import redis_from_environment
+from streamguard.config.sampling import Sampling
 from streamguard.hashing import ALGORITHMS, check_distance
 from streamguard.infra.redis import DEFAULT_PREFIX, RedisSettings
-from streamguard.ingest.sampling import Sampling
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -51,26 +51,22 @@ def add_parser(commands: Subcommands) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = config.load_file(args.config) if args.config else config.Settings()
-    settings = config.from_environment(settings)
-    streams = settings.streams + tuple(config.parse_stream_flag(s) for s in args.stream)
+    flags = {
+        "mqtt.url": args.mqtt,
+        "http": args.http,
+        "processes": args.processes,
+        "sample": args.sample,
+        "blocklist_algo": args.algo,
+    }
+    settings = config.resolve(args.config, flags)
     settings = replace(
         settings,
-        streams=streams,
+        streams=settings.streams + tuple(config.parse_stream_flag(s) for s in args.stream),
         blocklists=settings.blocklists + tuple(args.blocklist),
-        blocklist_algo=args.algo or settings.blocklist_algo,
         max_distance={**settings.max_distance, **dict(args.max_distance)},
         allow_degenerate=settings.allow_degenerate or args.allow_degenerate,
         redis=redis_settings(args, settings.redis),
     )
-    if args.mqtt:
-        settings = replace(settings, mqtt=replace(settings.mqtt, url=args.mqtt))
-    if args.http:
-        settings = config.with_http(settings, args.http)
-    if args.processes is not None:
-        settings = replace(settings, processes=args.processes)
-    if args.sample is not None:
-        settings = replace(settings, sample=args.sample)
     if settings.cluster.enabled and not settings.redis.url:
         raise config.ConfigError("cluster.enabled needs Redis: give --redis URL or [redis] url")
     if not settings.streams and not settings.cluster.enabled:

@@ -18,9 +18,9 @@ from streamguard.cli.options import (
     add_threshold_options,
     redis_settings,
 )
+from streamguard.config.sampling import Sampling
 from streamguard.detect.matcher import FrameMatcher, Match
 from streamguard.infra.redis import RedisSettings
-from streamguard.ingest.sampling import Sampling
 
 
 def add_parser(commands: Subcommands, json_lines: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from streamguard.blocklist.degenerate import Featureless
 from streamguard.blocklist.memory import Blocklist, Hit
 from streamguard.blocklist.variants import VARIANT_MARK
+from streamguard.config.model import Robustness
 from streamguard.events.schema import Action, Event, Evidence, FrameSeen
 from streamguard.hashing import MIN_QUALITY, FrameHash, hash_luma
 from streamguard.hashing.borders import inner_pictures
@@ -28,21 +29,12 @@ from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.sampler import Frame
 from streamguard.observability import metrics
 
-
-@dataclass(frozen=True, slots=True)
-class Robustness:
-    """Which evasion-resistance steps run before matching ([detect] in the config)."""
-
-    borders: bool = True  # also hash the frame without letterbox/pillarbox/padding bars
-    dihedral: bool = True  # PDQ: also match the picture flipped and turned by 90 degrees
-
-
 ROBUST = Robustness()
 PLAIN = Robustness(borders=False, dihedral=False)
 
 
 def frame_hashes(
-    luma: Luma, algos: Iterable[str], robustness: Robustness = Robustness()
+    luma: Luma, algos: Iterable[str], robustness: Robustness = ROBUST
 ) -> list[tuple[str, FrameHash]]:
     """Every hash the production path looks up for this picture, with the transform
     that produced it: '' for the picture as is, 'borders', a PDQ orientation such as
@@ -150,7 +142,7 @@ class FrameMatcher:
         self,
         blocklist: Blocklist,
         *,
-        robustness: Robustness = Robustness(),
+        robustness: Robustness = ROBUST,
         clock: Callable[[], float] = time.time,
         metered: bool = True,
     ) -> None:

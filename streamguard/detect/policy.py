@@ -20,65 +20,12 @@ A stream that sends nothing streamguard can look at (docs/sampling.md) decides
 """
 
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, replace
 
+from streamguard.config.policy import Policy, Rule
 from streamguard.detect.matcher import Match, strongest
-from streamguard.errors import StreamguardError
-from streamguard.hashing import ALGORITHMS, check_distance
-from streamguard.values import positive_seconds
 
-ACTIONS = ("kill", "review")
 _RANK = {None: 0, "review": 1, "kill": 2}
-
-
-class PolicyError(StreamguardError):
-    """A [policy] setting is invalid; the message names it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    action: str = "kill"
-    max_distance: Mapping[str, int] = field(default_factory=dict)  # default: index threshold
-    min_quality: int = 50
-    instant_distance: Mapping[str, int] = field(default_factory=lambda: {"pdq": 16})
-    instant_quality: int = 80
-    confirmations: int = 2
-    window_s: float = 10.0
-    unconfirmed: str = "review"  # or "ignore"
-    # Algorithms whose matches alone decide review at most: dHash matched benign smooth
-    # footage at distance 0 in the quality evaluation (docs/detection-quality.md).
-    review_only: tuple[str, ...] = ("dhash",)
-
-    def counts(self, match: Match) -> bool:
-        algo, quality = match.hash.algo, match.hash.quality
-        limit = self.max_distance.get(algo, match.hit.threshold)
-        return match.hit.distance <= limit and (quality is None or quality >= self.min_quality)
-
-    def strong(self, match: Match) -> bool:
-        """Confirmed on its own. Never a match through a flip, rotation or variant entry
-        (``Match.widened``): evasion resistance must not cost false kills."""
-        limit = self.instant_distance.get(match.hash.algo)
-        quality = match.hash.quality
-        return (
-            limit is not None
-            and not match.widened
-            and match.hit.distance <= limit
-            and (quality is None or quality >= self.instant_quality)
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Policy:
-    default: Rule = field(default_factory=Rule)
-    categories: Mapping[str, Rule] = field(default_factory=dict)
-    incident_gap_s: float = 30.0
-    keep_watching_after_kill: bool = False
-    unwatchable: str = "review"  # or "kill", or "ignore"
-
-    def rule(self, category: str) -> Rule:
-        return self.categories.get(category, self.default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +72,7 @@ class StreamPolicy:
             self._pending.clear()
             self._decided = None
             self._last_match_at = None
-        counted = [m for m in matches if self.policy.rule(m.hit.entry.category).counts(m)]
+        counted = [m for m in matches if counts(self.policy.rule(m.hit.entry.category), m)]
         decisions = [self._confirm(c, found, at) for c, found in _by_category(counted).items()]
         decisions += [self._unconfirmed(category, at) for category in self._pending]
         best = max((d for d in decisions if d), key=lambda d: _RANK[d.action], default=None)
@@ -161,7 +108,7 @@ class StreamPolicy:
             decisive.insert(0, pending.decisive)  # a tie keeps the earlier
         pending.decisive = strongest(decisive) if decisive else None
         count = len(pending.times)
-        if any(rule.strong(m) for m in ordinary) or count >= rule.confirmations:
+        if any(strong(rule, m) for m in ordinary) or count >= rule.confirmations:
             action = rule.action if pending.decisive is not None else "review"
             return Decision(action, _evidence(rule, action, ordinary, pending), count)
         return None
@@ -178,6 +125,26 @@ class StreamPolicy:
         return decision
 
 
+def counts(rule: Rule, match: Match) -> bool:
+    """Within the rule's distance for its algorithm, and of its quality if PDQ."""
+    algo, quality = match.hash.algo, match.hash.quality
+    limit = rule.max_distance.get(algo, match.hit.threshold)
+    return match.hit.distance <= limit and (quality is None or quality >= rule.min_quality)
+
+
+def strong(rule: Rule, match: Match) -> bool:
+    """Confirmed on its own. Never a match through a flip, rotation or variant entry
+    (``Match.widened``): evasion resistance must not cost false kills."""
+    limit = rule.instant_distance.get(match.hash.algo)
+    quality = match.hash.quality
+    return (
+        limit is not None
+        and not match.widened
+        and match.hit.distance <= limit
+        and (quality is None or quality >= rule.instant_quality)
+    )
+
+
 def _evidence(rule: Rule, action: str, found: list[Match], pending: _Pending) -> Match:
     """The match a decision on this frame names (the event's ``match``): for a kill, one of
     an algorithm that may kill (a review-only match never kills on its own, so it must not
@@ -190,8 +157,8 @@ def _evidence(rule: Rule, action: str, found: list[Match], pending: _Pending) ->
         if not candidates and pending.decisive is not None:
             decided_at = max(m.decided_at for m in found)
             candidates = [replace(pending.decisive, decided_at=decided_at)]
-    strong = [m for m in candidates if rule.strong(m)]
-    return strongest(strong or candidates)
+    confirmed = [m for m in candidates if strong(rule, m)]
+    return strongest(confirmed or candidates)
 
 
 def _by_category(matches: list[Match]) -> dict[str, list[Match]]:
@@ -199,91 +166,3 @@ def _by_category(matches: list[Match]) -> dict[str, list[Match]]:
     for match in matches:
         grouped.setdefault(match.hit.entry.category, []).append(match)
     return grouped
-
-
-# -- configuration ------------------------------------------------------------------------
-
-_GENERAL = {"incident_gap_s", "keep_watching_after_kill", "unwatchable"}
-_RULE_MAPS = {"max_distance", "instant_distance"}
-
-
-def parse_policy(where: str, table: Any) -> Policy:
-    """``[policy]``: rule keys as defaults for every category, ``[policy.CATEGORY]`` overrides."""
-    if not isinstance(table, dict):
-        raise PolicyError(f"{where}: expected a table")
-    general = {k: v for k, v in table.items() if k in _GENERAL}
-    categories = {k: v for k, v in table.items() if isinstance(v, dict) and k not in _RULE_MAPS}
-    rule_keys = {k: v for k, v in table.items() if k not in general and k not in categories}
-    default = _rule(where, rule_keys, Rule())
-    policy = Policy(
-        default=default,
-        categories={
-            name.lower(): _rule(f"{where}.{name}", keys, default)
-            for name, keys in categories.items()
-        },
-    )
-    if "incident_gap_s" in general:
-        policy = replace(policy, incident_gap_s=_positive(where, "incident_gap_s", general))
-    if "keep_watching_after_kill" in general:
-        keep = general["keep_watching_after_kill"]
-        if not isinstance(keep, bool):
-            raise PolicyError(f"{where}.keep_watching_after_kill: expected true or false")
-        policy = replace(policy, keep_watching_after_kill=keep)
-    if "unwatchable" in general:
-        choices = (*ACTIONS, "ignore")
-        policy = replace(
-            policy, unwatchable=_choice(where, "unwatchable", general["unwatchable"], choices)
-        )
-    return policy
-
-
-def _rule(where: str, keys: dict[str, Any], base: Rule) -> Rule:
-    known = {f.name for f in fields(Rule)}
-    if unknown := set(keys) - known:
-        raise PolicyError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    values: dict[str, Any] = {}
-    for key, value in keys.items():
-        if key in _RULE_MAPS:
-            values[key] = _distances(f"{where}.{key}", value)
-        elif key == "action":
-            values[key] = _choice(where, key, value, ACTIONS)
-        elif key == "unconfirmed":
-            values[key] = _choice(where, key, value, ("review", "ignore"))
-        elif key == "window_s":
-            values[key] = _positive(where, key, keys)
-        elif key == "review_only":
-            if not isinstance(value, list) or not set(value) <= set(ALGORITHMS):
-                raise PolicyError(f"{where}.review_only: expected a list of {list(ALGORITHMS)}")
-            values[key] = tuple(value)
-        else:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise PolicyError(f"{where}.{key}: expected a whole number, got {value!r}")
-            if key == "confirmations" and value < 1:
-                raise PolicyError(f"{where}.confirmations: must be at least 1")
-            values[key] = value
-    return replace(base, **values)
-
-
-def _distances(where: str, value: Any) -> dict[str, int]:
-    if not isinstance(value, dict):
-        raise PolicyError(f"{where}: expected {{ ALGO = bits }} with ALGO in {list(ALGORITHMS)}")
-    for algo, n in value.items():
-        try:
-            check_distance(algo, n)
-        except ValueError as exc:
-            raise PolicyError(f"{where}.{algo}: {exc}") from None
-    return dict(value)
-
-
-def _choice(where: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise PolicyError(f"{where}.{key}: expected one of {', '.join(allowed)}, got {value!r}")
-    return value
-
-
-def _positive(where: str, key: str, keys: Mapping[str, Any]) -> float:
-    if (seconds := positive_seconds(keys[key])) is None:
-        raise PolicyError(
-            f"{where}.{key}: expected a positive number of seconds, got {keys[key]!r}"
-        )
-    return seconds

@@ -13,16 +13,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamguard import lifecycle
 from streamguard.config import read_secret
+from streamguard.config.model import EnforceSettings
+from streamguard.config.mqtt import MqttSettings
 from streamguard.enforce import adapters, metrics
 from streamguard.enforce.api import MediaApi
 from streamguard.enforce.denylist import DenyList
 from streamguard.enforce.enforcer import Enforcer
 from streamguard.enforce.hook import HOOK_PATH, publish_hook
 from streamguard.enforce.registry import RegistryResolver
-from streamguard.enforce.settings import EnforceSettings
 from streamguard.enforce.targets import ConfigResolver
 from streamguard.errors import StreamguardError
-from streamguard.events.broker import MqttSettings, topic
+from streamguard.events.broker import topic
 from streamguard.events.subscriber import Subscriber
 from streamguard.infra import http
 

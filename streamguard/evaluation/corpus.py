@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from streamguard.config.sampling import GuardSettings, Sampling
 from streamguard.errors import StreamguardError
 from streamguard.hashing import IMAGE_SUFFIXES
 from streamguard.ingest.sampler import DEFAULT_GUARD, Frame, sample_frames
-from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import open_source, video_stream
 
 SKIMAGE_PICTURES = (

@@ -33,17 +33,18 @@ from streamguard.blocklist.degenerate import Featureless
 from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.memory import Blocklist, BlocklistBuilder
 from streamguard.blocklist.variants import entry_id, image_hashes
+from streamguard.config.model import Robustness
+from streamguard.config.policy import Policy
 from streamguard.detect.matcher import (
     PLAIN,
     ROBUST,
     VARIANT_MARK,
     FrameMatcher,
     Match,
-    Robustness,
     frame_hashes,
     looked_up,
 )
-from streamguard.detect.policy import Decision, Policy, StreamPolicy
+from streamguard.detect.policy import Decision, StreamPolicy
 from streamguard.errors import StreamguardError
 from streamguard.evaluation import corpus
 from streamguard.evaluation.corpus import Encoding, Footage, Picture

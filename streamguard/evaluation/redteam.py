@@ -30,15 +30,16 @@ from PIL import Image
 from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.variants import entry_id, image_hashes
+from streamguard.config.policy import Policy
+from streamguard.config.sampling import GuardSettings, Sampling
 from streamguard.detect.matcher import FrameMatcher
-from streamguard.detect.policy import Policy, StreamPolicy
+from streamguard.detect.policy import StreamPolicy
 from streamguard.errors import SourceUnwatchable
 from streamguard.evaluation import adversary
 from streamguard.evaluation.adversary import Case
 from streamguard.hashing import ALGORITHMS, load_image_luma
 from streamguard.ingest.replay import paced, stalling
 from streamguard.ingest.sampler import sample_frames
-from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import open_source, video_stream
 
 MAX_LAG_S = 4.0  # run's default [ingest] max_lag_s

@@ -7,39 +7,22 @@ follow DESIGN.md: ``PREFIX/v1/{kill,review,status}/STREAM_ID`` and
 
 import socket
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 import paho.mqtt.client as paho
 
+from streamguard.config.mqtt import MqttSettings
 from streamguard.errors import StreamguardError
 from streamguard.infra.redaction import redact
 
-DEFAULT_PREFIX = "streamguard"
 TOPIC_KINDS = ("kill", "review", "status")
 _PROTOCOLS = {"5": aiomqtt.ProtocolVersion.V5, "3.1.1": aiomqtt.ProtocolVersion.V311}
 
 
 class BrokerError(StreamguardError):
     """The MQTT settings cannot work: bad URL, unreadable password or certificate file."""
-
-
-@dataclass(frozen=True, slots=True)
-class MqttSettings:
-    url: str = ""  # empty: events go to stdout
-    prefix: str = DEFAULT_PREFIX
-    client_id: str = ""  # empty: derived from the worker id
-    persistent_session: bool = True  # the broker keeps subscriptions and QoS 1 messages
-    protocol: str = "auto"  # "5", "3.1.1", or "auto": MQTT 5, else 3.1.1
-    password_file: Path | None = None
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    message_expiry_s: int = 3600  # MQTT 5: brokers drop undelivered events after this
-    keepalive_s: int = 30
-    timeout_s: float = 10.0
 
 
 def client_id_base(settings: MqttSettings) -> str:

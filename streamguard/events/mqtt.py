@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 import aiomqtt
 import paho.mqtt.client as paho
 
-from streamguard.events.broker import MqttSettings, client, protocols, topic
+from streamguard.config.mqtt import MqttSettings
+from streamguard.events.broker import client, protocols, topic
 from streamguard.events.outbox import Outbox
 from streamguard.events.schema import Event
 from streamguard.events.sinks import count_published

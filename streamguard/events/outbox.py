@@ -21,11 +21,11 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from streamguard.config.model import DEFAULT_MAX_EVENTS
 from streamguard.errors import StreamguardError
 from streamguard.observability import metrics
 
 log = logging.getLogger("streamguard.outbox")
-DEFAULT_MAX_EVENTS = 100_000
 _DELETE_BATCH = 500  # rows per DELETE, below SQLite's limit on bound parameters
 
 _SCHEMA = """

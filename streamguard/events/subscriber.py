@@ -13,7 +13,8 @@ from typing import Any
 
 import aiomqtt
 
-from streamguard.events.broker import MqttSettings, client, protocols
+from streamguard.config.mqtt import MqttSettings
+from streamguard.events.broker import client, protocols
 from streamguard.infra.redaction import redact
 from streamguard.lifecycle import Link
 

@@ -34,8 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
+from streamguard.config.sampling import GuardSettings, Sampling
 from streamguard.ingest.budget import CpuBudget, TokenBucket
-from streamguard.ingest.sampling import GuardSettings, Sampling
 
 P = TypeVar("P")
 F = TypeVar("F")

@@ -18,6 +18,7 @@ from av.container import InputContainer
 from av.stream import Discard
 from av.video.stream import VideoStream
 
+from streamguard.config.sampling import GuardSettings, Sampling
 from streamguard.errors import SourceEnded, SourceError, SourceUnwatchable
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.budget import CpuBudget
@@ -25,7 +26,6 @@ from streamguard.ingest.decoders import StreamDecoders
 from streamguard.ingest.feed import PacketFeed
 from streamguard.ingest.orientation import displayed
 from streamguard.ingest.pickers import PacketTimes, Pick, picker
-from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import ffmpeg_reason
 from streamguard.ingest.stats import SampleStats
 from streamguard.observability import metrics

@@ -9,14 +9,13 @@ import av
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
+from streamguard.config.model import HLS_HOLD_RELOADS, OPEN_TIMEOUT_S
 from streamguard.errors import SourceError, SourceNotLive, SourceOpenTimeout
 from streamguard.hashing import MAX_SIDE
 from streamguard.infra.redaction import redact
 from streamguard.ingest.urls import DEFAULT_SCHEMES, check_allowed, local_path, scheme_of
 
-OPEN_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 10.0
-HLS_HOLD_RELOADS = 10
 
 
 def ffmpeg_reason(exc: av.FFmpegError) -> str:

@@ -11,9 +11,12 @@ from typing import Any
 
 from streamguard.backoff import backoff_s
 from streamguard.blocklist.memory import Blocklist
-from streamguard.config import IngestSettings, StreamConfig
-from streamguard.detect.matcher import ROBUST, FrameMatcher, Match, Robustness
-from streamguard.detect.policy import Policy, StreamPolicy
+from streamguard.config import StreamConfig
+from streamguard.config.model import IngestSettings, Robustness
+from streamguard.config.policy import Policy
+from streamguard.config.sampling import GuardSettings, Sampling
+from streamguard.detect.matcher import ROBUST, FrameMatcher, Match
+from streamguard.detect.policy import StreamPolicy
 from streamguard.errors import (
     SourceEnded,
     SourceError,
@@ -27,7 +30,6 @@ from streamguard.events.sinks import EventSink
 from streamguard.infra.redaction import redact
 from streamguard.ingest.budget import CpuBudget
 from streamguard.ingest.sampler import Frame, sample_frames
-from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import open_source, video_stream
 from streamguard.ingest.stats import SampleStats
 from streamguard.ingest.urls import scheme_of

@@ -24,7 +24,9 @@ from prometheus_client import REGISTRY
 
 from streamguard.blocklist.formats import Entry, load_blocklist_file, parse_entry
 from streamguard.config import ClusterSettings, ControlSettings, Settings, StreamConfig
-from streamguard.detect.policy import Policy, PolicyError, parse_policy
+from streamguard.config.errors import ConfigError as PolicyError
+from streamguard.config.policy import Policy
+from streamguard.config.policy_table import parse_policy
 from streamguard.enforce.adapters import ADAPTERS
 from streamguard.enforce.denylist import DenyList
 from streamguard.enforce.enforcer import Enforcer

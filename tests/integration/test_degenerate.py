@@ -12,8 +12,9 @@ from PIL import Image
 
 from streamguard.blocklist.degenerate import Featureless
 from streamguard.blocklist.memory import Blocklist
+from streamguard.config.policy import Policy
 from streamguard.detect.matcher import FrameMatcher
-from streamguard.detect.policy import Policy, StreamPolicy
+from streamguard.detect.policy import StreamPolicy
 from streamguard.evaluation.corpus import keyframes
 from streamguard.hashing import ALGORITHMS, Luma, hash_luma
 from streamguard.hashing.featureless import featureless_pictures

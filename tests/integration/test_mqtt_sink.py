@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from streamguard.events.broker import MqttSettings
+from streamguard.config.mqtt import MqttSettings
 from streamguard.events.mqtt import MqttSink
 from streamguard.events.outbox import Outbox
 from streamguard.events.schema import Action, Event, FrameSeen

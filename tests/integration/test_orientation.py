@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from streamguard.blocklist.memory import Blocklist
-from streamguard.detect.matcher import FrameMatcher, Robustness
+from streamguard.config.model import Robustness
+from streamguard.config.sampling import Sampling
+from streamguard.detect.matcher import FrameMatcher
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.sampler import Frame, sample_frames
-from streamguard.ingest.sampling import Sampling
 from streamguard.ingest.source import open_source, video_stream
 
 from ..conftest import SAMPLES

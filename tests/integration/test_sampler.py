@@ -6,8 +6,8 @@ import subprocess
 import av
 import pytest
 
+from streamguard.config.sampling import Sampling
 from streamguard.ingest.sampler import sample_frames
-from streamguard.ingest.sampling import Sampling
 from streamguard.ingest.source import open_source, video_stream
 from streamguard.ingest.stats import SampleStats
 

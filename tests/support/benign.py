@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from streamguard.ingest.sampling import GuardSettings
+from streamguard.config.sampling import GuardSettings
 
 WIDTH, HEIGHT, FPS = 1280, 720, 4
 GOP_FRAMES = 2  # a keyframe every 0.5 s: two looks a second

@@ -155,8 +155,37 @@ def test_bad_redis_settings_name_the_key(tmp_path, table, message):
 
 
 def test_http_ports_listen_on_loopback_by_default(tmp_path):
-    from streamguard.enforce.settings import EnforceSettings
+    from streamguard.config.model import EnforceSettings
 
     settings = config.load_file(write(tmp_path, ""))
     assert (settings.http_host, settings.http_port) == ("127.0.0.1", 9310)
     assert EnforceSettings().listen_address == ("127.0.0.1", 9311)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[mqtt]\nkeepalive_s = 0\n", "mqtt.keepalive_s: expected a whole number >= 1, got 0"),
+        ("[ingest]\nallowed_schemes = [1]\n", "ingest.allowed_schemes: expected a list of names"),
+        ("[enforce]\ndeny_for_s = -1\n", "enforce.deny_for_s: expected a positive number"),
+        ("[enforce]\napi_token = 'x'\n", "enforce: unknown key(s) api_token"),
+        ("blocklist = 3\n", "blocklist: expected a table"),
+    ],
+)
+def test_every_table_is_checked_by_the_one_rule_per_value_type(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        config.load_file(write(tmp_path, text))
+
+
+def test_enforce_reads_its_table_from_the_same_load_with_flags_over_the_environment(tmp_path):
+    path = write(tmp_path, '[enforce]\nadapter = "srs"\nstate_file = "deny.db"\n')
+    environ = {"STREAMGUARD_MQTT_URL": "mqtt://env:1883"}
+    flags = {"enforce.adapter": "mediamtx", "enforce.listen": None, "mqtt.url": None}
+    settings = config.resolve(path, flags, environ)
+    assert settings.enforce.adapter == "mediamtx"  # the flag wins over the file
+    assert settings.enforce.state_file == tmp_path / "deny.db"
+    assert settings.enforce.listen == "127.0.0.1:9311"  # a flag not given changes nothing
+    assert settings.mqtt.url == "mqtt://env:1883"
+    assert config.resolve(path, {"mqtt.url": "mqtt://flag:1883"}, environ).mqtt.url == (
+        "mqtt://flag:1883"
+    )

@@ -315,7 +315,7 @@ def test_example_config_loads_for_run_and_enforce():
     assert settings.cluster.enabled and settings.redis.url
     assert settings.control.secret_file == Path(SECRET_DIR, "control-secret")
     assert settings.processes == 1
-    enforce = enforce_settings.load(TOML)
+    enforce = config.load_file(TOML).enforce
     enforce_settings.check(enforce)
     assert enforce.adapter == "nginx-rtmp"
     assert str(enforce.state_file).startswith(str(settings.state_dir))
@@ -333,7 +333,7 @@ def test_kubernetes_config_loads_and_has_the_same_settings_as_the_compose_one(k8
         assert getattr(settings, name) == getattr(compose_settings, name), name
     assert settings.cluster == compose_settings.cluster
     assert settings.control.secret_file == compose_settings.control.secret_file
-    enforce_settings.check(enforce_settings.load(k8s_config))
+    enforce_settings.check(config.load_file(k8s_config).enforce)
 
 
 # -- docker-compose.yml -------------------------------------------------------------------
@@ -373,7 +373,7 @@ def test_compose_run_services_have_distinct_worker_ids_and_host_names():
 
 def test_compose_ports_and_healthchecks_match_the_settings():
     settings = config.load_file(TOML)
-    enforce = enforce_settings.load(TOML)
+    enforce = config.load_file(TOML).enforce
     for service in subcommand_services("run").values():
         assert published_container_ports(service) == {settings.http_port}
         assert f"127.0.0.1:{settings.http_port}/healthz" in healthcheck_text(service)
@@ -402,7 +402,7 @@ def test_compose_secrets_are_declared_and_cover_the_files_the_settings_name():
         for secret in service.get("secrets", []):
             assert (secret if isinstance(secret, str) else secret["source"]) in declared
     settings = config.load_file(TOML)
-    enforce = enforce_settings.load(TOML)
+    enforce = config.load_file(TOML).enforce
     for service in subcommand_services("run").values():
         needed = {str(settings.control.secret_file), str(settings.mqtt.password_file)}
         assert needed <= secret_targets(service)
@@ -466,7 +466,7 @@ def test_compose_prometheus_scrapes_every_streamguard_container_with_the_rules_m
         for job in content["scrape_configs"]
     }
     settings = config.load_file(TOML)
-    enforce = enforce_settings.load(TOML)
+    enforce = config.load_file(TOML).enforce
     assert jobs == {
         "streamguard": {f"{name}:{settings.http_port}" for name in subcommand_services("run")},
         "streamguard-enforce": {
@@ -548,7 +548,7 @@ def directive(block: str, name: str) -> list[str]:
 def test_nginx_publish_hooks_go_through_the_chain_to_the_control_webhook_and_enforce():
     text = nginx_text()
     settings = config.load_file(TOML)
-    enforce = enforce_settings.load(TOML)
+    enforce = config.load_file(TOML).enforce
     live = nginx_block(text, "application live")
     assert directive(live, "notify_method") == ["get"]
     (on_publish,) = directive(live, "on_publish")
@@ -583,7 +583,7 @@ def test_nginx_publish_hooks_go_through_the_chain_to_the_control_webhook_and_enf
 def test_nginx_ports_match_the_stream_urls_and_the_enforce_api():
     text = nginx_text()
     settings = config.load_file(TOML)
-    enforce = enforce_settings.load(TOML)
+    enforce = config.load_file(TOML).enforce
     rtmp = nginx_block(text, "rtmp")
     (listen,) = directive(rtmp, "listen")
     applications = set(re.findall(r"application (\w+) \{", rtmp))
@@ -613,7 +613,7 @@ def test_nginx_template_gets_both_secrets_from_the_compose_service():
         assert f"s/{placeholder}/$${secret}/" in script
         assert f"{SECRET_DIR}/{secret}-secret" in secret_targets(nginx)
     settings = config.load_file(TOML)
-    enforce = enforce_settings.load(TOML)
+    enforce = config.load_file(TOML).enforce
     assert settings.control.secret_file.name == "control-secret"
     assert enforce.hook_secret_file.name == "hook-secret"
     assert directive(text, "load_module") == [str(RTMP_MODULE)]
@@ -825,7 +825,7 @@ def mounted_files(deployment: dict[str, Any]) -> dict[str, str]:
 
 def test_kubernetes_pods_get_their_config_secrets_and_state(k8s_config):
     settings = config.load_file(k8s_config)
-    enforce = enforce_settings.load(k8s_config)
+    enforce = config.load_file(k8s_config).enforce
     run = mounted_files(manifest("Deployment", "streamguard"))
     assert run[CONFIG_PATH] == "configMap"
     assert (
@@ -848,7 +848,7 @@ def test_kubernetes_pods_get_their_config_secrets_and_state(k8s_config):
 
 
 def test_kubernetes_enforce_deployment_is_one_pod_on_its_port(k8s_config):
-    enforce = enforce_settings.load(k8s_config)
+    enforce = config.load_file(k8s_config).enforce
     deployment = manifest("Deployment", "streamguard-enforce")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"]["type"] == "Recreate"

@@ -13,7 +13,7 @@ from prometheus_client import generate_latest
 
 import streamguard.observability.metrics  # noqa: F401 (run's metrics: the default registry)
 from streamguard import __version__, config
-from streamguard.config import ConfigError, StreamConfig
+from streamguard.config import ConfigError, EnforceSettings, StreamConfig
 from streamguard.enforce import metrics, settings
 from streamguard.enforce.api import ApiError
 from streamguard.enforce.denylist import SEEN_KEEP_S, DenyList
@@ -365,23 +365,22 @@ def test_enforce_metrics_are_apart_from_run_metrics_and_exported_from_the_start(
 
 
 def test_enforce_table_is_checked(tmp_path):
-    parsed = settings.parse(
+    parsed = config.table(
         "f: enforce",
         {"adapter": "srs", "api_url": "http://srs:1985", "deny_for_s": 60, "state_file": "s.db"},
         tmp_path,
+        EnforceSettings(),
     )
     assert parsed.deny_for_s == 60.0 and parsed.state_file == tmp_path / "s.db"
     settings.check(parsed)
     with pytest.raises(ConfigError, match=r"unknown key.*api_token"):
-        settings.parse("f: enforce", {"api_token": "x"}, tmp_path)
+        config.table("f: enforce", {"api_token": "x"}, tmp_path, EnforceSettings())
     with pytest.raises(ConfigError, match="deny_for_s"):
-        settings.parse("f: enforce", {"deny_for_s": 0}, tmp_path)
+        config.table("f: enforce", {"deny_for_s": 0}, tmp_path, EnforceSettings())
     with pytest.raises(ConfigError, match=r"enforce\.adapter"):
-        settings.check(settings.EnforceSettings(adapter="wowza", api_url="http://x"))
+        settings.check(EnforceSettings(adapter="wowza", api_url="http://x"))
     with pytest.raises(ConfigError, match="hook_secret_file"):
-        settings.check(
-            settings.EnforceSettings(adapter="srs", api_url="http://x", listen="0.0.0.0:9311")
-        )
+        settings.check(EnforceSettings(adapter="srs", api_url="http://x", listen="0.0.0.0:9311"))
     secret = tmp_path / "secret"
     secret.write_text("s3cret\n")
     assert config.read_secret(secret, "hook secret") == "s3cret"

@@ -12,6 +12,7 @@ from itertools import pairwise
 
 import pytest
 
+from streamguard.config.sampling import GuardSettings
 from streamguard.ingest.budget import CpuBudget
 from streamguard.ingest.pickers import (
     GuardPicker,
@@ -19,7 +20,6 @@ from streamguard.ingest.pickers import (
     KeyframePicker,
     PacketTimes,
 )
-from streamguard.ingest.sampling import GuardSettings
 
 NO_PROBES = GuardSettings(probe_every_s=1e9)
 

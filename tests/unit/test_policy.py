@@ -4,8 +4,11 @@ import pytest
 
 from streamguard.blocklist.memory import Hit
 from streamguard.blocklist.metadata import EntryInfo
+from streamguard.config.errors import ConfigError as PolicyError
+from streamguard.config.policy import Policy, Rule
+from streamguard.config.policy_table import parse_policy
 from streamguard.detect.matcher import Match
-from streamguard.detect.policy import Policy, PolicyError, Rule, StreamPolicy, parse_policy
+from streamguard.detect.policy import StreamPolicy
 from streamguard.hashing import FrameHash
 from streamguard.ingest.sampler import Frame
 

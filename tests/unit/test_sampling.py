@@ -1,7 +1,7 @@
 import pytest
 
+from streamguard.config.sampling import Sampling
 from streamguard.ingest.replay import paced
-from streamguard.ingest.sampling import Sampling
 
 
 def test_parse_sampling():

@@ -5,8 +5,9 @@ import numpy as np
 
 from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.memory import Blocklist
-from streamguard.config import IngestSettings, StreamConfig
-from streamguard.detect.policy import Policy
+from streamguard.config import StreamConfig
+from streamguard.config.model import IngestSettings
+from streamguard.config.policy import Policy
 from streamguard.hashing import Luma, hash_luma
 from streamguard.ingest.sampler import Frame
 from streamguard.runtime.worker import StreamWorker

@@ -1,0 +1,34 @@
+"""``[policy]``: what matches lead to, per category (docs/policy.md; detect/policy.py
+applies it)."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ACTIONS = ("kill", "review")
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    action: str = "kill"
+    max_distance: Mapping[str, int] = field(default_factory=dict)  # default: index threshold
+    min_quality: int = 50
+    instant_distance: Mapping[str, int] = field(default_factory=lambda: {"pdq": 16})
+    instant_quality: int = 80
+    confirmations: int = 2
+    window_s: float = 10.0
+    unconfirmed: str = "review"  # or "ignore"
+    # Algorithms whose matches alone decide review at most: dHash matched benign smooth
+    # footage at distance 0 in the quality evaluation (docs/detection-quality.md).
+    review_only: tuple[str, ...] = ("dhash",)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    default: Rule = field(default_factory=Rule)
+    categories: Mapping[str, Rule] = field(default_factory=dict)
+    incident_gap_s: float = 30.0
+    keep_watching_after_kill: bool = False
+    unwatchable: str = "review"  # or "kill", or "ignore"
+
+    def rule(self, category: str) -> Rule:
+        return self.categories.get(category, self.default)

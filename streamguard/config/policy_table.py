@@ -1,0 +1,96 @@
+"""``[policy]`` of the TOML file into `Policy`: rule keys as defaults for every category,
+``[policy.CATEGORY]`` tables override them (docs/policy.md)."""
+
+from collections.abc import Mapping
+from dataclasses import fields, replace
+from typing import Any
+
+from streamguard.config.errors import ConfigError
+from streamguard.config.policy import ACTIONS, Policy, Rule
+from streamguard.hashing import ALGORITHMS, check_distance
+from streamguard.values import positive_seconds
+
+_GENERAL = {"incident_gap_s", "keep_watching_after_kill", "unwatchable"}
+_RULE_MAPS = {"max_distance", "instant_distance"}
+
+
+def parse_policy(where: str, table: Any) -> Policy:
+    """``[policy]``: rule keys as defaults for every category, ``[policy.CATEGORY]`` overrides."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table")
+    general = {k: v for k, v in table.items() if k in _GENERAL}
+    categories = {k: v for k, v in table.items() if isinstance(v, dict) and k not in _RULE_MAPS}
+    rule_keys = {k: v for k, v in table.items() if k not in general and k not in categories}
+    default = _rule(where, rule_keys, Rule())
+    policy = Policy(
+        default=default,
+        categories={
+            name.lower(): _rule(f"{where}.{name}", keys, default)
+            for name, keys in categories.items()
+        },
+    )
+    if "incident_gap_s" in general:
+        policy = replace(policy, incident_gap_s=_positive(where, "incident_gap_s", general))
+    if "keep_watching_after_kill" in general:
+        keep = general["keep_watching_after_kill"]
+        if not isinstance(keep, bool):
+            raise ConfigError(f"{where}.keep_watching_after_kill: expected true or false")
+        policy = replace(policy, keep_watching_after_kill=keep)
+    if "unwatchable" in general:
+        choices = (*ACTIONS, "ignore")
+        policy = replace(
+            policy, unwatchable=_choice(where, "unwatchable", general["unwatchable"], choices)
+        )
+    return policy
+
+
+def _rule(where: str, keys: dict[str, Any], base: Rule) -> Rule:
+    known = {f.name for f in fields(Rule)}
+    if unknown := set(keys) - known:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for key, value in keys.items():
+        if key in _RULE_MAPS:
+            values[key] = _distances(f"{where}.{key}", value)
+        elif key == "action":
+            values[key] = _choice(where, key, value, ACTIONS)
+        elif key == "unconfirmed":
+            values[key] = _choice(where, key, value, ("review", "ignore"))
+        elif key == "window_s":
+            values[key] = _positive(where, key, keys)
+        elif key == "review_only":
+            if not isinstance(value, list) or not set(value) <= set(ALGORITHMS):
+                raise ConfigError(f"{where}.review_only: expected a list of {list(ALGORITHMS)}")
+            values[key] = tuple(value)
+        else:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"{where}.{key}: expected a whole number, got {value!r}")
+            if key == "confirmations" and value < 1:
+                raise ConfigError(f"{where}.confirmations: must be at least 1")
+            values[key] = value
+    return replace(base, **values)
+
+
+def _distances(where: str, value: Any) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected {{ ALGO = bits }} with ALGO in {list(ALGORITHMS)}")
+    for algo, n in value.items():
+        try:
+            check_distance(algo, n)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.{algo}: {exc}") from None
+    return dict(value)
+
+
+def _choice(where: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{where}.{key}: expected one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _positive(where: str, key: str, keys: Mapping[str, Any]) -> float:
+    if (seconds := positive_seconds(keys[key])) is None:
+        raise ConfigError(
+            f"{where}.{key}: expected a positive number of seconds, got {keys[key]!r}"
+        )
+    return seconds
