@@ -78,7 +78,7 @@ def adversarial(args: argparse.Namespace) -> int:
     """``eval --adversarial``: detected or not, time to decision and CPU of each case."""
     import json
 
-    from streamguard.blocklist.formats import Entry
+    from streamguard.blocklist.entry import Entry
     from streamguard.blocklist.memory import Blocklist
     from streamguard.blocklist.variants import entry_id, image_hashes
     from streamguard.detect import redteam

@@ -3,7 +3,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from streamguard.blocklist.formats import Entry
+from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.memory import Blocklist
 from streamguard.config import IngestSettings, StreamConfig
 from streamguard.detect.policy import Policy
