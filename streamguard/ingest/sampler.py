@@ -24,7 +24,8 @@ from streamguard.ingest.budget import CpuBudget
 from streamguard.ingest.decoders import StreamDecoders
 from streamguard.ingest.feed import PacketFeed
 from streamguard.ingest.orientation import displayed
-from streamguard.ingest.pickers import PacketTimes, Pick, picker
+from streamguard.ingest.pickers import picker
+from streamguard.ingest.picking import PacketTimes, Pick
 from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import ffmpeg_reason
 from streamguard.ingest.stats import SampleStats

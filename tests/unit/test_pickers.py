@@ -13,12 +13,9 @@ from itertools import pairwise
 import pytest
 
 from streamguard.ingest.budget import CpuBudget
-from streamguard.ingest.pickers import (
-    GuardPicker,
-    IntervalPicker,
-    KeyframePicker,
-    PacketTimes,
-)
+from streamguard.ingest.guard_picker import GuardPicker
+from streamguard.ingest.pickers import IntervalPicker, KeyframePicker
+from streamguard.ingest.picking import PacketTimes
 from streamguard.ingest.sampling import GuardSettings
 
 NO_PROBES = GuardSettings(probe_every_s=1e9)
