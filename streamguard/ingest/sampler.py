@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -25,7 +26,7 @@ from streamguard.ingest.decoders import StreamDecoders
 from streamguard.ingest.feed import PacketFeed
 from streamguard.ingest.orientation import displayed
 from streamguard.ingest.pickers import picker
-from streamguard.ingest.picking import PacketTimes, Pick
+from streamguard.ingest.picking import PacketTimes, Pick, Picker
 from streamguard.ingest.sampling import GuardSettings, Sampling
 from streamguard.ingest.source import ffmpeg_reason
 from streamguard.ingest.stats import SampleStats
@@ -130,44 +131,90 @@ def sample_frames(
         sampling, decoders, guard, rng=rng or unpredictable(), budget=budget, live=live
     )
     stats.picker = chooser.stats
-    tb_num, tb_den = stream.time_base.numerator, stream.time_base.denominator
+    counted = _CountedPackets(chooser, stats, stream.time_base)
     packets = _demux(container, stream, stream_id, stats, read_timeout_s)
     if pace is not None:
         packets = pace(packets)
+    feed, arrivals = _arrivals(packets, stats, stream_id, max_lag_s, clock)
+    # Only a live stream (one read ahead) is found unwatchable.
+    watch = _Watch(stream_id, stats, guard.unwatchable_after_s if feed is not None else None)
+    try:
+        for packet, received_at in arrivals:
+            picks = counted.picks(packet, received_at)
+            watch.packet(bool(picks), received_at)
+            for pick in picks:
+                yield _frame(pick, decoders, stream_id, received_at, stats)
+    finally:
+        if feed is not None:
+            feed.close()
+
+
+def _arrivals(
+    packets: Iterator[av.Packet],
+    stats: SampleStats,
+    stream_id: str,
+    max_lag_s: float | None,
+    clock: Callable[[], float],
+) -> tuple[PacketFeed | None, Iterator[tuple[av.Packet, float]]]:
+    """Each packet with its wall-clock arrival. A live stream (``max_lag_s`` given) is read
+    ahead in a thread: the feed, which the caller closes."""
     feed = (
         PacketFeed(packets, stats, max_backlog_s=max_lag_s, clock=clock, name=f"demux-{stream_id}")
         if max_lag_s is not None
         else None
     )
     arrivals = iter(feed) if feed is not None else ((packet, clock()) for packet in packets)
-    lag = PublisherLag()
-    watched_at: float | None = None  # wall time of the last sample, or of the first packet
-    try:
-        for packet, received_at in arrivals:
-            if not packet.size:
-                picks = chooser.finish()
-            else:
-                times = _times(packet, tb_num, tb_den)
-                stats.packets += 1
-                stats.keyframes += times.key
-                if times.pts_s is not None:
-                    stats.end_s = times.pts_s + (packet.duration or 0) * tb_num / tb_den
-                    stats.lag_s = lag(received_at, times.pts_s)
-                picks = chooser.packet(times, packet)
-                if times.key and (interval_s := chooser.stats.keyframe_interval_s) is not None:
-                    metrics.KEYFRAME_INTERVAL.observe(interval_s)
-            if picks:
-                watched_at = received_at
-                stats.unwatchable_reason = ""
-            elif watched_at is None:
-                watched_at = received_at
-            elif feed is not None and received_at - watched_at > guard.unwatchable_after_s:
-                _unwatchable(stream_id, stats, received_at - watched_at)
-            for pick in picks:
-                yield _frame(pick, decoders, stream_id, received_at, stats)
-    finally:
-        if feed is not None:
-            feed.close()
+    return feed, arrivals
+
+
+class _CountedPackets:
+    """A stream's packets given to its picker, each counted in ``stats`` first (packets,
+    keyframes, where the stream ends, the publisher's lag)."""
+
+    def __init__(
+        self, chooser: Picker[av.Packet, av.VideoFrame], stats: SampleStats, time_base: Fraction
+    ) -> None:
+        self._chooser = chooser
+        self._stats = stats
+        self._tb_num, self._tb_den = time_base.numerator, time_base.denominator
+        self._lag = PublisherLag()
+
+    def picks(self, packet: av.Packet, received_at: float) -> list[Pick[av.VideoFrame]]:
+        """The frames to hash this packet gives; the empty packet at the end flushes."""
+        if not packet.size:
+            return self._chooser.finish()
+        stats, tb_num, tb_den = self._stats, self._tb_num, self._tb_den
+        times = _times(packet, tb_num, tb_den)
+        stats.packets += 1
+        stats.keyframes += times.key
+        if times.pts_s is not None:
+            stats.end_s = times.pts_s + (packet.duration or 0) * tb_num / tb_den
+            stats.lag_s = self._lag(received_at, times.pts_s)
+        picks = self._chooser.packet(times, packet)
+        if times.key and (interval_s := self._chooser.stats.keyframe_interval_s) is not None:
+            metrics.KEYFRAME_INTERVAL.observe(interval_s)
+        return picks
+
+
+class _Watch:
+    """Wall time since the last sample (or the first packet): packets that keep coming
+    for ``after_s`` (None: never) with nothing to hash make the stream unwatchable."""
+
+    def __init__(self, stream_id: str, stats: SampleStats, after_s: float | None) -> None:
+        self._stream_id = stream_id
+        self._stats = stats
+        self._after_s = after_s
+        self._watched_at: float | None = None
+
+    def packet(self, sampled: bool, received_at: float) -> None:
+        """After each packet; raises SourceUnwatchable (see ``_unwatchable``)."""
+        if sampled:
+            self._watched_at = received_at
+            self._stats.unwatchable_reason = ""
+        elif self._watched_at is None:
+            self._watched_at = received_at
+        elif self._after_s is not None and received_at - self._watched_at > self._after_s:
+            _unwatchable(self._stream_id, self._stats, received_at - self._watched_at)
 
 
 def _times(packet: av.Packet, tb_num: int, tb_den: int) -> PacketTimes:
