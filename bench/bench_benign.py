@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from streamguard.blocklist.degenerate import Featureless  # noqa: E402
-from streamguard.blocklist.formats import COLUMNS  # noqa: E402
+from streamguard.blocklist.entry import COLUMNS  # noqa: E402
 from streamguard.blocklist.memory import Blocklist  # noqa: E402
 from streamguard.detect.matcher import FrameMatcher, Match, frame_hashes  # noqa: E402
 from streamguard.detect.policy import Policy, StreamPolicy  # noqa: E402

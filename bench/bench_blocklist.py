@@ -45,7 +45,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from streamguard.blocklist.formats import Entry  # noqa: E402
+from streamguard.blocklist.entry import Entry  # noqa: E402
 from streamguard.blocklist.store import BlocklistStore, RedisSettings, connect  # noqa: E402
 from streamguard.blocklist.sync import BlocklistSync, load_once  # noqa: E402
 from streamguard.hashing import ALGORITHMS  # noqa: E402

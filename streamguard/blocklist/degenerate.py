@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from streamguard.blocklist.formats import Entry, entry_lines, load_blocklist_file
+from streamguard.blocklist.entry import Entry
+from streamguard.blocklist.formats import entry_lines, load_blocklist_file
 from streamguard.hashing import ALGORITHMS
 from streamguard.hashing.featureless import featureless_codes
 

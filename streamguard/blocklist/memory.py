@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from streamguard.blocklist.degenerate import Featureless, Refusal, load_screened
-from streamguard.blocklist.formats import Entry
+from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.index import HammingIndex
 from streamguard.blocklist.metadata import ALGO_NAMES, EntryInfo, EntryTable, Rows, algo_code
 from streamguard.errors import BlocklistFormatError

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streamguard.blocklist.formats import Entry
+from streamguard.blocklist.entry import Entry
 from streamguard.hashing import ALGORITHMS
 
 ALGO_NAMES = tuple(ALGORITHMS)

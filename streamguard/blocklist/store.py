@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import redis.asyncio as aioredis
 
-from streamguard.blocklist.formats import Entry
+from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.metadata import Rows
 from streamguard.errors import StreamguardError
 from streamguard.infra.redis import DEFAULT_MAX_CHANGES, DEFAULT_PREFIX

@@ -25,7 +25,7 @@ from streamguard.blocklist.degenerate import (
     degenerate_summary,
     load_screened,
 )
-from streamguard.blocklist.formats import COLUMNS, Entry, parse_entry
+from streamguard.blocklist.entry import COLUMNS, Entry, parse_entry
 from streamguard.blocklist.store import BlocklistStore, StoreError
 from streamguard.blocklist.variants import entry_id, image_hashes
 from streamguard.cli.options import (

@@ -30,7 +30,7 @@ import numpy as np
 
 from streamguard import __version__
 from streamguard.blocklist.degenerate import Featureless
-from streamguard.blocklist.formats import Entry
+from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.memory import Blocklist, BlocklistBuilder
 from streamguard.blocklist.variants import entry_id, image_hashes
 from streamguard.config.model import Robustness

@@ -69,57 +69,26 @@ async def serve(
     """Start serving ``routes`` (GET, path -> handler) and ``post_routes`` (POST);
     the caller closes the returned server. A handler that raises is a bug: the client
     gets a 500, the log the traceback, and ``on_error`` is called to count it."""
-    post_routes = post_routes or {}
+    router = _Router(routes, post_routes or {}, on_error)
+    server = await asyncio.start_server(router.handle, host, port, limit=_MAX_HEADER_BYTES)
+    log.info("HTTP on %s:%d (%s)", host, port, " ".join(sorted({*routes, *router.post_routes})))
+    return server
 
-    async def respond(
-        method: str,
-        target: str,
-        head: bytes,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> Response:
-        path, _, query = target.partition("?")
-        if path in post_routes:
-            if method != "POST":
-                return json_response({"error": "only POST"}, 405)
-            headers = _headers(head)
-            length = headers.get("content-length", "")
-            if not (length.isascii() and length.isdigit()):
-                return json_response({"error": "Content-Length required"}, 411)
-            if int(length) > _MAX_BODY_BYTES:
-                return json_response({"error": "body too large"}, 413)
-            body = await asyncio.wait_for(reader.readexactly(int(length)), _READ_TIMEOUT_S)
-            peer = writer.get_extra_info("peername")
-            request = Request(
-                path, dict(reversed(parse_qsl(query))), headers, body, str(peer and peer[0])
-            )
-            response = post_routes[path](request)
-            return await response if inspect.isawaitable(response) else response
-        route = routes.get(path)
-        if route is None:
-            return json_response({"error": "not found"}, 404)
-        if method not in ("GET", "HEAD"):
-            return json_response({"error": "only GET"}, 405)
-        return route()
 
-    async def answer(
-        method: str, target: str, head: bytes, reader: asyncio.StreamReader, writer
-    ) -> Response:
-        try:
-            return await respond(method, target, head, reader, writer)
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
-            raise  # the client's fault: a short or slow body
-        except Exception:
-            # the path only: query strings carry secrets
-            log.exception("HTTP %s %s failed", method, target.partition("?")[0][:200])
-            on_error()
-            return json_response({"error": "internal error"}, 500)
+@dataclass(frozen=True, slots=True)
+class _Router:
+    """One server's routes, and the one request each connection to it may make."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    routes: dict[str, Route]
+    post_routes: dict[str, PostRoute]
+    on_error: Callable[[], None]
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Read the request, write the response, close the connection."""
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT_S)
             method, target, *_ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
-            response = await answer(method, target, head, reader, writer)
+            response = await self._answer(method, target, head, reader, writer)
             status = f"{response.status} {_REASONS.get(response.status, '')}"
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {response.content_type}\r\n"
@@ -135,9 +104,67 @@ async def serve(
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, host, port, limit=_MAX_HEADER_BYTES)
-    log.info("HTTP on %s:%d (%s)", host, port, " ".join(sorted({*routes, *post_routes})))
-    return server
+    async def _answer(
+        self,
+        method: str,
+        target: str,
+        head: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> Response:
+        """The route's response; a 500 if the handler raised (a bug, logged and counted)."""
+        try:
+            return await self._respond(method, target, head, reader, writer)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            raise  # the client's fault: a short or slow body
+        except Exception:
+            # the path only: query strings carry secrets
+            log.exception("HTTP %s %s failed", method, target.partition("?")[0][:200])
+            self.on_error()
+            return json_response({"error": "internal error"}, 500)
+
+    async def _respond(
+        self,
+        method: str,
+        target: str,
+        head: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> Response:
+        path, _, query = target.partition("?")
+        if path in self.post_routes:
+            if method != "POST":
+                return json_response({"error": "only POST"}, 405)
+            return await self._post(path, query, head, reader, writer)
+        route = self.routes.get(path)
+        if route is None:
+            return json_response({"error": "not found"}, 404)
+        if method not in ("GET", "HEAD"):
+            return json_response({"error": "only GET"}, 405)
+        return route()
+
+    async def _post(
+        self,
+        path: str,
+        query: str,
+        head: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> Response:
+        """A POST route's response, once its bounded body is read."""
+        headers = _headers(head)
+        length = headers.get("content-length", "")
+        if not (length.isascii() and length.isdigit()):
+            return json_response({"error": "Content-Length required"}, 411)
+        if int(length) > _MAX_BODY_BYTES:
+            return json_response({"error": "body too large"}, 413)
+        body = await asyncio.wait_for(reader.readexactly(int(length)), _READ_TIMEOUT_S)
+        peer = writer.get_extra_info("peername")
+        request = Request(
+            path, dict(reversed(parse_qsl(query))), headers, body, str(peer and peer[0])
+        )
+        response = self.post_routes[path](request)
+        return await response if inspect.isawaitable(response) else response
 
 
 def _headers(head: bytes) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The two PyAV decoders a picker drives (pickers.Decoder), on one video stream.
+"""The two PyAV decoders a picker drives (picking.Decoder), on one video stream.
 
 - Keyframes are decoded on their own by the stream's own codec context, with
   ``skip_frame=NONKEY`` and without the loop filter: each keyframe is hashed and never

@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -25,7 +26,8 @@ from streamguard.ingest.budget import CpuBudget
 from streamguard.ingest.decoders import StreamDecoders
 from streamguard.ingest.feed import PacketFeed
 from streamguard.ingest.orientation import displayed
-from streamguard.ingest.pickers import PacketTimes, Pick, picker
+from streamguard.ingest.pickers import picker
+from streamguard.ingest.picking import PacketTimes, Pick, Picker
 from streamguard.ingest.source import ffmpeg_reason
 from streamguard.ingest.stats import SampleStats
 from streamguard.observability import metrics
@@ -135,10 +137,35 @@ def sample_frames(
         sampling, decoders, guard, rng=rng or unpredictable(), budget=budget, live=live
     )
     stats.picker = chooser.stats
-    tb_num, tb_den = stream.time_base.numerator, stream.time_base.denominator
+    counted = _CountedPackets(chooser, stats, stream.time_base, metered)
     packets = _demux(container, stream, stream_id, stats, read_timeout_s)
     if pace is not None:
         packets = pace(packets)
+    feed, arrivals = _arrivals(packets, stats, stream_id, max_lag_s, clock, metered)
+    # Only a live stream (one read ahead) is found unwatchable.
+    after_s = guard.unwatchable_after_s if feed is not None else None
+    watch = _Watch(stream_id, stats, after_s, metered)
+    try:
+        for packet, received_at in arrivals:
+            picks = counted.picks(packet, received_at)
+            watch.packet(bool(picks), received_at)
+            for pick in picks:
+                yield _frame(pick, decoders, stream_id, received_at, stats, metered)
+    finally:
+        if feed is not None:
+            feed.close()
+
+
+def _arrivals(
+    packets: Iterator[av.Packet],
+    stats: SampleStats,
+    stream_id: str,
+    max_lag_s: float | None,
+    clock: Callable[[], float],
+    metered: bool,
+) -> tuple[PacketFeed | None, Iterator[tuple[av.Packet, float]]]:
+    """Each packet with its wall-clock arrival. A live stream (``max_lag_s`` given) is read
+    ahead in a thread: the feed, which the caller closes."""
     feed = (
         PacketFeed(
             packets,
@@ -152,35 +179,67 @@ def sample_frames(
         else None
     )
     arrivals = iter(feed) if feed is not None else ((packet, clock()) for packet in packets)
-    lag = PublisherLag()
-    watched_at: float | None = None  # wall time of the last sample, or of the first packet
-    try:
-        for packet, received_at in arrivals:
-            if not packet.size:
-                picks = chooser.finish()
-            else:
-                times = _times(packet, tb_num, tb_den)
-                stats.packets += 1
-                stats.keyframes += times.key
-                if times.pts_s is not None:
-                    stats.end_s = times.pts_s + (packet.duration or 0) * tb_num / tb_den
-                    stats.lag_s = lag(received_at, times.pts_s)
-                picks = chooser.packet(times, packet)
-                interval_s = chooser.stats.keyframe_interval_s if times.key else None
-                if metered and interval_s is not None:
-                    metrics.KEYFRAME_INTERVAL.observe(interval_s)
-            if picks:
-                watched_at = received_at
-                stats.unwatchable_reason = ""
-            elif watched_at is None:
-                watched_at = received_at
-            elif feed is not None and received_at - watched_at > guard.unwatchable_after_s:
-                _unwatchable(stream_id, stats, received_at - watched_at, metered)
-            for pick in picks:
-                yield _frame(pick, decoders, stream_id, received_at, stats, metered)
-    finally:
-        if feed is not None:
-            feed.close()
+    return feed, arrivals
+
+
+class _CountedPackets:
+    """A stream's packets given to its picker, each counted in ``stats`` first (packets,
+    keyframes, where the stream ends, the publisher's lag)."""
+
+    def __init__(
+        self,
+        chooser: Picker[av.Packet, av.VideoFrame],
+        stats: SampleStats,
+        time_base: Fraction,
+        metered: bool,
+    ) -> None:
+        self._chooser = chooser
+        self._metered = metered
+        self._stats = stats
+        self._tb_num, self._tb_den = time_base.numerator, time_base.denominator
+        self._lag = PublisherLag()
+
+    def picks(self, packet: av.Packet, received_at: float) -> list[Pick[av.VideoFrame]]:
+        """The frames to hash this packet gives; the empty packet at the end flushes."""
+        if not packet.size:
+            return self._chooser.finish()
+        stats, tb_num, tb_den = self._stats, self._tb_num, self._tb_den
+        times = _times(packet, tb_num, tb_den)
+        stats.packets += 1
+        stats.keyframes += times.key
+        if times.pts_s is not None:
+            stats.end_s = times.pts_s + (packet.duration or 0) * tb_num / tb_den
+            stats.lag_s = self._lag(received_at, times.pts_s)
+        picks = self._chooser.packet(times, packet)
+        interval_s = self._chooser.stats.keyframe_interval_s if times.key else None
+        if self._metered and interval_s is not None:
+            metrics.KEYFRAME_INTERVAL.observe(interval_s)
+        return picks
+
+
+class _Watch:
+    """Wall time since the last sample (or the first packet): packets that keep coming
+    for ``after_s`` (None: never) with nothing to hash make the stream unwatchable."""
+
+    def __init__(
+        self, stream_id: str, stats: SampleStats, after_s: float | None, metered: bool
+    ) -> None:
+        self._stream_id = stream_id
+        self._stats = stats
+        self._after_s = after_s
+        self._metered = metered
+        self._watched_at: float | None = None
+
+    def packet(self, sampled: bool, received_at: float) -> None:
+        """After each packet; raises SourceUnwatchable (see ``_unwatchable``)."""
+        if sampled:
+            self._watched_at = received_at
+            self._stats.unwatchable_reason = ""
+        elif self._watched_at is None:
+            self._watched_at = received_at
+        elif self._after_s is not None and received_at - self._watched_at > self._after_s:
+            for_s = received_at - self._watched_at
+            _unwatchable(self._stream_id, self._stats, for_s, self._metered)
 
 
 def _times(packet: av.Packet, tb_num: int, tb_den: int) -> PacketTimes:

@@ -52,15 +52,7 @@ def open_source(
             raise SourceError(f"{source}: no such file", "open_failed")
         target, timeout = str(path), None
     else:
-        # rw_timeout (microseconds) bounds every network read; FFmpeg's RTMP
-        # ``timeout`` would instead make it listen for a publisher.
-        container_options["rw_timeout"] = str(int(read_timeout_s * 1_000_000))
-        # FFmpeg probes a live stream for 5 s before returning from open; half a
-        # second is enough to learn the video parameters (measured on nginx-rtmp:
-        # open 6.6 s -> 1.5 s, the rest being the wait for a keyframe; HLS 4 s -> 0.02 s).
-        container_options["analyzeduration"] = "500000"
-        if scheme_of(source) in ("http", "https"):
-            container_options["m3u8_hold_counters"] = str(hls_hold_reloads)
+        container_options |= _network_options(source, read_timeout_s, hls_hold_reloads)
         # PyAV's own timeout checks take the GIL on every FFmpeg I/O poll; keep them
         # for the open only and let rw_timeout bound reads inside FFmpeg (measured
         # with 40 nginx-rtmp readers: 1.35-1.7 -> 1.2 ms CPU per stream-second).
@@ -73,18 +65,41 @@ def open_source(
             f"{redact(source)}: cannot open (timed out after {open_timeout_s:g} s)"
         ) from None
     except av.FFmpegError as exc:
-        # FFmpeg reports a host name that does not resolve only as an I/O error.
-        looked_up = path is None and exc.errno == errno.EIO and _unresolved(source)
-        reason = looked_up or ffmpeg_reason(exc)
-        message = f"{redact(source)}: cannot open ({reason})"
-        if _not_published(exc, source):
-            raise SourceNotLive(message) from None
-        waited_s = time.monotonic() - started
-        if not looked_up and waited_s >= 0.95 * min(read_timeout_s, open_timeout_s):
-            # Connected, and nothing came (FFmpeg's RTMP client says EIO for both timeouts).
-            message = f"{redact(source)}: cannot open (nothing received for {waited_s:.1f} s)"
-            raise SourceOpenTimeout(message) from None
-        raise SourceError(message, "open_failed") from None
+        timeout_s = min(read_timeout_s, open_timeout_s)
+        raise _open_failure(exc, source, path is None, started, timeout_s) from None
+
+
+def _network_options(source: str, read_timeout_s: float, hls_hold_reloads: int) -> dict[str, str]:
+    """FFmpeg's options for a stream URL: bounded reads, a short probe, HLS's end."""
+    # rw_timeout (microseconds) bounds every network read; FFmpeg's RTMP
+    # ``timeout`` would instead make it listen for a publisher.
+    options = {"rw_timeout": str(int(read_timeout_s * 1_000_000))}
+    # FFmpeg probes a live stream for 5 s before returning from open; half a
+    # second is enough to learn the video parameters (measured on nginx-rtmp:
+    # open 6.6 s -> 1.5 s, the rest being the wait for a keyframe; HLS 4 s -> 0.02 s).
+    options["analyzeduration"] = "500000"
+    if scheme_of(source) in ("http", "https"):
+        options["m3u8_hold_counters"] = str(hls_hold_reloads)
+    return options
+
+
+def _open_failure(
+    exc: av.FFmpegError, source: str, network: bool, started: float, timeout_s: float
+) -> SourceError:
+    """The SourceError for FFmpeg's failure to open ``source``, which began at ``started``
+    (monotonic); ``timeout_s`` is the shorter of the read and open timeouts."""
+    # FFmpeg reports a host name that does not resolve only as an I/O error.
+    looked_up = network and exc.errno == errno.EIO and _unresolved(source)
+    reason = looked_up or ffmpeg_reason(exc)
+    message = f"{redact(source)}: cannot open ({reason})"
+    if _not_published(exc, source):
+        return SourceNotLive(message)
+    waited_s = time.monotonic() - started
+    if not looked_up and waited_s >= 0.95 * timeout_s:
+        # Connected, and nothing came (FFmpeg's RTMP client says EIO for both timeouts).
+        message = f"{redact(source)}: cannot open (nothing received for {waited_s:.1f} s)"
+        return SourceOpenTimeout(message)
+    return SourceError(message, "open_failed")
 
 
 def _not_published(exc: av.FFmpegError, source: str) -> bool:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from streamguard.ingest.pickers import PickerStats
+from streamguard.ingest.picking import PickerStats
 
 
 @dataclass(slots=True)

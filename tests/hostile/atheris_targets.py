@@ -61,7 +61,8 @@ def _instrumented() -> AbstractContextManager:
 
 
 with _instrumented():
-    from streamguard.blocklist import formats
+    from streamguard.blocklist import chunk_parser, formats
+    from streamguard.blocklist.entry import Entry
     from streamguard.config import ClusterSettings, ControlSettings, Settings, StreamConfig
     from streamguard.enforce.events import MAX_EVENT_ID_CHARS, InvalidEvent, parse_kill
     from streamguard.errors import BlocklistFormatError
@@ -92,7 +93,7 @@ def _work() -> Path:
 _UNDECODABLE = ": cannot read (UnicodeDecodeError)"
 
 
-def _load(path: Path, algo: str | None) -> list[formats.Entry] | str:
+def _load(path: Path, algo: str | None) -> list[Entry] | str:
     """The entries of ``path``, or the message of its BlocklistFormatError."""
     try:
         return formats.load_blocklist_file(path, algo=algo)
@@ -118,11 +119,11 @@ def blocklist(data: bytes) -> None:
     # docs/blocklist-formats.md: blocks and the column-wise parsing do not change the result.
     with mock.patch.object(formats, "_CHUNK_CHARS", chunk_chars):
         assert _same(_load(path, algo), outcome), f"differs when read in blocks of {chunk_chars}"
-    with mock.patch.object(formats._Parser, "fast", lambda self, lines: None):
+    with mock.patch.object(chunk_parser.ChunkParser, "fast", lambda self, lines: None):
         assert _same(_load(path, algo), outcome), "differs when parsed line by line"
 
 
-def _same(outcome: list[formats.Entry] | str, expected: list[formats.Entry] | str) -> bool:
+def _same(outcome: list[Entry] | str, expected: list[Entry] | str) -> bool:
     """The same entries or error; bytes that are not UTF-8 are found when their block is
     read, so a bad line before them may be reported instead."""
     if isinstance(outcome, str) and isinstance(expected, str):

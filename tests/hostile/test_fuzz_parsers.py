@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
-from streamguard.blocklist.formats import Entry, load_blocklist_file, parse_entry
+from streamguard.blocklist.entry import Entry, parse_entry
+from streamguard.blocklist.formats import load_blocklist_file
 from streamguard.config import ClusterSettings, ControlSettings, Settings, StreamConfig
 from streamguard.config.errors import ConfigError as PolicyError
 from streamguard.config.policy import Policy

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from streamguard.blocklist.formats import Entry
+from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.store import NO_STORE, BlocklistStore
 from streamguard.blocklist.sync import BlocklistSync
 from streamguard.infra.redis import RedisSettings, RedisSetupError, connect

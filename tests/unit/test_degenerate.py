@@ -12,7 +12,7 @@ from streamguard.blocklist.degenerate import (
     radius,
     shown_id,
 )
-from streamguard.blocklist.formats import Entry
+from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.memory import Blocklist
 from streamguard.detect.matcher import FrameMatcher
 from streamguard.errors import BlocklistFormatError

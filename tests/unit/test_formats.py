@@ -8,7 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamguard.blocklist import formats
-from streamguard.blocklist.formats import DEFAULT_CATEGORY, Entry, load_blocklist_file
+from streamguard.blocklist.entry import COLUMNS, DEFAULT_CATEGORY, Entry, algo_name
+from streamguard.blocklist.file_layout import LineError
+from streamguard.blocklist.formats import load_blocklist_file
 from streamguard.errors import BlocklistFormatError
 from streamguard.hashing import ALGORITHMS
 
@@ -270,7 +272,7 @@ def entries(draw):
 def test_written_entries_read_back(tmp_path, written):
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(formats.COLUMNS)
+    writer.writerow(COLUMNS)
     writer.writerows((e.algo, e.digest.hex(), e.id, e.list, e.category, e.label) for e in written)
     path = write(tmp_path, "roundtrip.csv", out.getvalue())
     assert load_blocklist_file(path) == written
@@ -280,7 +282,7 @@ def exact_outcome(path, algo):
     """What the line-by-line parser alone makes of a file, worded as load_blocklist_file."""
     try:
         entries_ = formats._Load(path, algo, fast=False).run()
-    except formats._LineError as exc:
+    except LineError as exc:
         return f"{path}: {exc}"
     return entries_ or f"{path}: no entries"
 
@@ -295,7 +297,7 @@ def outcome(path, algo):
 def good_row(draw, i, algos, messy):
     """Field values of a valid row (row i: unique hash); messy ones need trimming or quoting."""
     algo = draw(st.sampled_from(algos))
-    hex_hash = f"{i:0{ALGORITHMS[formats._algo_name(algo)].hex_length}x}"
+    hex_hash = f"{i:0{ALGORITHMS[algo_name(algo)].hex_length}x}"
     spellings = {
         "hash": [hex_hash, hex_hash.upper()],
         "id": ["", f"e{i}"],
@@ -328,7 +330,7 @@ def files(draw):
     """A file of some shape: mostly valid rows, now and then a bad row or an odd line."""
     shape = draw(st.sampled_from(["streamguard", "threatexchange", "bare", "signals"]))
     header, names = {
-        "streamguard": (None, draw(st.permutations(formats.COLUMNS))),
+        "streamguard": (None, draw(st.permutations(COLUMNS))),
         "threatexchange": (
             "collab,signal_type,signal_str,category,tags",
             ["list", "algo", "hash", "verdict", "label"],

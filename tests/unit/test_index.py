@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamguard.blocklist.index import HammingIndex, _Layout
+from streamguard.blocklist.index import HammingIndex
+from streamguard.blocklist.index_layout import Layout
 
 
 def brute_force(model: dict[int, np.ndarray], q: np.ndarray, t: int) -> list[tuple[int, int]]:
@@ -190,12 +191,12 @@ def test_each_code_is_stored_once() -> None:
 def test_layout_keeps_offsets_proportionate(bits: int, max_threshold: int) -> None:
     """At most 2n buckets per table (above the 8-bit minimum); the benchmark layouts."""
     for n in (1, 100, 10_000, 1_000_000, 2**20, 10_000_000):
-        layout = _Layout.choose(bits, max_threshold, n)
+        layout = Layout.choose(bits, max_threshold, n)
         assert 2 ** max(layout.widths) <= max(2 * n, 2**8)
-    large = _Layout.choose(bits, max_threshold, 10_000_000)
+    large = Layout.choose(bits, max_threshold, 10_000_000)
     assert (large.m, large.widths[0]) == ((3, 21) if bits == 64 else (12, 21))
     if bits == 256:
-        assert _Layout.choose(bits, max_threshold, 1_000_000).widths == (16,) * 16
+        assert Layout.choose(bits, max_threshold, 1_000_000).widths == (16,) * 16
 
 
 def test_invalid_construction_raises() -> None:

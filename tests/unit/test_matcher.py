@@ -1,6 +1,6 @@
 import numpy as np
 
-from streamguard.blocklist.formats import Entry
+from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.memory import Blocklist
 from streamguard.detect.matcher import FrameMatcher
 from streamguard.hashing import Luma, hash_luma

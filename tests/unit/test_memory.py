@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from streamguard.blocklist.formats import Entry
+from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.memory import Blocklist, BlocklistBuilder
 from streamguard.blocklist.metadata import EntryTable, Rows
 

@@ -14,12 +14,9 @@ import pytest
 
 from streamguard.config.sampling import GuardSettings
 from streamguard.ingest.budget import CpuBudget
-from streamguard.ingest.pickers import (
-    GuardPicker,
-    IntervalPicker,
-    KeyframePicker,
-    PacketTimes,
-)
+from streamguard.ingest.guard_picker import GuardPicker
+from streamguard.ingest.pickers import IntervalPicker, KeyframePicker
+from streamguard.ingest.picking import PacketTimes
 
 NO_PROBES = GuardSettings(probe_every_s=1e9)
 

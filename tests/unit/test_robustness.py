@@ -4,7 +4,7 @@ import numpy as np
 import pdqhash
 import pytest
 
-from streamguard.blocklist.formats import Entry
+from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.variants import image_variants, wanted
 from streamguard.detect.matcher import PLAIN, ROBUST, FrameMatcher, frame_hashes

@@ -1,0 +1,152 @@
+"""How a multi-index hash cuts codes into substrings, and which buckets a query probes.
+
+Each code is cut into ``m`` disjoint substrings (leftover bits are unused: the argument below
+only needs the substring distances to sum to at most the full distance). If ``d(q, x) <= t``
+and ``t = m * r + a`` (``0 <= a < m``), then one of any chosen ``a + 1`` substrings is within
+``r`` of the query's substring, or one of the other ``m - a - 1`` is within ``r - 1`` (otherwise
+the distance would be at least ``(a + 1) * (r + 1) + (m - a - 1) * r = t + 1``). Probing every
+bucket at those radii and verifying each candidate's full distance therefore returns every
+match: no misses. The split is chosen by a cost model (docs/index.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_MAX_SUBSTRING_BITS = 24  # direct addressing: 2**24 buckets = 64 MiB of int32 offsets per table
+# Relative costs per bucket probe and per verified candidate, measured on the benchmark machine
+# (see docs/index.md); they only steer the choice of m.
+_PROBE_COST = 4.0
+_CANDIDATE_COST = {1: 1.0, 4: 3.0}
+
+
+def _ball_size(s: int, r: int) -> int:
+    return sum(math.comb(s, i) for i in range(r + 1))
+
+
+def _radii(widths: list[int], t: int) -> list[int]:
+    """Per-table probe radius for threshold ``t`` (refined pigeonhole, see module docstring).
+
+    The ``a + 1`` tables probed at the larger radius are the narrowest ones (cheapest balls).
+    """
+    m = len(widths)
+    r, a = divmod(t, m)
+    order = sorted(range(m), key=lambda j: widths[j])
+    radii = [r - 1] * m
+    for j in order[: a + 1]:
+        radii[j] = r
+    return radii
+
+
+def _expected_cost(widths: list[int], t: int, n: int, words: int) -> float:
+    cost = 0.0
+    for s, r in zip(widths, _radii(widths, t), strict=True):
+        if r >= 0:
+            ball = _ball_size(s, r)
+            cost += ball * (_PROBE_COST + _CANDIDATE_COST[words] * n / 2**s)
+    return cost
+
+
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """How codes are cut into substrings and where each table's buckets start.
+
+    Table ``j`` reads bits ``[shift_j, shift_j + width_j)`` of 64-bit word ``word_j``. Tables are
+    ordered by decreasing width and ``base_j`` is the table's first bucket; every ``base_j`` is a
+    multiple of ``2**width_j``, so ``(key | base) ^ flip == (key ^ flip) + base``.
+    """
+
+    words: int
+    widths: tuple[int, ...]
+    word_idx: np.ndarray
+    shifts: np.ndarray
+    masks: np.ndarray
+    bases: np.ndarray
+    n_buckets: int
+    _probes: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    @classmethod
+    def choose(cls, bits: int, max_threshold: int, n: int) -> Layout:
+        """Pick substrings per word minimising the modelled query cost at ``n`` entries."""
+        words = bits // 64
+        # Memory term: at most 2n buckets per table, so its offsets never take more than twice
+        # the memory of its slots. (Without it, PDQ would switch to 12 x 21 bits at ~0.7M
+        # entries: faster, but with 100 MB of offsets.)
+        cap = min(_MAX_SUBSTRING_BITS, max(8, n.bit_length()))
+        splits = [[64 // parts] * parts for parts in range(1, 17) if 64 // parts <= cap]
+        best = min(splits, key=lambda w: _expected_cost(w * words, max_threshold, n, words))
+        return cls.from_widths(words, best)
+
+    @classmethod
+    def from_widths(cls, words: int, per_word: list[int]) -> Layout:
+        """Layout with the same split ``per_word`` (widths summing to <= 64) in every word."""
+        tables = []
+        for w in range(words):
+            shift = 0
+            for s in per_word:
+                tables.append((s, w, shift))
+                shift += s
+        tables.sort(key=lambda x: -x[0])
+        bases, total = [], 0
+        for s, _, _ in tables:
+            bases.append(total)
+            total += 1 << s
+        return cls(
+            words=words,
+            widths=tuple(s for s, _, _ in tables),
+            word_idx=np.array([w for _, w, _ in tables], dtype=np.intp),
+            shifts=np.array([sh for _, _, sh in tables], dtype=np.uint64),
+            masks=np.array([(1 << s) - 1 for s, _, _ in tables], dtype=np.uint64),
+            bases=np.array(bases, dtype=np.uint64),
+            n_buckets=total,
+        )
+
+    @property
+    def m(self) -> int:
+        return len(self.widths)
+
+    def table_keys(self, codes: np.ndarray, j: int) -> np.ndarray:
+        """Bucket numbers within table ``j`` (without its base) of split ``codes``, ``(n,)``."""
+        part, col = divmod(int(self.word_idx[j]), codes.shape[2])
+        keys = codes[part, :, col] >> self.shifts[j]
+        keys &= self.masks[j]
+        return keys.astype(np.uint32)
+
+    def keys(self, codes: np.ndarray) -> np.ndarray:
+        """Global bucket numbers, shape ``(m, n)``, of split ``codes`` (see ``split_codes``)."""
+        part, col = np.divmod(self.word_idx, codes.shape[2])
+        words = codes[part, :, col]
+        keys = ((words >> self.shifts[:, None]) & self.masks[:, None]) | self.bases[:, None]
+        return keys.astype(np.intp)
+
+    def probe_buckets(self, q: np.ndarray, t: int) -> np.ndarray:
+        """The bucket of every probe for the query words ``q`` ``(words,)`` at threshold ``t``."""
+        tables, flips = self.probes(t)
+        keys = ((q[self.word_idx] >> self.shifts) & self.masks) | self.bases
+        return keys.view(np.intp).take(tables) ^ flips
+
+    def probes(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(table, flip)`` per bucket probe for threshold ``t``; cached per threshold.
+
+        The cache is filled idempotently, so a race between threads only repeats work.
+        """
+        cached = self._probes.get(t)
+        if cached is not None:
+            return cached
+        tables, flips = [], []
+        for j, (s, r) in enumerate(zip(self.widths, _radii(list(self.widths), t), strict=True)):
+            for k in range(r + 1):
+                for bits in itertools.combinations(range(s), k):
+                    tables.append(j)
+                    flips.append(sum(1 << b for b in bits))
+        result = (np.array(tables, dtype=np.intp), np.array(flips, dtype=np.intp))
+        self._probes[t] = result
+        return result
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes + b.nbytes for a, b in self._probes.values())
