@@ -44,6 +44,7 @@ debian-packages:
 lint: $(BIN)/streamguard debian-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(HADOLINT) deploy/Dockerfile
 	$(INLINE_DOCKERFILE) | $(HADOLINT) -
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/docker-compose.yml
