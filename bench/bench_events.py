@@ -160,7 +160,7 @@ async def sink_on(broker: Mosquitto, path: Path, name: str) -> AsyncIterator[Mqt
     sink = MqttSink(MqttSettings(url=broker.url()), outbox, name)
     task = asyncio.create_task(sink.run())
     try:
-        await until(lambda: sink.connected, 10, "the sink connected")
+        await until(lambda: sink.link.connected, 10, "the sink connected")
         yield sink
     finally:
         sink.stop()
@@ -361,7 +361,7 @@ async def after_idle_restart(broker: Mosquitto, sink: MqttSink) -> dict[str, Any
     notice?), started again, then one event: the seconds from ``publish()`` to its PUBACK."""
     await asyncio.to_thread(broker.stop)
     await asyncio.sleep(1)
-    noticed = not sink.connected
+    noticed = not sink.link.connected
     await asyncio.to_thread(broker.start)
     await asyncio.sleep(1)
     outbox = sink.outbox

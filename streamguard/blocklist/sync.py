@@ -71,14 +71,6 @@ class BlocklistSync:
         self._stop.set()
 
     @property
-    def connected(self) -> bool:
-        return self.link.connected
-
-    @property
-    def last_error(self) -> str:
-        return self.link.last_error
-
-    @property
     def stale_s(self) -> float | None:
         """Seconds since the blocklist was last known to equal the store (None before)."""
         return None if self._synced_at is None else self._clock() - self._synced_at
@@ -89,12 +81,12 @@ class BlocklistSync:
             "source": "redis",
             "url": redact(self.settings.url),
             "loaded": self.loaded.is_set(),
-            "connected": self.connected,
+            "connected": self.link.connected,
             "entries": len(self.blocklist),
             "version": None if self._position is None else self._position.version,
             "stale_s": None if stale is None else round(stale, 3),
             "reloads": self.reloads,
-            "error": self.last_error,
+            "error": self.link.last_error,
         }
 
     async def run(self) -> None:

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from streamguard.config.checks import distances, seconds
 from streamguard.config.errors import ConfigError
 from streamguard.config.model import (
     DEFAULT_MAX_EVENTS,
@@ -27,17 +28,9 @@ from streamguard.config.model import (
 from streamguard.config.mqtt import MqttSettings
 from streamguard.config.policy_table import parse_policy
 from streamguard.config.sampling import GuardSettings, Sampling
-from streamguard.hashing import check_distance
 from streamguard.infra.redis import RedisSettings
-from streamguard.values import positive_seconds
 
 STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
-
-
-def _seconds(where: str, value: Any) -> float:
-    if (seconds := positive_seconds(value)) is None:
-        raise ConfigError(f"{where}: expected a positive number of seconds, got {value!r}")
-    return seconds
 
 
 def parse_stream(where: str, stream_id: Any, url: Any, sample: Any = None) -> StreamConfig:
@@ -116,7 +109,7 @@ def _value(where: str, key: str, value: Any, default: Any, base: Path) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{where}: expected a whole number >= 1, got {value!r}")
         return value
-    return _seconds(where, value)
+    return seconds(where, value)
 
 
 _TABLES = {  # the tables every key of which `table` checks, and their defaults
@@ -149,7 +142,7 @@ def load_file(path: Path) -> Settings:
         or DEFAULT_MAX_EVENTS,
         processes=_count(f"{path}: processes", data.get("processes", 0)),
         hash_threads=_count(f"{path}: hash_threads", data.get("hash_threads", 0)),
-        worker_timeout_s=_seconds(f"{path}: worker_timeout_s", data.get("worker_timeout_s", 30.0)),
+        worker_timeout_s=seconds(f"{path}: worker_timeout_s", data.get("worker_timeout_s", 30.0)),
         worker_id=str(data.get("worker_id", "")),
         **_blocklist(path, data.get("blocklist", {})),
         **{
@@ -192,18 +185,13 @@ def _blocklist(path: Path, raw: Any) -> dict[str, Any]:
     max_distance = raw.get("max_distance", {})
     if not isinstance(files, list) or not isinstance(max_distance, dict):
         raise ConfigError(f"{path}: blocklist.files must be a list, blocklist.max_distance a table")
-    for algo, value in max_distance.items():
-        try:
-            check_distance(algo, value)
-        except ValueError as exc:
-            raise ConfigError(f"{path}: blocklist.max_distance.{algo}: {exc}") from None
     allow_degenerate = raw.get("allow_degenerate", False)
     if not isinstance(allow_degenerate, bool):
         raise ConfigError(f"{path}: blocklist.allow_degenerate: expected true or false")
     return {
         "blocklists": tuple(path.parent / file for file in files),
         "blocklist_algo": raw.get("algo"),
-        "max_distance": dict(max_distance),
+        "max_distance": distances(f"{path}: blocklist.max_distance", max_distance),
         "allow_degenerate": allow_degenerate,
     }
 

@@ -1,14 +1,13 @@
 """``[policy]`` of the TOML file into `Policy`: rule keys as defaults for every category,
 ``[policy.CATEGORY]`` tables override them (docs/policy.md)."""
 
-from collections.abc import Mapping
 from dataclasses import fields, replace
 from typing import Any
 
+from streamguard.config.checks import distances, seconds
 from streamguard.config.errors import ConfigError
 from streamguard.config.policy import ACTIONS, Policy, Rule
-from streamguard.hashing import ALGORITHMS, check_distance
-from streamguard.values import positive_seconds
+from streamguard.hashing import ALGORITHMS
 
 _GENERAL = {"incident_gap_s", "keep_watching_after_kill", "unwatchable"}
 _RULE_MAPS = {"max_distance", "instant_distance"}
@@ -30,7 +29,9 @@ def parse_policy(where: str, table: Any) -> Policy:
         },
     )
     if "incident_gap_s" in general:
-        policy = replace(policy, incident_gap_s=_positive(where, "incident_gap_s", general))
+        policy = replace(
+            policy, incident_gap_s=seconds(f"{where}.incident_gap_s", general["incident_gap_s"])
+        )
     if "keep_watching_after_kill" in general:
         keep = general["keep_watching_after_kill"]
         if not isinstance(keep, bool):
@@ -51,13 +52,13 @@ def _rule(where: str, keys: dict[str, Any], base: Rule) -> Rule:
     values: dict[str, Any] = {}
     for key, value in keys.items():
         if key in _RULE_MAPS:
-            values[key] = _distances(f"{where}.{key}", value)
+            values[key] = distances(f"{where}.{key}", value)
         elif key == "action":
             values[key] = _choice(where, key, value, ACTIONS)
         elif key == "unconfirmed":
             values[key] = _choice(where, key, value, ("review", "ignore"))
         elif key == "window_s":
-            values[key] = _positive(where, key, keys)
+            values[key] = seconds(f"{where}.{key}", value)
         elif key == "review_only":
             if not isinstance(value, list) or not set(value) <= set(ALGORITHMS):
                 raise ConfigError(f"{where}.review_only: expected a list of {list(ALGORITHMS)}")
@@ -71,26 +72,7 @@ def _rule(where: str, keys: dict[str, Any], base: Rule) -> Rule:
     return replace(base, **values)
 
 
-def _distances(where: str, value: Any) -> dict[str, int]:
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: expected {{ ALGO = bits }} with ALGO in {list(ALGORITHMS)}")
-    for algo, n in value.items():
-        try:
-            check_distance(algo, n)
-        except ValueError as exc:
-            raise ConfigError(f"{where}.{algo}: {exc}") from None
-    return dict(value)
-
-
 def _choice(where: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ConfigError(f"{where}.{key}: expected one of {', '.join(allowed)}, got {value!r}")
     return value
-
-
-def _positive(where: str, key: str, keys: Mapping[str, Any]) -> float:
-    if (seconds := positive_seconds(keys[key])) is None:
-        raise ConfigError(
-            f"{where}.{key}: expected a positive number of seconds, got {keys[key]!r}"
-        )
-    return seconds

@@ -59,15 +59,17 @@ async def run(
         mqtt, topic(mqtt, "kill", "+"), enforcer.on_message, metrics.CONNECTED.set
     )
 
+    link = subscriber.link
+
     def readyz() -> http.Response:
         status = {
-            "ready": subscriber.connected,
-            "mqtt": "connected" if subscriber.connected else subscriber.last_error or "connecting",
+            "ready": link.connected,
+            "mqtt": "connected" if link.connected else link.last_error or "connecting",
             "adapter": adapter.name,
             "denied_keys": denylist.count(enforcer.clock()),
             "pending_drops": enforcer.pending_drops,
         }
-        return http.json_response(status, 200 if subscriber.connected else 503)
+        return http.json_response(status, 200 if link.connected else 503)
 
     def metrics_page() -> http.Response:
         metrics.PENDING_DROPS.set(enforcer.pending_drops)

@@ -51,14 +51,6 @@ class MqttSink:
         self._disk = ThreadPoolExecutor(1, thread_name_prefix="outbox")
 
     @property
-    def connected(self) -> bool:
-        return self.link.connected
-
-    @property
-    def last_error(self) -> str:
-        return self.link.last_error
-
-    @property
     def ready(self) -> bool:
         """Events can go out now (they are safe in the outbox either way)."""
         return self.link.connected

@@ -41,14 +41,6 @@ class Subscriber:
         self._protocols = protocols(settings)
         self._stop = asyncio.Event()
 
-    @property
-    def connected(self) -> bool:
-        return self.link.connected
-
-    @property
-    def last_error(self) -> str:
-        return self.link.last_error
-
     def status(self) -> dict[str, Any]:
         return {"connected": self.link.connected, "error": self.link.last_error}
 

@@ -161,10 +161,6 @@ class ClusterMember:
     def interval_s(self) -> float:
         return self.settings.lease_ttl_s / 4
 
-    @property
-    def connected(self) -> bool:
-        return self.link.connected
-
     def status(self) -> dict[str, Any]:
         return {
             "connected": self.link.connected,

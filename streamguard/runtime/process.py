@@ -150,17 +150,17 @@ class WorkerProcess:
         metrics.BLOCKLIST_DEGENERATE.labels("loaded").set(loaded)
         if self.sync is not None:
             metrics.BLOCKLIST_STALENESS.set(self.sync.stale_s or 0.0)
-            metrics.CONNECTED.labels("redis").set(int(self.sync.connected))
+            metrics.CONNECTED.labels("redis").set(int(self.sync.link.connected))
         if self.mqtt is not None:
             metrics.OUTBOX_EVENTS.set(len(self.mqtt.outbox))
             metrics.OUTBOX_OLDEST_AGE.set(self.mqtt.outbox.oldest_age_s(time.time()))
-            metrics.CONNECTED.labels("mqtt").set(int(self.mqtt.connected))
+            metrics.CONNECTED.labels("mqtt").set(int(self.mqtt.link.connected))
         if self.cluster is not None:
             metrics.CLUSTER_LEASES.set(len(self.cluster.leases))
             metrics.CLUSTER_CAPACITY.set(self.settings.cluster.capacity)
             metrics.CLUSTER_REGISTERED.set(self.cluster.registered)
             metrics.CLUSTER_WORKERS.set(self.cluster.live_workers)
-            metrics.CONNECTED.labels("cluster").set(int(self.cluster.connected))
+            metrics.CONNECTED.labels("cluster").set(int(self.cluster.link.connected))
 
     async def run(self, stop: asyncio.Event, tick: Callable[[], None] | None = None) -> None:
         """Watch until ``stop`` is set, calling ``tick`` once a second."""

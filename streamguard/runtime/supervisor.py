@@ -200,20 +200,29 @@ async def _control_plane(settings: Settings) -> AsyncIterator[dict[str, PostRout
         await plane.close()
 
 
-async def _run_in_process(settings: Settings) -> None:
-    stop = asyncio.Event()
-    _stop_on_signals(stop)
-    process = WorkerProcess(settings, member_id=settings.worker_id)  # loads the blocklist
-    routes = _routes(process.snapshots, lambda: (process.ready, [process.blocklist_status()]))
+@contextlib.asynccontextmanager
+async def _serving(
+    settings: Settings, routes: dict[str, Callable[[], Response]]
+) -> AsyncIterator[None]:
+    """The HTTP port (and with a cluster, the control plane) while the body runs."""
     async with _control_plane(settings) as webhooks:
         server = await serve(
             settings.http_host, settings.http_port, routes, webhooks, metrics.INTERNAL_ERRORS.inc
         )
         try:
-            await process.run(stop)
+            yield
         finally:
             server.close()
             await server.wait_closed()
+
+
+async def _run_in_process(settings: Settings) -> None:
+    stop = asyncio.Event()
+    _stop_on_signals(stop)
+    process = WorkerProcess(settings, member_id=settings.worker_id)  # loads the blocklist
+    routes = _routes(process.snapshots, lambda: (process.ready, [process.blocklist_status()]))
+    async with _serving(settings, routes):
+        await process.run(stop)
 
 
 def _child_main(number: int, settings: Settings, reports: Any, log_level: int) -> None:
@@ -261,15 +270,8 @@ async def _run_processes(settings: Settings, count: int) -> None:
         return child
 
     supervisor = ProcessSupervisor(count, spawn, reports, settings.worker_timeout_s)
-    routes = _routes(supervisor.streams, supervisor.ready, metrics_dir)
-    async with _control_plane(settings) as webhooks:
-        server = await serve(
-            settings.http_host, settings.http_port, routes, webhooks, metrics.INTERNAL_ERRORS.inc
-        )
-        try:
-            await supervisor.run(stop)
-        finally:
-            server.close()
+    async with _serving(settings, _routes(supervisor.streams, supervisor.ready, metrics_dir)):
+        await supervisor.run(stop)
 
 
 def run(settings: Settings) -> None:

@@ -147,14 +147,14 @@ def test_redis_restart_keeps_matching_and_resumes(redis):
         try:
             await asyncio.wait_for(sync.loaded.wait(), 10)
             redis.kill()
-            await until(lambda: not sync.connected, 5)
+            await until(lambda: not sync.link.connected, 5)
             assert matches(sync, base[3])  # detection goes on with the last index
             await asyncio.sleep(1.5)
             assert sync.stale_s > 1.0 and "127.0.0.1" in sync.status()["error"]
             await asyncio.to_thread(redis.start)
             await store_for(redis.url).write([during], "cli", now=time.time())
             await until(lambda: matches(sync, during), 20)
-            assert sync.connected and sync.reloads == 0  # resumed from its position
+            assert sync.link.connected and sync.reloads == 0  # resumed from its position
             assert matches(sync, base[3])
         finally:
             await stopped(sync, task)
@@ -171,7 +171,7 @@ def test_unreachable_at_start_retries_then_loads(redis):
         sync = BlocklistSync(RedisSettings(url=redis.url, timeout_s=1.0))
         task = asyncio.create_task(sync.run())
         try:
-            await until(lambda: bool(sync.last_error), 5)
+            await until(lambda: bool(sync.link.last_error), 5)
             assert not sync.loaded.is_set()
             await asyncio.to_thread(redis.start)
             await asyncio.wait_for(sync.loaded.wait(), 20)
@@ -194,8 +194,8 @@ def test_emptied_redis_does_not_empty_the_worker(redis):
             client = aioredis.Redis.from_url(redis.url)
             await client.flushall()
             await client.aclose()
-            await until(lambda: "gone" in sync.last_error, 5)
-            assert matches(sync, item) and not sync.connected
+            await until(lambda: "gone" in sync.link.last_error, 5)
+            assert matches(sync, item) and not sync.link.connected
             fresh = entry(2)
             await store_for(redis.url).write([fresh], "again.csv", now=time.time())
             await until(lambda: matches(sync, fresh), 20)

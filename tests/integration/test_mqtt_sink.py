@@ -64,7 +64,7 @@ def test_tls_with_a_private_ca_and_a_client_certificate(tmp_path):
         sink = asyncio.run(deliver(with_client_cert, Outbox(tmp_path / "a.sqlite"), 3, 10))
         assert sink.published == 3 and broker.url().startswith("mqtts://")
         refused = asyncio.run(deliver(settings, Outbox(tmp_path / "b.sqlite"), 1, 2))
-    assert refused.published == 0 and not refused.connected and refused.last_error
+    assert refused.published == 0 and not refused.link.connected and refused.link.last_error
 
 
 def test_wrong_password_keeps_events_and_says_why(tmp_path, caplog):
@@ -73,9 +73,9 @@ def test_wrong_password_keeps_events_and_says_why(tmp_path, caplog):
         outbox = Outbox(tmp_path / "outbox.sqlite")
         settings = replace(MqttSettings(url=wrong), timeout_s=2)
         sink = asyncio.run(deliver(settings, outbox, 1, 2))
-    assert not sink.connected and len(outbox) == 1
+    assert not sink.link.connected and len(outbox) == 1
     assert "guess" not in caplog.text and "***" in caplog.text
-    assert "Not authorized" in sink.last_error or "password" in sink.last_error.lower()
+    assert "Not authorized" in sink.link.last_error or "password" in sink.link.last_error.lower()
 
 
 def test_a_lost_broker_is_noticed_at_once_and_events_flow_after_its_restart(tmp_path):
@@ -83,10 +83,10 @@ def test_a_lost_broker_is_noticed_at_once_and_events_flow_after_its_restart(tmp_
         outbox = Outbox(tmp_path / "outbox.sqlite")
         sink = MqttSink(MqttSettings(url=broker.url()), outbox, "sink")
         task = asyncio.create_task(sink.run())
-        await until(lambda: sink.connected)
+        await until(lambda: sink.link.connected)
         killed = time.monotonic()
         await asyncio.to_thread(broker.kill)
-        await until(lambda: not sink.connected)  # while idle, nothing to send
+        await until(lambda: not sink.link.connected)  # while idle, nothing to send
         noticed_s = time.monotonic() - killed
         await asyncio.to_thread(broker.start)
         restarted = time.monotonic()
@@ -111,16 +111,16 @@ def test_a_released_status_is_not_sent_again_after_a_reconnect(tmp_path):
     async def scenario(broker) -> None:
         sink = MqttSink(MqttSettings(url=broker.url()), Outbox(tmp_path / "o.sqlite"), "old")
         task = asyncio.create_task(sink.run())
-        await until(lambda: sink.connected)
+        await until(lambda: sink.link.connected)
         sink.stream_status("cam", {"holder": "old"})
         sink.stream_status("other", {"holder": "old"})
         await asyncio.sleep(0.3)  # sent
         sink.release("cam")
         await asyncio.to_thread(mosquitto_pub, broker.port, topic, '{"holder": "new"}', True)
         await asyncio.to_thread(broker.stop)  # saves the retained messages on the way out
-        await until(lambda: not sink.connected)
+        await until(lambda: not sink.link.connected)
         await asyncio.to_thread(broker.start)
-        await until(lambda: sink.connected, 20)
+        await until(lambda: sink.link.connected, 20)
         await asyncio.sleep(0.5)  # the statuses it still holds are sent again
         sink.stop()
         await asyncio.wait_for(task, 5)
