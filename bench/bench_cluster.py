@@ -39,7 +39,6 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -51,30 +50,19 @@ from typing import Any
 
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+from bench import OUT, ROOT
+from bench.bench_live import STREAMGUARD
+from bench.processes import machine_busy, started, tree_cpu_s, wait_until
+from bench.progress import measure_window
+from bench.report import commit, invocation, machine, percentiles, table, verdict
+from streamguard.blocklist.store import RedisSettings
+from streamguard.config import ClusterSettings, parse_stream
+from streamguard.runtime import cluster as cluster_module
+from streamguard.runtime.cluster import ClusterMember, Keys
+from tests.support.nginx import NginxRtmp, nginx_rtmp_server
+from tests.support.redis import RedisServer
+from tests.support.service import Service
 
-from bench_live import (  # noqa: E402
-    STREAMGUARD,
-    machine,
-    machine_busy,
-    percentiles,
-    started,
-    table,
-    tree_cpu_s,
-    wait_until,
-)
-from progress import measure_window  # noqa: E402
-
-from streamguard.blocklist.store import RedisSettings  # noqa: E402
-from streamguard.config import ClusterSettings, parse_stream  # noqa: E402
-from streamguard.runtime import cluster as cluster_module  # noqa: E402
-from streamguard.runtime.cluster import ClusterMember, Keys  # noqa: E402
-from tests.support.nginx import NginxRtmp, nginx_rtmp_server  # noqa: E402
-from tests.support.redis import RedisServer  # noqa: E402
-from tests.support.service import Service  # noqa: E402
-
-OUT = ROOT / "bench" / "out"
 CLIP = ROOT / "samples" / "clips" / "flagged_360p.flv"  # 10 s, 640x360, 30 fps, 2 s GOP
 FLAGGED = ROOT / "samples" / "flagged" / "flagged_02.png"  # shown at 4 s of each loop
 GOP_S = 2.0
@@ -803,12 +791,6 @@ def fmt_s(value: Any) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def verdict(value: float | None, limit: float) -> str:
-    if value is None:
-        return "-"
-    return "**PASS**" if value <= limit else "**FAIL**"
-
-
 def markdown(results: dict[str, Any]) -> str:
     args = results["args"]
     m = results["machine"]
@@ -824,7 +806,11 @@ def markdown(results: dict[str, Any]) -> str:
         result = [label, p["count"], p["p50"], p["p95"], p["p99"], p["max"]]
         if limit is None:
             return [*result, "", ""]
-        return [*result, f"p99 ≤ {limit:g}", verdict(p["p99"], limit)]
+        return [
+            *result,
+            f"p99 ≤ {limit:g}",
+            verdict(None if p["p99"] is None else p["p99"] <= limit),
+        ]
 
     def done(rs: list[dict[str, Any]], key: str) -> list[float]:
         return [r[key] for r in rs if r.get(key) is not None]
@@ -912,7 +898,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"`{results['command']}` ({results['runtime_s'] / 60:.1f} min, commit "
         f"{results['commit']}, {results['date']}). **Machine:** {m['cpu']} (2 cores), "
         f"{m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}, redis-server "
-        f"{results['redis_version']} (AOF, `appendfsync {args['appendfsync']}`), "
+        f"{m['redis']} (AOF, `appendfsync {args['appendfsync']}`), "
         f"{m['nginx']} with libnginx-mod-rtmp (HLS off). Everything shares the 2 cores, on "
         "loopback.",
         "",
@@ -1226,25 +1212,16 @@ def main() -> None:
     rng = random.Random(args.seed)
     started_at = time.monotonic()
     results: dict[str, Any] = {
-        "command": "python bench/bench_cluster.py " + " ".join(sys.argv[1:]),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
+        "command": invocation(),
+        "commit": commit(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine(),
-        "redis_version": subprocess.run(
-            ["redis-server", "--version"], capture_output=True, text=True
-        )
-        .stdout.split()[2]
-        .removeprefix("v="),
+        "machine": machine("pyav", "nginx", "redis"),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
-    server = RedisServer(work / "redis")
+    server = RedisServer(work / "redis", appendfsync=args.appendfsync)
     server.start()
     hosts: Hosts | None = None
     try:
-        client = redis.Redis.from_url(server.url)
-        client.config_set("appendfsync", args.appendfsync)
         added = subprocess.run(
             [*ADD_IMAGE, str(FLAGGED), "--category", "test", "--redis", server.url],
             capture_output=True,

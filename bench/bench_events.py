@@ -37,10 +37,8 @@ from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-
-from bench_live import (  # noqa: E402
+from bench import OUT, ROOT
+from bench.bench_live import (
     BLOCKLIST,
     GOP_S,
     STREAMGUARD,
@@ -48,28 +46,22 @@ from bench_live import (  # noqa: E402
     copy_of,
     epoch,
     flagged,
-    machine,
-    machine_busy,
-    percentiles,
     read_send_log,
     replaying,
-    started,
-    table,
-    wait_until,
 )
-from progress import measure_window  # noqa: E402
+from bench.processes import machine_busy, started, wait_until
+from bench.progress import measure_window
+from bench.report import commit, invocation, machine, percentiles, table, verdict
+from streamguard.events.broker import MqttSettings
+from streamguard.events.mqtt import MqttSink
+from streamguard.events.outbox import Outbox, Pending
+from streamguard.events.schema import SCHEMA, rfc3339
+from tests.support.mosquitto import Mosquitto, mosquitto_broker
+from tests.support.nginx import NginxRtmp, nginx_rtmp_server
+from tests.support.ports import free_port
+from tests.support.service import Service
+from tests.support.subscriber import Received, Subscriber
 
-from streamguard.events.broker import MqttSettings  # noqa: E402
-from streamguard.events.mqtt import MqttSink  # noqa: E402
-from streamguard.events.outbox import Outbox, Pending  # noqa: E402
-from streamguard.events.schema import SCHEMA, rfc3339  # noqa: E402
-from tests.support.mosquitto import Mosquitto, mosquitto_broker  # noqa: E402
-from tests.support.nginx import NginxRtmp, nginx_rtmp_server  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
-from tests.support.service import Service  # noqa: E402
-from tests.support.subscriber import Received, Subscriber  # noqa: E402
-
-OUT = ROOT / "bench" / "out"
 KILLS = "streamguard/v1/kill/"
 TARGETS = {
     "puback_p99_ms": 50.0,
@@ -598,12 +590,6 @@ def bench_enforce(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 # -- output -------------------------------------------------------------------------------
 
 
-def verdict(value: float | None, target: float) -> str:
-    if value is None:
-        return "not measured"
-    return "PASS" if value <= target else "FAIL"
-
-
 # part, headline measurement, its label, unit, p99 target, then (label, key) of the detail rows
 SECTIONS = [
     (
@@ -660,8 +646,9 @@ def markdown(results: dict[str, Any]) -> str:
             reason = found.get("error", "not run")
             rows.append([label, 0, "-", "-", "-", "-", unit, target, f"not measured: {reason}"])
             continue
-        result = verdict(found[key]["p99"], TARGETS[target_key])
-        rows.append(row(label, found[key], unit, target, f"**{result}**"))
+        p99 = found[key]["p99"]
+        ok = None if p99 is None else p99 <= TARGETS[target_key]
+        rows.append(row(label, found[key], unit, target, verdict(ok)))
         rows += [row(f"   {name}", found[k], unit) for name, k in details]
         if part == "puback":
             for name, what in (("put", "`Outbox.put`"), ("delete", "`Outbox.delivered`")):
@@ -806,11 +793,9 @@ def main() -> None:
         return
     parts = set(args.parts.split(","))
     results: dict[str, Any] = {
-        "command": "python bench/bench_events.py " + " ".join(sys.argv[1:]),
-        "commit": subprocess.run(
-            ["git", "log", "-1", "--format=%h"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
-        "machine": machine(),
+        "command": invocation(),
+        "commit": commit(),
+        "machine": machine("pyav", "nginx"),
         "load_at_start": load(),
     }
     started_at = time.monotonic()

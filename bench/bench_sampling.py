@@ -22,7 +22,6 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -30,24 +29,22 @@ from typing import Any
 
 import av
 import numpy as np
-from bench_live import (
+
+from bench import OUT, ROOT
+from bench.bench_live import (
     BLOCKLIST,
     CLIP,
-    ROOT,
     all_watching,
     join,
-    machine,
-    percentiles,
     read_send_log,
     replaying,
     running,
     states,
-    table,
-    tree_cpu_s,
-    wait_until,
 )
-from progress import measure_window
-
+from bench.processes import tree_cpu_s, wait_until
+from bench.progress import measure_window
+from bench.report import machine, percentiles, table
+from samples.make_samples import make_bench_clip
 from streamguard.blocklist.memory import Blocklist
 from streamguard.detect import adversary, redteam
 from streamguard.hashing import hash_luma
@@ -55,7 +52,6 @@ from streamguard.ingest.sampler import frame_luma
 from streamguard.ingest.sampling import GuardSettings
 from tests.support.nginx import nginx_rtmp_server
 
-OUT = ROOT / "bench" / "out"
 MODES = ("keyframes", "guard", "interval:1")
 SHARES = (0.97, 0.5, 0.25)
 WITHIN_S = redteam.WITHIN_S
@@ -71,9 +67,6 @@ def obs_clip(path: Path, seconds: float) -> Path:
     4.5 Mb/s CBR; moving content (the benchmark clip of samples/make_samples.py)."""
     if path.exists():
         return path
-    sys.path.insert(0, str(ROOT / "samples"))
-    from make_samples import make_bench_clip
-
     source = make_bench_clip(path.with_suffix(".source.mp4"), seconds)
     ffmpeg(
         *("-i", str(source), "-c:v", "libx264", "-preset", "veryfast", "-bf", "2"),
@@ -381,7 +374,7 @@ def main() -> None:
     args = parser.parse_args()
     work = args.output / "sampling"
     work.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"machine": machine()}
+    results: dict[str, Any] = {"machine": machine("pyav", "nginx")}
     clip = obs_clip(work / "obs720.mp4", 60.0) if {"decode", "cpu"} & set(args.parts) else CLIP
     if "decode" in args.parts:
         results["decode"] = bench_decode(clip)

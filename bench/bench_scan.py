@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
+from bench import OUT, ROOT
 
 
 def cpu_seconds(command: list[str]) -> float:
@@ -64,14 +63,11 @@ def inner_scan_cpu(blocklist: Path, cut: Path, clip: Path) -> None:
 
 
 def streamguard_net_cpu(inputs: dict[str, Path], repeat: int) -> float:
-    command = [
-        sys.executable,
-        __file__,
-        "--inner",
-        *(str(inputs[k]) for k in ("pdq_list", "cut", "clip")),
-    ]
+    command = [sys.executable, "-m", "bench.bench_scan", "--inner"]
+    command += [str(inputs[k]) for k in ("pdq_list", "cut", "clip")]
     runs = [
-        subprocess.run(command, check=True, capture_output=True, text=True) for _ in range(repeat)
+        subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+        for _ in range(repeat)
     ]
     return min(float(run.stdout) for run in runs)
 

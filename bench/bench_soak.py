@@ -37,8 +37,6 @@ import re
 import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -48,42 +46,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+from redis.exceptions import RedisError
 
-from bench_cluster import STOPPED, WATCHING, fit, log_findings, log_records  # noqa: E402
-from bench_events import KILLS, kill_events, load, sent_at  # noqa: E402
-from bench_live import (  # noqa: E402
-    BLOCKLIST,
-    copy_of,
+from bench import OUT, ROOT
+from bench.bench_cluster import STOPPED, WATCHING, fit, log_findings, log_records
+from bench.bench_events import KILLS, kill_events, load, sent_at
+from bench.bench_live import BLOCKLIST, copy_of, epoch, read_send_log, replaying
+from bench.processes import (
     descendants,
-    epoch,
-    fmt,
-    machine,
     machine_busy,
-    percentiles,
     process_memory_mb,
-    read_send_log,
-    replaying,
-    table,
     tree_cpu_s,
     tree_memory_mb,
     wait_until,
 )
-from progress import measure_window  # noqa: E402
-from redis.exceptions import RedisError  # noqa: E402
+from bench.progress import measure_window
+from bench.report import commit, fmt, invocation, machine, percentiles, table, verdict
+from streamguard.blocklist.store import RedisSettings, connect
+from streamguard.config import parse_stream
+from streamguard.events.outbox import Outbox
+from streamguard.runtime.cluster import Registry
+from tests.support.mosquitto import mosquitto_broker
+from tests.support.nginx import nginx_rtmp_server
+from tests.support.redis import RedisServer, import_blocklist
+from tests.support.service import DECISION, Service
+from tests.support.subscriber import Subscriber
 
-from streamguard.blocklist.store import RedisSettings, connect  # noqa: E402
-from streamguard.config import parse_stream  # noqa: E402
-from streamguard.events.outbox import Outbox  # noqa: E402
-from streamguard.runtime.cluster import Registry  # noqa: E402
-from tests.support.mosquitto import mosquitto_broker  # noqa: E402
-from tests.support.nginx import nginx_rtmp_server  # noqa: E402
-from tests.support.redis import RedisServer, import_blocklist  # noqa: E402
-from tests.support.service import DECISION, Service  # noqa: E402
-from tests.support.subscriber import Subscriber  # noqa: E402
-
-OUT = ROOT / "bench" / "out"
 CLIPS = ROOT / "samples" / "clips"
 # Stream kinds: id prefix -> (clip, nginx name of its published copies). A stream id is
 # KIND-COPY-SERIAL ("f-3-17": the 17th stream registered, watching flagged copy 3), so
@@ -676,10 +664,6 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:+.1f} %"
 
 
-def result(ok: bool | None) -> str:
-    return "-" if ok is None else ("**PASS**" if ok else "**FAIL**")
-
-
 def window_table(rows: list[dict[str, Any]]) -> list[str]:
     return table(
         [
@@ -737,7 +721,7 @@ def verdict_table(checks: dict[str, Any]) -> list[str]:
                 c["last"],
                 f"{pct(c['growth'])} ({fmt(c['slope_per_hour'])} / h)",
                 "≤ +5 %" if c["pass"] is not None else "-",
-                result(c["pass"]),
+                verdict(c["pass"]),
             ]
         )
     loss = checks["no_event_lost"]
@@ -750,7 +734,7 @@ def verdict_table(checks: dict[str, Any]) -> list[str]:
             f"{loss['lost']} lost; outbox {fmt(loss['outbox_events_at_end'])} at the end, "
             f"{files} in its files after the stop",
             "0",
-            result(loss["pass"]),
+            verdict(loss["pass"]),
         ]
     )
     held = checks["latency_held"]
@@ -761,7 +745,7 @@ def verdict_table(checks: dict[str, Any]) -> list[str]:
             held["last_p99_s"],
             "-",
             f"≤ {fmt(held['limit_s'])}",
-            result(held["pass"]),
+            verdict(held["pass"]),
         ]
     )
     overall = checks["latency_p99"]
@@ -772,7 +756,7 @@ def verdict_table(checks: dict[str, Any]) -> list[str]:
             "-",
             overall["p99_s"],
             f"≤ {overall['limit_s']:g}",
-            result(overall["pass"]),
+            verdict(overall["pass"]),
         ]
     )
     lines = table(["check", "first window", "last window", "change", "limit", "result"], rows)
@@ -972,12 +956,10 @@ def main() -> None:
     started_at = time.monotonic()
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     results: dict[str, Any] = {
-        "command": "python bench/bench_soak.py " + " ".join(sys.argv[1:]),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
+        "command": invocation(),
+        "commit": commit(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine(),
+        "machine": machine("pyav", "nginx"),
         "load_at_start": load(),
         "settings": settings,
     }
