@@ -39,7 +39,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench import OUT, ROOT
+from bench import OUT, ROOT, parse
 from bench.report import commit, invocation, machine
 from streamguard.blocklist.degenerate import Featureless
 from streamguard.blocklist.formats import COLUMNS
@@ -62,6 +62,7 @@ from tests.support.benign import (
 
 SAMPLE_LIST = ROOT / "samples" / "blocklist.csv"
 ALGOS = list(ALGORITHMS)
+SMOKE = {"minutes": 1.0, "segment_s": 4.0}  # every kind of segment
 
 
 def log(message: str) -> None:
@@ -246,16 +247,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--segment-s", type=float, default=20.0, help="seconds per segment")
-    parser.add_argument("--smoke", action="store_true", help="1 minute of 4 s segments (CI)")
     parser.add_argument("--seed", type=int, default=15)
     parser.add_argument("--out", type=Path, default=OUT / "benign")
-    args = parser.parse_args()
-    minutes, segment_s = (1.0, 4.0) if args.smoke else (args.minutes, args.segment_s)
+    args = parse(parser, SMOKE)
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
 
-    parts = segments(minutes * 60, args.seed, segment_s)
-    log(f"footage: {len(parts)} segments, {minutes:g} min")
+    parts = segments(args.minutes * 60, args.seed, args.segment_s)
+    log(f"footage: {len(parts)} segments, {args.minutes:g} min")
     clip = render(parts, args.out / "footage")
     careless = args.out / "careless.csv"
     made = careless_list(clip, parts, careless)
@@ -267,7 +266,7 @@ def main() -> int:
     now = ran["now"]
     results = {
         "command": invocation(),
-        "minutes": minutes,
+        "minutes": args.minutes,
         "segments": Counter(part.kind for part in parts),
         "entries": len(blocklist),
         "degenerate_loaded": degenerate,

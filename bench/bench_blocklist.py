@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 import redis
 
-from bench import OUT, ROOT
+from bench import ROOT, parse
 from bench.processes import cpu_s, status_bytes
-from bench.report import commit, invocation, machine, percentiles, table, verdict
+from bench.report import commit, invocation, machine, percentiles, save, table, verdict
 from streamguard.blocklist.formats import Entry
 from streamguard.blocklist.store import BlocklistStore, RedisSettings, connect
 from streamguard.blocklist.sync import BlocklistSync, load_once
@@ -61,6 +61,16 @@ TARGETS = {
     "load_64_s": 60.0,
     "rss_bytes": 1e9,  # 1 GB
     "import_per_s": 100_000,
+}
+SMOKE = {
+    "workers": 1,
+    "preload": 1000,
+    "adds": 3,
+    "cli_adds": 1,
+    "gap_ms": 5,
+    "import_entries": 1000,
+    "load_pdq": [1000],
+    "load_phash": [],
 }
 
 
@@ -517,10 +527,10 @@ def run_import(server: RedisServer, path: Path, prefix: str) -> dict[str, Any]:
 
 
 def bench_import(args: argparse.Namespace, server: RedisServer) -> dict[str, Any]:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"blocklist_import_{args.import_entries}_seed{args.seed}.csv"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"blocklist_import_{args.import_entries}_seed{args.seed}.csv"
     if not path.exists():
-        log(f"import: writing {path.relative_to(ROOT)}")
+        log(f"import: writing {path}")
         partial = path.with_suffix(".partial")
         write_csv(partial, args.import_entries, args.seed)
         partial.rename(path)
@@ -816,14 +826,10 @@ def main() -> None:
         "--aof", choices=["everysec", "always", "off"], default="everysec", help="Redis appendfsync"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", type=Path, default=OUT / "blocklist-redis", help="Redis dir")
-    parser.add_argument(
-        "--render", action="store_true", help="only rewrite blocklist.md from blocklist.json"
-    )
-    args = parser.parse_args()
+    args = parse(parser, SMOKE, "blocklist")
     if args.render:
-        (OUT / "blocklist.md").write_text(
-            markdown(json.loads((OUT / "blocklist.json").read_text()))
+        (args.out / "blocklist.md").write_text(
+            markdown(json.loads((args.out / "blocklist.json").read_text()))
         )
         return
     if args.quick:
@@ -839,7 +845,7 @@ def main() -> None:
         "runtime_s": {},
     }
     started_at = time.monotonic()
-    with fresh_redis(args.work.resolve(), args.aof) as server:
+    with fresh_redis((args.out / "blocklist-redis").resolve(), args.aof) as server:
         for part, bench in (
             ("propagation", bench_propagation),
             ("import", bench_import),
@@ -851,9 +857,7 @@ def main() -> None:
                 results["runtime_s"][part] = round(time.monotonic() - began, 1)
     results["runtime_s"]["total"] = round(time.monotonic() - started_at, 1)
     results["loadavg_end"] = loadavg()
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "blocklist.json").write_text(json.dumps(results, indent=1) + "\n")
-    (OUT / "blocklist.md").write_text(markdown(results))
+    save(args.out, "blocklist", results, markdown(results))
     print(markdown(results))
 
 

@@ -50,7 +50,7 @@ from typing import Any
 
 import redis
 
-from bench import OUT, ROOT
+from bench import ROOT, parse
 from bench.bench_live import STREAMGUARD
 from bench.processes import machine_busy, started, tree_cpu_s, wait_until
 from bench.progress import measure_window
@@ -70,6 +70,19 @@ LOOP_S = 10.0
 TTL_S = ClusterSettings().lease_ttl_s  # the product default
 PREFIX = RedisSettings().prefix
 SECRET = "bench-control-secret"
+# Two hosts, one kill -9 round (a SIGTERM round would add 11 s), a 2 s lease TTL, 4
+# simulated members.
+SMOKE = {
+    "hosts": 2,
+    "streams": 2,
+    "ttl": 2.0,
+    "rounds": 1,
+    "term_rounds": 0,
+    "load_seconds": 1,
+    "sim_streams": 100,
+    "sim_workers": [4],
+    "sim_seconds": 1,
+}
 # BENCHMARKS.md, "Live: detection latency and scale (issue 3)": `run` CPU s per
 # stream-second at N = 200, 720p30 with a 2 s GOP, PDQ + pHash + dHash per keyframe.
 LIVE_CPU_PER_STREAM_S = 0.0046
@@ -561,6 +574,8 @@ def bench_takeover(hosts: Hosts, rng: random.Random) -> list[dict[str, Any]]:
         )
         rounds.append(result)
         if result["takeover_s"] is None or "error" in result["restart"]:
+            if args.smoke:
+                raise RuntimeError(f"round {number}: the cluster did not recover")
             print("  stopping the rounds: the cluster did not recover")
             break
     return rounds
@@ -1161,11 +1176,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
 # -- main ---------------------------------------------------------------------------------
 
 
-def save(results: dict[str, Any], started_at: float) -> None:
+def save(out: Path, results: dict[str, Any], started_at: float) -> None:
     """Write what there is so far (a failure later keeps the figures measured)."""
     results["runtime_s"] = round(time.monotonic() - started_at, 1)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "cluster.json").write_text(json.dumps(results, indent=1) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cluster.json").write_text(json.dumps(results, indent=1) + "\n")
 
 
 def main() -> None:
@@ -1192,20 +1207,16 @@ def main() -> None:
     parser.add_argument("--broadcast-minutes", type=float, default=30)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--plot", type=Path, help="PNG of the takeovers")
-    parser.add_argument("--work", type=Path, default=OUT / "cluster", help="logs, nginx, Redis")
-    parser.add_argument(
-        "--render", action="store_true", help="only redo the projection and the Markdown"
-    )
-    args = parser.parse_args()
+    args = parse(parser, SMOKE, "cluster")
     if args.render:
-        results = json.loads((OUT / "cluster.json").read_text())
+        results = json.loads((args.out / "cluster.json").read_text())
         results["projection"] = project(results, argparse.Namespace(**results["args"]))
-        (OUT / "cluster.md").write_text(markdown(results))
+        (args.out / "cluster.md").write_text(markdown(results))
         if args.plot:
             plot(results, args.plot)
         print(markdown(results))
         return
-    work = args.work.resolve()
+    work = (args.out / "cluster").resolve()  # logs, nginx, Redis
     shutil.rmtree(work, ignore_errors=True)  # the last run's logs, nginx root and Redis
     work.mkdir(parents=True)
     os.environ["STREAMGUARD_LOG_FORMAT"] = "json"  # the run processes' logs, with ms times
@@ -1266,7 +1277,7 @@ def main() -> None:
                 "twins": twin_events(events),
             }
         results["log_findings"] = log_findings(hosts.logs)
-        save(results, started_at)
+        save(args.out, results, started_at)
         results["sim"] = []
         for number, workers in enumerate(w for w in args.sim_workers if w):
             try:
@@ -1281,6 +1292,8 @@ def main() -> None:
                     )
                 )
             except (TimeoutError, redis.RedisError) as exc:
+                if args.smoke:
+                    raise
                 sim = {"workers": workers, "error": f"{exc.__class__.__name__}: {exc}"}
             print(json.dumps(sim, indent=1))
             results["sim"].append(sim)
@@ -1288,10 +1301,10 @@ def main() -> None:
         if hosts is not None:
             hosts.stop_all()
         server.stop()
-        save(results, started_at)
+        save(args.out, results, started_at)
     results["projection"] = project(results, args)
-    save(results, started_at)
-    (OUT / "cluster.md").write_text(markdown(results))
+    save(args.out, results, started_at)
+    (args.out / "cluster.md").write_text(markdown(results))
     if args.plot:
         plot(results, args.plot)
     print(markdown(results))

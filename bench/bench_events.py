@@ -37,7 +37,7 @@ from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench import OUT, ROOT
+from bench import ROOT, parse
 from bench.bench_live import (
     BLOCKLIST,
     GOP_S,
@@ -51,7 +51,7 @@ from bench.bench_live import (
 )
 from bench.processes import machine_busy, started, wait_until
 from bench.progress import measure_window
-from bench.report import commit, invocation, machine, percentiles, table, verdict
+from bench.report import commit, invocation, machine, percentiles, save, table, verdict
 from streamguard.events.broker import MqttSettings
 from streamguard.events.mqtt import MqttSink
 from streamguard.events.outbox import Outbox, Pending
@@ -69,6 +69,16 @@ TARGETS = {
     "enforce_p99_s": 2.5,
 }
 STAT_POLL_S = 0.05  # how often part 4 reads nginx's /stat
+SMOKE = {
+    "events": 20,
+    "rate": 50,
+    "burst": 200,
+    "copies": 1,
+    "seconds": 1,
+    "enforce_copies": 1,
+    "enforce_timeout": 30,
+    "processes": 1,
+}
 
 
 # -- 1 and 2: the sink in this process ---------------------------------------------------
@@ -558,6 +568,8 @@ def bench_enforce(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     lambda: names <= poller.gone_at.keys(), args.enforce_timeout, "all dropped", 1
                 )
             except TimeoutError as exc:
+                if args.smoke:
+                    raise
                 print(f"  {exc}: {len(poller.gone_at)} dropped")
     sent = read_send_log(send_log)
     total, read, decided, to_drop, unmatched = [], [], [], [], 0
@@ -754,7 +766,7 @@ def record(results: dict[str, Any], name: str, part: dict[str, Any]) -> None:
 
 
 async def in_process(args: argparse.Namespace, parts: set[str], results: dict[str, Any]) -> None:
-    work = (OUT / "events").resolve()
+    work = (args.out / "events").resolve()
     work.mkdir(parents=True, exist_ok=True)
     if "puback" in parts:
         record(results, "puback", await bench_puback(args, work))
@@ -781,13 +793,10 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=0, help="`run` processes; 0 = per core")
     parser.add_argument("--clip", type=Path, default=ROOT / "samples/clips/flagged_720p.mp4")
     parser.add_argument("--plot", type=Path, help="write latency CDFs to this PNG")
-    parser.add_argument(
-        "--render", action="store_true", help="only rewrite events.md (and --plot) from events.json"
-    )
-    args = parser.parse_args()
+    args = parse(parser, SMOKE, "events")
     if args.render:
-        results = json.loads((OUT / "events.json").read_text())
-        (OUT / "events.md").write_text(markdown(results))
+        results = json.loads((args.out / "events.json").read_text())
+        (args.out / "events.md").write_text(markdown(results))
         if args.plot:
             plot(results, args.plot)
         return
@@ -801,17 +810,18 @@ def main() -> None:
     started_at = time.monotonic()
     asyncio.run(in_process(args, parts, results))
     if "live" in parts:
-        record(results, "live", bench_live(args, (OUT / "events" / "live").resolve()))
+        record(results, "live", bench_live(args, (args.out / "events" / "live").resolve()))
     if "enforce" in parts:
         if reason := enforce_available():
+            if args.smoke:
+                raise SystemExit(f"enforce: {reason}")
             results["enforce"] = {"error": f"enforce not available at {results['commit']}"}
             print(f"enforce: skipped ({reason})")
         else:
-            work = (OUT / "events" / "enforce").resolve()
+            work = (args.out / "events" / "enforce").resolve()
             record(results, "enforce", bench_enforce(args, work))
     results["runtime_s"] = round(time.monotonic() - started_at, 1)
-    (OUT / "events.json").write_text(json.dumps(results, indent=1) + "\n")
-    (OUT / "events.md").write_text(markdown(results))
+    save(args.out, "events", results, markdown(results))
     print(markdown(results))
     if args.plot:
         plot(results, args.plot)

@@ -14,6 +14,7 @@ import av
 import numpy as np
 import pdqhash
 
+from bench import ROOT, parse
 from streamguard.blocklist.degenerate import Featureless
 from streamguard.detect.matcher import PLAIN, ROBUST, frame_hashes, looked_up
 from streamguard.hashing import hash_luma
@@ -21,7 +22,8 @@ from streamguard.hashing.borders import content_box
 from streamguard.hashing.pdq import pdq_dihedral
 from streamguard.ingest.sampler import frame_luma
 
-CLIP = Path(__file__).resolve().parent.parent / "samples" / "clips" / "clean_720p.mp4"
+CLIP = ROOT / "samples" / "clips" / "clean_720p.mp4"
+SMOKE = {"rounds": 1}
 
 
 def per_call_ms(function, frames, rounds: int) -> float:
@@ -36,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=CLIP)
     parser.add_argument("--rounds", type=int, default=20)
-    args = parser.parse_args()
+    args = parse(parser, SMOKE)
     with av.open(str(args.clip)) as container:
         stream = container.streams.video[0]
         stream.codec_context.skip_frame = "NONKEY"

@@ -34,10 +34,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench import OUT, ROOT
+from bench import ROOT, parse
 from bench.processes import machine_busy, started, tree_cpu_s, tree_memory_mb, wait_until
 from bench.progress import measure_window
-from bench.report import invocation, machine, percentiles, table
+from bench.report import invocation, machine, percentiles, save, table
 from tests.support.nginx import NginxRtmp, nginx_rtmp_server
 from tests.support.service import Service
 
@@ -51,6 +51,15 @@ STREAMGUARD = str(BIN / "streamguard")
 PY_SPY = BIN / "py-spy"
 HLS_FRAGMENT = "1s"  # nginx's hls_fragment, tests/support/nginx.py
 BASELINE_STREAMS = 2
+# Both parts, the scale part at its baseline N = 2 only, in-process `run`.
+SMOKE = {
+    "latency_copies": 1,
+    "latency_seconds": 1,
+    "streams": [],
+    "warmup_seconds": 0,
+    "baseline_seconds": 1,
+    "processes": 1,
+}
 
 
 # -- the publisher and the service --------------------------------------------------------
@@ -653,16 +662,14 @@ def main() -> None:
     )
     parser.add_argument("--py-spy", action="store_true", help="profile the largest N after it")
     parser.add_argument("--py-spy-seconds", type=float, default=20)
-    parser.add_argument("--work", type=Path, default=OUT / "live", help="logs and nginx roots")
-    parser.add_argument(
-        "--render", action="store_true", help="only rewrite live.md from bench/out/live.json"
-    )
-    args = parser.parse_args()
+    args = parse(parser, SMOKE, "live")
     if args.render:
-        (OUT / "live.md").write_text(markdown(json.loads((OUT / "live.json").read_text())))
+        (args.out / "live.md").write_text(
+            markdown(json.loads((args.out / "live.json").read_text()))
+        )
         return
     parts = set(args.parts.split(","))
-    work = args.work.resolve()  # nginx needs absolute paths
+    work = (args.out / "live").resolve()  # logs and nginx roots; nginx needs absolute paths
 
     # A publisher and a reader socket per stream, plus the publisher's input files.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -688,14 +695,14 @@ def main() -> None:
             try:
                 step = bench_scale(args, count, seconds, work / f"scale-{count}")
             except TimeoutError as exc:
+                if args.smoke:
+                    raise
                 step = {"streams": count, "error": str(exc)}
             step["runtime_s"] = round(time.monotonic() - step_at, 1)
             results["scale"].append(step)
             print(json.dumps(step, indent=1))
     results["runtime_s"]["total"] = round(time.monotonic() - started_at, 1)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "live.json").write_text(json.dumps(results, indent=1) + "\n")
-    (OUT / "live.md").write_text(markdown(results))
+    save(args.out, "live", results, markdown(results))
     print(markdown(results))
 
 

@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import OUT, ROOT
+from bench import OUT, ROOT, parse
+
+SMOKE = {"entries": 1000, "repeat": 1, "clip": ROOT / "samples" / "clips" / "clean_360p.flv"}
 
 
 def cpu_seconds(command: list[str]) -> float:
@@ -72,14 +74,15 @@ def streamguard_net_cpu(inputs: dict[str, Path], repeat: int) -> float:
     return min(float(run.stdout) for run in runs)
 
 
-def make_inputs(entries: int, seed: int) -> dict[str, Path]:
-    OUT.mkdir(parents=True, exist_ok=True)
-    clip, cut = OUT / "bench_60s_720p.mp4", OUT / "bench_cut_720p.mp4"
-    if not clip.exists():
-        subprocess.run(
-            [sys.executable, str(ROOT / "samples" / "make_samples.py"), "--bench-clip", str(clip)],
-            check=True,
-        )
+def make_inputs(directory: Path, clip: Path | None, entries: int, seed: int) -> dict[str, Path]:
+    """The clip (by default a 60 s 720p one, made once), its cut and the blocklists."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if clip is None:
+        clip = directory / "bench_60s_720p.mp4"
+        if not clip.exists():
+            make = [sys.executable, str(ROOT / "samples" / "make_samples.py"), "--bench-clip"]
+            subprocess.run([*make, str(clip)], check=True)
+    cut = directory / f"{clip.stem}_cut{clip.suffix}"
     subprocess.run(
         [
             "ffmpeg",
@@ -97,7 +100,7 @@ def make_inputs(entries: int, seed: int) -> dict[str, Path]:
         check=True,
     )
     rng = np.random.default_rng(seed)
-    pdq_list, phash_list = OUT / f"pdq_{entries}.csv", OUT / f"phash_{entries}.txt"
+    pdq_list, phash_list = directory / f"pdq_{entries}.csv", directory / f"phash_{entries}.txt"
     with pdq_list.open("w") as out:
         out.write("algo,hash,id,list,category\n")
         for number, code in enumerate(rng.integers(0, 256, (entries, 32), dtype=np.uint8)):
@@ -113,12 +116,14 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--clip", type=Path, help="default: a 60 s 720p clip made in --out")
+    parser.add_argument("--out", type=Path, default=OUT, help="inputs and scan.json")
     parser.add_argument("--inner", nargs=3, type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse(parser, SMOKE)
     if args.inner:
         inner_scan_cpu(*args.inner)
         return
-    inputs = make_inputs(args.entries, args.seed)
+    inputs = make_inputs(args.out, args.clip, args.entries, args.seed)
     streamguard = [
         sys.executable,
         "-m",
@@ -156,7 +161,9 @@ def main() -> None:
     summary = {"streamguard / ffmpeg": ours / floor, "naive / streamguard": baseline / ours}
     print(f"streamguard / ffmpeg keyframe decode = {ours / floor:.2f} (target <= 1.5)")
     print(f"naive / streamguard = {baseline / ours:.1f}x (target >= 15)")
-    (OUT / "scan.json").write_text(json.dumps({"results": results, "summary": summary}, indent=2))
+    (args.out / "scan.json").write_text(
+        json.dumps({"results": results, "summary": summary}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from bench import OUT, ROOT
+from bench import ROOT, parse
 from bench.bench_cluster import STOPPED, WATCHING, fit, log_findings, log_records
 from bench.bench_events import KILLS, kill_events, load, sent_at
 from bench.bench_live import BLOCKLIST, copy_of, epoch, read_send_log, replaying
@@ -61,7 +61,7 @@ from bench.processes import (
     wait_until,
 )
 from bench.progress import measure_window
-from bench.report import commit, fmt, invocation, machine, percentiles, table, verdict
+from bench.report import commit, fmt, invocation, machine, percentiles, save, table, verdict
 from streamguard.blocklist.store import RedisSettings, connect
 from streamguard.config import parse_stream
 from streamguard.events.outbox import Outbox
@@ -89,6 +89,20 @@ CHECKED = ("rss_mb", "threads", "fds")
 SETTLE_S = 10.0  # streams that joined or left this close to the run's stop are not timed
 LATENCY_P99_LIMIT_S = 1.5
 LATENCY_HELD = (1.5, 0.1)  # last p99 ≤ max(1.5 x first p99, first p99 + 0.1 s)
+# 6 s of soak after 3 s of warm-up, a churn round every 2 s, in-process `run`.
+SMOKE = {
+    "streams": 2,
+    "minutes": 0.1,
+    "warmup_minutes": 0.05,
+    "sample_every_s": 1,
+    "churn_every_s": 2,
+    "churn_count": 1,
+    "publishers": 1,
+    "clean_publishers": 1,
+    "clean_share": 0.5,
+    "processes": 1,
+    "drain_timeout_s": 20,
+}
 RUN_CONFIG = """\
 processes = {processes}
 state_dir = "{state}"
@@ -903,12 +917,6 @@ def plot(results: dict[str, Any], path: Path) -> None:
     print(f"plot: {path}")
 
 
-def save(results: dict[str, Any]) -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "soak.json").write_text(json.dumps(results, indent=1) + "\n")
-    (OUT / "soak.md").write_text(markdown(results))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=120, help="registered at all times")
@@ -933,22 +941,18 @@ def main() -> None:
     )
     parser.add_argument("--drain-timeout-s", type=float, default=60)
     parser.add_argument("--seed", type=int, default=9)
-    parser.add_argument("--work", type=Path, default=OUT / "soak", help="logs, servers' files")
     parser.add_argument("--plot", type=Path, help="write the samples over time to this PNG")
-    parser.add_argument(
-        "--render", action="store_true", help="only rewrite soak.md (and --plot) from soak.json"
-    )
-    args = parser.parse_args()
+    args = parse(parser, SMOKE, "soak")
     if args.render:
-        results = json.loads((OUT / "soak.json").read_text())
-        (OUT / "soak.md").write_text(markdown(results))
+        results = json.loads((args.out / "soak.json").read_text())
+        (args.out / "soak.md").write_text(markdown(results))
         if args.plot:
             plot(results, args.plot)
         print(markdown(results))
         return
     args.clean = round(args.streams * args.clean_share) if args.clean_publishers else 0
     args.window_minutes = min(args.window_minutes, args.minutes / 3)
-    work = args.work.resolve()  # nginx needs absolute paths
+    work = (args.out / "soak").resolve()  # logs, servers' files; nginx needs absolute paths
     os.environ["STREAMGUARD_LOG_FORMAT"] = "json"  # the run's log, with ms times
     # A reader socket per stream and the publishers' connections, in few processes.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -967,7 +971,7 @@ def main() -> None:
     analyse(raw, results)
     results["runtime_s"] = round(time.monotonic() - started_at, 1)
     results["bench_cores"] = round(time.process_time() / results["runtime_s"], 3)
-    save(results)
+    save(args.out, "soak", results, markdown(results))
     print(markdown(results))
     if args.plot:
         plot(results, args.plot)

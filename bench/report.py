@@ -5,6 +5,7 @@ One module, so that the sections of BENCHMARKS.md describe their runs alike and 
 reads the same in every table.
 """
 
+import json
 import os
 import platform
 import re
@@ -98,3 +99,11 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
 def verdict(ok: bool | None) -> str:
     """A target's result cell: "-" when it was not measured."""
     return "-" if ok is None else ("**PASS**" if ok else "**FAIL**")
+
+
+def save(out: Path, name: str, results: dict[str, Any], markdown: str) -> None:
+    """``out/name.json``, every figure (what ``--render`` reads back), and ``out/name.md``,
+    the section for BENCHMARKS.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / f"{name}.md").write_text(markdown)
