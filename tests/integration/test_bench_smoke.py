@@ -27,16 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 240.0  # from the run's start
 
 # Each run: the benchmark's module and its options besides --smoke; {out} is a fresh
-# directory. bench_sampling's floods run beside its other parts.
+# directory. The longest start first; bench_sampling's floods run beside its other parts.
 SMOKES = {
-    "hash": ["bench.bench_hash"],
-    "index": ["bench.bench_index"],
-    "scan": ["bench.bench_scan", "--out", "{out}"],
-    "blocklist": ["bench.bench_blocklist", "--out", "{out}"],
-    "live": ["bench.bench_live", "--out", "{out}"],
-    "events": ["bench.bench_events", "--out", "{out}"],
     "cluster": ["bench.bench_cluster", "--out", "{out}"],
-    "soak": ["bench.bench_soak", "--out", "{out}"],
     "sampling": [
         "bench.bench_sampling",
         "--out",
@@ -46,7 +39,14 @@ SMOKES = {
         "probability",
         "cpu",
     ],
-    "sampling flood": ["bench.bench_sampling", "--out", "{out}", "--parts", "flood"],
+    "live": ["bench.bench_live", "--out", "{out}"],
+    "events": ["bench.bench_events", "--out", "{out}"],
+    "soak": ["bench.bench_soak", "--out", "{out}"],
+    "sampling-flood": ["bench.bench_sampling", "--out", "{out}", "--parts", "flood"],
+    "blocklist": ["bench.bench_blocklist", "--out", "{out}"],
+    "scan": ["bench.bench_scan", "--out", "{out}"],
+    "hash": ["bench.bench_hash"],
+    "index": ["bench.bench_index"],
 }
 
 
@@ -68,7 +68,7 @@ def smoke_runs(request, tmp_path_factory) -> Iterator[dict[str, Run]]:
     ]
     runs = {}
     for name in selected:
-        out = tmp_path_factory.mktemp(name.replace(" ", "-"))
+        out = tmp_path_factory.mktemp(name)
         command = [sys.executable, "-m", *(a.format(out=out) for a in SMOKES[name]), "--smoke"]
         log = out / "smoke.log"
         with log.open("wb") as output:
