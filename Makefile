@@ -59,14 +59,14 @@ test: $(BIN)/streamguard debian-packages lint
 	$(BIN)/pytest
 
 bench: $(BIN)/streamguard debian-packages
-	$(BIN)/python bench/bench_index.py
-	$(BIN)/python bench/bench_scan.py
-	$(BIN)/python bench/bench_hash.py
-	$(BIN)/python bench/bench_live.py
-	$(BIN)/python bench/bench_blocklist.py
-	$(BIN)/python bench/bench_events.py
-	$(BIN)/python bench/bench_cluster.py
+	$(BIN)/python -m bench.bench_index
+	$(BIN)/python -m bench.bench_scan
+	$(BIN)/python -m bench.bench_hash
+	$(BIN)/python -m bench.bench_live
+	$(BIN)/python -m bench.bench_blocklist
+	$(BIN)/python -m bench.bench_events
+	$(BIN)/python -m bench.bench_cluster
 
 # The bounded soak (issue 9): 120 streams for 20 minutes, about 24 minutes in all.
 soak: $(BIN)/streamguard debian-packages
-	$(BIN)/python bench/bench_soak.py --plot docs/img/soak.png
+	$(BIN)/python -m bench.bench_soak --plot docs/img/soak.png

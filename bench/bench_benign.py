@@ -31,8 +31,6 @@ bench/out/benign/benign.json and prints a markdown summary.
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -41,23 +39,21 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from streamguard.blocklist.degenerate import Featureless  # noqa: E402
-from streamguard.blocklist.entry import COLUMNS  # noqa: E402
-from streamguard.blocklist.memory import Blocklist  # noqa: E402
-from streamguard.detect.matcher import FrameMatcher, Match, frame_hashes  # noqa: E402
-from streamguard.detect.policy import Policy, StreamPolicy  # noqa: E402
-from streamguard.evaluation.corpus import keyframes  # noqa: E402
-from streamguard.hashing import ALGORITHMS, MIN_QUALITY, hash_luma, load_image_luma  # noqa: E402
-from streamguard.hashing.featureless import featureless_pictures  # noqa: E402
-from streamguard.hashing.preprocess import Luma  # noqa: E402
-from streamguard.ingest.sampler import Frame  # noqa: E402
-from streamguard.samples import SAMPLES_DIR  # noqa: E402
-from tests.support.benign import (  # noqa: E402
+from bench import OUT, parse
+from bench.report import commit, invocation, machine
+from streamguard.blocklist.degenerate import Featureless
+from streamguard.blocklist.entry import COLUMNS
+from streamguard.blocklist.memory import Blocklist
+from streamguard.config.policy import Policy
+from streamguard.detect.matcher import FrameMatcher, Match, frame_hashes
+from streamguard.detect.policy import StreamPolicy
+from streamguard.evaluation.corpus import keyframes
+from streamguard.hashing import ALGORITHMS, MIN_QUALITY, hash_luma, load_image_luma
+from streamguard.hashing.featureless import featureless_pictures
+from streamguard.hashing.preprocess import Luma
+from streamguard.ingest.sampler import Frame
+from streamguard.samples import SAMPLES_DIR
+from tests.support.benign import (
     EVERY_KEYFRAME,
     Segment,
     blankest_s,
@@ -66,9 +62,9 @@ from tests.support.benign import (  # noqa: E402
     segments,
 )
 
-OUT = ROOT / "bench" / "out" / "benign"
 SAMPLE_LIST = SAMPLES_DIR / "blocklist.csv"
 ALGOS = list(ALGORITHMS)
+SMOKE = {"minutes": 1.0, "segment_s": 4.0}  # every kind of segment
 
 
 def log(message: str) -> None:
@@ -253,16 +249,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--segment-s", type=float, default=20.0, help="seconds per segment")
-    parser.add_argument("--smoke", action="store_true", help="1 minute of 4 s segments (CI)")
     parser.add_argument("--seed", type=int, default=15)
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    minutes, segment_s = (1.0, 4.0) if args.smoke else (args.minutes, args.segment_s)
+    parser.add_argument("--out", type=Path, default=OUT / "benign")
+    args = parse(parser, SMOKE)
     args.out.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
 
-    parts = segments(minutes * 60, args.seed, segment_s)
-    log(f"footage: {len(parts)} segments, {minutes:g} min")
+    parts = segments(args.minutes * 60, args.seed, args.segment_s)
+    log(f"footage: {len(parts)} segments, {args.minutes:g} min")
     clip = render(parts, args.out / "footage")
     careless = args.out / "careless.csv"
     made = careless_list(clip, parts, careless)
@@ -273,8 +267,8 @@ def main() -> int:
     ran = run(clip, parts, blocklist)
     now = ran["now"]
     results = {
-        "command": " ".join(["python", "bench/bench_benign.py", *sys.argv[1:]]),
-        "minutes": minutes,
+        "command": invocation(),
+        "minutes": args.minutes,
         "segments": Counter(part.kind for part in parts),
         "entries": len(blocklist),
         "degenerate_loaded": degenerate,
@@ -282,11 +276,8 @@ def main() -> int:
         "run": ran,
         "passed": now["kill"] == 0 and now["review"] == 0,
         "wall_s": round(time.monotonic() - began, 1),
-        "commit": subprocess.run(
-            ["git", "log", "-1", "--format=%h"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
-        "machine": f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
-        "numpy": np.__version__,
+        "commit": commit(),
+        "machine": machine("numpy"),
     }
     (args.out / "benign.json").write_text(json.dumps(results, indent=2) + "\n")
     print(markdown(results))

@@ -24,7 +24,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import platform
 import queue
 import re
 import resource
@@ -35,26 +34,23 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import ROOT, parse
+from bench.processes import cpu_s, status_bytes
+from bench.report import commit, invocation, machine, percentiles, save, table, verdict
+from streamguard.blocklist.entry import Entry
+from streamguard.blocklist.store import BlocklistStore
+from streamguard.blocklist.sync import BlocklistSync, load_once
+from streamguard.hashing import ALGORITHMS
+from streamguard.infra.redis import RedisSettings, connect
+from tests.support.redis import Appendfsync, RedisServer, redis_server
 
-from streamguard.blocklist.entry import Entry  # noqa: E402
-from streamguard.blocklist.store import BlocklistStore, RedisSettings, connect  # noqa: E402
-from streamguard.blocklist.sync import BlocklistSync, load_once  # noqa: E402
-from streamguard.hashing import ALGORITHMS  # noqa: E402
-from tests.support.ports import free_port, wait_for_ports  # noqa: E402
-from tests.support.processes import stop  # noqa: E402
-
-OUT = ROOT / "bench" / "out"
 STREAMGUARD = str(Path(sys.executable).parent / "streamguard")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 LISTS = ("ncmec", "gifct", "stopncii", "internal")
 CATEGORIES = ("csam", "terror", "test")
 LABELS = ("", "", "", "batch 2024-03", "reviewed")
@@ -67,25 +63,20 @@ TARGETS = {
     "rss_bytes": 1e9,  # 1 GB
     "import_per_s": 100_000,
 }
+SMOKE = {
+    "workers": 1,
+    "preload": 1000,
+    "adds": 3,
+    "cli_adds": 1,
+    "gap_ms": 5,
+    "import_entries": 1000,
+    "load_pdq": [1000],
+    "load_phash": [],
+}
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def proc_status(field: str, pid: int | str = "self") -> int:
-    """``VmRSS`` (current) or ``VmHWM`` (peak) of a process, in bytes, from /proc."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/{pid}/status")
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of one process (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def loadavg() -> str:
@@ -95,82 +86,59 @@ def loadavg() -> str:
 # -- Redis ----------------------------------------------------------------------------------
 
 
-@dataclass
-class Redis:
-    process: subprocess.Popen
-    port: int
-    aof: str
+def client(server: RedisServer) -> redis.Redis:
+    """A client that waits out the long commands of a store of millions of entries."""
+    return redis.Redis.from_url(server.url, socket_timeout=600)
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=600)
+def used_memory(server: RedisServer) -> int:
+    with client(server) as connection:
+        return int(connection.info("memory")["used_memory"])
 
-    def used_memory(self) -> int:
-        with self.client() as client:
-            return int(client.info("memory")["used_memory"])
 
-    def key_bytes(self, prefix: str) -> dict[str, int]:
-        """Exact ``MEMORY USAGE`` of each store key (O(n): a few seconds at 10M entries)."""
-        with self.client() as client:
-            names = [name for name in client.scan_iter(match=f"{prefix}*")]
-            sizes = {name.decode(): client.memory_usage(name, samples=0) or 0 for name in names}
-        return {name.rsplit(":", 1)[1]: size for name, size in sorted(sizes.items())}
+def key_bytes(server: RedisServer, prefix: str) -> dict[str, int]:
+    """Exact ``MEMORY USAGE`` of each store key (O(n): a few seconds at 10M entries)."""
+    with client(server) as connection:
+        names = [name for name in connection.scan_iter(match=f"{prefix}*")]
+        sizes = {name.decode(): connection.memory_usage(name, samples=0) or 0 for name in names}
+    return {name.rsplit(":", 1)[1]: size for name, size in sorted(sizes.items())}
 
-    def reset_stats(self) -> None:
-        with self.client() as client:
-            client.config_resetstat()
 
-    def command_usec(self) -> dict[str, int]:
-        """Microseconds Redis spent per command since ``reset_stats`` (``INFO commandstats``;
-        a script's time includes the commands it calls, which are listed too)."""
-        with self.client() as client:
-            stats = client.info("commandstats")
-        return {
-            name.removeprefix("cmdstat_"): int(stat["usec"])
-            for name, stat in sorted(stats.items(), key=lambda item: -item[1]["usec"])
-            if stat["usec"] >= 1000
-        }
+def reset_stats(server: RedisServer) -> None:
+    with client(server) as connection:
+        connection.config_resetstat()
 
-    def flush(self) -> None:
-        """Drop everything, and the AOF with it (automatic rewrites are off)."""
-        with self.client() as client:
-            client.flushall()
-            if self.aof != "off":
-                with suppress(redis.ResponseError):  # a rewrite already running will do
-                    client.bgrewriteaof()
+
+def command_usec(server: RedisServer) -> dict[str, int]:
+    """Microseconds Redis spent per command since ``reset_stats`` (``INFO commandstats``;
+    a script's time includes the commands it calls, which are listed too)."""
+    with client(server) as connection:
+        stats = connection.info("commandstats")
+    return {
+        name.removeprefix("cmdstat_"): int(stat["usec"])
+        for name, stat in sorted(stats.items(), key=lambda item: -item[1]["usec"])
+        if stat["usec"] >= 1000
+    }
+
+
+def flush(server: RedisServer) -> None:
+    """Drop everything, and the AOF with it (automatic rewrites are off)."""
+    with client(server) as connection:
+        connection.flushall()
+        if server.appendfsync != "off":
+            with suppress(redis.ResponseError):  # a rewrite already running will do
+                connection.bgrewriteaof()
 
 
 @contextmanager
-def redis_server(directory: Path, aof: str) -> Iterator[Redis]:
-    """A redis-server on a free loopback port, stopped (SIGTERM, then SIGKILL) on exit."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is needed: install the Debian package redis-server")
+def fresh_redis(directory: Path, aof: Appendfsync) -> Iterator[RedisServer]:
+    """A redis-server in an emptied ``directory``, removed on exit (with a 10M-entry
+    store, its AOF takes gigabytes)."""
     shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
-    port = free_port()
-    config = [
-        f"port {port}",
-        "bind 127.0.0.1",
-        f"dir {directory}",
-        'save ""',
-        f"logfile {directory / 'redis.log'}",
-    ]
-    if aof == "off":
-        config.append("appendonly no")
-    else:
-        # No automatic rewrite: its fork would copy-on-write gigabytes during the bulk writes.
-        config += ["appendonly yes", f"appendfsync {aof}", "auto-aof-rewrite-percentage 0"]
-    (directory / "redis.conf").write_text("\n".join(config) + "\n")
-    process = subprocess.Popen([binary, str(directory / "redis.conf")])
     try:
-        wait_for_ports(port, alive=lambda: process.poll() is None)
-        yield Redis(process, port, aof)
+        with redis_server(directory, appendfsync=aof) as server:
+            yield server
     finally:
-        stop(process)
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -264,25 +232,12 @@ def propagation_worker(
         await sync.loaded.wait()
         load_s = time.perf_counter() - began
         threading.Thread(target=poll, args=(sync,), daemon=True).start()
-        ready.put((worker, load_s, len(sync.blocklist), proc_status("VmRSS")))
+        ready.put((worker, load_s, len(sync.blocklist), status_bytes("VmRSS")))
         await asyncio.to_thread(done.wait)
         sync.stop()
         await task
 
     asyncio.run(main())
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    a = np.array(values)
-    p50, p95, p99 = np.percentile(a, [50, 95, 99])
-    return {
-        "n": len(a),
-        "min": float(a.min()),
-        "p50": float(p50),
-        "p95": float(p95),
-        "p99": float(p99),
-        "max": float(a.max()),
-    }
 
 
 def collect(seen: Any, index: int, workers: int, timeout_s: float) -> list[float]:
@@ -303,7 +258,7 @@ def collect(seen: Any, index: int, workers: int, timeout_s: float) -> list[float
     return list(times.values())
 
 
-def bench_propagation(args: argparse.Namespace, server: Redis) -> dict[str, Any]:
+def bench_propagation(args: argparse.Namespace, server: RedisServer) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     prefix = "bench-propagation:"
     log(f"propagation: preloading {args.preload:,} PDQ entries")
@@ -359,7 +314,7 @@ def _gap(args: argparse.Namespace, rng: np.random.Generator) -> None:
 
 def _adds_with_store(
     args: argparse.Namespace,
-    server: Redis,
+    server: RedisServer,
     prefix: str,
     pending: list[tuple[bytes, str]],
     seen: Any,
@@ -383,15 +338,15 @@ def _adds_with_store(
         runner.run(client.aclose())
     return {
         "adds": len(pending),
-        "from_return_s": percentiles(latencies),
-        "from_call_s": percentiles(from_call),
-        "write_s": percentiles(write_s),
+        "from_return_s": percentiles(latencies, digits=6),
+        "from_call_s": percentiles(from_call, digits=6),
+        "write_s": percentiles(write_s, digits=6),
     }
 
 
 def _adds_with_cli(
     args: argparse.Namespace,
-    server: Redis,
+    server: RedisServer,
     prefix: str,
     pending: list[tuple[bytes, str]],
     seen: Any,
@@ -412,9 +367,9 @@ def _adds_with_cli(
         cli_s.append(exited - started)
     return {
         "adds": len(pending),
-        "from_exit_s": percentiles(latencies),
-        "from_start_s": percentiles(from_start),
-        "cli_s": percentiles(cli_s),
+        "from_exit_s": percentiles(latencies, digits=6),
+        "from_start_s": percentiles(from_start, digits=6),
+        "cli_s": percentiles(cli_s, digits=6),
     }
 
 
@@ -423,7 +378,7 @@ def _adds_with_cli(
 
 def load_child(url: str, prefix: str, probe: tuple[str, bytes, str], results: Any) -> None:
     """A fresh worker process: load the whole store as ``scan --redis`` or a worker would."""
-    rss_before = proc_status("VmRSS")
+    rss_before = status_bytes("VmRSS")
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     began = time.perf_counter()
     blocklist = asyncio.run(load_once(RedisSettings(url=url, prefix=prefix, timeout_s=600), {}))
@@ -441,19 +396,19 @@ def load_child(url: str, prefix: str, probe: tuple[str, bytes, str], results: An
             "nbytes": blocklist.nbytes,
             "table_nbytes": blocklist._table.nbytes,
             "rss_before": rss_before,
-            "rss_after": proc_status("VmRSS"),
-            "hwm": proc_status("VmHWM"),
+            "rss_after": status_bytes("VmRSS"),
+            "hwm": status_bytes("VmHWM"),
             "probe_found": found,
         }
     )
 
 
-def measure_load(server: Redis, prefix: str, probe: tuple[str, bytes, str]) -> dict[str, Any]:
+def measure_load(server: RedisServer, prefix: str, probe: tuple[str, bytes, str]) -> dict[str, Any]:
     context = mp.get_context("spawn")
     results = context.Queue()
     child = context.Process(target=load_child, args=(server.url, prefix, probe, results))
     redis_cpu = cpu_s(server.process.pid)
-    server.reset_stats()
+    reset_stats(server)
     load_before = loadavg()
     child.start()
     try:
@@ -464,7 +419,7 @@ def measure_load(server: Redis, prefix: str, probe: tuple[str, bytes, str]) -> d
             child.kill()
             child.join()
     result["redis_cpu_s"] = round(cpu_s(server.process.pid) - redis_cpu, 2)
-    result["redis_usec"] = server.command_usec()
+    result["redis_usec"] = command_usec(server)
     result["loadavg_before"] = load_before
     result["loadavg_after"] = loadavg()
     if not result["probe_found"]:
@@ -472,9 +427,9 @@ def measure_load(server: Redis, prefix: str, probe: tuple[str, bytes, str]) -> d
     return result
 
 
-def redis_memory(server: Redis, prefix: str, entries: int, baseline: int) -> dict[str, Any]:
-    used = server.used_memory()
-    keys = server.key_bytes(prefix)
+def redis_memory(server: RedisServer, prefix: str, entries: int, baseline: int) -> dict[str, Any]:
+    used = used_memory(server)
+    keys = key_bytes(server, prefix)
     return {
         "used_memory": used,
         "per_entry": round((used - baseline) / entries),
@@ -482,7 +437,7 @@ def redis_memory(server: Redis, prefix: str, entries: int, baseline: int) -> dic
     }
 
 
-def bench_load(args: argparse.Namespace, server: Redis) -> list[dict[str, Any]]:
+def bench_load(args: argparse.Namespace, server: RedisServer) -> list[dict[str, Any]]:
     rng = np.random.default_rng(args.seed + 1)
     steps = [("pdq", n) for n in args.load_pdq] + [("phash", n) for n in args.load_phash]
     results = []
@@ -490,9 +445,9 @@ def bench_load(args: argparse.Namespace, server: Redis) -> list[dict[str, Any]]:
         sizes = sorted(n for a, n in steps if a == algo)
         if not sizes:
             continue
-        server.flush()
+        flush(server)
         prefix = f"bench-load-{algo}:"
-        baseline = server.used_memory()
+        baseline = used_memory(server)
         have = 0
         probe = None
         for size in sizes:
@@ -509,13 +464,13 @@ def bench_load(args: argparse.Namespace, server: Redis) -> list[dict[str, Any]]:
                 f"RSS {load['rss_after'] / 2**20:.0f} MB, peak {load['hwm'] / 2**20:.0f} MB"
             )
             results.append({"algo": algo, "size": size, "write": write, "redis": memory, **load})
-    server.flush()
+    flush(server)
     return results
 
 
-def _first_digest(server: Redis, prefix: str) -> bytes:
-    with server.client() as client:
-        content = client.hget(f"{prefix}{{blocklist}}:entries", "1")
+def _first_digest(server: RedisServer, prefix: str) -> bytes:
+    with client(server) as connection:
+        content = connection.hget(f"{prefix}{{blocklist}}:entries", "1")
     return bytes.fromhex(json.loads(content)[1])
 
 
@@ -536,12 +491,12 @@ def write_csv(path: Path, n: int, seed: int) -> None:
             )
 
 
-def run_import(server: Redis, path: Path, prefix: str) -> dict[str, Any]:
+def run_import(server: RedisServer, path: Path, prefix: str) -> dict[str, Any]:
     """``streamguard blocklist import``: wall time start to exit, its own timings, peak RSS."""
     command = [STREAMGUARD, "blocklist", "import", str(path)]
     command += ["--redis", server.url, "--redis-prefix", prefix]
     redis_cpu = cpu_s(server.process.pid)
-    server.reset_stats()
+    reset_stats(server)
     began = time.monotonic()
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)  # the child's own rusage (peak RSS, CPU)
@@ -566,29 +521,29 @@ def run_import(server: Redis, path: Path, prefix: str) -> dict[str, Any]:
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "max_rss_mb": round(usage.ru_maxrss / 1024),
         "redis_cpu_s": round(cpu_s(server.process.pid) - redis_cpu, 2),
-        "redis_usec": server.command_usec(),
+        "redis_usec": command_usec(server),
         "stderr": stderr.strip().splitlines(),
         "loadavg_after": loadavg(),
     }
 
 
-def bench_import(args: argparse.Namespace, server: Redis) -> dict[str, Any]:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"blocklist_import_{args.import_entries}_seed{args.seed}.csv"
+def bench_import(args: argparse.Namespace, server: RedisServer) -> dict[str, Any]:
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"blocklist_import_{args.import_entries}_seed{args.seed}.csv"
     if not path.exists():
-        log(f"import: writing {path.relative_to(ROOT)}")
+        log(f"import: writing {path}")
         partial = path.with_suffix(".partial")
         write_csv(partial, args.import_entries, args.seed)
         partial.rename(path)
-    server.flush()
+    flush(server)
     prefix = "bench-import:"
-    baseline = server.used_memory()
+    baseline = used_memory(server)
     log(f"import: {args.import_entries:,} entries")
     first = run_import(server, path, prefix)
     log(f"import: {first['wall_s']} s end to end, write {first['write_s']} s; again")
     again = run_import(server, path, prefix)
     memory = redis_memory(server, prefix, args.import_entries, baseline)
-    server.flush()
+    flush(server)
     return {
         "entries": args.import_entries,
         "file_mb": round(path.stat().st_size / 2**20),
@@ -602,39 +557,10 @@ def bench_import(args: argparse.Namespace, server: Redis) -> dict[str, Any]:
 
 
 def git_state() -> dict[str, Any]:
-    def git(*command: str) -> str:
-        return subprocess.run(
-            ["git", *command], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-
-    return {
-        "commit": git("log", "-1", "--format=%h"),
-        "dirty": git("status", "--short", "streamguard/blocklist").splitlines(),
-    }
-
-
-def machine() -> dict[str, str]:
-    model = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
-    memory = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
-    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
-    return {
-        "cpu": f"{os.cpu_count()} x {model.group(1) if model else '?'}",
-        "memory_gib": f"{int(memory.group(1)) / 2**20:.0f}" if memory else "?",
-        "python": platform.python_version(),
-        "redis": version.stdout.split()[2].removeprefix("v=") if version.stdout else "?",
-        "redis_py": redis.__version__,
-        "numpy": np.__version__,
-    }
-
-
-def table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    align = ["---"] + ["---:"] * (len(header) - 1)
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    return lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "**FAIL**"
+    """The commit, and the uncommitted changes to the code measured."""
+    status = ["git", "status", "--short", "streamguard/blocklist"]
+    dirty = subprocess.run(status, cwd=ROOT, capture_output=True, text=True).stdout
+    return {"commit": commit(), "dirty": dirty.strip().splitlines()}
 
 
 def ms(value: float) -> str:
@@ -654,7 +580,7 @@ def target_rows(results: dict[str, Any]) -> list[list[Any]]:
         rows.append(
             [
                 f"propagation, `store.write` returned → matched, p99 "
-                f"({store['n']} pairs, {w} workers)",
+                f"({store['count']} pairs, {w} workers)",
                 f"{ms(store['p99'])} ms",
                 "≤ 1 s",
                 verdict(store["p99"] <= TARGETS["propagation_p99_s"]),
@@ -662,7 +588,7 @@ def target_rows(results: dict[str, Any]) -> list[list[Any]]:
         )
         rows.append(
             [
-                f"propagation, `blocklist add` exited → matched, p99 ({cli['n']} pairs)",
+                f"propagation, `blocklist add` exited → matched, p99 ({cli['count']} pairs)",
                 f"{ms(cli['p99'])} ms",
                 "≤ 1 s",
                 verdict(cli["p99"] <= TARGETS["propagation_p99_s"]),
@@ -736,7 +662,9 @@ def markdown(results: dict[str, Any]) -> str:
             ("`blocklist add` process, start to exit", p["cli"], "cli_s"),
         ):
             s = part[key]
-            rows.append([name, s["n"], *(ms(s[q]) for q in ("min", "p50", "p95", "p99", "max"))])
+            rows.append(
+                [name, s["count"], *(ms(s[q]) for q in ("min", "p50", "p95", "p99", "max"))]
+            )
         lines += [
             "",
             f"### Propagation: {p['workers']} workers, {p['preload']['entries']:,} PDQ entries "
@@ -899,14 +827,10 @@ def main() -> None:
         "--aof", choices=["everysec", "always", "off"], default="everysec", help="Redis appendfsync"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work", type=Path, default=OUT / "blocklist-redis", help="Redis dir")
-    parser.add_argument(
-        "--render", action="store_true", help="only rewrite blocklist.md from blocklist.json"
-    )
-    args = parser.parse_args()
+    args = parse(parser, SMOKE, "blocklist")
     if args.render:
-        (OUT / "blocklist.md").write_text(
-            markdown(json.loads((OUT / "blocklist.json").read_text()))
+        (args.out / "blocklist.md").write_text(
+            markdown(json.loads((args.out / "blocklist.json").read_text()))
         )
         return
     if args.quick:
@@ -914,15 +838,15 @@ def main() -> None:
         args.import_entries, args.adds, args.cli_adds = 100_000, 50, 5
     parts = set(args.parts.split(","))
     results: dict[str, Any] = {
-        "command": " ".join(["python bench/bench_blocklist.py", *sys.argv[1:]]),
-        "machine": machine(),
+        "command": invocation(),
+        "machine": machine("redis", "redis_py", "numpy"),
         "git": git_state(),
         "aof": "off" if args.aof == "off" else f"appendfsync {args.aof}",
         "loadavg_start": loadavg(),
         "runtime_s": {},
     }
     started_at = time.monotonic()
-    with redis_server(args.work.resolve(), args.aof) as server:
+    with fresh_redis((args.out / "blocklist-redis").resolve(), args.aof) as server:
         for part, bench in (
             ("propagation", bench_propagation),
             ("import", bench_import),
@@ -934,9 +858,7 @@ def main() -> None:
                 results["runtime_s"][part] = round(time.monotonic() - began, 1)
     results["runtime_s"]["total"] = round(time.monotonic() - started_at, 1)
     results["loadavg_end"] = loadavg()
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "blocklist.json").write_text(json.dumps(results, indent=1) + "\n")
-    (OUT / "blocklist.md").write_text(markdown(results))
+    save(args.out, "blocklist", results, markdown(results))
     print(markdown(results))
 
 

@@ -15,7 +15,7 @@ platform would.
    new worker id, as a new pod would get) and the spread settles. The same with SIGTERM
    for a few rounds. The run logs (JSON) give each stream's claim and "watching" times.
    A stream given back (SIGTERM drain, rebalance) stays watched by its old holder while
-   the new one opens it (supervisor.HANDOVER_OPEN_S): that double watching is the
+   the new one opens it (runtime/process.py HANDOVER_OPEN_S): that double watching is the
    intended handover overlap, measured per stream from the logs (old holder "stopped"
    minus new holder "watching"; negative would be a gap), not counted as an error.
 3. lease layer at scale: S registered streams and W ClusterMember objects in this process
@@ -40,7 +40,6 @@ import shutil
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -52,31 +51,22 @@ from typing import Any
 
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+from bench import parse
+from bench.bench_live import STREAMGUARD
+from bench.processes import machine_busy, started, tree_cpu_s, wait_until
+from bench.progress import measure_window
+from bench.report import commit, invocation, machine, percentiles, table, verdict
+from streamguard.config import ClusterSettings, parse_stream
+from streamguard.infra import registry as registry_module
+from streamguard.infra.redis import RedisSettings
+from streamguard.infra.registry import Keys
+from streamguard.runtime import cluster as cluster_module
+from streamguard.runtime.cluster import ClusterMember
+from streamguard.samples import SAMPLES_DIR
+from tests.support.nginx import NginxRtmp, nginx_rtmp_server
+from tests.support.redis import RedisServer
+from tests.support.service import Service
 
-from bench_live import (  # noqa: E402
-    STREAMGUARD,
-    machine,
-    machine_busy,
-    percentiles,
-    started,
-    table,
-    tree_cpu_s,
-    wait_until,
-)
-from progress import measure_window  # noqa: E402
-
-from streamguard.blocklist.store import RedisSettings  # noqa: E402
-from streamguard.config import ClusterSettings, parse_stream  # noqa: E402
-from streamguard.runtime import cluster as cluster_module  # noqa: E402
-from streamguard.runtime.cluster import ClusterMember, Keys  # noqa: E402
-from streamguard.samples import SAMPLES_DIR  # noqa: E402
-from tests.support.nginx import NginxRtmp, nginx_rtmp_server  # noqa: E402
-from tests.support.redis import RedisServer  # noqa: E402
-from tests.support.service import Service  # noqa: E402
-
-OUT = ROOT / "bench" / "out"
 CLIP = SAMPLES_DIR / "clips" / "flagged_360p.flv"  # 10 s, 640x360, 30 fps, 2 s GOP
 FLAGGED = SAMPLES_DIR / "flagged" / "flagged_02.png"  # shown at 4 s of each loop
 GOP_S = 2.0
@@ -84,6 +74,19 @@ LOOP_S = 10.0
 TTL_S = ClusterSettings().lease_ttl_s  # the product default
 PREFIX = RedisSettings().prefix
 SECRET = "bench-control-secret"
+# Two hosts, one kill -9 round (a SIGTERM round would add 11 s), a 2 s lease TTL, 4
+# simulated members.
+SMOKE = {
+    "hosts": 2,
+    "streams": 2,
+    "ttl": 2.0,
+    "rounds": 1,
+    "term_rounds": 0,
+    "load_seconds": 1,
+    "sim_streams": 100,
+    "sim_workers": [4],
+    "sim_seconds": 1,
+}
 # BENCHMARKS.md, "Live: detection latency and scale (issue 3)": `run` CPU s per
 # stream-second at N = 200, 720p30 with a 2 s GOP, PDQ + pHash + dHash per keyframe.
 LIVE_CPU_PER_STREAM_S = 0.0046
@@ -97,8 +100,13 @@ RELEASED = re.compile(r"cluster: released (\d+) streams")
 # Commands the cluster's Lua scripts call: Redis counts them in commandstats as well.
 SCRIPT_COMMANDS = {
     name.lower()
-    for script in ("_HEARTBEAT", "_RELEASE", "_REGISTER", "_UNREGISTER")
-    for name in re.findall(r"redis\.call\('(\w+)'", getattr(cluster_module, script))
+    for module, script in [
+        (cluster_module, "_HEARTBEAT"),
+        (cluster_module, "_RELEASE"),
+        (registry_module, "_REGISTER"),
+        (registry_module, "_UNREGISTER"),
+    ]
+    for name in re.findall(r"redis\.call\('(\w+)'", getattr(module, script))
 }
 
 
@@ -575,6 +583,8 @@ def bench_takeover(hosts: Hosts, rng: random.Random) -> list[dict[str, Any]]:
         )
         rounds.append(result)
         if result["takeover_s"] is None or "error" in result["restart"]:
+            if args.smoke:
+                raise RuntimeError(f"round {number}: the cluster did not recover")
             print("  stopping the rounds: the cluster did not recover")
             break
     return rounds
@@ -805,12 +815,6 @@ def fmt_s(value: Any) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def verdict(value: float | None, limit: float) -> str:
-    if value is None:
-        return "-"
-    return "**PASS**" if value <= limit else "**FAIL**"
-
-
 def markdown(results: dict[str, Any]) -> str:
     args = results["args"]
     m = results["machine"]
@@ -826,7 +830,11 @@ def markdown(results: dict[str, Any]) -> str:
         result = [label, p["count"], p["p50"], p["p95"], p["p99"], p["max"]]
         if limit is None:
             return [*result, "", ""]
-        return [*result, f"p99 ≤ {limit:g}", verdict(p["p99"], limit)]
+        return [
+            *result,
+            f"p99 ≤ {limit:g}",
+            verdict(None if p["p99"] is None else p["p99"] <= limit),
+        ]
 
     def done(rs: list[dict[str, Any]], key: str) -> list[float]:
         return [r[key] for r in rs if r.get(key) is not None]
@@ -914,7 +922,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"`{results['command']}` ({results['runtime_s'] / 60:.1f} min, commit "
         f"{results['commit']}, {results['date']}). **Machine:** {m['cpu']} (2 cores), "
         f"{m['memory_gib']} GiB, Linux {m['kernel']}, Python {m['python']}, redis-server "
-        f"{results['redis_version']} (AOF, `appendfsync {args['appendfsync']}`), "
+        f"{m['redis']} (AOF, `appendfsync {args['appendfsync']}`), "
         f"{m['nginx']} with libnginx-mod-rtmp (HLS off). Everything shares the 2 cores, on "
         "loopback.",
         "",
@@ -1177,11 +1185,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
 # -- main ---------------------------------------------------------------------------------
 
 
-def save(results: dict[str, Any], started_at: float) -> None:
+def save(out: Path, results: dict[str, Any], started_at: float) -> None:
     """Write what there is so far (a failure later keeps the figures measured)."""
     results["runtime_s"] = round(time.monotonic() - started_at, 1)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "cluster.json").write_text(json.dumps(results, indent=1) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cluster.json").write_text(json.dumps(results, indent=1) + "\n")
 
 
 def main() -> None:
@@ -1208,45 +1216,32 @@ def main() -> None:
     parser.add_argument("--broadcast-minutes", type=float, default=30)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--plot", type=Path, help="PNG of the takeovers")
-    parser.add_argument("--work", type=Path, default=OUT / "cluster", help="logs, nginx, Redis")
-    parser.add_argument(
-        "--render", action="store_true", help="only redo the projection and the Markdown"
-    )
-    args = parser.parse_args()
+    args = parse(parser, SMOKE, "cluster")
     if args.render:
-        results = json.loads((OUT / "cluster.json").read_text())
+        results = json.loads((args.out / "cluster.json").read_text())
         results["projection"] = project(results, argparse.Namespace(**results["args"]))
-        (OUT / "cluster.md").write_text(markdown(results))
+        (args.out / "cluster.md").write_text(markdown(results))
         if args.plot:
             plot(results, args.plot)
         print(markdown(results))
         return
-    work = args.work.resolve()
+    work = (args.out / "cluster").resolve()  # logs, nginx, Redis
     shutil.rmtree(work, ignore_errors=True)  # the last run's logs, nginx root and Redis
     work.mkdir(parents=True)
     os.environ["STREAMGUARD_LOG_FORMAT"] = "json"  # the run processes' logs, with ms times
     rng = random.Random(args.seed)
     started_at = time.monotonic()
     results: dict[str, Any] = {
-        "command": "python bench/bench_cluster.py " + " ".join(sys.argv[1:]),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
+        "command": invocation(),
+        "commit": commit(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine(),
-        "redis_version": subprocess.run(
-            ["redis-server", "--version"], capture_output=True, text=True
-        )
-        .stdout.split()[2]
-        .removeprefix("v="),
+        "machine": machine("pyav", "nginx", "redis"),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
-    server = RedisServer(work / "redis")
+    server = RedisServer(work / "redis", appendfsync=args.appendfsync)
     server.start()
     hosts: Hosts | None = None
     try:
-        client = redis.Redis.from_url(server.url)
-        client.config_set("appendfsync", args.appendfsync)
         added = subprocess.run(
             [*ADD_IMAGE, str(FLAGGED), "--category", "test", "--redis", server.url],
             capture_output=True,
@@ -1291,7 +1286,7 @@ def main() -> None:
                 "twins": twin_events(events),
             }
         results["log_findings"] = log_findings(hosts.logs)
-        save(results, started_at)
+        save(args.out, results, started_at)
         results["sim"] = []
         for number, workers in enumerate(w for w in args.sim_workers if w):
             try:
@@ -1306,6 +1301,8 @@ def main() -> None:
                     )
                 )
             except (TimeoutError, redis.RedisError) as exc:
+                if args.smoke:
+                    raise
                 sim = {"workers": workers, "error": f"{exc.__class__.__name__}: {exc}"}
             print(json.dumps(sim, indent=1))
             results["sim"].append(sim)
@@ -1313,10 +1310,10 @@ def main() -> None:
         if hosts is not None:
             hosts.stop_all()
         server.stop()
-        save(results, started_at)
+        save(args.out, results, started_at)
     results["projection"] = project(results, args)
-    save(results, started_at)
-    (OUT / "cluster.md").write_text(markdown(results))
+    save(args.out, results, started_at)
+    (args.out / "cluster.md").write_text(markdown(results))
     if args.plot:
         plot(results, args.plot)
     print(markdown(results))

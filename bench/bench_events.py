@@ -21,6 +21,7 @@ Writes bench/out/events.json and bench/out/events.md; ``--plot PNG`` draws laten
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -31,16 +32,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-
-from bench_live import (  # noqa: E402
+from bench import parse
+from bench.bench_live import (
     BLOCKLIST,
     GOP_S,
     STREAMGUARD,
@@ -48,29 +46,23 @@ from bench_live import (  # noqa: E402
     copy_of,
     epoch,
     flagged,
-    machine,
-    machine_busy,
-    percentiles,
     read_send_log,
     replaying,
-    started,
-    table,
-    wait_until,
 )
-from progress import measure_window  # noqa: E402
+from bench.processes import machine_busy, started, wait_until
+from bench.progress import measure_window
+from bench.report import commit, invocation, machine, percentiles, save, table, verdict
+from streamguard.config.mqtt import MqttSettings
+from streamguard.events.mqtt import MqttSink
+from streamguard.events.outbox import Outbox, Pending
+from streamguard.events.schema import Action, Event, Evidence, FrameSeen
+from streamguard.samples import SAMPLES_DIR
+from tests.support.mosquitto import Mosquitto, mosquitto_broker
+from tests.support.nginx import NginxRtmp, nginx_rtmp_server
+from tests.support.ports import free_port
+from tests.support.service import Service
+from tests.support.subscriber import Received, Subscriber
 
-from streamguard.events.broker import MqttSettings  # noqa: E402
-from streamguard.events.mqtt import MqttSink  # noqa: E402
-from streamguard.events.outbox import Outbox, Pending  # noqa: E402
-from streamguard.events.schema import SCHEMA, rfc3339  # noqa: E402
-from streamguard.samples import SAMPLES_DIR  # noqa: E402
-from tests.support.mosquitto import Mosquitto, mosquitto_broker  # noqa: E402
-from tests.support.nginx import NginxRtmp, nginx_rtmp_server  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
-from tests.support.service import Service  # noqa: E402
-from tests.support.subscriber import Received, Subscriber  # noqa: E402
-
-OUT = ROOT / "bench" / "out"
 KILLS = "streamguard/v1/kill/"
 TARGETS = {
     "puback_p99_ms": 50.0,
@@ -78,6 +70,16 @@ TARGETS = {
     "enforce_p99_s": 2.5,
 }
 STAT_POLL_S = 0.05  # how often part 4 reads nginx's /stat
+SMOKE = {
+    "events": 20,
+    "rate": 50,
+    "burst": 200,
+    "copies": 1,
+    "seconds": 1,
+    "enforce_copies": 1,
+    "enforce_timeout": 30,
+    "processes": 1,
+}
 
 
 # -- 1 and 2: the sink in this process ---------------------------------------------------
@@ -112,31 +114,30 @@ class TimedOutbox(Outbox):
         self.acked_at[self._ids.pop(seq)] = acked
 
 
-def make_event(stream_id: str = "bench-1") -> dict[str, Any]:
-    """A kill event shaped like a real one (554 bytes of JSON)."""
+_SEQUENCE = itertools.count()
+
+
+def make_event(stream_id: str = "bench-1") -> Event:
+    """A kill event shaped like a real one (about 550 bytes of JSON); each its own id."""
     now = time.time()
-    return {
-        "schema": SCHEMA,
-        "event_id": str(uuid.uuid4()),
-        "action": "kill",
-        "stream_id": stream_id,
-        "stream_url": "rtmp://127.0.0.1:1935/live/***",
-        "detected_at": rfc3339(now),
-        "latency_ms": 11,
-        "frame": {"pts_s": 4.0, "received_at": rfc3339(now - 0.011), "width": 1280, "height": 720},
-        "match": {
-            "algo": "pdq",
-            "distance": 0,
-            "threshold": 31,
-            "quality": 100,
-            "entry_id": "flagged_01-pdq",
-            "list": "streamguard-samples",
-            "category": "test",
-            "label": "stand-in flagged image 01 (synthetic test content)",
-        },
-        "confirmations": 1,
-        "worker_id": "bench/0",
-    }
+    return Event(
+        Action.KILL,
+        stream_id,
+        "rtmp://127.0.0.1:1935/live/***",
+        "bench/0",
+        FrameSeen(4.0 + next(_SEQUENCE), now - 0.011, 1280, 720),
+        now,
+        match=Evidence(
+            algo="pdq",
+            distance=0,
+            threshold=31,
+            quality=100,
+            entry_id="flagged_01-pdq",
+            list="streamguard-samples",
+            category="test",
+            label="stand-in flagged image 01 (synthetic test content)",
+        ),
+    )
 
 
 async def until(
@@ -226,8 +227,8 @@ async def bench_puback(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     for n in range(count):
                         await asyncio.sleep(max(0.0, start + n / rate - time.perf_counter()))
                         event = make_event(f"bench-{n % 10}")
-                        called_wall[event["event_id"]] = time.time()
-                        called[event["event_id"]] = time.perf_counter()
+                        called_wall[event.event_id] = time.time()
+                        called[event.event_id] = time.perf_counter()
                         await sink.publish(event)
                         if n and n % (int(rate) * 10) == 0:
                             print(f"  {n} published, {len(outbox.acked_at)} acknowledged")
@@ -271,7 +272,7 @@ def sqlite_costs(work: Path, count: int) -> dict[str, Any]:
         outbox._db.execute(f"PRAGMA synchronous={mode}")  # what-if only: the shipped is FULL
         for _ in range(count):
             event = make_event()
-            outbox.put(event["event_id"], KILLS + "bench", json.dumps(event).encode())
+            outbox.put(event.event_id, KILLS + "bench", json.dumps(event.to_json()).encode())
         for pending in outbox.oldest(count):
             outbox.delivered(pending.seq)
         outbox.close()
@@ -324,7 +325,7 @@ async def bench_burst(args: argparse.Namespace, work: Path, restart: bool) -> di
                     start = time.perf_counter()
                     for n in range(count):
                         event = make_event(f"bench-{n % 10}")
-                        ids.append(event["event_id"])
+                        ids.append(event.event_id)
                         await sink.publish(event)
                         await asyncio.sleep(0)
                     committed_s = time.perf_counter() - start
@@ -369,8 +370,8 @@ async def after_idle_restart(broker: Mosquitto, sink: MqttSink) -> dict[str, Any
     event = make_event("after-restart")
     start = time.perf_counter()
     await sink.publish(event)
-    await until(lambda: event["event_id"] in outbox.acked_at, 60, "PUBACK after the restart")
-    puback_s = round(outbox.acked_at[event["event_id"]] - start, 3)
+    await until(lambda: event.event_id in outbox.acked_at, 60, "PUBACK after the restart")
+    puback_s = round(outbox.acked_at[event.event_id] - start, 3)
     return {"idle_sink_noticed_the_broker_gone": noticed, "next_event_puback_s": puback_s}
 
 
@@ -394,8 +395,8 @@ def kill_events(subscriber: Subscriber) -> list[tuple[Received, dict[str, Any]]]
         if not message.topic.startswith(KILLS) or message.retained:
             continue
         event = message.json()
-        if event["event_id"] not in seen:
-            seen.add(event["event_id"])
+        if event.event_id not in seen:
+            seen.add(event.event_id)
             events.append((message, event))
     return events
 
@@ -567,6 +568,8 @@ def bench_enforce(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     lambda: names <= poller.gone_at.keys(), args.enforce_timeout, "all dropped", 1
                 )
             except TimeoutError as exc:
+                if args.smoke:
+                    raise
                 print(f"  {exc}: {len(poller.gone_at)} dropped")
     sent = read_send_log(send_log)
     total, read, decided, to_drop, unmatched = [], [], [], [], 0
@@ -597,12 +600,6 @@ def bench_enforce(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 
 # -- output -------------------------------------------------------------------------------
-
-
-def verdict(value: float | None, target: float) -> str:
-    if value is None:
-        return "not measured"
-    return "PASS" if value <= target else "FAIL"
 
 
 # part, headline measurement, its label, unit, p99 target, then (label, key) of the detail rows
@@ -661,8 +658,9 @@ def markdown(results: dict[str, Any]) -> str:
             reason = found.get("error", "not run")
             rows.append([label, 0, "-", "-", "-", "-", unit, target, f"not measured: {reason}"])
             continue
-        result = verdict(found[key]["p99"], TARGETS[target_key])
-        rows.append(row(label, found[key], unit, target, f"**{result}**"))
+        p99 = found[key]["p99"]
+        ok = None if p99 is None else p99 <= TARGETS[target_key]
+        rows.append(row(label, found[key], unit, target, verdict(ok)))
         rows += [row(f"   {name}", found[k], unit) for name, k in details]
         if part == "puback":
             for name, what in (("put", "`Outbox.put`"), ("delete", "`Outbox.delivered`")):
@@ -768,7 +766,7 @@ def record(results: dict[str, Any], name: str, part: dict[str, Any]) -> None:
 
 
 async def in_process(args: argparse.Namespace, parts: set[str], results: dict[str, Any]) -> None:
-    work = (OUT / "events").resolve()
+    work = (args.out / "events").resolve()
     work.mkdir(parents=True, exist_ok=True)
     if "puback" in parts:
         record(results, "puback", await bench_puback(args, work))
@@ -795,39 +793,35 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=0, help="`run` processes; 0 = per core")
     parser.add_argument("--clip", type=Path, default=SAMPLES_DIR / "clips" / "flagged_720p.mp4")
     parser.add_argument("--plot", type=Path, help="write latency CDFs to this PNG")
-    parser.add_argument(
-        "--render", action="store_true", help="only rewrite events.md (and --plot) from events.json"
-    )
-    args = parser.parse_args()
+    args = parse(parser, SMOKE, "events")
     if args.render:
-        results = json.loads((OUT / "events.json").read_text())
-        (OUT / "events.md").write_text(markdown(results))
+        results = json.loads((args.out / "events.json").read_text())
+        (args.out / "events.md").write_text(markdown(results))
         if args.plot:
             plot(results, args.plot)
         return
     parts = set(args.parts.split(","))
     results: dict[str, Any] = {
-        "command": "python bench/bench_events.py " + " ".join(sys.argv[1:]),
-        "commit": subprocess.run(
-            ["git", "log", "-1", "--format=%h"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
-        "machine": machine(),
+        "command": invocation(),
+        "commit": commit(),
+        "machine": machine("pyav", "nginx"),
         "load_at_start": load(),
     }
     started_at = time.monotonic()
     asyncio.run(in_process(args, parts, results))
     if "live" in parts:
-        record(results, "live", bench_live(args, (OUT / "events" / "live").resolve()))
+        record(results, "live", bench_live(args, (args.out / "events" / "live").resolve()))
     if "enforce" in parts:
         if reason := enforce_available():
+            if args.smoke:
+                raise SystemExit(f"enforce: {reason}")
             results["enforce"] = {"error": f"enforce not available at {results['commit']}"}
             print(f"enforce: skipped ({reason})")
         else:
-            work = (OUT / "events" / "enforce").resolve()
+            work = (args.out / "events" / "enforce").resolve()
             record(results, "enforce", bench_enforce(args, work))
     results["runtime_s"] = round(time.monotonic() - started_at, 1)
-    (OUT / "events.json").write_text(json.dumps(results, indent=1) + "\n")
-    (OUT / "events.md").write_text(markdown(results))
+    save(args.out, "events", results, markdown(results))
     print(markdown(results))
     if args.plot:
         plot(results, args.plot)

@@ -14,6 +14,7 @@ import av
 import numpy as np
 import pdqhash
 
+from bench import parse
 from streamguard.blocklist.degenerate import Featureless
 from streamguard.detect.matcher import PLAIN, ROBUST, frame_hashes, looked_up
 from streamguard.hashing import hash_luma
@@ -23,6 +24,7 @@ from streamguard.ingest.sampler import frame_luma
 from streamguard.samples import SAMPLES_DIR
 
 CLIP = SAMPLES_DIR / "clips" / "clean_720p.mp4"
+SMOKE = {"rounds": 1}
 
 
 def per_call_ms(function, frames, rounds: int) -> float:
@@ -37,7 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, default=CLIP)
     parser.add_argument("--rounds", type=int, default=20)
-    args = parser.parse_args()
+    args = parse(parser, SMOKE)
     with av.open(str(args.clip)) as container:
         stream = container.streams.video[0]
         stream.codec_context.skip_frame = "NONKEY"

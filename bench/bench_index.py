@@ -17,19 +17,22 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bench import parse
+from bench.processes import status_bytes
+from bench.report import verdict
 from streamguard.blocklist.index import HammingIndex
 
 FLOOR_QPS = 5_000
 LARGE_PDQ_FLOOR_QPS = 1_000
-
-
-def rss_bytes(field: str) -> int:
-    """``VmRSS`` (current) or ``VmHWM`` (peak) of this process, from /proc."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
+# Above 4,200 entries: the update costs add that many.
+SMOKE = {
+    "entries_pdq": 5000,
+    "entries_pdq_large": 5000,
+    "entries_64": 5000,
+    "queries": 100,
+    "linear_queries": 10,
+    "repeat": 1,
+}
 
 
 def reset_peak_rss() -> None:
@@ -109,13 +112,13 @@ def bench_index(
     queries = make_queries(rng, codes, count, threshold // 2)
     ids = np.arange(n, dtype=np.int64)
     reset_peak_rss()
-    rss_before = rss_bytes("VmRSS")
+    rss_before = status_bytes("VmRSS")
     index = HammingIndex(bits, threshold)
     start = time.perf_counter()
     index.add(ids, codes)
     build = time.perf_counter() - start
-    peak_delta = rss_bytes("VmHWM") - rss_before
-    rss_delta = rss_bytes("VmRSS") - rss_before
+    peak_delta = status_bytes("VmHWM") - rss_before
+    rss_delta = status_bytes("VmRSS") - rss_before
     del codes
     nbytes = index.nbytes
     qps, hits = search_qps(index, queries, threshold, repeat)
@@ -168,7 +171,7 @@ def main() -> None:
     parser.add_argument("--linear-queries", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3, help="best of this many query passes")
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = parse(parser, SMOKE)
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     rng = np.random.default_rng(args.seed)
     indexes = [bench_index(rng, 256, args.entries_pdq, 31, args.queries, args.repeat)]
@@ -183,10 +186,10 @@ def main() -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for row in rows:
-        verdict = "PASS" if row["qps"] >= row["floor"] else "FAIL"
         print(
             f"| {row['name']} | {row['n']:,} | {row['t']} | {row['build']} | {row['qps']:,.0f} "
-            f"| {row['hits']:.2f} | {row['bytes']} | {row['rss']} | {row['floor']:,} {verdict} |"
+            f"| {row['hits']:.2f} | {row['bytes']} | {row['rss']} | {row['floor']:,} "
+            f"{verdict(row['qps'] >= row['floor'])} |"
         )
     print()
     print(

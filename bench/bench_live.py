@@ -18,7 +18,6 @@ Writes bench/out/live.json and bench/out/live.md.
 import argparse
 import json
 import os
-import platform
 import re
 import resource
 import signal
@@ -35,20 +34,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import av
-import numpy as np
+from bench import ROOT, parse
+from bench.processes import machine_busy, started, tree_cpu_s, tree_memory_mb, wait_until
+from bench.progress import measure_window
+from bench.report import invocation, machine, percentiles, save, table
+from streamguard.samples import SAMPLES_DIR
+from tests.support.nginx import NginxRtmp, nginx_rtmp_server
+from tests.support.service import Service
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from progress import measure_window  # noqa: E402
-
-from streamguard.samples import SAMPLES_DIR  # noqa: E402
-from tests.support.nginx import NginxRtmp, nginx_rtmp_server  # noqa: E402
-from tests.support.processes import stop  # noqa: E402
-from tests.support.service import Service  # noqa: E402
-
-OUT = ROOT / "bench" / "out"
 CLIP = SAMPLES_DIR / "clips" / "flagged_720p.mp4"  # 10 s, 720p30, keyframe every 2 s
 BLOCKLIST = SAMPLES_DIR / "blocklist.csv"
 FLAGGED_AT_S = 4.0  # the flagged picture is on the keyframe at 4 s of every 10 s loop
@@ -57,98 +50,17 @@ GOP_S = 2.0
 BIN = Path(sys.executable).parent
 STREAMGUARD = str(BIN / "streamguard")
 PY_SPY = BIN / "py-spy"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 HLS_FRAGMENT = "1s"  # nginx's hls_fragment, tests/support/nginx.py
 BASELINE_STREAMS = 2
-
-
-# -- processes ----------------------------------------------------------------------------
-
-
-@contextmanager
-def started(command: list[str], log: Path, *, stop_signal: int) -> Iterator[subprocess.Popen]:
-    """Run ``command`` in its own process group; on exit stop it with ``stop_signal`` and
-    SIGKILL whatever is left of the group (spawned children never outlive the benchmark)."""
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stderr=stderr, start_new_session=True
-        )
-        try:
-            yield process
-        finally:
-            stop(process, stop_signal, group=True)
-
-
-def wait_until(condition: Any, timeout_s: float, what: str, interval_s: float = 0.5) -> float:
-    """Poll ``condition`` until truthy; return the seconds it took, or raise TimeoutError."""
-    start = time.monotonic()
-    while True:
-        try:
-            if condition():
-                return time.monotonic() - start
-        except OSError:
-            pass  # the HTTP port may not answer yet
-        if time.monotonic() - start > timeout_s:
-            raise TimeoutError(f"{what}: not within {timeout_s:.0f} s")
-        time.sleep(interval_s)
-
-
-def descendants(root: int) -> list[int]:
-    """``root`` and every process below it, from the ppid links in /proc/*/stat."""
-    children: dict[int, list[int]] = defaultdict(list)
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children[int(fields[1])].append(int(stat.parent.name))
-    tree, pending = [], [root]
-    while pending:
-        pid = pending.pop()
-        tree.append(pid)
-        pending.extend(children.get(pid, []))
-    return tree
-
-
-def tree_cpu_s(root: int) -> float:
-    """User + system CPU seconds of ``root``'s process tree (all threads)."""
-    total = 0
-    for pid in descendants(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / CLK_TCK
-
-
-def process_memory_mb(pid: int) -> dict[str, float]:
-    """RSS and PSS (shared pages split between the processes) of one process, in MB; zero
-    once it has exited."""
-    rss = pss = 0
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name == "Rss":
-                rss += int(value.split()[0])
-            elif name == "Pss":
-                pss += int(value.split()[0])
-    except OSError:
-        pass
-    return {"rss_mb": rss / 1024, "pss_mb": pss / 1024}
-
-
-def tree_memory_mb(root: int) -> dict[str, float]:
-    """Summed RSS and PSS of the tree, in MB."""
-    tree = [process_memory_mb(pid) for pid in descendants(root)]
-    return {key: sum(process[key] for process in tree) for key in ("rss_mb", "pss_mb")}
-
-
-def machine_busy() -> tuple[float, float]:
-    """(busy, total) jiffies of all CPUs, from /proc/stat."""
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
+# Both parts, the scale part at its baseline N = 2 only, in-process `run`.
+SMOKE = {
+    "latency_copies": 1,
+    "latency_seconds": 1,
+    "streams": [],
+    "warmup_seconds": 0,
+    "baseline_seconds": 1,
+    "processes": 1,
+}
 
 
 # -- the publisher and the service --------------------------------------------------------
@@ -295,21 +207,6 @@ def join(
             joined.transport_s.append(epoch(event["frame"]["received_at"]) - sent_at)
             joined.service_ms.append(event["latency_ms"])
     return joined
-
-
-def percentiles(values: list[float], scale: float = 1.0) -> dict[str, float | int | None]:
-    """count, p50, p95, p99, max (times ``scale``); None without values."""
-    if not values:
-        return {"count": 0, "p50": None, "p95": None, "p99": None, "max": None}
-    array = np.asarray(values) * scale
-    p50, p95, p99 = np.percentile(array, [50, 95, 99])
-    return {
-        "count": len(values),
-        "p50": round(float(p50), 3),
-        "p95": round(float(p95), 3),
-        "p99": round(float(p99), 3),
-        "max": round(float(array.max()), 3),
-    }
 
 
 def segment_durations(nginx: NginxRtmp, name: str) -> list[float]:
@@ -536,36 +433,6 @@ def blocklist_counts(path: Path) -> dict[str, int]:
     """Entries per algorithm of a CSV blocklist."""
     with path.open() as lines:
         return dict(Counter(line.split(",", 1)[0] for line in list(lines)[1:] if line.strip()))
-
-
-def machine() -> dict[str, str]:
-    model = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
-    memory = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
-    nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip()
-    return {
-        "cpu": f"{os.cpu_count()} x {model.group(1) if model else '?'}",
-        "memory_gib": f"{int(memory.group(1)) / 2**20:.0f}" if memory else "?",
-        "python": platform.python_version(),
-        "pyav": av.__version__,
-        "nginx": nginx.removeprefix("nginx version: "),
-        "kernel": platform.release(),
-    }
-
-
-def table(header: list[str], rows: list[list[Any]]) -> list[str]:
-    align = ["---"] + ["---:"] * (len(header) - 1)
-    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    return lines + ["| " + " | ".join(fmt(cell) for cell in row) + " |" for row in rows]
-
-
-def fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if abs(value) < 1:
-            return f"{value:.3g}"
-        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def spread(p: dict[str, Any], scale: float = 1.0) -> list[Any]:
@@ -796,24 +663,22 @@ def main() -> None:
     )
     parser.add_argument("--py-spy", action="store_true", help="profile the largest N after it")
     parser.add_argument("--py-spy-seconds", type=float, default=20)
-    parser.add_argument("--work", type=Path, default=OUT / "live", help="logs and nginx roots")
-    parser.add_argument(
-        "--render", action="store_true", help="only rewrite live.md from bench/out/live.json"
-    )
-    args = parser.parse_args()
+    args = parse(parser, SMOKE, "live")
     if args.render:
-        (OUT / "live.md").write_text(markdown(json.loads((OUT / "live.json").read_text())))
+        (args.out / "live.md").write_text(
+            markdown(json.loads((args.out / "live.json").read_text()))
+        )
         return
     parts = set(args.parts.split(","))
-    work = args.work.resolve()  # nginx needs absolute paths
+    work = (args.out / "live").resolve()  # logs and nginx roots; nginx needs absolute paths
 
     # A publisher and a reader socket per stream, plus the publisher's input files.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     results: dict[str, Any] = {
-        "command": "python bench/bench_live.py " + " ".join(sys.argv[1:]),
+        "command": invocation(),
         "blocklist": {"file": str(args.blocklist), "entries": blocklist_counts(args.blocklist)},
-        "machine": machine(),
+        "machine": machine("pyav", "nginx"),
         "nofile": [soft, hard],
         "runtime_s": {},
     }
@@ -831,14 +696,14 @@ def main() -> None:
             try:
                 step = bench_scale(args, count, seconds, work / f"scale-{count}")
             except TimeoutError as exc:
+                if args.smoke:
+                    raise
                 step = {"streams": count, "error": str(exc)}
             step["runtime_s"] = round(time.monotonic() - step_at, 1)
             results["scale"].append(step)
             print(json.dumps(step, indent=1))
     results["runtime_s"]["total"] = round(time.monotonic() - started_at, 1)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "live.json").write_text(json.dumps(results, indent=1) + "\n")
-    (OUT / "live.md").write_text(markdown(results))
+    save(args.out, "live", results, markdown(results))
     print(markdown(results))
 
 

@@ -18,32 +18,34 @@ import shutil
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import OUT, ROOT, parse
+from streamguard.cli.eval_cmd import options_of
+from streamguard.cli.options import thresholds
+from streamguard.evaluation.quality import publish
+from streamguard.evaluation.record import recorded_evaluation
 
-from streamguard.evaluation.commands import options_of, parse_thresholds  # noqa: E402
-from streamguard.evaluation.quality import publish  # noqa: E402
-from streamguard.evaluation.record import recorded_evaluation  # noqa: E402
+# eval --quick's sizes: the project's samples, a few crops, a few seconds of footage.
+SMOKE = {"footage_minutes": 0.2, "crops": 3}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "out" / "quality")
+    parser.add_argument("--output", type=Path, default=OUT / "quality")
     parser.add_argument("--footage-minutes", type=float, default=30.0)
     parser.add_argument("--crops", type=int, default=40, help="random crops per picture")
     parser.add_argument("--images", type=Path, help="positives (default: scikit-image's)")
     parser.add_argument("--negatives", type=Path)
-    parser.add_argument("--thresholds", type=parse_thresholds, default={})
+    parser.add_argument("--thresholds", type=thresholds, default={})
     parser.add_argument("--docs", action="store_true", help="copy the plots to docs/img/")
-    args = parser.parse_args()
-    if args.images is None:
+    args = parse(parser, SMOKE)
+    if args.images is None and not args.smoke:
         try:
             import skimage  # noqa: F401
         except ImportError:
             parser.error("needs scikit-image: pip install 'streamguard[quality]' (or --images DIR)")
 
-    command = "python bench/bench_quality.py " + " ".join(sys.argv[1:])
-    report = recorded_evaluation(options_of(args), command, ROOT)
+    command = "python -m bench.bench_quality " + " ".join(sys.argv[1:])
+    report = recorded_evaluation(options_of(args, quick=args.smoke), command, ROOT)
     plots = publish(report, args.output)
     if args.docs:
         for plot in plots or []:

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "bench" / "out"
+from bench import OUT, ROOT, parse
+from streamguard.samples import SAMPLES_DIR
+
+SMOKE = {"entries": 1000, "repeat": 1, "clip": SAMPLES_DIR / "clips" / "clean_360p.flv"}
 
 
 def cpu_seconds(command: list[str]) -> float:
@@ -46,9 +48,9 @@ def best_cpu(command: list[str], repeat: int) -> float:
 def inner_scan_cpu(blocklist: Path, cut: Path, clip: Path) -> None:
     """Print the CPU seconds of scanning ``clip`` after start-up (run in a fresh process)."""
     from streamguard.blocklist.memory import Blocklist
-    from streamguard.cli import frames_of
+    from streamguard.cli.frames import frames_of
+    from streamguard.config.sampling import Sampling
     from streamguard.detect.matcher import FrameMatcher
-    from streamguard.ingest.sampling import Sampling
 
     matcher = FrameMatcher(Blocklist.from_files([blocklist])[0])
 
@@ -64,26 +66,24 @@ def inner_scan_cpu(blocklist: Path, cut: Path, clip: Path) -> None:
 
 
 def streamguard_net_cpu(inputs: dict[str, Path], repeat: int) -> float:
-    command = [
-        sys.executable,
-        __file__,
-        "--inner",
-        *(str(inputs[k]) for k in ("pdq_list", "cut", "clip")),
-    ]
+    command = [sys.executable, "-m", "bench.bench_scan", "--inner"]
+    command += [str(inputs[k]) for k in ("pdq_list", "cut", "clip")]
     runs = [
-        subprocess.run(command, check=True, capture_output=True, text=True) for _ in range(repeat)
+        subprocess.run(command, check=True, capture_output=True, text=True, cwd=ROOT)
+        for _ in range(repeat)
     ]
     return min(float(run.stdout) for run in runs)
 
 
-def make_inputs(entries: int, seed: int) -> dict[str, Path]:
-    OUT.mkdir(parents=True, exist_ok=True)
-    clip, cut = OUT / "bench_60s_720p.mp4", OUT / "bench_cut_720p.mp4"
-    if not clip.exists():
-        subprocess.run(
-            [sys.executable, str(ROOT / "samples" / "make_samples.py"), "--bench-clip", str(clip)],
-            check=True,
-        )
+def make_inputs(directory: Path, clip: Path | None, entries: int, seed: int) -> dict[str, Path]:
+    """The clip (by default a 60 s 720p one, made once), its cut and the blocklists."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if clip is None:
+        clip = directory / "bench_60s_720p.mp4"
+        if not clip.exists():
+            make = [sys.executable, str(ROOT / "samples" / "make_samples.py"), "--bench-clip"]
+            subprocess.run([*make, str(clip)], check=True)
+    cut = directory / f"{clip.stem}_cut{clip.suffix}"
     subprocess.run(
         [
             "ffmpeg",
@@ -101,7 +101,7 @@ def make_inputs(entries: int, seed: int) -> dict[str, Path]:
         check=True,
     )
     rng = np.random.default_rng(seed)
-    pdq_list, phash_list = OUT / f"pdq_{entries}.csv", OUT / f"phash_{entries}.txt"
+    pdq_list, phash_list = directory / f"pdq_{entries}.csv", directory / f"phash_{entries}.txt"
     with pdq_list.open("w") as out:
         out.write("algo,hash,id,list,category\n")
         for number, code in enumerate(rng.integers(0, 256, (entries, 32), dtype=np.uint8)):
@@ -117,12 +117,14 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--clip", type=Path, help="default: a 60 s 720p clip made in --out")
+    parser.add_argument("--out", type=Path, default=OUT, help="inputs and scan.json")
     parser.add_argument("--inner", nargs=3, type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse(parser, SMOKE)
     if args.inner:
         inner_scan_cpu(*args.inner)
         return
-    inputs = make_inputs(args.entries, args.seed)
+    inputs = make_inputs(args.out, args.clip, args.entries, args.seed)
     streamguard = [
         sys.executable,
         "-m",
@@ -160,7 +162,9 @@ def main() -> None:
     summary = {"streamguard / ffmpeg": ours / floor, "naive / streamguard": baseline / ours}
     print(f"streamguard / ffmpeg keyframe decode = {ours / floor:.2f} (target <= 1.5)")
     print(f"naive / streamguard = {baseline / ours:.1f}x (target >= 15)")
-    (OUT / "scan.json").write_text(json.dumps({"results": results, "summary": summary}, indent=2))
+    (args.out / "scan.json").write_text(
+        json.dumps({"results": results, "summary": summary}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,6 @@ import re
 import resource
 import shutil
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -48,43 +46,33 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+from redis.exceptions import RedisError
 
-from bench_cluster import STOPPED, WATCHING, fit, log_findings, log_records  # noqa: E402
-from bench_events import KILLS, kill_events, load, sent_at  # noqa: E402
-from bench_live import (  # noqa: E402
-    BLOCKLIST,
-    copy_of,
+from bench import parse
+from bench.bench_cluster import STOPPED, WATCHING, fit, log_findings, log_records
+from bench.bench_events import KILLS, kill_events, load, sent_at
+from bench.bench_live import BLOCKLIST, copy_of, epoch, read_send_log, replaying
+from bench.processes import (
     descendants,
-    epoch,
-    fmt,
-    machine,
     machine_busy,
-    percentiles,
     process_memory_mb,
-    read_send_log,
-    replaying,
-    table,
     tree_cpu_s,
     tree_memory_mb,
     wait_until,
 )
-from progress import measure_window  # noqa: E402
-from redis.exceptions import RedisError  # noqa: E402
+from bench.progress import measure_window
+from bench.report import commit, fmt, invocation, machine, percentiles, save, table, verdict
+from streamguard.config import parse_stream
+from streamguard.events.outbox import Outbox
+from streamguard.infra.redis import RedisSettings, connect
+from streamguard.infra.registry import Registry
+from streamguard.samples import SAMPLES_DIR
+from tests.support.mosquitto import mosquitto_broker
+from tests.support.nginx import nginx_rtmp_server
+from tests.support.redis import RedisServer, import_blocklist
+from tests.support.service import DECISION, Service
+from tests.support.subscriber import Subscriber
 
-from streamguard.blocklist.store import RedisSettings, connect  # noqa: E402
-from streamguard.config import parse_stream  # noqa: E402
-from streamguard.events.outbox import Outbox  # noqa: E402
-from streamguard.runtime.cluster import Registry  # noqa: E402
-from streamguard.samples import SAMPLES_DIR  # noqa: E402
-from tests.support.mosquitto import mosquitto_broker  # noqa: E402
-from tests.support.nginx import nginx_rtmp_server  # noqa: E402
-from tests.support.redis import RedisServer, import_blocklist  # noqa: E402
-from tests.support.service import DECISION, Service  # noqa: E402
-from tests.support.subscriber import Subscriber  # noqa: E402
-
-OUT = ROOT / "bench" / "out"
 CLIPS = SAMPLES_DIR / "clips"
 # Stream kinds: id prefix -> (clip, nginx name of its published copies). A stream id is
 # KIND-COPY-SERIAL ("f-3-17": the 17th stream registered, watching flagged copy 3), so
@@ -102,6 +90,20 @@ CHECKED = ("rss_mb", "threads", "fds")
 SETTLE_S = 10.0  # streams that joined or left this close to the run's stop are not timed
 LATENCY_P99_LIMIT_S = 1.5
 LATENCY_HELD = (1.5, 0.1)  # last p99 ≤ max(1.5 x first p99, first p99 + 0.1 s)
+# 6 s of soak after 3 s of warm-up, a churn round every 2 s, in-process `run`.
+SMOKE = {
+    "streams": 2,
+    "minutes": 0.1,
+    "warmup_minutes": 0.05,
+    "sample_every_s": 1,
+    "churn_every_s": 2,
+    "churn_count": 1,
+    "publishers": 1,
+    "clean_publishers": 1,
+    "clean_share": 0.5,
+    "processes": 1,
+    "drain_timeout_s": 20,
+}
 RUN_CONFIG = """\
 processes = {processes}
 state_dir = "{state}"
@@ -677,10 +679,6 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:+.1f} %"
 
 
-def result(ok: bool | None) -> str:
-    return "-" if ok is None else ("**PASS**" if ok else "**FAIL**")
-
-
 def window_table(rows: list[dict[str, Any]]) -> list[str]:
     return table(
         [
@@ -738,7 +736,7 @@ def verdict_table(checks: dict[str, Any]) -> list[str]:
                 c["last"],
                 f"{pct(c['growth'])} ({fmt(c['slope_per_hour'])} / h)",
                 "≤ +5 %" if c["pass"] is not None else "-",
-                result(c["pass"]),
+                verdict(c["pass"]),
             ]
         )
     loss = checks["no_event_lost"]
@@ -751,7 +749,7 @@ def verdict_table(checks: dict[str, Any]) -> list[str]:
             f"{loss['lost']} lost; outbox {fmt(loss['outbox_events_at_end'])} at the end, "
             f"{files} in its files after the stop",
             "0",
-            result(loss["pass"]),
+            verdict(loss["pass"]),
         ]
     )
     held = checks["latency_held"]
@@ -762,7 +760,7 @@ def verdict_table(checks: dict[str, Any]) -> list[str]:
             held["last_p99_s"],
             "-",
             f"≤ {fmt(held['limit_s'])}",
-            result(held["pass"]),
+            verdict(held["pass"]),
         ]
     )
     overall = checks["latency_p99"]
@@ -773,7 +771,7 @@ def verdict_table(checks: dict[str, Any]) -> list[str]:
             "-",
             overall["p99_s"],
             f"≤ {overall['limit_s']:g}",
-            result(overall["pass"]),
+            verdict(overall["pass"]),
         ]
     )
     lines = table(["check", "first window", "last window", "change", "limit", "result"], rows)
@@ -922,12 +920,6 @@ def plot(results: dict[str, Any], path: Path) -> None:
     print(f"plot: {path}")
 
 
-def save(results: dict[str, Any]) -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "soak.json").write_text(json.dumps(results, indent=1) + "\n")
-    (OUT / "soak.md").write_text(markdown(results))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=120, help="registered at all times")
@@ -952,22 +944,18 @@ def main() -> None:
     )
     parser.add_argument("--drain-timeout-s", type=float, default=60)
     parser.add_argument("--seed", type=int, default=9)
-    parser.add_argument("--work", type=Path, default=OUT / "soak", help="logs, servers' files")
     parser.add_argument("--plot", type=Path, help="write the samples over time to this PNG")
-    parser.add_argument(
-        "--render", action="store_true", help="only rewrite soak.md (and --plot) from soak.json"
-    )
-    args = parser.parse_args()
+    args = parse(parser, SMOKE, "soak")
     if args.render:
-        results = json.loads((OUT / "soak.json").read_text())
-        (OUT / "soak.md").write_text(markdown(results))
+        results = json.loads((args.out / "soak.json").read_text())
+        (args.out / "soak.md").write_text(markdown(results))
         if args.plot:
             plot(results, args.plot)
         print(markdown(results))
         return
     args.clean = round(args.streams * args.clean_share) if args.clean_publishers else 0
     args.window_minutes = min(args.window_minutes, args.minutes / 3)
-    work = args.work.resolve()  # nginx needs absolute paths
+    work = (args.out / "soak").resolve()  # logs, servers' files; nginx needs absolute paths
     os.environ["STREAMGUARD_LOG_FORMAT"] = "json"  # the run's log, with ms times
     # A reader socket per stream and the publishers' connections, in few processes.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -975,12 +963,10 @@ def main() -> None:
     started_at = time.monotonic()
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     results: dict[str, Any] = {
-        "command": "python bench/bench_soak.py " + " ".join(sys.argv[1:]),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-        ).stdout.strip(),
+        "command": invocation(),
+        "commit": commit(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine(),
+        "machine": machine("pyav", "nginx"),
         "load_at_start": load(),
         "settings": settings,
     }
@@ -988,7 +974,7 @@ def main() -> None:
     analyse(raw, results)
     results["runtime_s"] = round(time.monotonic() - started_at, 1)
     results["bench_cores"] = round(time.process_time() / results["runtime_s"], 3)
-    save(results)
+    save(args.out, "soak", results, markdown(results))
     print(markdown(results))
     if args.plot:
         plot(results, args.plot)

@@ -171,16 +171,11 @@ def test_a_featureless_clip_matches_no_degenerate_entry(tmp_path):
 
 def test_the_benign_benchmark_smoke_run(tmp_path):
     done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "bench_benign.py"),
-            "--smoke",
-            "--out",
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", "bench.bench_benign", "--smoke", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads((tmp_path / "benign.json").read_text())

@@ -7,10 +7,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from .certs import Certificates
 from .ports import free_port
 from .processes import Server
+
+Appendfsync = Literal["always", "everysec", "off"]  # "off": no AOF at all
 
 
 class RedisUnavailable(RuntimeError):
@@ -24,6 +27,7 @@ class RedisServer(Server):
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     tls: Certificates | None = None  # TLS only, client certificates required
+    appendfsync: Appendfsync = "always"
 
     @property
     def url(self) -> str:
@@ -46,11 +50,18 @@ class RedisServer(Server):
             f"port {self.port}",
             "bind 127.0.0.1",
             f"dir {self.directory}",
-            "appendonly yes",
-            "appendfsync always",
             'save ""',
             f"logfile {self.log}",
         ]
+        if self.appendfsync == "off":
+            config.append("appendonly no")
+        else:
+            # No automatic rewrite: its fork would copy-on-write gigabytes during bulk writes.
+            config += [
+                "appendonly yes",
+                f"appendfsync {self.appendfsync}",
+                "auto-aof-rewrite-percentage 0",
+            ]
         if self.password:
             config.append(f"requirepass {self.password}")
         if self.tls:
@@ -71,9 +82,12 @@ class RedisServer(Server):
 
 @contextmanager
 def redis_server(
-    directory: Path, password: str = "", tls: Certificates | None = None
+    directory: Path,
+    password: str = "",
+    tls: Certificates | None = None,
+    appendfsync: Appendfsync = "always",
 ) -> Iterator[RedisServer]:
-    server = RedisServer(directory, password, tls=tls)
+    server = RedisServer(directory, password, tls=tls, appendfsync=appendfsync)
     server.start()
     try:
         yield server

@@ -253,7 +253,7 @@ def test_markdown_and_files(small_report, tmp_path, monkeypatch):
 
 def test_a_recorded_run_is_headed_by_what_ran_it(small_report):
     bench = {
-        "command": "python bench/bench_quality.py --docs",
+        "command": "python -m bench.bench_quality --docs",
         "commit": "abc1234",
         "uncommitted": [" M streamguard/ingest/feed.py"],
         "date": "2026-01-01 00:00 UTC",
@@ -264,7 +264,7 @@ def test_a_recorded_run_is_headed_by_what_ran_it(small_report):
     recorded = small_report | {"bench": bench, "timings_s": timings}
     first, blank, title = quality.markdown(recorded).splitlines()[:3]
     assert first.startswith(
-        "`python bench/bench_quality.py --docs`: commit abc1234 "
+        "`python -m bench.bench_quality --docs`: commit abc1234 "
         "(uncommitted: streamguard/ingest/feed.py), 2026-01-01 00:00 UTC, 4.0 min wall "
         "(3.7 min CPU in the evaluating process). Machine: "
     )

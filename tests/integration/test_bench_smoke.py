@@ -1,0 +1,91 @@
+"""Every benchmark's ``--smoke`` run passes: the whole code path on tiny sizes, so a change
+that breaks a benchmark fails here rather than at its next full run. Figures and targets
+are not judged.
+
+The runs mostly wait (for publishers, streams watched, measured windows), so they start
+all at once: the module takes about as long as the longest run, bench_cluster's. Left
+to other tests: bench_benign's smoke run (test_degenerate.py, which checks its figures
+too); bench_quality's (being rewritten as a thin call of ``streamguard eval``, whose
+``--quick`` run test_eval.py makes).
+"""
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from ..support.processes import stop
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 240.0  # from the run's start
+
+# Each run: the benchmark's module and its options besides --smoke; {out} is a fresh
+# directory. The longest start first; bench_sampling's floods run beside its other parts.
+SMOKES = {
+    "cluster": ["bench.bench_cluster", "--out", "{out}"],
+    "sampling": [
+        "bench.bench_sampling",
+        "--out",
+        "{out}",
+        "--parts",
+        "decode",
+        "probability",
+        "cpu",
+    ],
+    "live": ["bench.bench_live", "--out", "{out}"],
+    "events": ["bench.bench_events", "--out", "{out}"],
+    "soak": ["bench.bench_soak", "--out", "{out}"],
+    "sampling-flood": ["bench.bench_sampling", "--out", "{out}", "--parts", "flood"],
+    "blocklist": ["bench.bench_blocklist", "--out", "{out}"],
+    "scan": ["bench.bench_scan", "--out", "{out}"],
+    "hash": ["bench.bench_hash"],
+    "index": ["bench.bench_index"],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    process: subprocess.Popen
+    log: Path  # its stdout and stderr
+    started: float  # time.monotonic()
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(request, tmp_path_factory) -> Iterator[dict[str, Run]]:
+    """The smoke runs of the tests selected in this module, started together. Runs still
+    going at the end are interrupted (SIGINT: a benchmark stops what it started)."""
+    selected = [
+        item.callspec.params["name"]
+        for item in request.session.items
+        if item.module is request.module
+    ]
+    runs = {}
+    for name in selected:
+        out = tmp_path_factory.mktemp(name)
+        command = [sys.executable, "-m", *(a.format(out=out) for a in SMOKES[name]), "--smoke"]
+        log = out / "smoke.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=output, stderr=output
+            )
+        runs[name] = Run(process, log, time.monotonic())
+    yield runs
+    for run in runs.values():
+        stop(run.process, signal.SIGINT, timeout_s=30)
+
+
+@pytest.mark.parametrize("name", SMOKES)
+def test_the_smoke_run_passes(name, smoke_runs):
+    run = smoke_runs[name]
+    try:
+        code = run.process.wait(max(run.started + TIMEOUT_S - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        code = None
+    assert code == 0, f"exit code {code}:\n{run.log.read_text(errors='replace')[-6000:]}"
