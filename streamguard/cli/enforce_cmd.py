@@ -45,14 +45,8 @@ def add_parser(commands: Subcommands) -> None:
 
 
 def cmd_enforce(args: argparse.Namespace) -> int:
-    flags = {
-        "enforce.adapter": args.adapter,
-        "enforce.api_url": args.api_url,
-        "enforce.listen": args.listen,
-        "enforce.hook_secret_file": args.hook_secret_file,
-        "enforce.state_file": args.state_file,
-        "mqtt.url": args.mqtt,
-    }
+    given = ("adapter", "api_url", "listen", "hook_secret_file", "state_file")
+    flags = {f"enforce.{name}": getattr(args, name) for name in given} | {"mqtt.url": args.mqtt}
     base = config.resolve(args.config, flags)
     enforce = base.enforce
     settings.check(enforce)

@@ -5,21 +5,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from streamguard import config
+from streamguard.cli import options
 from streamguard.cli.console import EXIT_CLEAN
-from streamguard.cli.options import (
-    Subcommands,
-    add_allow_degenerate,
-    add_redis_options,
-    add_sample_option,
-    add_threshold_options,
-    redis_settings,
-)
 from streamguard.ingest.urls import check_allowed
 from streamguard.observability.logging import setup_logging
 from streamguard.runtime import supervisor
 
 
-def add_parser(commands: Subcommands) -> None:
+def add_parser(commands: options.Subcommands) -> None:
     parser = commands.add_parser("run", help="watch live streams until stopped (SIGTERM/SIGINT)")
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML settings file")
     parser.add_argument(
@@ -32,10 +25,12 @@ def add_parser(commands: Subcommands) -> None:
     parser.add_argument(
         "--blocklist", action="append", type=Path, default=[], metavar="FILE", help="repeatable"
     )
-    add_sample_option(parser, None, "of every stream without a sample of its own (default: guard)")
-    add_threshold_options(parser, documented=False)
-    add_allow_degenerate(parser)
-    add_redis_options(parser, default_url=None)
+    options.add_sample_option(
+        parser, None, "of every stream without a sample of its own (default: guard)"
+    )
+    options.add_threshold_options(parser, documented=False)
+    options.add_allow_degenerate(parser)
+    options.add_redis_options(parser, default_url=None)
     parser.add_argument(
         "--mqtt",
         metavar="URL",
@@ -65,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         blocklists=settings.blocklists + tuple(args.blocklist),
         max_distance={**settings.max_distance, **dict(args.max_distance)},
         allow_degenerate=settings.allow_degenerate or args.allow_degenerate,
-        redis=redis_settings(args, settings.redis),
+        redis=options.redis_settings(args, settings.redis),
     )
     if settings.cluster.enabled and not settings.redis.url:
         raise config.ConfigError("cluster.enabled needs Redis: give --redis URL or [redis] url")

@@ -12,19 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from streamguard.config import model
 from streamguard.config.checks import distances, seconds
 from streamguard.config.errors import ConfigError
-from streamguard.config.model import (
-    DEFAULT_MAX_EVENTS,
-    DEFAULT_STATE_DIR,
-    ClusterSettings,
-    ControlSettings,
-    EnforceSettings,
-    IngestSettings,
-    Robustness,
-    Settings,
-    StreamConfig,
-)
 from streamguard.config.mqtt import MqttSettings
 from streamguard.config.policy_table import parse_policy
 from streamguard.config.sampling import GuardSettings, Sampling
@@ -33,14 +23,14 @@ from streamguard.infra.redis import RedisSettings
 STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 
 
-def parse_stream(where: str, stream_id: Any, url: Any, sample: Any = None) -> StreamConfig:
+def parse_stream(where: str, stream_id: Any, url: Any, sample: Any = None) -> model.StreamConfig:
     if not isinstance(stream_id, str) or not STREAM_ID.match(stream_id):
         raise ConfigError(
             f"{where}: stream id {stream_id!r} must be 1-128 letters, digits, '.', '_' or '-'"
         )
     if not isinstance(url, str) or not url:
         raise ConfigError(f"{where}: stream '{stream_id}' needs a 'url'")
-    return StreamConfig(
+    return model.StreamConfig(
         stream_id, url, None if sample in (None, "") else parse_sampling(where, sample)
     )
 
@@ -61,7 +51,7 @@ def _sampling(where: str, raw: Any) -> tuple[Sampling, GuardSettings]:
     return mode, table(where, knobs, Path("."), GuardSettings())
 
 
-def parse_stream_flag(text: str) -> StreamConfig:
+def parse_stream_flag(text: str) -> model.StreamConfig:
     """``--stream ID=URL``."""
     stream_id, sep, url = text.partition("=")
     if not sep:
@@ -113,33 +103,33 @@ def _value(where: str, key: str, value: Any, default: Any, base: Path) -> Any:
 
 
 _TABLES = {  # the tables every key of which `table` checks, and their defaults
-    "ingest": IngestSettings(),
+    "ingest": model.IngestSettings(),
     "redis": RedisSettings(),
     "mqtt": MqttSettings(),
-    "cluster": ClusterSettings(),
-    "control": ControlSettings(),
-    "detect": Robustness(),
-    "enforce": EnforceSettings(),  # for `streamguard enforce`
+    "cluster": model.ClusterSettings(),
+    "control": model.ControlSettings(),
+    "detect": model.Robustness(),
+    "enforce": model.EnforceSettings(),  # for `streamguard enforce`
 }
 _TOP_LEVEL = {"streams", "blocklist", "policy", "http", "processes", "sampling", "hash_threads"}
 _TOP_LEVEL |= {"worker_id", "state_dir", "outbox_max_events", "worker_timeout_s"}
 
 
-def load_file(path: Path) -> Settings:
+def load_file(path: Path) -> model.Settings:
     """Settings from a TOML file (see docs/configuration.md)."""
     data = _read_toml(path)
     if unknown := set(data) - _TOP_LEVEL - set(_TABLES):
         raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
     base = path.parent
     sample, sampling = _sampling(f"{path}: sampling", data.get("sampling", {}))
-    settings = Settings(
+    settings = model.Settings(
         streams=_streams(path, data.get("streams", [])),
         sample=sample,
         sampling=sampling,
         policy=parse_policy(f"{path}: policy", data.get("policy", {})),
-        state_dir=base / str(data.get("state_dir", DEFAULT_STATE_DIR)),
+        state_dir=base / str(data.get("state_dir", model.DEFAULT_STATE_DIR)),
         outbox_max_events=_count(f"{path}: outbox_max_events", data.get("outbox_max_events", 0))
-        or DEFAULT_MAX_EVENTS,
+        or model.DEFAULT_MAX_EVENTS,
         processes=_count(f"{path}: processes", data.get("processes", 0)),
         hash_threads=_count(f"{path}: hash_threads", data.get("hash_threads", 0)),
         worker_timeout_s=seconds(f"{path}: worker_timeout_s", data.get("worker_timeout_s", 30.0)),
@@ -166,7 +156,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
 
-def _streams(path: Path, entries: Any) -> tuple[StreamConfig, ...]:
+def _streams(path: Path, entries: Any) -> tuple[model.StreamConfig, ...]:
     """``[[streams]]``: id, url and optionally sample of each."""
     streams = []
     for number, entry in enumerate(entries):
@@ -210,7 +200,7 @@ def http_address(text: str, where: str) -> dict[str, Any]:
     return {"http_host": host.strip("[]") or "127.0.0.1", "http_port": int(port)}
 
 
-def check_streams(streams: tuple[StreamConfig, ...]) -> None:
+def check_streams(streams: tuple[model.StreamConfig, ...]) -> None:
     """Stream ids must be unique."""
     seen: set[str] = set()
     for stream in streams:

@@ -110,3 +110,7 @@ def _read(path: Path, what: str) -> str:
         return path.read_text()
     except OSError as exc:
         raise BrokerError(f"{path}: cannot read {what} ({exc.strerror})") from None
+
+
+def version_name(protocol: aiomqtt.ProtocolVersion) -> str:
+    return "5" if protocol == aiomqtt.ProtocolVersion.V5 else "3.1.1"

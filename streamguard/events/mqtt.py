@@ -18,7 +18,7 @@ import aiomqtt
 import paho.mqtt.client as paho
 
 from streamguard.config.mqtt import MqttSettings
-from streamguard.events.broker import client, protocols, topic
+from streamguard.events.broker import client, protocols, topic, version_name
 from streamguard.events.outbox import Outbox
 from streamguard.events.schema import Event
 from streamguard.events.sinks import count_published
@@ -127,11 +127,10 @@ class MqttSink:
         return False
 
     def _connected(self, protocol: aiomqtt.ProtocolVersion) -> None:
-        version = "5" if protocol == aiomqtt.ProtocolVersion.V5 else "3.1.1"
         self.link.up(
             "MQTT: connected to %s (MQTT %s) as %s; %d events waiting",
             redact(self.settings.url),
-            version,
+            version_name(protocol),
             self.identifier,
             len(self.outbox),
         )

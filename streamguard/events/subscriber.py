@@ -14,7 +14,7 @@ from typing import Any
 import aiomqtt
 
 from streamguard.config.mqtt import MqttSettings
-from streamguard.events.broker import client, protocols
+from streamguard.events.broker import client, protocols, version_name
 from streamguard.infra.redaction import redact
 from streamguard.lifecycle import Link
 
@@ -84,11 +84,10 @@ class Subscriber:
         return error
 
     def _connected(self, protocol: aiomqtt.ProtocolVersion) -> None:
-        version = "5" if protocol == aiomqtt.ProtocolVersion.V5 else "3.1.1"
         self.link.up(
             "MQTT: connected to %s (MQTT %s) as %s; subscribed to %s",
             redact(self.settings.url),
-            version,
+            version_name(protocol),
             self.settings.client_id,
             self.topic,
         )

@@ -76,6 +76,17 @@ async def serve(
 
 
 @dataclass(frozen=True, slots=True)
+class _Exchange:
+    """One connection's request, as far as its head, and the stream its body follows on."""
+
+    method: str
+    target: str
+    head: bytes
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+
+@dataclass(frozen=True, slots=True)
 class _Router:
     """One server's routes, and the one request each connection to it may make."""
 
@@ -88,7 +99,7 @@ class _Router:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_TIMEOUT_S)
             method, target, *_ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
-            response = await self._answer(method, target, head, reader, writer)
+            response = await self._answer(_Exchange(method, target, head, reader, writer))
             status = f"{response.status} {_REASONS.get(response.status, '')}"
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Type: {response.content_type}\r\n"
@@ -104,38 +115,26 @@ class _Router:
         finally:
             writer.close()
 
-    async def _answer(
-        self,
-        method: str,
-        target: str,
-        head: bytes,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> Response:
+    async def _answer(self, exchange: _Exchange) -> Response:
         """The route's response; a 500 if the handler raised (a bug, logged and counted)."""
         try:
-            return await self._respond(method, target, head, reader, writer)
+            return await self._respond(exchange)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             raise  # the client's fault: a short or slow body
         except Exception:
             # the path only: query strings carry secrets
-            log.exception("HTTP %s %s failed", method, target.partition("?")[0][:200])
+            path = exchange.target.partition("?")[0][:200]
+            log.exception("HTTP %s %s failed", exchange.method, path)
             self.on_error()
             return json_response({"error": "internal error"}, 500)
 
-    async def _respond(
-        self,
-        method: str,
-        target: str,
-        head: bytes,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> Response:
-        path, _, query = target.partition("?")
+    async def _respond(self, exchange: _Exchange) -> Response:
+        method = exchange.method
+        path, _, query = exchange.target.partition("?")
         if path in self.post_routes:
             if method != "POST":
                 return json_response({"error": "only POST"}, 405)
-            return await self._post(path, query, head, reader, writer)
+            return await self._post(path, query, exchange)
         route = self.routes.get(path)
         if route is None:
             return json_response({"error": "not found"}, 404)
@@ -143,23 +142,16 @@ class _Router:
             return json_response({"error": "only GET"}, 405)
         return route()
 
-    async def _post(
-        self,
-        path: str,
-        query: str,
-        head: bytes,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> Response:
+    async def _post(self, path: str, query: str, exchange: _Exchange) -> Response:
         """A POST route's response, once its bounded body is read."""
-        headers = _headers(head)
+        headers = _headers(exchange.head)
         length = headers.get("content-length", "")
         if not (length.isascii() and length.isdigit()):
             return json_response({"error": "Content-Length required"}, 411)
         if int(length) > _MAX_BODY_BYTES:
             return json_response({"error": "body too large"}, 413)
-        body = await asyncio.wait_for(reader.readexactly(int(length)), _READ_TIMEOUT_S)
-        peer = writer.get_extra_info("peername")
+        body = await asyncio.wait_for(exchange.reader.readexactly(int(length)), _READ_TIMEOUT_S)
+        peer = exchange.writer.get_extra_info("peername")
         request = Request(
             path, dict(reversed(parse_qsl(query))), headers, body, str(peer and peer[0])
         )
