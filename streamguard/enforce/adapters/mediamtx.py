@@ -11,22 +11,20 @@ publish, read and API access, and allows it on any 2xx answer.
 
 from typing import Any
 
-from streamguard.enforce.adapters.common import json_object
+from streamguard.enforce.adapters.common import ApiAdapter, json_object
 from streamguard.enforce.api import ApiError, MediaApi, Reply
 from streamguard.enforce.targets import Target
-from streamguard.infra.http import Request, Response
+from streamguard.infra.http import Request
 
 KINDS = ("rtmp", "rtmps")
 PAGE_SIZE = 100
 
 
-class MediaMtx:
+class MediaMtx(ApiAdapter):
     name = "mediamtx"
-    allow = Response(200, b"", "text/plain")
-    deny = Response(403, b"", "text/plain")
 
     def __init__(self, api: MediaApi) -> None:
-        self.api = api
+        super().__init__(api)
         self._new_form: bool | None = None  # None: not detected yet
 
     async def drop(self, target: Target) -> int:

@@ -9,20 +9,16 @@ on any 2xx answer.
 
 from urllib.parse import parse_qs
 
-from streamguard.enforce.api import ApiError, MediaApi
+from streamguard.enforce.adapters.common import ApiAdapter
+from streamguard.enforce.api import ApiError
 from streamguard.enforce.targets import Target
-from streamguard.infra.http import Request, Response
+from streamguard.infra.http import Request
 
 _NOT_FOUND = b"Live stream not found"
 
 
-class NginxRtmp:
+class NginxRtmp(ApiAdapter):
     name = "nginx-rtmp"
-    allow = Response(200, b"", "text/plain")
-    deny = Response(403, b"", "text/plain")
-
-    def __init__(self, api: MediaApi) -> None:
-        self.api = api
 
     async def drop(self, target: Target) -> int:
         query = {"app": target.app, "name": target.name}

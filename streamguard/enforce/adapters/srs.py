@@ -9,21 +9,18 @@ accepts the publisher only on HTTP 200 with the body ``0`` (or ``{"code": 0}``).
 
 from typing import Any
 
-from streamguard.enforce.adapters.common import json_object
-from streamguard.enforce.api import ApiError, MediaApi
+from streamguard.enforce.adapters.common import ApiAdapter, json_object
+from streamguard.enforce.api import ApiError
 from streamguard.enforce.targets import Target
 from streamguard.infra.http import Request, Response
 
 PAGE_SIZE = 100
 
 
-class Srs:
+class Srs(ApiAdapter):
     name = "srs"
     allow = Response(200, b"0", "text/plain")
     deny = Response(403, b"1", "text/plain")
-
-    def __init__(self, api: MediaApi) -> None:
-        self.api = api
 
     async def drop(self, target: Target) -> int:
         kicked = 0
