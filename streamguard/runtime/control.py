@@ -49,6 +49,14 @@ _COMMAND_KEYS = {"action", "url", "sample", "secret"}
 _ID_SEPARATORS = "-._"
 
 
+# The field each media server's hook names its event in, and the events that register
+# (start) and unregister (stop) a stream.
+_HOOK_ACTIONS = {
+    "nginx-rtmp": ("call", {"publish": "start", "publish_done": "stop"}),
+    "MediaMTX": ("event", {"ready": "start", "not_ready": "stop"}),
+}
+
+
 class Refused(Exception):
     """A command that is not carried out; the message says why (never the secret)."""
 
@@ -186,27 +194,28 @@ class ControlPlane:
 
     async def _nginx_rtmp(self, request: Request) -> Response:
         form = _form(request)
-        call = form.get("call", "")
-        action = {"publish": "start", "publish_done": "stop"}.get(call, "unknown")
-
-        def build() -> Command:
-            self.check_secret(request.query.get("secret", ""))
-            if action == "unknown":
-                raise Refused(f"nginx-rtmp call {call!r}: expected publish or publish_done")
-            return self._published(action, form.get("app", ""), form.get("name", ""))
-
-        return await self.handle("webhook", action, build)
+        where = (form.get("app", ""), form.get("name", ""))
+        return await self._webhook(request, "nginx-rtmp", form, where)
 
     async def _mediamtx(self, request: Request) -> Response:
         fields = {**request.query, **_form(request)}
-        event = fields.get("event", "")
-        action = {"ready": "start", "not_ready": "stop"}.get(event, "unknown")
+        return await self._webhook(
+            request, "MediaMTX", fields, _app_and_name(fields.get("path", ""))
+        )
+
+    async def _webhook(
+        self, request: Request, server: str, fields: dict[str, str], where: tuple[str, str]
+    ) -> Response:
+        """A media server's publish hook: ``where`` is the stream's app and name."""
+        key, actions = _HOOK_ACTIONS[server]
+        value = fields.get(key, "")
+        action = actions.get(value, "unknown")
 
         def build() -> Command:
             self.check_secret(request.query.get("secret", ""))
             if action == "unknown":
-                raise Refused(f"MediaMTX event {event!r}: expected ready or not_ready")
-            return self._published(action, *_app_and_name(fields.get("path", "")))
+                raise Refused(f"{server} {key} {value!r}: expected {' or '.join(actions)}")
+            return self._published(action, *where)
 
         return await self.handle("webhook", action, build)
 
