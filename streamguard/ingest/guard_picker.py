@@ -90,14 +90,14 @@ class GuardPicker(Generic[P, F]):
     def packet(self, times: PacketTimes, packet: P) -> list[Pick[F]]:
         picks: list[Pick[F]] = []
         self._observe_step(times.sent_s)
-        key = times.key and times.pts_s is not None
+        key_s = times.pts_s if times.key else None  # a keyframe's, if it has one
         # Every frame shown before a keyframe, or before a packet's decoding time, came
         # in an earlier packet: if a deadline has passed, decode what is kept up to it.
-        reached_s = times.pts_s if key else times.sent_s
+        reached_s = key_s if key_s is not None else times.sent_s
         if self._key_s is not None and not self._feeding and self._passed(reached_s):
             picks += self._start_feeding()
-        if key:
-            picks += self._end_gop(times.pts_s)
+        if key_s is not None:
+            picks += self._end_gop(key_s)
             picks += self._start_gop(times, packet)
         elif self._key_s is not None:  # before the first keyframe nothing can be decoded
             self._keep(times, packet)

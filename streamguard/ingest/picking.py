@@ -9,17 +9,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-P = TypeVar("P")
-F = TypeVar("F")
+P = TypeVar("P")  # a packet
+F = TypeVar("F")  # a frame
+P_contra = TypeVar("P_contra", contravariant=True)  # a packet a protocol's methods take
 
 
-class Decoder(Protocol[P, F]):
+class Decoder(Protocol[P_contra, F]):
     """Two decoders of one stream: keyframes on their own, and a chain of a GOP's packets."""
 
-    def alone(self, packet: P) -> list[F]:
+    def alone(self, packet: P_contra) -> list[F]:
         """Decode a keyframe by itself, at once (no reordering delay)."""
 
-    def feed(self, packet: P) -> list[F]:
+    def feed(self, packet: P_contra) -> list[F]:
         """Decode the next packet of the chain; frames come out in display order."""
 
     def drain(self) -> list[F]:
@@ -60,9 +61,9 @@ class PickerStats:
     probe_cpu_s: float = 0.0
 
 
-class Picker(Protocol[P, F]):
+class Picker(Protocol[P_contra, F]):
     stats: PickerStats
 
-    def packet(self, times: PacketTimes, packet: P) -> list[Pick[F]]: ...
+    def packet(self, times: PacketTimes, packet: P_contra) -> list[Pick[F]]: ...
 
     def finish(self) -> list[Pick[F]]: ...
