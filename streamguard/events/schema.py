@@ -31,7 +31,8 @@ class Reason(StrEnum):
 
 def json_schema() -> dict[str, Any]:
     """The shipped JSON Schema of events."""
-    return json.loads(SCHEMA_FILE.read_text())
+    schema: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
+    return schema
 
 
 def rfc3339(timestamp: float) -> str:

@@ -334,7 +334,7 @@ class StreamWorker:
         stream's retries, and its stalls are noticed later; nothing else."""
         if not scheme_of(self.config.url).startswith("rtmp"):
             return timeout_s
-        return min(timeout_s * 2**self._open_timeouts, max(timeout_s, MAX_RTMP_OPEN_S))
+        return min(timeout_s * 2.0**self._open_timeouts, max(timeout_s, MAX_RTMP_OPEN_S))
 
     def _watch_once(self, queue: NewestQueue[Frame]) -> None:
         """Read the stream until it ends (returns) or fails (raises SourceError)."""
