@@ -3,15 +3,16 @@
 
 from collections.abc import Mapping
 from dataclasses import fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from streamguard.config.errors import ConfigError
-from streamguard.config.policy import ACTIONS, Policy, Rule
+from streamguard.config.policy import ACTIONS, UNCONFIRMED, UNWATCHABLE, Policy, Rule
 from streamguard.hashing import ALGORITHMS, check_distance
 from streamguard.values import positive_seconds
 
 _GENERAL = {"incident_gap_s", "keep_watching_after_kill", "unwatchable"}
 _RULE_MAPS = {"max_distance", "instant_distance"}
+Choice = TypeVar("Choice", bound=str)
 
 
 def parse_policy(where: str, table: Any) -> Policy:
@@ -37,10 +38,8 @@ def parse_policy(where: str, table: Any) -> Policy:
             raise ConfigError(f"{where}.keep_watching_after_kill: expected true or false")
         policy = replace(policy, keep_watching_after_kill=keep)
     if "unwatchable" in general:
-        choices = (*ACTIONS, "ignore")
-        policy = replace(
-            policy, unwatchable=_choice(where, "unwatchable", general["unwatchable"], choices)
-        )
+        unwatchable = _choice(where, "unwatchable", general["unwatchable"], UNWATCHABLE)
+        policy = replace(policy, unwatchable=unwatchable)
     return policy
 
 
@@ -55,7 +54,7 @@ def _rule(where: str, keys: dict[str, Any], base: Rule) -> Rule:
         elif key == "action":
             values[key] = _choice(where, key, value, ACTIONS)
         elif key == "unconfirmed":
-            values[key] = _choice(where, key, value, ("review", "ignore"))
+            values[key] = _choice(where, key, value, UNCONFIRMED)
         elif key == "window_s":
             values[key] = _positive(where, key, keys)
         elif key == "review_only":
@@ -82,10 +81,12 @@ def _distances(where: str, value: Any) -> dict[str, int]:
     return dict(value)
 
 
-def _choice(where: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{where}.{key}: expected one of {', '.join(allowed)}, got {value!r}")
-    return value
+def _choice(where: str, key: str, value: Any, allowed: tuple[Choice, ...]) -> Choice:
+    """The one of ``allowed`` that ``value`` is."""
+    for choice in allowed:
+        if value == choice:
+            return choice
+    raise ConfigError(f"{where}.{key}: expected one of {', '.join(allowed)}, got {value!r}")
 
 
 def _positive(where: str, key: str, keys: Mapping[str, Any]) -> float:

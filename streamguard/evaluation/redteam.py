@@ -37,6 +37,7 @@ from streamguard.detect.policy import StreamPolicy
 from streamguard.errors import SourceUnwatchable
 from streamguard.evaluation import adversary
 from streamguard.evaluation.adversary import Case
+from streamguard.events.schema import Action
 from streamguard.hashing import ALGORITHMS, load_image_luma
 from streamguard.ingest.replay import paced, stalling
 from streamguard.ingest.sampler import sample_frames
@@ -54,7 +55,7 @@ class Outcome:
     case: str
     what: str
     expect: str
-    decision: str | None = None  # kill, review, or None
+    decision: Action | None = None
     decision_s: float | None = None  # from the flagged picture's first appearance
     flagged_gops: int = 0  # stall-and-burst: GOPs with the flagged picture sent ...
     flagged_gops_found: int = 0  # ... and those with a matching sample
