@@ -13,6 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from streamguard.errors import UnwatchableCause
+
 SCHEMA = "streamguard.event.v1"
 SCHEMA_FILE = Path(__file__).with_name("event.schema.json")
 SESSION_BUCKET_S = 10.0
@@ -94,7 +96,7 @@ class FrameSeen:
 
 @dataclass(frozen=True, slots=True)
 class Unwatchable:
-    cause: str
+    cause: UnwatchableCause
     detail: str
 
 

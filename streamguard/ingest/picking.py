@@ -7,7 +7,7 @@ tested without video.
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
 P = TypeVar("P")  # a packet
 F = TypeVar("F")  # a frame
@@ -43,11 +43,15 @@ class PacketTimes:
         return self.dts_s if self.dts_s is not None else self.pts_s
 
 
+SampleReason = Literal["keyframe", "gap", "probe", "cut", "interval"]
+"""Why a frame was sampled (streamguard_samples_total's ``reason``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Pick(Generic[F]):
     frame: F
     pts_s: float
-    reason: str  # keyframe | gap | probe | cut | interval
+    reason: SampleReason
 
 
 @dataclass(slots=True)

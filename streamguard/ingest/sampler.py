@@ -28,7 +28,7 @@ from streamguard.ingest.decoders import StreamDecoders
 from streamguard.ingest.feed import PacketFeed
 from streamguard.ingest.orientation import displayed
 from streamguard.ingest.pickers import picker
-from streamguard.ingest.picking import PacketTimes, Pick, Picker
+from streamguard.ingest.picking import PacketTimes, Pick, Picker, SampleReason
 from streamguard.ingest.source import VideoPacket, ffmpeg_reason
 from streamguard.ingest.stats import SampleStats
 from streamguard.observability import metrics
@@ -51,7 +51,7 @@ class Frame:
     luma: Luma
     width: int
     height: int
-    reason: str = "keyframe"  # why it was sampled: keyframe, gap, probe, interval
+    reason: SampleReason = "keyframe"  # why it was sampled
 
 
 class PublisherLag:
@@ -238,7 +238,7 @@ class _Watch:
         """After each packet; raises SourceUnwatchable (see ``_unwatchable``)."""
         if sampled:
             self._watched_at = received_at
-            self._stats.unwatchable_reason = ""
+            self._stats.unwatchable_reason = None
         elif self._watched_at is None:
             self._watched_at = received_at
         elif self._after_s is not None and received_at - self._watched_at > self._after_s:
@@ -273,8 +273,8 @@ def _unwatchable(stream_id: str, stats: SampleStats, for_s: float, metered: bool
     """Raise if packets kept coming for a reason streamguard knows and none gave a sample.
 
     Without a known reason (keyframes mode on a long GOP, say) the stream is only slow."""
-    reason = stats.unwatchable_reason or ("no_keyframe" if not stats.keyframes else "")
-    if not reason:
+    reason = stats.unwatchable_reason or ("no_keyframe" if not stats.keyframes else None)
+    if reason is None:
         return
     if metered:
         metrics.UNWATCHABLE.labels(reason).inc()
