@@ -334,7 +334,8 @@ class StreamWorker:
         stream's retries, and its stalls are noticed later; nothing else."""
         if not scheme_of(self.config.url).startswith("rtmp"):
             return timeout_s
-        return min(timeout_s * 2.0**self._open_timeouts, max(timeout_s, MAX_RTMP_OPEN_S))
+        doublings = min(self._open_timeouts, 64)  # 2.0**1024 overflows; 2**64 reaches the cap
+        return min(timeout_s * 2.0**doublings, max(timeout_s, MAX_RTMP_OPEN_S))
 
     def _watch_once(self, queue: NewestQueue[Frame]) -> None:
         """Read the stream until it ends (returns) or fails (raises SourceError)."""
