@@ -46,9 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from streamguard.blocklist.entry import Entry  # noqa: E402
-from streamguard.blocklist.store import BlocklistStore, RedisSettings, connect  # noqa: E402
+from streamguard.blocklist.store import BlocklistStore  # noqa: E402
 from streamguard.blocklist.sync import BlocklistSync, load_once  # noqa: E402
 from streamguard.hashing import ALGORITHMS  # noqa: E402
+from streamguard.infra.redis import RedisSettings, connect  # noqa: E402
 from tests.support.ports import free_port, wait_for_ports  # noqa: E402
 from tests.support.processes import stop  # noqa: E402
 

@@ -67,8 +67,8 @@ from bench_live import (  # noqa: E402
 )
 from progress import measure_window  # noqa: E402
 
-from streamguard.blocklist.store import RedisSettings  # noqa: E402
 from streamguard.config import ClusterSettings, parse_stream  # noqa: E402
+from streamguard.infra.redis import RedisSettings  # noqa: E402
 from streamguard.runtime import cluster as cluster_module  # noqa: E402
 from streamguard.runtime.cluster import ClusterMember, Keys  # noqa: E402
 from streamguard.samples import SAMPLES_DIR  # noqa: E402

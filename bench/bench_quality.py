@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from streamguard.evaluation.commands import options_of, parse_thresholds  # noqa: E402
+from streamguard.cli.eval_cmd import options_of  # noqa: E402
+from streamguard.cli.options import thresholds  # noqa: E402
 from streamguard.evaluation.quality import publish  # noqa: E402
 from streamguard.evaluation.record import recorded_evaluation  # noqa: E402
 
@@ -33,7 +34,7 @@ def main() -> None:
     parser.add_argument("--crops", type=int, default=40, help="random crops per picture")
     parser.add_argument("--images", type=Path, help="positives (default: scikit-image's)")
     parser.add_argument("--negatives", type=Path)
-    parser.add_argument("--thresholds", type=parse_thresholds, default={})
+    parser.add_argument("--thresholds", type=thresholds, default={})
     parser.add_argument("--docs", action="store_true", help="copy the plots to docs/img/")
     args = parser.parse_args()
     if args.images is None:

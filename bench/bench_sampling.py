@@ -49,10 +49,10 @@ from bench_live import (
 from progress import measure_window
 
 from streamguard.blocklist.memory import Blocklist
+from streamguard.config.sampling import GuardSettings
 from streamguard.evaluation import adversary, redteam
 from streamguard.hashing import hash_luma
 from streamguard.ingest.sampler import frame_luma
-from streamguard.ingest.sampling import GuardSettings
 from streamguard.samples import SAMPLES_DIR
 from tests.support.nginx import nginx_rtmp_server
 

@@ -46,9 +46,9 @@ def best_cpu(command: list[str], repeat: int) -> float:
 def inner_scan_cpu(blocklist: Path, cut: Path, clip: Path) -> None:
     """Print the CPU seconds of scanning ``clip`` after start-up (run in a fresh process)."""
     from streamguard.blocklist.memory import Blocklist
-    from streamguard.cli import frames_of
+    from streamguard.cli.frames import frames_of
+    from streamguard.config.sampling import Sampling
     from streamguard.detect.matcher import FrameMatcher
-    from streamguard.ingest.sampling import Sampling
 
     matcher = FrameMatcher(Blocklist.from_files([blocklist])[0])
 

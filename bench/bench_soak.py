@@ -73,9 +73,9 @@ from bench_live import (  # noqa: E402
 from progress import measure_window  # noqa: E402
 from redis.exceptions import RedisError  # noqa: E402
 
-from streamguard.blocklist.store import RedisSettings, connect  # noqa: E402
 from streamguard.config import parse_stream  # noqa: E402
 from streamguard.events.outbox import Outbox  # noqa: E402
+from streamguard.infra.redis import RedisSettings, connect  # noqa: E402
 from streamguard.runtime.cluster import Registry  # noqa: E402
 from streamguard.samples import SAMPLES_DIR  # noqa: E402
 from tests.support.mosquitto import mosquitto_broker  # noqa: E402
