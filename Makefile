@@ -45,6 +45,7 @@ lint: $(BIN)/streamguard debian-packages
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(HADOLINT) deploy/Dockerfile
 	$(INLINE_DOCKERFILE) | $(HADOLINT) -
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/docker-compose.yml

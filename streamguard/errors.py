@@ -1,5 +1,11 @@
 """Errors that reach the user as one line: what input, what problem."""
 
+from typing import Literal
+
+UnwatchableCause = Literal["too_large", "decode_error", "no_keyframe"]
+"""Why a stream is unwatchable: the event's ``unwatchable.cause`` (event.schema.json) and
+streamguard_unwatchable_total's ``reason``."""
+
 
 class StreamguardError(Exception):
     """Base class for errors the CLI reports without a traceback."""
@@ -36,9 +42,9 @@ class SourceUnwatchable(SourceError):
 
     reason = "unwatchable"
 
-    def __init__(self, message: str, cause: str, after_s: float = 0.0) -> None:
+    def __init__(self, message: str, cause: UnwatchableCause, after_s: float = 0.0) -> None:
         super().__init__(message)
-        self.cause = cause  # too_large, decode_error or no_keyframe
+        self.cause = cause
         self.after_s = after_s  # how long the stream had been unwatchable
 
 

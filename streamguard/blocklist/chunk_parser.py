@@ -71,10 +71,10 @@ class ChunkParser:
     def _entries(self, columns: dict[str, Sequence[str]], count: int) -> list[Entry] | None:
         """Entries from columns of text, or None if any row is invalid."""
         if VERDICT in columns:
-            columns = self._judged(columns)
-            if columns is None:
+            judged = self._judged(columns)
+            if judged is None:
                 return None
-            count = len(columns["label"])
+            columns, count = judged, len(judged["label"])
         algos = self._algos(columns, count)
         digests = None if algos is None else _digests(columns["hash"], algos)
         if algos is None or digests is None:
@@ -115,9 +115,10 @@ class ChunkParser:
         if "algo" in columns:
             default = self.layout.algo or ""
             names = {text: algo_name(text or default) for text in set(columns["algo"])}
-            if None in names.values():
+            known = {text: name for text, name in names.items() if name is not None}
+            if len(known) < len(names):
                 return None
-            return list(map(names.__getitem__, columns["algo"]))
+            return list(map(known.__getitem__, columns["algo"]))
         name = algo_name(self.layout.algo or "")
         return None if name is None else [name] * count
 
@@ -153,7 +154,7 @@ class ChunkParser:
         self, number: int, lines: list[str]
     ) -> tuple[list[tuple[int, Entry]], LineError | None]:
         """(line number, entry) for the lines before the first bad one, and its error if any."""
-        found = []
+        found: list[tuple[int, Entry]] = []
         for line_number, line in enumerate(lines, start=number):
             if not is_data(line):
                 continue

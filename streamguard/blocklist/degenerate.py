@@ -51,7 +51,8 @@ class Featureless:
         limit = self.radii[algo]
         if len(words) <= _BROADCAST_MAX:
             distances = np.bitwise_count(words[:, None, :] ^ references[None, :, :]).sum(axis=2)
-            return (distances <= limit).any(axis=1)
+            near: np.ndarray = (distances <= limit).any(axis=1)
+            return near
         return np.concatenate(
             [
                 _near(words[start : start + _CHUNK], references, limit)

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from itertools import repeat
+from typing import Any
 
 from streamguard.hashing import ALGORITHMS
 
@@ -41,7 +42,7 @@ class Entry:
 _SLOT_SETTERS = tuple(Entry.__dict__[field.name].__set__ for field in fields(Entry))
 
 
-def new_entries(columns: Sequence[Sequence]) -> list[Entry]:
+def new_entries(columns: Sequence[Sequence[Any]]) -> list[Entry]:
     """``Entry(*row)`` for each row of ``columns`` (one sequence per field, in field order).
 
     Fills the slots directly, in C-level loops: the frozen dataclass ``__init__``

@@ -166,7 +166,7 @@ class _Load:
 
     def _json_entries(self, number: int, lines: list[str]) -> list[tuple[int, Entry]]:
         """(line number, entry) of each data line of a JSON lines chunk."""
-        found = []
+        found: list[tuple[int, Entry]] = []
         for line_number, line in enumerate(lines, start=number):
             if not is_data(line):
                 continue
@@ -180,6 +180,7 @@ class _Load:
         if self.fast:
             self.keys.add(list(map(_LIST, entries)), list(map(_ID, entries)))
         else:
+            assert numbers is not None  # the exact pass numbers every entry
             for number, entry in zip(numbers, entries, strict=True):
                 if (first := self.lines.setdefault(entry.key, number)) != number:
                     raise LineError(number, f"duplicate id '{entry.id}' (first on line {first})")

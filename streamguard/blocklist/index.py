@@ -200,19 +200,19 @@ class HammingIndex:
     @staticmethod
     def _remove_locked(snap: Snapshot, ids: np.ndarray) -> Snapshot:
         """Snapshot without ``ids`` (sorted, unique): tombstones in the tables, drop from delta."""
-        changes: dict[object, object] = {}
+        remaining = snap
         if len(snap.delta_ids):
             in_delta = np.isin(snap.delta_ids, ids)
             if in_delta.any():
-                changes["delta_ids"] = snap.delta_ids[~in_delta]
-                changes["delta_codes"] = snap.delta_codes[:, ~in_delta]
+                delta_ids, delta_codes = snap.delta_ids[~in_delta], snap.delta_codes[:, ~in_delta]
+                remaining = replace(remaining, delta_ids=delta_ids, delta_codes=delta_codes)
         slots = find_slots(snap, ids)
         slots = slots[snap.alive[slots]]
         if len(slots):
             alive = snap.alive.copy()  # copy-on-write: the published snapshot stays intact
             alive[slots] = False
-            changes.update(alive=alive, n_dead=snap.n_dead + len(slots))
-        return replace(snap, **changes) if changes else snap
+            remaining = replace(remaining, alive=alive, n_dead=snap.n_dead + len(slots))
+        return remaining
 
     def _merge(self, snap: Snapshot, ids: np.ndarray, codes: np.ndarray) -> Snapshot:
         """Move the delta (``ids``, split ``codes``; ids not live in the tables) into the tables."""

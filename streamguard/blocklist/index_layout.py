@@ -112,7 +112,7 @@ class Layout:
     def table_keys(self, codes: np.ndarray, j: int) -> np.ndarray:
         """Bucket numbers within table ``j`` (without its base) of split ``codes``, ``(n,)``."""
         part, col = divmod(int(self.word_idx[j]), codes.shape[2])
-        keys = codes[part, :, col] >> self.shifts[j]
+        keys: np.ndarray = codes[part, :, col] >> self.shifts[j]
         keys &= self.masks[j]
         return keys.astype(np.uint32)
 
@@ -120,14 +120,16 @@ class Layout:
         """Global bucket numbers, shape ``(m, n)``, of split ``codes`` (see ``split_codes``)."""
         part, col = np.divmod(self.word_idx, codes.shape[2])
         words = codes[part, :, col]
-        keys = ((words >> self.shifts[:, None]) & self.masks[:, None]) | self.bases[:, None]
+        keys: np.ndarray = (words >> self.shifts[:, None]) & self.masks[:, None]
+        keys |= self.bases[:, None]
         return keys.astype(np.intp)
 
     def probe_buckets(self, q: np.ndarray, t: int) -> np.ndarray:
         """The bucket of every probe for the query words ``q`` ``(words,)`` at threshold ``t``."""
         tables, flips = self.probes(t)
-        keys = ((q[self.word_idx] >> self.shifts) & self.masks) | self.bases
-        return keys.view(np.intp).take(tables) ^ flips
+        keys: np.ndarray = ((q[self.word_idx] >> self.shifts) & self.masks) | self.bases
+        buckets: np.ndarray = keys.view(np.intp).take(tables) ^ flips
+        return buckets
 
     def probes(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """``(table, flip)`` per bucket probe for threshold ``t``; cached per threshold.

@@ -18,12 +18,14 @@ EMPTY_IDS = np.empty(0, dtype=np.int64)
 def _distances(codes: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Hamming distances between rows of ``codes`` ``(n, 1 or 2)`` and ``q`` ``(1 or 2,)``."""
     if codes.shape[1] == 1:
-        return np.bitwise_count(codes[:, 0] ^ q[0])
+        distances: np.ndarray = np.bitwise_count(codes[:, 0] ^ q[0])
+        return distances
     # XOR against a tiled query (a broadcast over the short word axis is much slower), then add
     # the two per-word counts (<= 64 each) packed in a uint16 with one multiply.
     x = codes.reshape(-1) ^ q[None, :].repeat(len(codes), axis=0).reshape(-1)
     counts = np.bitwise_count(x).view(np.uint16)
-    return (counts * np.uint16(0x0101)) >> np.uint16(8)
+    packed: np.ndarray = (counts * np.uint16(0x0101)) >> np.uint16(8)
+    return packed
 
 
 def verify(

@@ -117,8 +117,8 @@ def split_codes(words: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 def _slab_rows(snap: Snapshot, buckets: np.ndarray) -> np.ndarray:
     """The first ``SLAB`` codes of each bucket, padded with the codes that follow it."""
-    rows = snap.starts[buckets][:, None] + np.arange(SLAB)
-    slots = snap.slots.take(np.minimum(rows, len(snap.slots) - 1))
+    rows: np.ndarray = snap.starts[buckets][:, None] + np.arange(SLAB)
+    slots: np.ndarray = snap.slots.take(np.minimum(rows, len(snap.slots) - 1))
     return snap.codes.reshape(-1).take(slots)
 
 
@@ -149,7 +149,7 @@ def with_slab(snap: Snapshot, touched: np.ndarray | None = None) -> Snapshot:
 def find_slots(snap: Snapshot, ids: np.ndarray) -> np.ndarray:
     """Slots in the tables (live or dead) of those ``ids`` that have one."""
     ids = ids[(ids >= 0) & (ids < len(snap.slot_of))]
-    slots = snap.slot_of[ids]
+    slots: np.ndarray = snap.slot_of[ids]
     return slots[slots >= 0]
 
 

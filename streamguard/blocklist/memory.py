@@ -86,7 +86,8 @@ class Blocklist:
         """
         paths = list(paths)
         builder = BlocklistBuilder(thresholds)
-        by_key, refused = {}, []
+        by_key: dict[tuple[str, str], Entry] = {}
+        refused: list[Refusal] = []
         for path in paths:
             screened = load_screened(path, builder.featureless, algo=algo, allow=allow_degenerate)
             by_key.update((entry.key, entry) for entry in screened.entries)

@@ -20,9 +20,11 @@ import json
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import redis.asyncio as aioredis
+from redis.typing import EncodableT
 
 from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.metadata import Rows
@@ -32,6 +34,8 @@ from streamguard.infra.redis import DEFAULT_MAX_CHANGES, DEFAULT_PREFIX
 WRITE_BATCH = 2_000  # entries per script call: Lua's unpack() stops near 8,000 values
 PIPELINE_BATCHES = 16
 _SEPARATOR = "\x1f"
+# A change log record (id, fields), as the client gives it (bytes: infra/redis.py connect).
+_Record = tuple[bytes, dict[bytes, bytes]]
 
 _COUNT_DELTAS = """
 local function count(deltas, content, by)
@@ -215,7 +219,9 @@ def _content_prefix(entry: Entry, quoted_source: str) -> str:
     )
 
 
-def _batch_args(entries: Sequence[Entry], head: list[object], source: str) -> list[list[object]]:
+def _batch_args(
+    entries: Sequence[Entry], head: list[EncodableT], source: str
+) -> list[list[EncodableT]]:
     """The write script's ARGV for each batch of ``WRITE_BATCH`` entries."""
     quoted_source = _quoted(source)
     batches = []
@@ -230,7 +236,7 @@ def _batch_args(entries: Sequence[Entry], head: list[object], source: str) -> li
     return batches
 
 
-def _entry(row: list) -> Entry:
+def _entry(row: list[Any]) -> Entry:
     algo, hex_hash, entry_list, entry_id, category, label = row[:6]
     return Entry(algo, bytes.fromhex(hex_hash), entry_id, entry_list, category, label)
 
@@ -243,9 +249,10 @@ def parse_contents(contents: Sequence[bytes]) -> Rows:
     return Rows(algos, hashes, lists, ids, categories, labels)
 
 
-def _rows(contents: Sequence[bytes]) -> list[list]:
+def _rows(contents: Sequence[bytes]) -> list[list[Any]]:
     """Parse many JSON arrays in one call (much faster than one call per entry)."""
-    return json.loads(b"[" + b",".join(contents) + b"]")
+    rows: list[list[Any]] = json.loads(b"[" + b",".join(contents) + b"]")
+    return rows
 
 
 def _after(record_id: bytes) -> bytes:
@@ -285,10 +292,10 @@ class BlocklistStore:
         repeated import writes nothing.
         """
         entries = list({(e.list, e.id): e for e in entries}.values())  # the last one wins
-        head = [self.max_changes, secrets.token_hex(8), f"{now:.3f}"]
+        head: list[EncodableT] = [self.max_changes, secrets.token_hex(8), f"{now:.3f}"]
         step = WRITE_BATCH * PIPELINE_BATCHES
         added = updated = 0
-        sending: asyncio.Task[list] | None = None
+        sending: asyncio.Task[list[list[int]]] | None = None
         for start in range(0, len(entries), step):
             part = entries[start : start + step]
             batches = await asyncio.to_thread(_batch_args, part, head, source)
@@ -299,7 +306,8 @@ class BlocklistStore:
             added, updated = _sum(await sending, added, updated)
         return added, updated
 
-    async def _send(self, batches: list[list[object]]) -> list:
+    async def _send(self, batches: list[list[EncodableT]]) -> list[list[int]]:
+        """Each batch's (added, updated)."""
         async with self.client.pipeline(transaction=False) as pipe:
             for args in batches:
                 await self._write(keys=self._all_keys, args=args, client=pipe)
@@ -324,7 +332,8 @@ class BlocklistStore:
     async def counts(self) -> dict[str, dict[str, int]]:
         """Live entries per algo, list and category."""
         grouped: dict[str, dict[str, int]] = {"algo": {}, "list": {}, "category": {}}
-        for field, value in (await self.client.hgetall(self._counts)).items():
+        stored = cast(dict[bytes, bytes], await self.client.hgetall(self._counts))
+        for field, value in stored.items():
             kind, _, name = field.decode().partition(_SEPARATOR)
             grouped.setdefault(kind, {})[name] = int(value)
         return grouped
@@ -347,7 +356,8 @@ class BlocklistStore:
         """
         cursor = 0
         while True:
-            cursor, found = await self.client.hscan(self._entries, cursor, count=batch)
+            cursor, payload = await self.client.hscan(self._entries, cursor, count=batch)
+            found = cast(dict[bytes, bytes], payload)
             if found:
                 yield np.fromiter(map(int, found), np.int64, len(found)), list(found.values())
             if cursor == 0:
@@ -365,7 +375,10 @@ class BlocklistStore:
         Raises ChangesMissed if the log cannot continue from ``since`` (trimmed, or
         the store was emptied and made again), StoreError if the store is gone.
         """
-        found = await self.client.xread({self._changes: since.record_id}, count=64, block=block_ms)
+        found = cast(
+            list[tuple[bytes, list[_Record]]],
+            await self.client.xread({self._changes: since.record_id}, count=64, block=block_ms),
+        )
         records = found[0][1] if found else []
         if not records:
             await self._check_idle(since)
@@ -379,13 +392,17 @@ class BlocklistStore:
             version += 1
         return await self._read_changes(since.version, records)
 
-    async def _read_changes(self, version: int, records: list) -> list[Change]:
+    async def _read_changes(self, version: int, records: list[_Record]) -> list[Change]:
         named = [np.array(fields[b"d"].split(b"\n"), np.int64) for _, fields in records]
         added = [
             numbers for numbers, (_, f) in zip(named, records, strict=True) if f[b"op"] == b"add"
         ]
         wanted = np.unique(np.concatenate(added)) if added else np.empty(0, np.int64)
-        contents = await self.client.hmget(self._entries, wanted.tolist()) if len(wanted) else []
+        contents = (
+            cast(list[bytes | None], await self.client.hmget(self._entries, wanted.tolist()))
+            if len(wanted)
+            else []
+        )
         current = dict(zip(wanted.tolist(), contents, strict=True))
         changes = []
         for numbers, (record_id, fields) in zip(named, records, strict=True):
@@ -417,7 +434,7 @@ class BlocklistStore:
             )
 
 
-def _sum(results: list, added: int, updated: int) -> tuple[int, int]:
+def _sum(results: list[list[int]], added: int, updated: int) -> tuple[int, int]:
     for batch_added, batch_updated in results:
         added, updated = added + batch_added, updated + batch_updated
     return added, updated

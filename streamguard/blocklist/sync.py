@@ -9,7 +9,7 @@ the log no longer reaches back that far).
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
@@ -44,7 +44,7 @@ class BlocklistSync:
         settings: RedisSettings,
         thresholds: Mapping[str, int] | None = None,
         *,
-        clock=time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.thresholds = dict(thresholds or {})

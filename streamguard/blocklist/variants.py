@@ -37,7 +37,7 @@ def _crop(pixels: np.ndarray, top: float, bottom: float, left: float, right: flo
 def image_variants(luma: Luma) -> list[tuple[str, Luma]]:
     """``('', luma)`` first, then each variant with its id suffix."""
     pixels = luma.pixels
-    variants = [("", luma)]
+    variants: list[tuple[str, Luma | np.ndarray]] = [("", luma)]
     for fraction in CENTRE_CROPS:
         half = fraction / 2
         variants.append((f"crop{round(fraction * 100)}", _crop(pixels, half, half, half, half)))

@@ -15,7 +15,6 @@ from streamguard.config.sampling import Sampling
 from streamguard.detect.matcher import FrameMatcher
 from streamguard.detect.policy import StreamPolicy
 from streamguard.errors import StreamguardError
-from streamguard.events.schema import Action
 from streamguard.ingest.replay import paced
 from streamguard.samples import SAMPLES_DIR
 
@@ -45,7 +44,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             continue
         best = decision.match
         event = best.event(
-            Action(decision.action),
+            decision.action,
             stream_url=str(clip),
             worker_id=worker_id,
             confirmations=decision.confirmations,

@@ -73,8 +73,7 @@ def cmd_enforce(args: argparse.Namespace) -> int:
     from streamguard.enforce import service
     from streamguard.enforce.registry import RegistryResolver
 
-    resolver = ConfigResolver(streams)
-    if registered:
-        resolver = RegistryResolver(resolver, base.redis)
+    configured = ConfigResolver(streams)
+    resolver = RegistryResolver(configured, base.redis) if registered else configured
     asyncio.run(service.run(enforce, mqtt, resolver))
     return 0

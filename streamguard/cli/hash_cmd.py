@@ -9,6 +9,7 @@ from streamguard.cli.frames import frames_of
 from streamguard.cli.options import Subcommands, add_sample_option
 from streamguard.config.sampling import Sampling
 from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
+from streamguard.hashing.preprocess import Luma
 
 
 def add_parser(commands: Subcommands, json_lines: argparse.ArgumentParser) -> None:
@@ -26,7 +27,7 @@ def add_parser(commands: Subcommands, json_lines: argparse.ArgumentParser) -> No
 def cmd_hash(args: argparse.Namespace) -> int:
     algos = args.algo or ["pdq"]
 
-    def emit(path: str, luma, pts_s: float | None) -> None:
+    def emit(path: str, luma: Luma, pts_s: float | None) -> None:
         height, width = luma.shape
         for frame_hash in hash_luma(luma, algos):
             if args.json:

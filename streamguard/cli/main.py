@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 import traceback
+from collections.abc import Callable
 
 from streamguard import __version__
 from streamguard.cli import (
@@ -48,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
     except StreamguardError as exc:
         if args.debug:
             traceback.print_exc()

@@ -3,20 +3,27 @@ applies it)."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
-ACTIONS = ("kill", "review")
+# The values the TOML file may give (the policy decides an events.schema.Action of them).
+RuleAction = Literal["kill", "review"]  # what a confirmed match decides
+Unconfirmed = Literal["review", "ignore"]  # what a match still unconfirmed at its window's end
+UnwatchableAction = Literal["kill", "review", "ignore"]  # what an unwatchable stream decides
+ACTIONS: tuple[RuleAction, ...] = ("kill", "review")
+UNCONFIRMED: tuple[Unconfirmed, ...] = ("review", "ignore")
+UNWATCHABLE: tuple[UnwatchableAction, ...] = ("kill", "review", "ignore")
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    action: str = "kill"
+    action: RuleAction = "kill"
     max_distance: Mapping[str, int] = field(default_factory=dict)  # default: index threshold
     min_quality: int = 50
     instant_distance: Mapping[str, int] = field(default_factory=lambda: {"pdq": 16})
     instant_quality: int = 80
     confirmations: int = 2
     window_s: float = 10.0
-    unconfirmed: str = "review"  # or "ignore"
+    unconfirmed: Unconfirmed = "review"
     # Algorithms whose matches alone decide review at most: dHash matched benign smooth
     # footage at distance 0 in the quality evaluation (docs/detection-quality.md).
     review_only: tuple[str, ...] = ("dhash",)
@@ -28,7 +35,7 @@ class Policy:
     categories: Mapping[str, Rule] = field(default_factory=dict)
     incident_gap_s: float = 30.0
     keep_watching_after_kill: bool = False
-    unwatchable: str = "review"  # or "kill", or "ignore"
+    unwatchable: UnwatchableAction = "review"
 
     def rule(self, category: str) -> Rule:
         return self.categories.get(category, self.default)

@@ -2,15 +2,16 @@
 ``[policy.CATEGORY]`` tables override them (docs/policy.md)."""
 
 from dataclasses import fields, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from streamguard.config.checks import distances, seconds
 from streamguard.config.errors import ConfigError
-from streamguard.config.policy import ACTIONS, Policy, Rule
+from streamguard.config.policy import ACTIONS, UNCONFIRMED, UNWATCHABLE, Policy, Rule
 from streamguard.hashing import ALGORITHMS
 
 _GENERAL = {"incident_gap_s", "keep_watching_after_kill", "unwatchable"}
 _RULE_MAPS = {"max_distance", "instant_distance"}
+Choice = TypeVar("Choice", bound=str)
 
 
 def parse_policy(where: str, table: Any) -> Policy:
@@ -38,10 +39,8 @@ def parse_policy(where: str, table: Any) -> Policy:
             raise ConfigError(f"{where}.keep_watching_after_kill: expected true or false")
         policy = replace(policy, keep_watching_after_kill=keep)
     if "unwatchable" in general:
-        choices = (*ACTIONS, "ignore")
-        policy = replace(
-            policy, unwatchable=_choice(where, "unwatchable", general["unwatchable"], choices)
-        )
+        unwatchable = _choice(where, "unwatchable", general["unwatchable"], UNWATCHABLE)
+        policy = replace(policy, unwatchable=unwatchable)
     return policy
 
 
@@ -56,7 +55,7 @@ def _rule(where: str, keys: dict[str, Any], base: Rule) -> Rule:
         elif key == "action":
             values[key] = _choice(where, key, value, ACTIONS)
         elif key == "unconfirmed":
-            values[key] = _choice(where, key, value, ("review", "ignore"))
+            values[key] = _choice(where, key, value, UNCONFIRMED)
         elif key == "window_s":
             values[key] = seconds(f"{where}.{key}", value)
         elif key == "review_only":
@@ -72,7 +71,9 @@ def _rule(where: str, keys: dict[str, Any], base: Rule) -> Rule:
     return replace(base, **values)
 
 
-def _choice(where: str, key: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{where}.{key}: expected one of {', '.join(allowed)}, got {value!r}")
-    return value
+def _choice(where: str, key: str, value: Any, allowed: tuple[Choice, ...]) -> Choice:
+    """The one of ``allowed`` that ``value`` is."""
+    for choice in allowed:
+        if value == choice:
+            return choice
+    raise ConfigError(f"{where}.{key}: expected one of {', '.join(allowed)}, got {value!r}")

@@ -26,8 +26,10 @@ class Sampling:
 
     @classmethod
     def parse(cls, text: str) -> "Sampling":
-        if text in ("guard", "keyframes"):
-            return cls(text)
+        if text == "guard":
+            return cls("guard")
+        if text == "keyframes":
+            return cls("keyframes")
         name, _, value = text.partition(":")
         try:
             interval_s = float(value)

@@ -22,9 +22,9 @@ from streamguard.blocklist.memory import Blocklist, Hit
 from streamguard.blocklist.variants import VARIANT_MARK
 from streamguard.config.model import Robustness
 from streamguard.events.schema import Action, Event, Evidence, FrameSeen
-from streamguard.hashing import MIN_QUALITY, FrameHash, hash_luma
+from streamguard.hashing import FrameHash, hash_luma
 from streamguard.hashing.borders import inner_pictures
-from streamguard.hashing.pdq import DIHEDRAL, pdq_dihedral
+from streamguard.hashing.pdq import DIHEDRAL, MIN_QUALITY, pdq_dihedral
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.sampler import Frame
 from streamguard.observability import metrics

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field, replace
 
 from streamguard.config.policy import Policy, Rule
 from streamguard.detect.matcher import Match, strongest
+from streamguard.events.schema import Action
 
-_RANK = {None: 0, "review": 1, "kill": 2}
+_RANK: dict[Action | None, int] = {None: 0, Action.REVIEW: 1, Action.KILL: 2}
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    action: str
+    action: Action
     match: Match  # the evidence that made the decision: see StreamPolicy._evidence
     confirmations: int
 
@@ -51,18 +52,19 @@ class StreamPolicy:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self._pending: dict[str, _Pending] = {}
-        self._decided: str | None = None
+        self._decided: Action | None = None
         self._last_match_at: float | None = None
         self._last_unwatchable_at: float | None = None
 
-    def unwatchable(self, at: float) -> str | None:
+    def unwatchable(self, at: float) -> Action | None:
         """The action a stream found unwatchable at ``at`` brings: the first report of an
         incident decides ``unwatchable``; reports within ``incident_gap_s`` of the last
         one belong to the same incident."""
         last, self._last_unwatchable_at = self._last_unwatchable_at, at
         if last is not None and at - last <= self.policy.incident_gap_s:
             return None
-        return None if self.policy.unwatchable == "ignore" else self.policy.unwatchable
+        action = self.policy.unwatchable
+        return None if action == "ignore" else Action(action)
 
     def observe(self, matches: list[Match], at: float) -> Decision | None:
         """The decision this frame (received at ``at``) brings, if any; frames without
@@ -109,7 +111,7 @@ class StreamPolicy:
         pending.decisive = strongest(decisive) if decisive else None
         count = len(pending.times)
         if any(strong(rule, m) for m in ordinary) or count >= rule.confirmations:
-            action = rule.action if pending.decisive is not None else "review"
+            action = Action(rule.action) if pending.decisive is not None else Action.REVIEW
             return Decision(action, _evidence(rule, action, ordinary, pending), count)
         return None
 
@@ -120,7 +122,7 @@ class StreamPolicy:
             return None
         if pending.best is None or self._decided is not None:
             return None
-        decision = Decision("review", pending.best, len(pending.times))
+        decision = Decision(Action.REVIEW, pending.best, len(pending.times))
         pending.best = None  # decided on: one review per incident
         return decision
 
@@ -145,14 +147,14 @@ def strong(rule: Rule, match: Match) -> bool:
     )
 
 
-def _evidence(rule: Rule, action: str, found: list[Match], pending: _Pending) -> Match:
+def _evidence(rule: Rule, action: Action, found: list[Match], pending: _Pending) -> Match:
     """The match a decision on this frame names (the event's ``match``): for a kill, one of
     an algorithm that may kill (a review-only match never kills on its own, so it must not
     be named as the reason); of those, one strong on its own if any (what an instant
     decision rests on); of those, the strongest. A kill whose decisive match came in an
     earlier frame of the incident names that match, stamped with this decision's time."""
     candidates = found
-    if action == "kill":
+    if action is Action.KILL:
         candidates = [m for m in found if m.hash.algo not in rule.review_only]
         if not candidates and pending.decisive is not None:
             decided_at = max(m.decided_at for m in found)

@@ -97,7 +97,9 @@ class DenyList:
         return [Denial(*row) for row in rows]
 
     def count(self, now: float) -> int:
-        return self._db.execute("SELECT count(*) FROM denied WHERE until > ?", (now,)).fetchone()[0]
+        row = self._db.execute("SELECT count(*) FROM denied WHERE until > ?", (now,)).fetchone()
+        count: int = row[0]
+        return count
 
     def prune(self, now: float) -> None:
         """Forget expired entries and old event ids."""

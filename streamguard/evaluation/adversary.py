@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 from av.video.frame import PictureType
 
+from streamguard.ingest.source import VideoPacket
+
 FPS = 30
 TIME_BASE = Fraction(1, FPS)  # the encoders'; the FLV stream's becomes 1/1000 once opened
 SIZE = (1280, 720)
@@ -54,12 +56,12 @@ class Case:
     def seconds(self) -> float:
         return sum(segment.seconds for segment in self.segments)
 
-    def stall(self) -> Callable[[av.Packet], float]:
+    def stall(self) -> Callable[[VideoPacket], float]:
         """For replay.publish: pause ``stall_s`` before each flagged keyframe."""
         first = self.segments[0]
         origin: list[float] = []
 
-        def pause_s(packet: av.Packet) -> float:
+        def pause_s(packet: VideoPacket) -> float:
             if not self.stall_s or not packet.is_keyframe or packet.pts is None:
                 return 0.0
             pts_s = float(packet.pts * packet.time_base)
@@ -232,7 +234,7 @@ def _encode_segment(
         context = av.CodecContext.create("libx264", "w")
         context.width, context.height = segment.size
         context.pix_fmt, context.time_base = "yuv420p", TIME_BASE
-        context.framerate, context.bit_rate = FPS, stream.bit_rate
+        context.framerate, context.bit_rate = Fraction(FPS), stream.bit_rate
         context.options = dict(stream.codec_context.options)
         encoder = context
     else:

@@ -184,7 +184,8 @@ def encode_clip(
         stream.codec_context.thread_count = 1
         index = 0
         for rgb in pictures:
-            yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)  # BT.601 limited, like swscale
+            # BT.601 limited, like swscale; uint8 already (asarray makes no copy), as typed
+            yuv = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420), np.uint8)
             for _ in range(gop * gops_each):
                 frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
                 frame.pts, frame.time_base = index, time_base
@@ -299,7 +300,7 @@ def footage_jobs(cache: Path, seconds: float, pictures: Sequence[Picture]) -> li
     return jobs
 
 
-def _job(cache: Path, name: str, source: str | None, seconds: float, argv: list[str]):
+def _job(cache: Path, name: str, source: str | None, seconds: float, argv: list[str]) -> FootageJob:
     digest = hashlib.sha256("\0".join(argv).encode()).hexdigest()[:10]
     path = cache / f"{name}-{round(seconds)}s-{digest}.mp4"
     return FootageJob(Footage(name, path, source, seconds), tuple(argv))

@@ -32,13 +32,12 @@ from streamguard import __version__
 from streamguard.blocklist.degenerate import Featureless
 from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.memory import Blocklist, BlocklistBuilder
-from streamguard.blocklist.variants import entry_id, image_hashes
+from streamguard.blocklist.variants import VARIANT_MARK, entry_id, image_hashes
 from streamguard.config.model import Robustness
 from streamguard.config.policy import Policy
 from streamguard.detect.matcher import (
     PLAIN,
     ROBUST,
-    VARIANT_MARK,
     FrameMatcher,
     Match,
     frame_hashes,
@@ -465,7 +464,8 @@ def choose_pictures(options: Options) -> tuple[list[Picture], str]:
 
 def check_pictures(pictures: list[Picture], log: Callable[[str], None]) -> list[Picture]:
     """Entries need a PDQ hash of quality >= 50, as ``blocklist add-image`` does."""
-    kept, seen = [], Counter()
+    kept: list[Picture] = []
+    seen: Counter[str] = Counter()
     for picture in pictures:
         seen[picture.name] += 1
         if seen[picture.name] > 1:  # the same stem twice (a.png, a.jpg): names must differ
@@ -516,7 +516,7 @@ def evaluate(options: Options) -> dict[str, Any]:
     pool = ThreadPoolExecutor(max_workers=1)
     made = [pool.submit(corpus.make_footage, job) for job in jobs] if footage_seconds > 0 else []
 
-    counts = Counter()
+    counts: Counter[str] = Counter()
     with tempfile.TemporaryDirectory(dir=options.output, prefix="clips-") as workdir:
         phase = time.monotonic()
         for index, transform in enumerate(TRANSFORMS, 1):
@@ -588,7 +588,8 @@ def evaluate(options: Options) -> dict[str, Any]:
 
 def _histogram(values: np.ndarray, bits: int) -> list[int]:
     """Counts per distance 0..bits, and one more for "no matchable hash"."""
-    return np.bincount(np.minimum(values, bits + 1).astype(np.int64), minlength=bits + 2).tolist()
+    counts = np.bincount(np.minimum(values, bits + 1).astype(np.int64), minlength=bits + 2)
+    return [int(n) for n in counts]
 
 
 def _fraction(flags: np.ndarray) -> float | None:
@@ -688,24 +689,25 @@ def summarise(
         for probe in method.probes:
             hit |= distances[probe.key] <= ev.thresholds[probe.algo]
         positive_hit = hit[positive_rows, f_owner[positive_rows]]
-        outcomes = {}
+        outcomes: dict[str, Counter[str]] = {}
         for stream in streams:
             if not stream.positive:
                 continue
-            own = [(at, d.action) for at, d, mine in stream.decisions[method.name] if mine]
-            kills = [at for at, action in own if action == "kill"]
+            decided = [(at, d.action) for at, d, mine in stream.decisions[method.name] if mine]
+            kills = [at for at, action in decided if action == "kill"]
             if kills and min(kills) == 0:
                 outcome = "kill_first_keyframe"
             elif kills and min(kills) <= gop_s:
                 outcome = "kill_second_keyframe"
             elif kills:
                 outcome = "kill_later"
-            elif own:
+            elif decided:
                 outcome = "review"
             else:
                 outcome = "missed"
             outcomes.setdefault(stream.transform, Counter())[outcome] += 1
-        false_decisions, false_examples = Counter(), []
+        false_decisions: Counter[str] = Counter()
+        false_examples: list[str] = []
         for stream in streams:
             for at, decision, mine in stream.decisions[method.name]:
                 if not mine or not stream.positive:
@@ -721,7 +723,7 @@ def summarise(
         for transform in TRANSFORMS:
             rows = f_transform[positive_rows] == transform.name
             missed = f_owner[positive_rows][rows][~positive_hit[rows]]
-            entry = {
+            entry: dict[str, Any] = {
                 "n": int(rows.sum()),
                 "recall": _fraction(positive_hit[rows]),
                 "missed": [ev.entry_pictures[o].name for o in missed.tolist()],

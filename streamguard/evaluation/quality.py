@@ -184,7 +184,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     shown = [m for m in MISSES if m in methods]
-    missed = {m: Counter() for m in shown}
+    missed: dict[str, Counter[str]] = {m: Counter() for m in shown}
     for m in shown:
         for t in transforms:
             missed[m].update(methods[m]["transforms"][t["name"]].get("missed", []))

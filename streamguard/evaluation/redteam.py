@@ -19,7 +19,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from streamguard.blocklist.formats import Entry
+from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.variants import entry_id, image_hashes
 from streamguard.config.policy import Policy
@@ -37,10 +37,11 @@ from streamguard.detect.policy import StreamPolicy
 from streamguard.errors import SourceUnwatchable
 from streamguard.evaluation import adversary
 from streamguard.evaluation.adversary import Case
+from streamguard.events.schema import Action
 from streamguard.hashing import ALGORITHMS, load_image_luma
 from streamguard.ingest.replay import paced, stalling
 from streamguard.ingest.sampler import sample_frames
-from streamguard.ingest.source import open_source, video_stream
+from streamguard.ingest.source import VideoPacket, open_source, video_stream
 
 MAX_LAG_S = 4.0  # run's default [ingest] max_lag_s
 QUICK_SIZE = (640, 360)
@@ -54,7 +55,7 @@ class Outcome:
     case: str
     what: str
     expect: str
-    decision: str | None = None  # kill, review, or None
+    decision: Action | None = None
     decision_s: float | None = None  # from the flagged picture's first appearance
     flagged_gops: int = 0  # stall-and-burst: GOPs with the flagged picture sent ...
     flagged_gops_found: int = 0  # ... and those with a matching sample
@@ -113,7 +114,7 @@ def run_case(path: Path, case: Case, blocklist: Blocklist, outcome: Outcome) -> 
     shown_at = started + case.flagged_from_s + case.stall_s  # a stall comes before it
     stall = case.stall()
 
-    def publisher(packets):
+    def publisher(packets: Iterator[VideoPacket]) -> Iterator[VideoPacket]:
         return stalling(paced(packets), stall)
 
     with open_source(str(path)) as container:

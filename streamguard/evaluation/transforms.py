@@ -58,7 +58,12 @@ def at_height(rgb: np.ndarray, height: int = FRAME_HEIGHT) -> np.ndarray:
 
 
 def place(
-    picture: np.ndarray, width: int, height: int, x: int, y: int, colour=(0, 0, 0)
+    picture: np.ndarray,
+    width: int,
+    height: int,
+    x: int,
+    y: int,
+    colour: tuple[int, ...] = (0, 0, 0),
 ) -> np.ndarray:
     """``picture`` on a ``width`` x ``height`` canvas of ``colour``, top-left at (x, y)."""
     canvas = np.empty((height, width, 3), np.uint8)
@@ -67,7 +72,9 @@ def place(
     return canvas
 
 
-def fit(rgb: np.ndarray, width: int, height: int, colour=(0, 0, 0)) -> np.ndarray:
+def fit(
+    rgb: np.ndarray, width: int, height: int, colour: tuple[int, ...] = (0, 0, 0)
+) -> np.ndarray:
     """The picture scaled to fit ``width`` x ``height``, centred, bars where it does not fill."""
     scale = min(width / rgb.shape[1], height / rgb.shape[0])
     w, h = min(width, even(rgb.shape[1] * scale)), min(height, even(rgb.shape[0] * scale))
@@ -84,20 +91,21 @@ def crop(rgb: np.ndarray, top: float, bottom: float, left: float, right: float) 
 
 
 def _clip(values: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    clipped: np.ndarray = np.clip(np.rint(values), 0, 255)
+    return clipped.astype(np.uint8)
 
 
 # -- the transforms --------------------------------------------------------------------------
 
 
-def _letterbox(rgb: np.ndarray, _rng) -> np.ndarray:
+def _letterbox(rgb: np.ndarray, _rng: np.random.Generator) -> np.ndarray:
     """Black bars above and below: the picture fills the width and 75% of the height."""
     picture = at_height(rgb, round(FRAME_HEIGHT * 0.75))
     width, height = picture.shape[1], FRAME_HEIGHT
     return place(picture, width, height, 0, (height - picture.shape[0]) // 2)
 
 
-def _pillarbox(rgb: np.ndarray, _rng) -> np.ndarray:
+def _pillarbox(rgb: np.ndarray, _rng: np.random.Generator) -> np.ndarray:
     """Black bars left and right: the picture fills the height and 75% of the width."""
     picture = at_height(rgb)
     width = even(picture.shape[1] / 0.75)
@@ -117,7 +125,7 @@ SIDES = ("top", "bottom", "left", "right")
 
 
 def _crop_centre(fraction: float) -> Render:
-    def render(rgb: np.ndarray, _rng) -> np.ndarray:
+    def render(rgb: np.ndarray, _rng: np.random.Generator) -> np.ndarray:
         half = fraction / 2
         return at_height(crop(rgb, half, half, half, half))
 
@@ -261,7 +269,7 @@ def _pip(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def _rotate(degrees: float) -> Render:
     """Turned about the centre by ``degrees`` (anticlockwise), same frame, black corners."""
 
-    def render(rgb: np.ndarray, _rng) -> np.ndarray:
+    def render(rgb: np.ndarray, _rng: np.random.Generator) -> np.ndarray:
         frame = at_height(rgb)
         height, width = frame.shape[:2]
         matrix = cv2.getRotationMatrix2D((width / 2, height / 2), degrees, 1.0)

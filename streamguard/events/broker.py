@@ -12,6 +12,8 @@ from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from streamguard.config.mqtt import MqttSettings
 from streamguard.errors import StreamguardError
@@ -82,11 +84,11 @@ def client(
     )
 
 
-def _session_expiry(persistent: bool) -> paho.Properties | None:
+def _session_expiry(persistent: bool) -> Properties | None:
     """MQTT 5 ends a session with its connection unless told to keep it."""
     if not persistent:
         return None
-    properties = paho.Properties(paho.PacketTypes.CONNECT)
+    properties = Properties(PacketTypes.CONNECT)
     properties.SessionExpiryInterval = 7 * 24 * 3600
     return properties
 

@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import aiomqtt
-import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from streamguard.config.mqtt import MqttSettings
 from streamguard.events.broker import client, protocols, topic, version_name
@@ -46,7 +47,7 @@ class MqttSink:
         self._stop = asyncio.Event()
         self._protocols = protocols(settings)
         self._protocol_at = 0
-        self._expiry: paho.Properties | None = None
+        self._expiry: Properties | None = None
         # The outbox's fsync must not stall the event loop (and every stream's decisions).
         self._disk = ThreadPoolExecutor(1, thread_name_prefix="outbox")
 
@@ -137,7 +138,7 @@ class MqttSink:
         self._expiry = None
         if protocol == aiomqtt.ProtocolVersion.V5 and self.settings.message_expiry_s:
             # MQTT 5: an event nobody fetched within message_expiry_s is dropped by the broker.
-            self._expiry = paho.Properties(paho.PacketTypes.PUBLISH)
+            self._expiry = Properties(PacketTypes.PUBLISH)
             self._expiry.MessageExpiryInterval = self.settings.message_expiry_s
         self._unsent_statuses = set(self._statuses)
 
@@ -193,8 +194,8 @@ async def _unless(lost: asyncio.Task[None], work: Awaitable[T]) -> T:
     if task.done():
         return task.result()
     task.cancel()
-    if not lost.cancelled() and lost.exception() is not None:
-        raise lost.exception()
+    if not lost.cancelled() and (error := lost.exception()) is not None:
+        raise error
     raise aiomqtt.MqttError("connection lost")
 
 

@@ -82,7 +82,8 @@ class Outbox:
             )
 
     def _count(self) -> int:
-        return self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        count: int = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        return count
 
     def _rows(self, limit: int) -> list[Pending]:
         """The oldest rows still to deliver."""

@@ -13,6 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from streamguard.errors import UnwatchableCause
+
 SCHEMA = "streamguard.event.v1"
 SCHEMA_FILE = Path(__file__).with_name("event.schema.json")
 SESSION_BUCKET_S = 10.0
@@ -31,7 +33,8 @@ class Reason(StrEnum):
 
 def json_schema() -> dict[str, Any]:
     """The shipped JSON Schema of events."""
-    return json.loads(SCHEMA_FILE.read_text())
+    schema: dict[str, Any] = json.loads(SCHEMA_FILE.read_text())
+    return schema
 
 
 def rfc3339(timestamp: float) -> str:
@@ -93,7 +96,7 @@ class FrameSeen:
 
 @dataclass(frozen=True, slots=True)
 class Unwatchable:
-    cause: str
+    cause: UnwatchableCause
     detail: str
 
 

@@ -23,7 +23,9 @@ MIN_CONTENT = 0.2  # what remains must be at least 20% of each side
 
 def _flat(lines: np.ndarray, level: float) -> np.ndarray:
     """Which lines (rows of ``lines``) are flat and at ``level``."""
-    return (lines.std(axis=1) <= FLAT_STD) & (np.abs(lines.mean(axis=1) - level) <= SAME_LEVEL)
+    flat: np.ndarray = lines.std(axis=1) <= FLAT_STD
+    flat &= np.abs(lines.mean(axis=1) - level) <= SAME_LEVEL
+    return flat
 
 
 def _bar(lines: np.ndarray) -> int:

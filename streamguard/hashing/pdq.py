@@ -11,6 +11,7 @@ export that symbol, ``pdqhash.compute`` is used instead.
 
 import ctypes
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pdqhash
@@ -38,9 +39,13 @@ DIHEDRAL = ("", "rotate90", "rotate180", "rotate270", "flipx", "flipy", "flip+1"
 """The orientations ``pdq_dihedral`` returns, in its order (the reference's)."""
 
 
-def _reference_function(symbol: str, pointers: int) -> ctypes._CFuncPtr | None:
+_Reference = Callable[..., None]
+"""A reference C++ function: pointers and ints in, results written through the pointers."""
+
+
+def _reference_function(symbol: str, pointers: int) -> _Reference | None:
     try:
-        function = getattr(ctypes.CDLL(pdqhash.bindings.__file__), symbol)
+        function = ctypes.CDLL(pdqhash.bindings.__file__)[symbol]
     except (OSError, AttributeError):
         return None
     pointer = ctypes.c_void_p
@@ -54,7 +59,7 @@ _DIHEDRAL_FROM_LUMA = _reference_function(_DIHEDRAL_SYMBOL, 13)
 _scratch = threading.local()
 
 
-def _hash_with_reference_cpp(grey: np.ndarray) -> tuple[bytes, int]:
+def _hash_with_reference_cpp(pdq_from_luma: _Reference, grey: np.ndarray) -> tuple[bytes, int]:
     """``grey``: float32, C-contiguous, and overwritten (the C++ filters it in place)."""
     buffers = getattr(_scratch, "buffers", None)
     if buffers is None:
@@ -68,7 +73,7 @@ def _hash_with_reference_cpp(grey: np.ndarray) -> tuple[bytes, int]:
         )
     spare = np.empty_like(grey)
     rows, cols = grey.shape
-    _PDQ_FROM_LUMA(
+    pdq_from_luma(
         grey.ctypes.data, spare.ctypes.data, rows, cols, *(b.ctypes.data for b in buffers)
     )
     words, quality = buffers[3], buffers[4]
@@ -76,7 +81,9 @@ def _hash_with_reference_cpp(grey: np.ndarray) -> tuple[bytes, int]:
     return words[::-1].astype(">u2").tobytes(), int(quality[0])
 
 
-def _dihedral_with_reference_cpp(grey: np.ndarray) -> tuple[list[bytes], int]:
+def _dihedral_with_reference_cpp(
+    dihedral_from_luma: _Reference, grey: np.ndarray
+) -> tuple[list[bytes], int]:
     """``grey`` as in ``_hash_with_reference_cpp``; the 8 hashes in ``DIHEDRAL`` order."""
     buffers = getattr(_scratch, "dihedral", None)
     if buffers is None:
@@ -92,7 +99,7 @@ def _dihedral_with_reference_cpp(grey: np.ndarray) -> tuple[list[bytes], int]:
     spare = np.empty_like(grey)
     rows, cols = grey.shape
     hashes = [words[i].ctypes.data for i in range(8)]
-    _DIHEDRAL_FROM_LUMA(
+    dihedral_from_luma(
         grey.ctypes.data,
         spare.ctypes.data,
         rows,
@@ -118,7 +125,7 @@ def pdq_dihedral(luma: Luma) -> tuple[list[bytes], int]:
     small = fit_within(luma.pixels, PDQ_MAX_SIDE)
     if _DIHEDRAL_FROM_LUMA is None:
         return _dihedral_with_pdqhash_compute(Luma(small, luma.studio_range).full_range())
-    return _dihedral_with_reference_cpp(luma.float_full_range(small))
+    return _dihedral_with_reference_cpp(_DIHEDRAL_FROM_LUMA, luma.float_full_range(small))
 
 
 def _as_rgb(luma: np.ndarray) -> np.ndarray:
@@ -139,4 +146,4 @@ def pdq_hash(luma: Luma) -> tuple[bytes, int]:
     small = fit_within(luma.pixels, PDQ_MAX_SIDE)
     if _PDQ_FROM_LUMA is None:
         return _hash_with_pdqhash_compute(Luma(small, luma.studio_range).full_range())
-    return _hash_with_reference_cpp(luma.float_full_range(small))
+    return _hash_with_reference_cpp(_PDQ_FROM_LUMA, luma.float_full_range(small))

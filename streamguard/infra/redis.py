@@ -7,6 +7,7 @@ enforce; the URL's password never reaches a message.
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
@@ -35,8 +36,11 @@ class RedisSettings:
 
 
 def connect(settings: RedisSettings) -> aioredis.Redis:
-    """A client for ``settings.url`` (redis://, rediss:// for TLS, unix://); lazy, no I/O yet."""
-    options: dict[str, object] = {
+    """A client for ``settings.url`` (redis://, rediss:// for TLS, unix://); lazy, no I/O yet.
+
+    Its replies are bytes (no ``decode_responses``), where redis-py's types allow bytes or
+    str: callers that read replies say so with a ``cast``."""
+    options: dict[str, Any] = {  # keyword arguments of the connection class
         "socket_connect_timeout": settings.timeout_s,
         "socket_timeout": settings.timeout_s,
         "health_check_interval": 10,

@@ -7,7 +7,7 @@ the registered URLs to find the publishers it ends.
 
 import json
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from redis.asyncio import Redis
 
@@ -70,7 +70,7 @@ class Registry:
             "at": round(time.time(), 3),
         }
         keys = self._keys
-        outcome = await self._register(
+        outcome: bytes = await self._register(
             keys=[keys.streams, keys.leases, keys.owners],
             args=[stream.id, json.dumps(registration)],
         )
@@ -85,5 +85,5 @@ class Registry:
 
     async def streams(self) -> dict[str, dict[str, Any]]:
         """Every registration, by stream id (for tests and operators)."""
-        rows = await self._redis.hgetall(self._keys.streams)
+        rows = cast(dict[bytes, bytes], await self._redis.hgetall(self._keys.streams))
         return {key.decode(): json.loads(value) for key, value in rows.items()}

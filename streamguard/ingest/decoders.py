@@ -18,23 +18,35 @@ FFmpeg attaches a container's display matrix (orientation.py) to the frames of t
 stream's own codec context only; the chain's frames get the one learned from it.
 """
 
+from fractions import Fraction
+from typing import Literal
+
 import av
 import numpy as np
 from av.video.stream import VideoStream
 
 from streamguard.hashing import MAX_SIDE
 from streamguard.ingest.orientation import display_matrix
-from streamguard.ingest.source import ffmpeg_reason
+from streamguard.ingest.source import VideoPacket, ffmpeg_reason
 from streamguard.ingest.stats import SampleStats
 from streamguard.observability import metrics
+
+ChainSkip = Literal["DEFAULT", "NONREF"]  # the chain's skip_frame: every frame, or references
 
 
 class StreamDecoders:
     """Decodes one stream's packets; decoder errors are counted and cost those packets
-    (in ``stats``, and if ``metered`` in the service's Prometheus metrics)."""
+    (in ``stats``, and if ``metered`` in the service's Prometheus metrics). ``time_base``
+    is the stream's."""
 
     def __init__(
-        self, stream: VideoStream, stats: SampleStats, *, chain_skip: str, metered: bool = True
+        self,
+        stream: VideoStream,
+        time_base: Fraction,
+        stats: SampleStats,
+        *,
+        chain_skip: ChainSkip,
+        metered: bool = True,
     ) -> None:
         key = stream.codec_context
         key.thread_type = "SLICE"  # frame threads would hold keyframes back by a GOP each
@@ -49,12 +61,12 @@ class StreamDecoders:
         self._chain_skip = chain_skip
         self._stats = stats
         self._metered = metered
-        self._tb_num = stream.time_base.numerator
-        self._tb_den = stream.time_base.denominator
+        self._tb_num = time_base.numerator
+        self._tb_den = time_base.denominator
         self._matrix: np.ndarray | None = None  # the stream's display matrix
         self._matrix_known = False
 
-    def alone(self, packet: av.Packet) -> list[av.VideoFrame]:
+    def alone(self, packet: VideoPacket) -> list[av.VideoFrame]:
         """Decode a keyframe and empty the decoder at once: otherwise the frame would wait
         behind B-frame reordering for the next keyframes (seconds, in a live stream)."""
         frames = self._decode(self._key, packet)
@@ -67,7 +79,7 @@ class StreamDecoders:
             self._matrix, self._matrix_known = display_matrix(frames[0]), True
         return self._watchable(frames)
 
-    def feed(self, packet: av.Packet) -> list[av.VideoFrame]:
+    def feed(self, packet: VideoPacket) -> list[av.VideoFrame]:
         if not self._matrix_known and packet.is_keyframe:
             self.alone(packet)  # once: learn the display matrix
         return self._watchable(self._decode(self._chain_context(), packet))
@@ -93,6 +105,7 @@ class StreamDecoders:
             # PyAV cannot copy a stream's codec parameters: the ones decoders read.
             key = self._key
             chain = av.CodecContext.create(key.codec.name, "r")
+            assert isinstance(chain, av.VideoCodecContext)  # a video codec's context
             chain.extradata = key.extradata
             chain.width, chain.height = key.width, key.height
             if key.pix_fmt is not None:
@@ -105,7 +118,7 @@ class StreamDecoders:
         return self._chain
 
     def _decode(
-        self, context: av.VideoCodecContext, packet: av.Packet | None
+        self, context: av.VideoCodecContext, packet: VideoPacket | None
     ) -> list[av.VideoFrame]:
         try:
             frames = context.decode(packet)

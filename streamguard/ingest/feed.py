@@ -22,12 +22,17 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
-import av
-
+from streamguard.ingest.source import VideoPacket
 from streamguard.ingest.stats import SampleStats
 from streamguard.observability import metrics
 
-_END = object()
+
+class _End:
+    """What the reader leaves after the stream's last packet."""
+
+
+_END = _End()
+_Read = tuple[VideoPacket, float] | BaseException | _End  # a packet and its arrival time
 WAKE_S = 0.25
 WAKE_PACKETS = 32
 MAX_READ_AHEAD_BYTES = 8 * 2**20
@@ -42,7 +47,7 @@ class PacketFeed:
 
     def __init__(
         self,
-        packets: Iterator[av.Packet],
+        packets: Iterator[VideoPacket],
         stats: SampleStats,
         *,
         max_backlog_s: float,
@@ -57,11 +62,11 @@ class PacketFeed:
         self._max_backlog_s = max_backlog_s
         self._max_bytes = max_bytes
         self._clock = clock
-        self._inbox: deque[tuple[av.Packet, float] | object] = deque()  # read, not yet taken
+        self._inbox: deque[_Read] = deque()  # read, not yet taken
         self._wake = threading.Event()
         # What has been read and not yet decoded: packets with their arrival time, then
         # possibly the end of the stream or the error that ended it.
-        self._pending: deque[tuple[av.Packet, float] | object] = deque()
+        self._pending: deque[_Read] = deque()
         # Bytes read, and bytes decoded or dropped: each written by one thread only.
         self._read_bytes = 0
         self._done_bytes = 0
@@ -90,11 +95,11 @@ class PacketFeed:
             self._inbox.append(_END)
         self._wake.set()
 
-    def __iter__(self) -> Iterator[tuple[av.Packet, float]]:
+    def __iter__(self) -> Iterator[tuple[VideoPacket, float]]:
         while True:
             self._fill()
             item = self._pending.popleft()
-            if item is _END:
+            if isinstance(item, _End):
                 return
             if isinstance(item, BaseException):
                 raise item
@@ -131,16 +136,17 @@ class PacketFeed:
         if self._metered:
             metrics.LIVE_EDGE_SKIPS.inc()
         for _ in range(newest):
-            packet, _ = pending.popleft()  # type: ignore[misc]
-            self._dropped(packet)
+            item = pending.popleft()
+            assert isinstance(item, tuple)  # the end or an error can only come last
+            self._dropped(item[0])
 
-    def _done(self, packet: av.Packet) -> None:
+    def _done(self, packet: VideoPacket) -> None:
         self._done_bytes += packet.size
         room = self._room
         if not room.is_set() and self._read_bytes - self._done_bytes <= self._max_bytes:
             room.set()
 
-    def _dropped(self, packet: av.Packet) -> None:
+    def _dropped(self, packet: VideoPacket) -> None:
         self._done(packet)
         if packet.is_keyframe:
             self._stats.picker.skipped["decode_backlog"] += 1

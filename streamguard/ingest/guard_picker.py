@@ -31,7 +31,7 @@ from typing import Generic
 
 from streamguard.config.sampling import GuardSettings
 from streamguard.ingest.budget import CpuBudget
-from streamguard.ingest.picking import Decoder, F, P, PacketTimes, Pick, PickerStats
+from streamguard.ingest.picking import Decoder, F, P, PacketTimes, Pick, PickerStats, SampleReason
 from streamguard.ingest.spacing import SampleSpacing
 
 CUT_OVER_USUAL = 8  # a cut's packet against the moving average of non-key packets
@@ -44,7 +44,7 @@ for ``max_gap_s`` unhashed; 29.97 fps 2 s GOPs (2.002 s) stay keyframes-only."""
 @dataclass(frozen=True, slots=True)
 class _Target:
     limit_s: float  # the sample is the newest frame at or before this
-    reason: str  # keyframe | gap | probe | cut
+    reason: SampleReason  # all but interval
 
 
 class GuardPicker(Generic[P, F]):
@@ -90,14 +90,14 @@ class GuardPicker(Generic[P, F]):
     def packet(self, times: PacketTimes, packet: P) -> list[Pick[F]]:
         picks: list[Pick[F]] = []
         self._observe_step(times.sent_s)
-        key = times.key and times.pts_s is not None
+        key_s = times.pts_s if times.key else None  # a keyframe's, if it has one
         # Every frame shown before a keyframe, or before a packet's decoding time, came
         # in an earlier packet: if a deadline has passed, decode what is kept up to it.
-        reached_s = times.pts_s if key else times.sent_s
+        reached_s = key_s if key_s is not None else times.sent_s
         if self._key_s is not None and not self._feeding and self._passed(reached_s):
             picks += self._start_feeding()
-        if key:
-            picks += self._end_gop(times.pts_s)
+        if key_s is not None:
+            picks += self._end_gop(key_s)
             picks += self._start_gop(times, packet)
         elif self._key_s is not None:  # before the first keyframe nothing can be decoded
             self._keep(times, packet)
@@ -155,11 +155,12 @@ class GuardPicker(Generic[P, F]):
             # A frame shows until the next one: a sample one step after the deadline
             # still leaves nothing on screen for max_gap_s unhashed.
             target = _Target(self._due_s + self._step_s - 1e-6, "gap")
-        for limit_s, reason in (
+        deadlines: tuple[tuple[float | None, SampleReason], ...] = (
             (self._want_key_s, "keyframe"),
             (self._probe_s, "probe"),
             (self._cut_s, "cut"),
-        ):
+        )
+        for limit_s, reason in deadlines:
             if limit_s is not None and (target is None or limit_s < target.limit_s):
                 target = _Target(limit_s, reason)
         return target
@@ -304,7 +305,7 @@ class GuardPicker(Generic[P, F]):
 
     # -- samples ----------------------------------------------------------------------
 
-    def _take(self, frame: F, pts_s: float, reason: str) -> list[Pick[F]]:
+    def _take(self, frame: F, pts_s: float, reason: SampleReason) -> list[Pick[F]]:
         """Sample ``frame`` for ``reason`` if the stream's cap allows."""
         self._clear(reason)
         if self._last_s is not None and pts_s <= self._last_s:
@@ -314,13 +315,13 @@ class GuardPicker(Generic[P, F]):
             return []
         return self._taken(frame, pts_s, reason)
 
-    def _taken(self, frame: F, pts_s: float, reason: str) -> list[Pick[F]]:
+    def _taken(self, frame: F, pts_s: float, reason: SampleReason) -> list[Pick[F]]:
         if reason == "keyframe":  # floods are of keyframes; other samples have deadlines
             self._spacing.taken(pts_s)
         self._advance(pts_s, reason)
         return [Pick(frame, pts_s, reason)]
 
-    def _clear(self, reason: str) -> None:
+    def _clear(self, reason: SampleReason) -> None:
         """The target ``reason`` is met (or cannot be: its frame was sampled already)."""
         if reason == "probe":
             self._probe_s = None
@@ -329,7 +330,7 @@ class GuardPicker(Generic[P, F]):
         elif reason == "keyframe":
             self._want_key_s = None
 
-    def _advance(self, pts_s: float, reason: str) -> None:
+    def _advance(self, pts_s: float, reason: SampleReason) -> None:
         """Set the next deadline after a sample at ``pts_s``."""
         self._last_s = pts_s
         max_gap_s = self._settings.max_gap_s

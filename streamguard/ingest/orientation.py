@@ -19,11 +19,12 @@ mirror, 0.8 us for a frame without a matrix; numpy's copy of a turned view took
 """
 
 from collections.abc import Callable
+from typing import cast
 
 import av
 import cv2
 import numpy as np
-from av.sidedata.sidedata import Type
+from av.sidedata.sidedata import SideDataContainer, Type
 
 from streamguard.hashing.preprocess import Luma
 
@@ -32,7 +33,8 @@ _MATRIX_BYTES = 9 * 4  # int32 [a b u c d v x y w]
 
 def display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
     """The display matrix FFmpeg attached to ``frame``, if any."""
-    side_data = frame.side_data.get(Type.DISPLAYMATRIX)
+    # PyAV's stubs give a frame's side data as a dict of motion vectors.
+    side_data = cast(SideDataContainer, frame.side_data).get(Type.DISPLAYMATRIX)
     if side_data is None or side_data.buffer_size != _MATRIX_BYTES:
         return None
     return np.frombuffer(side_data, np.int32).copy()

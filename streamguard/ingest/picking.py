@@ -7,19 +7,20 @@ tested without video.
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Literal, Protocol, TypeVar
 
-P = TypeVar("P")
-F = TypeVar("F")
+P = TypeVar("P")  # a packet
+F = TypeVar("F")  # a frame
+P_contra = TypeVar("P_contra", contravariant=True)  # a packet a protocol's methods take
 
 
-class Decoder(Protocol[P, F]):
+class Decoder(Protocol[P_contra, F]):
     """Two decoders of one stream: keyframes on their own, and a chain of a GOP's packets."""
 
-    def alone(self, packet: P) -> list[F]:
+    def alone(self, packet: P_contra) -> list[F]:
         """Decode a keyframe by itself, at once (no reordering delay)."""
 
-    def feed(self, packet: P) -> list[F]:
+    def feed(self, packet: P_contra) -> list[F]:
         """Decode the next packet of the chain; frames come out in display order."""
 
     def drain(self) -> list[F]:
@@ -42,11 +43,15 @@ class PacketTimes:
         return self.dts_s if self.dts_s is not None else self.pts_s
 
 
+SampleReason = Literal["keyframe", "gap", "probe", "cut", "interval"]
+"""Why a frame was sampled (streamguard_samples_total's ``reason``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Pick(Generic[F]):
     frame: F
     pts_s: float
-    reason: str  # keyframe | gap | probe | cut | interval
+    reason: SampleReason
 
 
 @dataclass(slots=True)
@@ -60,9 +65,9 @@ class PickerStats:
     probe_cpu_s: float = 0.0
 
 
-class Picker(Protocol[P, F]):
+class Picker(Protocol[P_contra, F]):
     stats: PickerStats
 
-    def packet(self, times: PacketTimes, packet: P) -> list[Pick[F]]: ...
+    def packet(self, times: PacketTimes, packet: P_contra) -> list[Pick[F]]: ...
 
     def finish(self) -> list[Pick[F]]: ...

@@ -18,15 +18,15 @@ from av.container import InputContainer
 
 from streamguard.errors import SourceError
 from streamguard.infra.redaction import redact
-from streamguard.ingest.source import ffmpeg_reason, open_source
+from streamguard.ingest.source import VideoPacket, ffmpeg_reason, open_source
 
 
 def paced(
-    packets: Iterable[av.Packet],
+    packets: Iterable[VideoPacket],
     *,
     clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[av.Packet]:
+    sleep: Callable[[float], object] = time.sleep,
+) -> Iterator[VideoPacket]:
     """Yield each packet once the wall clock has caught up with its decode timestamp."""
     origin: tuple[float, float] | None = None
     for packet in packets:
@@ -42,11 +42,11 @@ def paced(
 
 
 def stalling(
-    packets: Iterable[av.Packet],
-    stall_s: Callable[[av.Packet], float],
+    packets: Iterable[VideoPacket],
+    stall_s: Callable[[VideoPacket], float],
     *,
     sleep: Callable[[float], object] = time.sleep,
-) -> Iterator[av.Packet]:
+) -> Iterator[VideoPacket]:
     """A publisher that pauses: before each packet, wait ``stall_s(packet)`` seconds. After
     ``paced``, the packets held back meanwhile then go out at once, as a burst."""
     for packet in packets:
@@ -77,7 +77,7 @@ def publish(
     loop: bool = False,
     stop: threading.Event | None = None,
     keyframe_log: Path | None = None,
-    stall_s: Callable[[av.Packet], float] | None = None,
+    stall_s: Callable[[VideoPacket], float] | None = None,
 ) -> list[SourceError]:
     """Publish the first video stream of ``source`` to every URL at once, in real time, and
     return each copy's error (audio is not sent: streamguard only looks at video).
@@ -151,7 +151,7 @@ def _publish_copy(
     loop: bool,
     stop: threading.Event,
     log: _KeyframeLog | None,
-    stall_s: Callable[[av.Packet], float] | None,
+    stall_s: Callable[[VideoPacket], float] | None,
 ) -> None:
     shown = redact(url)
     with open_source(source) as container:
@@ -180,7 +180,7 @@ def _publish_copy(
                 except av.FFmpegError as exc:
                     reason = ffmpeg_reason(exc)
                     raise SourceError(f"{shown}: publishing stopped ({reason})") from None
-                if keyframe and log is not None:
+                if keyframe and log is not None and packet.pts is not None:
                     # mux() rebased the packet to the FLV time base (ms): the pts as sent.
                     pts_s = float(packet.pts * packet.time_base)
                     log.write({"url": shown, "copy": copy, "pts_s": pts_s, "sent_at": time.time()})
@@ -190,13 +190,14 @@ def _publish_copy(
                 output.close()
 
 
-def _timeline(container: InputContainer, source: str, loop: bool) -> Iterator[av.Packet]:
+def _timeline(container: InputContainer, source: str, loop: bool) -> Iterator[VideoPacket]:
     """The video packets of ``container``; with ``loop``, again and again from the start,
     shifted by the file's duration each time so that timestamps keep increasing."""
     stream = container.streams.video[0]
     offset = 0  # in stream.time_base
     while True:
-        start = end = None
+        start: int | None = None  # the first packet's dts
+        end = 0
         try:
             for packet in container.demux(stream):
                 if packet.dts is None:  # the demuxer's end-of-stream flush packet

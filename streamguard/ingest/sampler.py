@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import cast
 
 import av
 import numpy as np
@@ -27,8 +28,8 @@ from streamguard.ingest.decoders import StreamDecoders
 from streamguard.ingest.feed import PacketFeed
 from streamguard.ingest.orientation import displayed
 from streamguard.ingest.pickers import picker
-from streamguard.ingest.picking import PacketTimes, Pick, Picker
-from streamguard.ingest.source import ffmpeg_reason
+from streamguard.ingest.picking import PacketTimes, Pick, Picker, SampleReason
+from streamguard.ingest.source import VideoPacket, ffmpeg_reason
 from streamguard.ingest.stats import SampleStats
 from streamguard.observability import metrics
 
@@ -37,7 +38,7 @@ _LUMA_PLANE_FORMATS = frozenset(
 )
 _FULL_RANGE = 2  # AVCOL_RANGE_JPEG
 DEFAULT_GUARD = GuardSettings()
-Pace = Callable[[Iterator[av.Packet]], Iterator[av.Packet]]
+Pace = Callable[[Iterator[VideoPacket]], Iterator[VideoPacket]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ class Frame:
     luma: Luma
     width: int
     height: int
-    reason: str = "keyframe"  # why it was sampled: keyframe, gap, probe, interval
+    reason: SampleReason = "keyframe"  # why it was sampled
 
 
 class PublisherLag:
@@ -81,7 +82,7 @@ def frame_luma(frame: av.VideoFrame) -> Luma:
     if frame.format.name not in _LUMA_PLANE_FORMATS:
         return Luma(frame.to_ndarray(format="gray"), video=True)
     plane = frame.planes[0]
-    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
     full_range = frame.format.name.startswith("yuvj") or frame.color_range == _FULL_RANGE
     return Luma(rows[:, : plane.width], studio_range=not full_range, video=True)
 
@@ -126,8 +127,11 @@ def sample_frames(
     stats = stats if stats is not None else SampleStats()
     if sampling.mode == "keyframes" and demuxer_skips_nonkey:
         stream.discard = Discard.nonkey
+    time_base = stream.time_base
+    assert time_base is not None  # FFmpeg gives every stream it demuxes one
     decoders = StreamDecoders(
         stream,
+        time_base,
         stats,
         chain_skip="DEFAULT" if sampling.mode == "interval" else "NONREF",
         metered=metered,
@@ -137,7 +141,7 @@ def sample_frames(
         sampling, decoders, guard, rng=rng or unpredictable(), budget=budget, live=live
     )
     stats.picker = chooser.stats
-    counted = _CountedPackets(chooser, stats, stream.time_base, metered)
+    counted = _CountedPackets(chooser, stats, time_base, metered)
     packets = _demux(container, stream, stream_id, stats, read_timeout_s)
     if pace is not None:
         packets = pace(packets)
@@ -157,13 +161,13 @@ def sample_frames(
 
 
 def _arrivals(
-    packets: Iterator[av.Packet],
+    packets: Iterator[VideoPacket],
     stats: SampleStats,
     stream_id: str,
     max_lag_s: float | None,
     clock: Callable[[], float],
     metered: bool,
-) -> tuple[PacketFeed | None, Iterator[tuple[av.Packet, float]]]:
+) -> tuple[PacketFeed | None, Iterator[tuple[VideoPacket, float]]]:
     """Each packet with its wall-clock arrival. A live stream (``max_lag_s`` given) is read
     ahead in a thread: the feed, which the caller closes."""
     feed = (
@@ -188,7 +192,7 @@ class _CountedPackets:
 
     def __init__(
         self,
-        chooser: Picker[av.Packet, av.VideoFrame],
+        chooser: Picker[VideoPacket, av.VideoFrame],
         stats: SampleStats,
         time_base: Fraction,
         metered: bool,
@@ -199,7 +203,7 @@ class _CountedPackets:
         self._tb_num, self._tb_den = time_base.numerator, time_base.denominator
         self._lag = PublisherLag()
 
-    def picks(self, packet: av.Packet, received_at: float) -> list[Pick[av.VideoFrame]]:
+    def picks(self, packet: VideoPacket, received_at: float) -> list[Pick[av.VideoFrame]]:
         """The frames to hash this packet gives; the empty packet at the end flushes."""
         if not packet.size:
             return self._chooser.finish()
@@ -234,7 +238,7 @@ class _Watch:
         """After each packet; raises SourceUnwatchable (see ``_unwatchable``)."""
         if sampled:
             self._watched_at = received_at
-            self._stats.unwatchable_reason = ""
+            self._stats.unwatchable_reason = None
         elif self._watched_at is None:
             self._watched_at = received_at
         elif self._after_s is not None and received_at - self._watched_at > self._after_s:
@@ -242,7 +246,7 @@ class _Watch:
             _unwatchable(self._stream_id, self._stats, for_s, self._metered)
 
 
-def _times(packet: av.Packet, tb_num: int, tb_den: int) -> PacketTimes:
+def _times(packet: VideoPacket, tb_num: int, tb_den: int) -> PacketTimes:
     pts_s = None if packet.pts is None else packet.pts * tb_num / tb_den
     dts_s = None if packet.dts is None else packet.dts * tb_num / tb_den
     return PacketTimes(pts_s, dts_s, packet.is_keyframe, packet.size)
@@ -269,8 +273,8 @@ def _unwatchable(stream_id: str, stats: SampleStats, for_s: float, metered: bool
     """Raise if packets kept coming for a reason streamguard knows and none gave a sample.
 
     Without a known reason (keyframes mode on a long GOP, say) the stream is only slow."""
-    reason = stats.unwatchable_reason or ("no_keyframe" if not stats.keyframes else "")
-    if not reason:
+    reason = stats.unwatchable_reason or ("no_keyframe" if not stats.keyframes else None)
+    if reason is None:
         return
     if metered:
         metrics.UNWATCHABLE.labels(reason).inc()
@@ -285,7 +289,7 @@ def _demux(
     stream_id: str,
     stats: SampleStats,
     read_timeout_s: float | None,
-) -> Iterator[av.Packet]:
+) -> Iterator[VideoPacket]:
     """The stream's packets; a failed read (truncated file, lost connection) is a SourceError.
 
     FFmpeg's RTMP client reports every failed read as EIO, whether the server
@@ -323,4 +327,4 @@ def _demux(
             ) from None
         if packet.size:
             yield packet
-    yield av.Packet()
+    yield cast(VideoPacket, av.Packet())  # PyAV types a new packet as of no stream in particular

@@ -3,6 +3,7 @@
 import errno
 import socket
 import time
+from typing import TYPE_CHECKING, TypeAlias
 from urllib.parse import urlsplit
 
 import av
@@ -16,6 +17,10 @@ from streamguard.infra.redaction import redact
 from streamguard.ingest.urls import DEFAULT_SCHEMES, check_allowed, local_path, scheme_of
 
 READ_TIMEOUT_S = 10.0
+if TYPE_CHECKING:
+    VideoPacket: TypeAlias = av.Packet[VideoStream]  # a packet of the stream it came from
+else:
+    VideoPacket = av.Packet  # PyAV's Packet takes no [] at run time
 
 
 def ffmpeg_reason(exc: av.FFmpegError) -> str:

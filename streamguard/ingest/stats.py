@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from streamguard.errors import UnwatchableCause
 from streamguard.ingest.picking import PickerStats
 
 
@@ -18,5 +19,6 @@ class SampleStats:
     backlog_s: float = 0.0  # how long read packets wait for decoding (streamguard's own lag)
     live_edge_skips: int = 0  # times decoding jumped ahead to the newest keyframe
     keyframes: int = 0  # keyframes read
-    unwatchable_reason: str = ""  # why nothing was sampled since the last sample, if known
+    # Why nothing was sampled since the last sample, if known.
+    unwatchable_reason: UnwatchableCause | None = None
     picker: PickerStats = field(default_factory=PickerStats)

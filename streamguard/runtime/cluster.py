@@ -200,9 +200,11 @@ class ClusterMember:
         except RedisError as exc:
             metrics.CLUSTER_HEARTBEAT_FAILURES.inc()
             error = describe(exc, self.redis_settings.url)
-            held = len(self.leases)
             self.link.down(
-                error, "cluster: Redis unavailable (%s); keeping the %d streams held", error, held
+                error,
+                "cluster: Redis unavailable (%s); keeping the %d streams held",
+                error,
+                len(self.leases),
             )
             return
         self._confirmed_at = time.monotonic()

@@ -136,7 +136,8 @@ class ProcessSupervisor:
                 reason = "exited"
             self.latest.pop(number, None)
             self._reported_at.pop(number, None)
-            metrics.process_exited(child.pid)
+            if child.pid is not None:  # always: it was started
+                metrics.process_exited(child.pid)
             metrics.WORKER_RESTARTS.labels(reason).inc()
             self.children[number] = self._spawn(number)
 

@@ -175,7 +175,7 @@ class StreamWorker:
         if not await self._may_publish(decision.action):
             return
         event = best.event(
-            Action(decision.action),
+            decision.action,
             stream_url=self.state.url,
             worker_id=self._worker_id,
             confirmations=decision.confirmations,
@@ -200,11 +200,11 @@ class StreamWorker:
             round(best.latency_s * 1000),
             event.event_id,
         )
-        if decision.action == "kill" and not self._policy.policy.keep_watching_after_kill:
+        if decision.action is Action.KILL and not self._policy.policy.keep_watching_after_kill:
             self._stop.set()  # the media server ends the broadcast; nothing more to watch
             self._enter(Watch.KILLED, f"matched a {best.hit.entry.category} entry")
 
-    async def _may_publish(self, action: str) -> bool:
+    async def _may_publish(self, action: Action) -> bool:
         """False if another worker has taken this stream over (its lease is gone)."""
         if self._fence is None or await self._fence():
             return True
@@ -222,7 +222,7 @@ class StreamWorker:
         if action is None or not await self._may_publish(action):
             return
         event = Event(
-            action=Action(action),
+            action=action,
             stream_id=self.config.id,
             stream_url=self.state.url,
             worker_id=self._worker_id,
@@ -334,7 +334,8 @@ class StreamWorker:
         stream's retries, and its stalls are noticed later; nothing else."""
         if not scheme_of(self.config.url).startswith("rtmp"):
             return timeout_s
-        return min(timeout_s * 2**self._open_timeouts, max(timeout_s, MAX_RTMP_OPEN_S))
+        doublings = min(self._open_timeouts, 64)  # 2.0**1024 overflows; 2**64 reaches the cap
+        return min(timeout_s * 2.0**doublings, max(timeout_s, MAX_RTMP_OPEN_S))
 
     def _watch_once(self, queue: NewestQueue[Frame]) -> None:
         """Read the stream until it ends (returns) or fails (raises SourceError)."""

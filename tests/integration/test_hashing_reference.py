@@ -89,5 +89,5 @@ def test_direct_reference_call_equals_pdqhash_compute():
     lumas += [frame_luma(frame) for frame in decoded_keyframes(CLIPS[0])]
     for luma in lumas:
         small = fit_within(luma.full_range(), PDQ_MAX_SIDE)
-        direct = pdq._hash_with_reference_cpp(small.astype(np.float32))
+        direct = pdq._hash_with_reference_cpp(pdq._PDQ_FROM_LUMA, small.astype(np.float32))
         assert direct == pdq._hash_with_pdqhash_compute(small)

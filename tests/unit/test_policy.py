@@ -1,14 +1,26 @@
 """Decisions: strong matches kill at once, weak ones confirm or go to review, one per incident."""
 
+from typing import get_args
+
 import pytest
 
 from streamguard.blocklist.memory import Hit
 from streamguard.blocklist.metadata import EntryInfo
 from streamguard.config.errors import ConfigError as PolicyError
-from streamguard.config.policy import Policy, Rule
+from streamguard.config.policy import (
+    ACTIONS,
+    UNCONFIRMED,
+    UNWATCHABLE,
+    Policy,
+    Rule,
+    RuleAction,
+    Unconfirmed,
+    UnwatchableAction,
+)
 from streamguard.config.policy_table import parse_policy
 from streamguard.detect.matcher import Match
 from streamguard.detect.policy import StreamPolicy
+from streamguard.events.schema import Action
 from streamguard.hashing import FrameHash
 from streamguard.ingest.sampler import Frame
 
@@ -107,6 +119,16 @@ def test_parse_policy_defaults_and_overrides():
     assert (terror.action, terror.window_s, terror.confirmations) == ("review", 20.0, 3)
     assert terror.instant_distance == {"pdq": 10} and policy.incident_gap_s == 60.0
     assert policy.rule("other") is policy.default
+
+
+def test_the_actions_the_file_may_give_are_the_events_actions():
+    """[policy] values are Literals (config reads them), decisions are Actions (events)."""
+    assert get_args(RuleAction) == ACTIONS and get_args(Unconfirmed) == UNCONFIRMED
+    assert get_args(UnwatchableAction) == UNWATCHABLE
+    assert {*ACTIONS, *UNWATCHABLE} - {"ignore"} == {str(action) for action in Action}
+    for unwatchable in UNWATCHABLE:
+        decided = StreamPolicy(Policy(unwatchable=unwatchable)).unwatchable(at=0.0)
+        assert decided is (None if unwatchable == "ignore" else Action(unwatchable))
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from streamguard.config.model import IngestSettings
 from streamguard.config.policy import Policy
 from streamguard.hashing import Luma, hash_luma
 from streamguard.ingest.sampler import Frame
-from streamguard.runtime.worker import StreamWorker
+from streamguard.runtime.worker import MAX_RTMP_OPEN_S, StreamWorker
 
 RNG = np.random.default_rng(5)
 FLAGGED = np.kron(RNG.integers(0, 256, (36, 64), dtype=np.uint8), np.ones((10, 10), np.uint8))
@@ -125,3 +125,15 @@ def test_a_state_reported_late_does_not_outlive_retirement():
 
     assert asyncio.run(scenario(clear_status=True)) == [None]  # removed: status cleared
     assert asyncio.run(scenario(clear_status=False)) == ["released"]  # handed over
+
+
+def test_rtmp_open_patience_stays_at_its_cap_however_many_opens_timed_out():
+    """Each timed-out RTMP open doubles the next one's timeouts, up to MAX_RTMP_OPEN_S;
+    after a day of them (about a thousand) the doubling must not overflow a float."""
+    config = StreamConfig("s", "rtmp://127.0.0.1/live/s")
+    worker = StreamWorker(config, IngestSettings(), Blocklist(), ListSink(), None, "w", Policy())
+    patience = []
+    for timeouts in (0, 1, 2, 3, 1023, 1024, 100_000):
+        worker._open_timeouts = timeouts
+        patience.append(worker._patience(10.0))
+    assert patience == [10.0, 20.0, 40.0, *[MAX_RTMP_OPEN_S] * 4]

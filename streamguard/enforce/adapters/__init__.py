@@ -8,6 +8,7 @@ for hook calls about anything else (playing, API access), and raises ValueError 
 a request it cannot read.
 """
 
+from collections.abc import Callable
 from typing import Protocol
 
 from streamguard.enforce.adapters.mediamtx import MediaMtx
@@ -28,7 +29,11 @@ class Adapter(Protocol):
     def publish_target(self, request: Request) -> Target | None: ...
 
 
-ADAPTERS: dict[str, type[Adapter]] = {"nginx-rtmp": NginxRtmp, "mediamtx": MediaMtx, "srs": Srs}
+ADAPTERS: dict[str, Callable[[MediaApi], Adapter]] = {
+    "nginx-rtmp": NginxRtmp,
+    "mediamtx": MediaMtx,
+    "srs": Srs,
+}
 
 
 def build(adapter: str, api: MediaApi) -> Adapter:
