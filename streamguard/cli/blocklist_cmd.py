@@ -66,6 +66,25 @@ def add_parser(commands: Subcommands) -> None:
     add_allow_degenerate(add)
     add.set_defaults(handler=cmd_add)
 
+    _add_image_parser(actions, common)
+
+    remove = actions.add_parser("remove", parents=[common], help="remove entries by id")
+    remove.add_argument("ids", nargs="+", metavar="ID")
+    remove.add_argument("--list", default=MANUAL_LIST, help=f"their list (default: {MANUAL_LIST})")
+    remove.set_defaults(handler=cmd_remove)
+
+    stats = actions.add_parser("stats", parents=[common], help="entries per algo, list, category")
+    stats.add_argument("--json", action="store_true", help="one JSON object")
+    stats.set_defaults(handler=cmd_stats)
+
+    export = actions.add_parser(
+        "export", parents=[common], help="write every entry as CSV (with source and added_at)"
+    )
+    export.add_argument("--output", type=Path, metavar="FILE", help="default: standard output")
+    export.set_defaults(handler=cmd_export)
+
+
+def _add_image_parser(actions: Subcommands, common: argparse.ArgumentParser) -> None:
     images = actions.add_parser(
         "add-image",
         parents=[common],
@@ -88,21 +107,6 @@ def add_parser(commands: Subcommands) -> None:
         help="append the entries to this blocklist CSV instead of writing to Redis",
     )
     images.set_defaults(handler=cmd_add_image)
-
-    remove = actions.add_parser("remove", parents=[common], help="remove entries by id")
-    remove.add_argument("ids", nargs="+", metavar="ID")
-    remove.add_argument("--list", default=MANUAL_LIST, help=f"their list (default: {MANUAL_LIST})")
-    remove.set_defaults(handler=cmd_remove)
-
-    stats = actions.add_parser("stats", parents=[common], help="entries per algo, list, category")
-    stats.add_argument("--json", action="store_true", help="one JSON object")
-    stats.set_defaults(handler=cmd_stats)
-
-    export = actions.add_parser(
-        "export", parents=[common], help="write every entry as CSV (with source and added_at)"
-    )
-    export.add_argument("--output", type=Path, metavar="FILE", help="default: standard output")
-    export.set_defaults(handler=cmd_export)
 
 
 def _entry_options(parser: argparse.ArgumentParser) -> None:

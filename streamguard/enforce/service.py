@@ -38,6 +38,7 @@ class ListenError(StreamguardError):
 async def run(
     settings: EnforceSettings, mqtt: MqttSettings, resolver: ConfigResolver | RegistryResolver
 ) -> None:
+    """Enforce until SIGTERM or SIGINT: the hook first, then the kill subscription."""
     api = MediaApi(
         settings.api_url,
         user=settings.api_user,
@@ -58,34 +59,10 @@ async def run(
     subscriber = Subscriber(
         mqtt, topic(mqtt, "kill", "+"), enforcer.on_message, metrics.CONNECTED.set
     )
-
-    link = subscriber.link
-
-    def readyz() -> http.Response:
-        status = {
-            "ready": link.connected,
-            "mqtt": "connected" if link.connected else link.last_error or "connecting",
-            "adapter": adapter.name,
-            "denied_keys": denylist.count(enforcer.clock()),
-            "pending_drops": enforcer.pending_drops,
-        }
-        return http.json_response(status, 200 if link.connected else 503)
-
-    def metrics_page() -> http.Response:
-        metrics.PENDING_DROPS.set(enforcer.pending_drops)
-        metrics.DENIED_KEYS.set(denylist.count(enforcer.clock()))
-        return http.Response(200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST)
-
-    host, port = settings.listen_address
     try:
         server = await http.serve(
-            host,
-            port,
-            {
-                "/healthz": lambda: http.json_response({"ok": True}),
-                "/readyz": readyz,
-                "/metrics": metrics_page,
-            },
+            *settings.listen_address,
+            _routes(subscriber, enforcer),
             {HOOK_PATH: publish_hook(adapter, enforcer, secret)},
         )
     except OSError as exc:
@@ -100,6 +77,46 @@ async def run(
         " and the registered ones" if isinstance(resolver, RegistryResolver) else "",
         denylist.count(enforcer.clock()),
     )
+    try:
+        await _receive_until_stopped(subscriber, enforcer, resolver)
+    finally:
+        server.close()
+        await server.wait_closed()
+        denylist.close()
+    log.info("stopped")
+
+
+def _routes(subscriber: Subscriber, enforcer: Enforcer) -> dict[str, http.Route]:
+    """/healthz, /readyz (ready once subscribed) and /metrics."""
+    link, denylist = subscriber.link, enforcer.denylist
+
+    def readyz() -> http.Response:
+        status = {
+            "ready": link.connected,
+            "mqtt": "connected" if link.connected else link.last_error or "connecting",
+            "adapter": enforcer.adapter.name,
+            "denied_keys": denylist.count(enforcer.clock()),
+            "pending_drops": enforcer.pending_drops,
+        }
+        return http.json_response(status, 200 if link.connected else 503)
+
+    def metrics_page() -> http.Response:
+        metrics.PENDING_DROPS.set(enforcer.pending_drops)
+        metrics.DENIED_KEYS.set(denylist.count(enforcer.clock()))
+        return http.Response(200, generate_latest(metrics.REGISTRY), CONTENT_TYPE_LATEST)
+
+    return {
+        "/healthz": lambda: http.json_response({"ok": True}),
+        "/readyz": readyz,
+        "/metrics": metrics_page,
+    }
+
+
+async def _receive_until_stopped(
+    subscriber: Subscriber, enforcer: Enforcer, resolver: ConfigResolver | RegistryResolver
+) -> None:
+    """Resume interrupted drops, receive kills until a signal, then stop in order: the
+    subscription (and the registry copy), then the drops in flight."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -119,7 +136,3 @@ async def run(
         stopping.cancel()
         await lifecycle.stop_in_order(services)
         await enforcer.close()
-        server.close()
-        await server.wait_closed()
-        denylist.close()
-    log.info("stopped")

@@ -24,7 +24,7 @@ from streamguard.config.sampling import GuardSettings, Sampling
 from streamguard.errors import SourceEnded, SourceError, SourceUnwatchable
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.budget import CpuBudget
-from streamguard.ingest.decoders import StreamDecoders
+from streamguard.ingest.decoders import ChainSkip, StreamDecoders
 from streamguard.ingest.feed import PacketFeed
 from streamguard.ingest.orientation import displayed
 from streamguard.ingest.pickers import picker
@@ -111,16 +111,13 @@ def sample_frames(
 ) -> Iterator[Frame]:
     """Yield the sampled frames of ``stream``; undecodable packets are counted and skipped.
 
-    ``stream_id`` names the stream in frames and errors, so it must not hold secrets.
-    ``pace`` releases the packets as a publisher would (``replay.paced``: a file as a
-    live stream, in real time). ``max_lag_s`` marks a live stream: it is
-    read ahead in a thread, and decoding skips to the newest keyframe when it falls that
-    far behind reading. ``demuxer_skips_nonkey`` (keyframes mode) lets FFmpeg drop
-    non-key packets before they reach Python: ~10x fewer packets from nginx-rtmp, but
-    ``stats.end_s`` then stops at the last keyframe. ``read_timeout_s`` is the
-    ``rw_timeout`` the source was opened with, to tell a stall from an end.
-    ``metered=False`` leaves the service's Prometheus metrics alone (``stats`` still
-    counts): the evaluation harness reads its made-up clips so.
+    ``stream_id`` names the stream in frames and errors: no secrets. ``pace`` releases
+    packets as a publisher would (``replay.paced``). ``max_lag_s`` marks a live stream,
+    read ahead in a thread; decoding skips to the newest keyframe when that far behind.
+    ``demuxer_skips_nonkey`` (keyframes mode) lets FFmpeg drop non-key packets (~10x
+    fewer from nginx-rtmp; ``stats.end_s`` then stops at the last keyframe).
+    ``read_timeout_s``: the source's ``rw_timeout``, to tell a stall from an end.
+    ``metered=False`` leaves the service's metrics alone (the evaluation harness).
     Raises SourceUnwatchable when packets keep coming and none gives a frame to hash
     for ``guard.unwatchable_after_s``: the caller reports it and reopens the stream.
     """
@@ -130,11 +127,7 @@ def sample_frames(
     time_base = stream.time_base
     assert time_base is not None  # FFmpeg gives every stream it demuxes one
     decoders = StreamDecoders(
-        stream,
-        time_base,
-        stats,
-        chain_skip="DEFAULT" if sampling.mode == "interval" else "NONREF",
-        metered=metered,
+        stream, time_base, stats, chain_skip=_chain_skip(sampling), metered=metered
     )
     live = max_lag_s is not None or pace is not None
     chooser = picker(
@@ -158,6 +151,12 @@ def sample_frames(
     finally:
         if feed is not None:
             feed.close()
+
+
+def _chain_skip(sampling: Sampling) -> ChainSkip:
+    """What the GOP chain's decoder may skip: non-reference frames, unless every frame
+    is a candidate (interval mode)."""
+    return "DEFAULT" if sampling.mode == "interval" else "NONREF"
 
 
 def _arrivals(
