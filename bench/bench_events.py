@@ -395,8 +395,8 @@ def kill_events(subscriber: Subscriber) -> list[tuple[Received, dict[str, Any]]]
         if not message.topic.startswith(KILLS) or message.retained:
             continue
         event = message.json()
-        if event.event_id not in seen:
-            seen.add(event.event_id)
+        if event["event_id"] not in seen:
+            seen.add(event["event_id"])
             events.append((message, event))
     return events
 
