@@ -42,7 +42,7 @@ import redis
 
 from bench import ROOT, parse
 from bench.processes import cpu_s, status_bytes
-from bench.report import commit, invocation, machine, percentiles, save, table, verdict
+from bench.report import commit, invocation, machine, percentiles, publish, saved, table, verdict
 from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.store import BlocklistStore
 from streamguard.blocklist.sync import BlocklistSync, load_once
@@ -829,9 +829,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parse(parser, SMOKE, "blocklist")
     if args.render:
-        (args.out / "blocklist.md").write_text(
-            markdown(json.loads((args.out / "blocklist.json").read_text()))
-        )
+        publish(args, "blocklist", saved(args.out, "blocklist"), markdown)
         return
     if args.quick:
         args.load_pdq, args.load_phash = [100_000, 1_000_000], [1_000_000]
@@ -858,8 +856,7 @@ def main() -> None:
                 results["runtime_s"][part] = round(time.monotonic() - began, 1)
     results["runtime_s"]["total"] = round(time.monotonic() - started_at, 1)
     results["loadavg_end"] = loadavg()
-    save(args.out, "blocklist", results, markdown(results))
-    print(markdown(results))
+    publish(args, "blocklist", results, markdown)
 
 
 if __name__ == "__main__":
