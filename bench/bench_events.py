@@ -51,16 +51,7 @@ from bench.bench_live import (
 )
 from bench.processes import machine_busy, started, wait_until
 from bench.progress import measure_window
-from bench.report import (
-    commit,
-    invocation,
-    machine,
-    percentiles,
-    publish,
-    saved,
-    table,
-    verdict,
-)
+from bench.report import commit, invocation, machine, percentiles, publish, saved, table, verdict
 from streamguard.config.mqtt import MqttSettings
 from streamguard.events.mqtt import MqttSink
 from streamguard.events.outbox import Outbox, Pending
