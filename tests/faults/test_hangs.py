@@ -9,7 +9,7 @@ import pytest
 
 from .scene import LOOP_S, Scene
 from .test_nginx import reconnects, saw_watched_again
-from .test_redis import saw_redis_lost_and_back
+from .test_redis import CONNECTED, saw_redis_back, saw_redis_lost_and_back
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,6 @@ def resume(process) -> None:
 
 def test_redis_hangs(redis, mosquitto, nginx, tmp_path, record):
     record.fault = "Redis hangs (SIGSTOP) for a flagged frame, then resumes (SIGCONT)"
-    connected = 'streamguard_connected{service="redis"}'
     with Scene(tmp_path, redis, mosquitto, nginx) as scene:
         flagged = scene.flagged
         scene.before_flagged(1.5)
@@ -32,20 +31,14 @@ def test_redis_hangs(redis, mosquitto, nginx, tmp_path, record):
         paused = time.time()
         pause(redis.process)
         try:
-            scene.service.wait_for(lambda: scene.metric(connected) == 0, 10, "Redis given up")
+            scene.service.wait_for(lambda: scene.metric(CONNECTED) == 0, 10, "Redis given up")
             record.saw(f"gave Redis up after {time.time() - paused:.1f} s (`timeout_s = 1`)")
             detected_s = scene.wait_detected_after(paused, flagged, LOOP_S + 5)
             record.detection_kept = True
             record.saw(f"kept matching: kills for frames shown {detected_s:.1f} s into the hang")
         finally:
             resume(redis.process)
-        resumed = time.time()
-        scene.service.wait_for(lambda: scene.metric(connected) == 1, 20, "Redis back")
-        record.saw(f"`{connected}` 0, then 1 {time.time() - resumed:.1f} s after SIGCONT")
-        problems = scene.disturbed([*flagged, "clean"], before)
-        record.others_unaffected = not problems
-        scene.conclude(record)
-        assert not problems, problems
+        saw_redis_back(scene, record, time.time(), "SIGCONT", before)
     saw_redis_lost_and_back(scene, record)
     assert scene.exit_code == 0
 

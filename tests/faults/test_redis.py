@@ -12,6 +12,20 @@ pytestmark = pytest.mark.integration
 CONNECTED = 'streamguard_connected{service="redis"}'
 
 
+def saw_redis_back(
+    scene: Scene, record: Any, since: float, after: str, before: dict[str, dict[str, Any]]
+) -> None:
+    """Redis answers again (at ``since``, ``after`` names it): connected again within 20 s,
+    the other streams undisturbed since ``before`` (a /streams snapshot), and the checks
+    every fault ends with."""
+    scene.service.wait_for(lambda: scene.metric(CONNECTED) == 1, 20, "Redis back")
+    record.saw(f"`{CONNECTED}` 1: back in sync {time.time() - since:.1f} s after {after}")
+    problems = scene.disturbed([*scene.flagged, "clean"], before)
+    record.others_unaffected = not problems
+    scene.conclude(record)
+    assert not problems, problems
+
+
 def saw_redis_lost_and_back(scene: Scene, record: Any) -> None:
     """The log says Redis was lost, why, and that it is back in sync."""
     error = scene.logged(r"blocklist: Redis unavailable \((.*?)\); keeping the loaded entries")
@@ -34,14 +48,8 @@ def test_redis_killed_and_restarted(redis, mosquitto, nginx, tmp_path, record):
         record.detection_kept = True
         record.saw(f"kept matching: kills for frames shown {detected_s:.1f} s into the outage")
         redis.start()  # on the same port, with its AOF
-        restarted = time.time()
-        scene.service.wait_for(lambda: scene.metric(CONNECTED) == 1, 20, "Redis back")
-        record.saw(f"back in sync {time.time() - restarted:.1f} s after the restart")
-        problems = scene.disturbed([*flagged, "clean"], before)
-        record.others_unaffected = not problems
-        scene.conclude(record)
+        saw_redis_back(scene, record, time.time(), "the restart", before)
         status = scene.service.get("/readyz")["blocklist"][0]
         assert status["connected"] and status["reloads"] == 0 and status["entries"] == 12
-        assert not problems, problems
     saw_redis_lost_and_back(scene, record)
     assert scene.exit_code == 0
