@@ -9,7 +9,7 @@ import pytest
 
 from .scene import LOOP_S, Scene
 from .test_nginx import reconnects, saw_watched_again
-from .test_redis import CONNECTED, saw_redis_back, saw_redis_lost_and_back
+from .test_redis import redis_unavailable, saw_redis_lost_and_back
 
 pytestmark = pytest.mark.integration
 
@@ -25,20 +25,14 @@ def resume(process) -> None:
 def test_redis_hangs(redis, mosquitto, nginx, tmp_path, record):
     record.fault = "Redis hangs (SIGSTOP) for a flagged frame, then resumes (SIGCONT)"
     with Scene(tmp_path, redis, mosquitto, nginx) as scene:
-        flagged = scene.flagged
-        scene.before_flagged(1.5)
-        before = scene.streams()
-        paused = time.time()
-        pause(redis.process)
-        try:
-            scene.service.wait_for(lambda: scene.metric(CONNECTED) == 0, 10, "Redis given up")
-            record.saw(f"gave Redis up after {time.time() - paused:.1f} s (`timeout_s = 1`)")
-            detected_s = scene.wait_detected_after(paused, flagged, LOOP_S + 5)
-            record.detection_kept = True
-            record.saw(f"kept matching: kills for frames shown {detected_s:.1f} s into the hang")
-        finally:
-            resume(redis.process)
-        saw_redis_back(scene, record, time.time(), "SIGCONT", before)
+        redis_unavailable(
+            scene,
+            record,
+            lambda: pause(redis.process),
+            lambda: resume(redis.process),
+            during="hang",
+            after="SIGCONT",
+        )
     saw_redis_lost_and_back(scene, record)
     assert scene.exit_code == 0
 
