@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ import redis
 
 from bench import ROOT, parse
 from bench.processes import cpu_s, status_bytes
-from bench.report import commit, invocation, machine, percentiles, save, table, verdict
+from bench.report import commit, invocation, machine, percentiles, publish, saved, table, verdict
 from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.store import BlocklistStore
 from streamguard.blocklist.sync import BlocklistSync, load_once
@@ -56,6 +56,9 @@ CATEGORIES = ("csam", "terror", "test")
 LABELS = ("", "", "", "batch 2024-03", "reviewed")
 WRITE_CHUNK = 100_000  # entries per store.write call when filling the store
 PROPAGATION_LIST = "propagation"
+# What timed_adds measures, named for each way of adding.
+STORE_FIGURES = ("from_return_s", "from_call_s", "write_s")
+CLI_FIGURES = ("from_exit_s", "from_start_s", "cli_s")
 TARGETS = {
     "propagation_p99_s": 1.0,
     "load_pdq_s": 10.0,
@@ -282,9 +285,13 @@ def bench_propagation(args: argparse.Namespace, server: RedisServer) -> dict[str
     try:
         workers = [ready.get(timeout=300) for _ in processes]
         log(f"propagation: {args.workers} workers loaded; {args.adds} adds with store.write")
-        store_result = _adds_with_store(args, server, prefix, pending[: args.adds], seen, rng)
+        with store_writes(server.url, prefix) as write:
+            by_store = pending[: args.adds]
+            store_result = timed_adds(args, by_store, 0, seen, rng, write, STORE_FIGURES)
         log(f"propagation: {args.cli_adds} adds with `streamguard blocklist add`")
-        cli_result = _adds_with_cli(args, server, prefix, pending[args.adds :], seen, rng)
+        add = cli_adds(server.url, prefix)
+        by_cli = pending[args.adds :]
+        cli_result = timed_adds(args, by_cli, args.adds, seen, rng, add, CLI_FIGURES)
         done.set()
         periods = [seen.get(timeout=10)[2] for _ in processes]
     finally:
@@ -307,69 +314,61 @@ def bench_propagation(args: argparse.Namespace, server: RedisServer) -> dict[str
     }
 
 
-def _gap(args: argparse.Namespace, rng: np.random.Generator) -> None:
-    """A random pause, so adds are not in step with the workers' polling."""
-    time.sleep(rng.uniform(0.5, 1.5) * args.gap_ms / 1000)
-
-
-def _adds_with_store(
-    args: argparse.Namespace,
-    server: RedisServer,
-    prefix: str,
-    pending: list[tuple[bytes, str]],
-    seen: Any,
-    rng: np.random.Generator,
-) -> dict[str, Any]:
-    latencies, from_call, write_s = [], [], []
+@contextmanager
+def store_writes(url: str, prefix: str) -> Iterator[Callable[[bytes, str], None]]:
+    """Add one propagation entry with ``BlocklistStore.write``, as a plain call."""
     with asyncio.Runner() as runner:
-        client = connect(RedisSettings(url=server.url))
+        client = connect(RedisSettings(url=url))
         store = BlocklistStore(client, prefix)
         runner.run(store.position())  # connect before the first timed write
-        for i, (digest, wanted) in enumerate(pending):
-            _gap(args, rng)
+
+        def write(digest: bytes, wanted: str) -> None:
             entry = Entry("pdq", digest, wanted, PROPAGATION_LIST, "test", "")
-            called = time.monotonic()
             runner.run(store.write([entry], source="bench", now=time.time()))
-            returned = time.monotonic()
-            matched = collect(seen, i, args.workers, args.timeout_s)
-            latencies += [at - returned for at in matched]
-            from_call += [at - called for at in matched]
-            write_s.append(returned - called)
+
+        yield write
         runner.run(client.aclose())
-    return {
-        "adds": len(pending),
-        "from_return_s": percentiles(latencies, digits=6),
-        "from_call_s": percentiles(from_call, digits=6),
-        "write_s": percentiles(write_s, digits=6),
-    }
 
 
-def _adds_with_cli(
-    args: argparse.Namespace,
-    server: RedisServer,
-    prefix: str,
-    pending: list[tuple[bytes, str]],
-    seen: Any,
-    rng: np.random.Generator,
-) -> dict[str, Any]:
-    latencies, from_start, cli_s = [], [], []
-    for i, (digest, wanted) in enumerate(pending, args.adds):
-        _gap(args, rng)
+def cli_adds(url: str, prefix: str) -> Callable[[bytes, str], None]:
+    """Add one propagation entry with ``streamguard blocklist add``."""
+
+    def add(digest: bytes, wanted: str) -> None:
         command = [STREAMGUARD, "blocklist", "add", "--algo", "pdq", "--hash", digest.hex()]
         command += ["--id", wanted, "--list", PROPAGATION_LIST, "--category", "test"]
-        command += ["--redis", server.url, "--redis-prefix", prefix]
-        started = time.monotonic()
+        command += ["--redis", url, "--redis-prefix", prefix]
         subprocess.run(command, check=True, stdin=subprocess.DEVNULL, capture_output=True)
-        exited = time.monotonic()
+
+    return add
+
+
+def timed_adds(
+    args: argparse.Namespace,
+    pending: list[tuple[bytes, str]],
+    first: int,
+    seen: Any,
+    rng: np.random.Generator,
+    add: Callable[[bytes, str], None],
+    names: tuple[str, str, str],
+) -> dict[str, Any]:
+    """``add`` each pending hash (numbered from ``first``) after a random pause, so adds
+    are not in step with the workers' polling, and wait for every worker to match it. The
+    figures, under ``names``: each worker's match after ``add`` returned, after it was
+    called, and ``add``'s own time."""
+    after_return, after_call, add_s = [], [], []
+    for i, (digest, wanted) in enumerate(pending, first):
+        time.sleep(rng.uniform(0.5, 1.5) * args.gap_ms / 1000)
+        called = time.monotonic()
+        add(digest, wanted)
+        returned = time.monotonic()
         matched = collect(seen, i, args.workers, args.timeout_s)
-        latencies += [at - exited for at in matched]
-        from_start += [at - started for at in matched]
-        cli_s.append(exited - started)
+        after_return += [at - returned for at in matched]
+        after_call += [at - called for at in matched]
+        add_s.append(returned - called)
+    figures = (after_return, after_call, add_s)
     return {
         "adds": len(pending),
-        "from_exit_s": percentiles(latencies, digits=6),
-        "from_start_s": percentiles(from_start, digits=6),
-        "cli_s": percentiles(cli_s, digits=6),
+        **{name: percentiles(f, digits=6) for name, f in zip(names, figures, strict=True)},
     }
 
 
@@ -829,9 +828,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parse(parser, SMOKE, "blocklist")
     if args.render:
-        (args.out / "blocklist.md").write_text(
-            markdown(json.loads((args.out / "blocklist.json").read_text()))
-        )
+        publish(args, "blocklist", saved(args.out, "blocklist"), markdown)
         return
     if args.quick:
         args.load_pdq, args.load_phash = [100_000, 1_000_000], [1_000_000]
@@ -858,8 +855,7 @@ def main() -> None:
                 results["runtime_s"][part] = round(time.monotonic() - began, 1)
     results["runtime_s"]["total"] = round(time.monotonic() - started_at, 1)
     results["loadavg_end"] = loadavg()
-    save(args.out, "blocklist", results, markdown(results))
-    print(markdown(results))
+    publish(args, "blocklist", results, markdown)
 
 
 if __name__ == "__main__":

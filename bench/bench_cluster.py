@@ -55,7 +55,7 @@ from bench import parse
 from bench.bench_live import STREAMGUARD
 from bench.processes import machine_busy, started, tree_cpu_s, wait_until
 from bench.progress import measure_window
-from bench.report import commit, invocation, machine, percentiles, table, verdict
+from bench.report import commit, invocation, machine, percentiles, publish, saved, table, verdict
 from streamguard.config import ClusterSettings, parse_stream
 from streamguard.infra import registry as registry_module
 from streamguard.infra.redis import RedisSettings
@@ -1185,7 +1185,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 # -- main ---------------------------------------------------------------------------------
 
 
-def save(out: Path, results: dict[str, Any], started_at: float) -> None:
+def save_so_far(out: Path, results: dict[str, Any], started_at: float) -> None:
     """Write what there is so far (a failure later keeps the figures measured)."""
     results["runtime_s"] = round(time.monotonic() - started_at, 1)
     out.mkdir(parents=True, exist_ok=True)
@@ -1218,12 +1218,9 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, help="PNG of the takeovers")
     args = parse(parser, SMOKE, "cluster")
     if args.render:
-        results = json.loads((args.out / "cluster.json").read_text())
+        results = saved(args.out, "cluster")
         results["projection"] = project(results, argparse.Namespace(**results["args"]))
-        (args.out / "cluster.md").write_text(markdown(results))
-        if args.plot:
-            plot(results, args.plot)
-        print(markdown(results))
+        publish(args, "cluster", results, markdown, plot)
         return
     work = (args.out / "cluster").resolve()  # logs, nginx, Redis
     shutil.rmtree(work, ignore_errors=True)  # the last run's logs, nginx root and Redis
@@ -1286,7 +1283,7 @@ def main() -> None:
                 "twins": twin_events(events),
             }
         results["log_findings"] = log_findings(hosts.logs)
-        save(args.out, results, started_at)
+        save_so_far(args.out, results, started_at)
         results["sim"] = []
         for number, workers in enumerate(w for w in args.sim_workers if w):
             try:
@@ -1310,13 +1307,10 @@ def main() -> None:
         if hosts is not None:
             hosts.stop_all()
         server.stop()
-        save(args.out, results, started_at)
+        save_so_far(args.out, results, started_at)
     results["projection"] = project(results, args)
-    save(args.out, results, started_at)
-    (args.out / "cluster.md").write_text(markdown(results))
-    if args.plot:
-        plot(results, args.plot)
-    print(markdown(results))
+    results["runtime_s"] = round(time.monotonic() - started_at, 1)
+    publish(args, "cluster", results, markdown, plot)
 
 
 if __name__ == "__main__":

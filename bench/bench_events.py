@@ -51,7 +51,7 @@ from bench.bench_live import (
 )
 from bench.processes import machine_busy, started, wait_until
 from bench.progress import measure_window
-from bench.report import commit, invocation, machine, percentiles, save, table, verdict
+from bench.report import commit, invocation, machine, percentiles, publish, saved, table, verdict
 from streamguard.config.mqtt import MqttSettings
 from streamguard.events.mqtt import MqttSink
 from streamguard.events.outbox import Outbox, Pending
@@ -395,8 +395,8 @@ def kill_events(subscriber: Subscriber) -> list[tuple[Received, dict[str, Any]]]
         if not message.topic.startswith(KILLS) or message.retained:
             continue
         event = message.json()
-        if event.event_id not in seen:
-            seen.add(event.event_id)
+        if event["event_id"] not in seen:
+            seen.add(event["event_id"])
             events.append((message, event))
     return events
 
@@ -795,10 +795,7 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, help="write latency CDFs to this PNG")
     args = parse(parser, SMOKE, "events")
     if args.render:
-        results = json.loads((args.out / "events.json").read_text())
-        (args.out / "events.md").write_text(markdown(results))
-        if args.plot:
-            plot(results, args.plot)
+        publish(args, "events", saved(args.out, "events"), markdown, plot)
         return
     parts = set(args.parts.split(","))
     results: dict[str, Any] = {
@@ -821,10 +818,7 @@ def main() -> None:
             work = (args.out / "events" / "enforce").resolve()
             record(results, "enforce", bench_enforce(args, work))
     results["runtime_s"] = round(time.monotonic() - started_at, 1)
-    save(args.out, "events", results, markdown(results))
-    print(markdown(results))
-    if args.plot:
-        plot(results, args.plot)
+    publish(args, "events", results, markdown, plot)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from typing import Any
 from bench import ROOT, parse
 from bench.processes import machine_busy, started, tree_cpu_s, tree_memory_mb, wait_until
 from bench.progress import measure_window
-from bench.report import invocation, machine, percentiles, save, table
+from bench.report import invocation, machine, percentiles, publish, saved, table
 from streamguard.samples import SAMPLES_DIR
 from tests.support.nginx import NginxRtmp, nginx_rtmp_server
 from tests.support.service import Service
@@ -665,9 +665,7 @@ def main() -> None:
     parser.add_argument("--py-spy-seconds", type=float, default=20)
     args = parse(parser, SMOKE, "live")
     if args.render:
-        (args.out / "live.md").write_text(
-            markdown(json.loads((args.out / "live.json").read_text()))
-        )
+        publish(args, "live", saved(args.out, "live"), markdown)
         return
     parts = set(args.parts.split(","))
     work = (args.out / "live").resolve()  # logs and nginx roots; nginx needs absolute paths
@@ -703,8 +701,7 @@ def main() -> None:
             results["scale"].append(step)
             print(json.dumps(step, indent=1))
     results["runtime_s"]["total"] = round(time.monotonic() - started_at, 1)
-    save(args.out, "live", results, markdown(results))
-    print(markdown(results))
+    publish(args, "live", results, markdown)
 
 
 if __name__ == "__main__":

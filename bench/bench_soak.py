@@ -30,7 +30,6 @@ Writes bench/out/soak.json and bench/out/soak.md; ``--plot PNG`` draws the sampl
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import re
@@ -61,7 +60,17 @@ from bench.processes import (
     wait_until,
 )
 from bench.progress import measure_window
-from bench.report import commit, fmt, invocation, machine, percentiles, save, table, verdict
+from bench.report import (
+    commit,
+    fmt,
+    invocation,
+    machine,
+    percentiles,
+    publish,
+    saved,
+    table,
+    verdict,
+)
 from streamguard.config import parse_stream
 from streamguard.events.outbox import Outbox
 from streamguard.infra.redis import RedisSettings, connect
@@ -947,11 +956,7 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, help="write the samples over time to this PNG")
     args = parse(parser, SMOKE, "soak")
     if args.render:
-        results = json.loads((args.out / "soak.json").read_text())
-        (args.out / "soak.md").write_text(markdown(results))
-        if args.plot:
-            plot(results, args.plot)
-        print(markdown(results))
+        publish(args, "soak", saved(args.out, "soak"), markdown, plot)
         return
     args.clean = round(args.streams * args.clean_share) if args.clean_publishers else 0
     args.window_minutes = min(args.window_minutes, args.minutes / 3)
@@ -974,10 +979,7 @@ def main() -> None:
     analyse(raw, results)
     results["runtime_s"] = round(time.monotonic() - started_at, 1)
     results["bench_cores"] = round(time.process_time() / results["runtime_s"], 3)
-    save(args.out, "soak", results, markdown(results))
-    print(markdown(results))
-    if args.plot:
-        plot(results, args.plot)
+    publish(args, "soak", results, markdown, plot)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ One module, so that the sections of BENCHMARKS.md describe their runs alike and 
 reads the same in every table.
 """
 
+import argparse
 import json
 import os
 import platform
@@ -107,3 +108,28 @@ def save(out: Path, name: str, results: dict[str, Any], markdown: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / f"{name}.md").write_text(markdown)
+
+
+def saved(out: Path, name: str) -> dict[str, Any]:
+    """The figures ``save`` wrote to ``out/name.json``: what ``--render`` reads back."""
+    return json.loads((out / f"{name}.json").read_text())
+
+
+def publish(
+    args: argparse.Namespace,
+    name: str,
+    results: dict[str, Any],
+    markdown: Callable[[dict[str, Any]], str],
+    plot: Callable[[dict[str, Any], Path], None] | None = None,
+) -> None:
+    """A benchmark's report: ``save`` in ``--out`` (with ``--render``, only ``name``.md:
+    the JSON is what ``results`` was read from), the PNG ``--plot`` asks for where the
+    benchmark draws one, and the Markdown on stdout."""
+    text = markdown(results)
+    if args.render:
+        (args.out / f"{name}.md").write_text(text)
+    else:
+        save(args.out, name, results, text)
+    if plot is not None and args.plot:
+        plot(results, args.plot)
+    print(text)

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from .scene import LOOP_S, Scene
-from .test_nginx import reconnects, saw_reconnects
-from .test_redis import saw_redis_lost_and_back
+from .test_nginx import reconnects, saw_watched_again
+from .test_redis import redis_unavailable, saw_redis_lost_and_back
 
 pytestmark = pytest.mark.integration
 
@@ -24,28 +24,15 @@ def resume(process) -> None:
 
 def test_redis_hangs(redis, mosquitto, nginx, tmp_path, record):
     record.fault = "Redis hangs (SIGSTOP) for a flagged frame, then resumes (SIGCONT)"
-    connected = 'streamguard_connected{service="redis"}'
     with Scene(tmp_path, redis, mosquitto, nginx) as scene:
-        flagged = scene.flagged
-        scene.before_flagged(1.5)
-        before = scene.streams()
-        paused = time.time()
-        pause(redis.process)
-        try:
-            scene.service.wait_for(lambda: scene.metric(connected) == 0, 10, "Redis given up")
-            record.saw(f"gave Redis up after {time.time() - paused:.1f} s (`timeout_s = 1`)")
-            detected_s = scene.wait_detected_after(paused, flagged, LOOP_S + 5)
-            record.detection_kept = True
-            record.saw(f"kept matching: kills for frames shown {detected_s:.1f} s into the hang")
-        finally:
-            resume(redis.process)
-        resumed = time.time()
-        scene.service.wait_for(lambda: scene.metric(connected) == 1, 20, "Redis back")
-        record.saw(f"`{connected}` 0, then 1 {time.time() - resumed:.1f} s after SIGCONT")
-        problems = scene.disturbed([*flagged, "clean"], before)
-        record.others_unaffected = not problems
-        scene.conclude(record)
-        assert not problems, problems
+        redis_unavailable(
+            scene,
+            record,
+            lambda: pause(redis.process),
+            lambda: resume(redis.process),
+            during="hang",
+            after="SIGCONT",
+        )
     saw_redis_lost_and_back(scene, record)
     assert scene.exit_code == 0
 
@@ -107,20 +94,9 @@ def test_nginx_hangs(redis, mosquitto, nginx, tmp_path, record):
             time.sleep(4)  # hang past the open timeout too
         finally:
             nginx.resume()
-        resumed = time.time()
-        scene.service.wait_for(
-            lambda: all(
-                s["state"] == "watching" and s["connects"] >= 2 for s in scene.streams().values()
-            ),
-            15,
-            "every stream watched again",
+        saw_watched_again(
+            scene, record, time.time(), "SIGCONT", counted, also=lambda _, s: s["connects"] >= 2
         )
-        record.saw(f"all watched again {time.time() - resumed:.1f} s after SIGCONT")
-        detected_s = scene.wait_detected_after(resumed, scene.flagged, 2 * LOOP_S + 5)
-        record.detection_kept = True
-        record.saw(f"kills for flagged frames shown {detected_s:.1f} s after SIGCONT")
-        saw_reconnects(scene, counted, record)
-        scene.conclude(record)
         assert all(
             s["frames_sampled"] > before[n]["frames_sampled"] for n, s in scene.streams().items()
         )

@@ -2,6 +2,7 @@
 the encoders reconnect by themselves, and so does every stream's reader."""
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,6 +32,31 @@ def saw_reconnects(scene: Scene, counted: dict[str, float], record: Any) -> None
     )
 
 
+def saw_watched_again(
+    scene: Scene,
+    record: Any,
+    since: float,
+    after: str,
+    counted: dict[str, float],
+    also: Callable[[str, dict[str, Any]], bool],
+) -> None:
+    """The media server answers again (at ``since``, ``after`` names it): every stream is
+    watched again within 15 s, with ``also`` (stream id, state) true; a kill delivered for
+    a flagged frame shown since; reconnects counted since ``counted``; then the checks
+    every fault ends with."""
+    scene.service.wait_for(
+        lambda: all(s["state"] == "watching" and also(n, s) for n, s in scene.streams().items()),
+        15,
+        "every stream watched again",
+    )
+    record.saw(f"all watched again {time.time() - since:.1f} s after {after}")
+    detected_s = scene.wait_detected_after(since, scene.flagged, 2 * LOOP_S + 5)
+    record.detection_kept = True
+    record.saw(f"kills for flagged frames shown {detected_s:.1f} s after {after}")
+    saw_reconnects(scene, counted, record)
+    scene.conclude(record)
+
+
 def test_nginx_killed_and_restarted(redis, mosquitto, nginx, tmp_path, record):
     record.fault = "nginx-rtmp killed (kill -9), restarted; encoders reconnect"
     with Scene(tmp_path, redis, mosquitto, nginx) as scene:
@@ -48,21 +74,14 @@ def test_nginx_killed_and_restarted(redis, mosquitto, nginx, tmp_path, record):
         )
         record.saw(f"all {len(names)} streams left `watching` within {time.time() - killed:.1f} s")
         nginx.start()  # same ports; the encoders publish again within half a second
-        restarted = time.time()
-        scene.service.wait_for(
-            lambda: all(
-                s["state"] == "watching" and s["frames_sampled"] > before[n]["frames_sampled"]
-                for n, s in scene.streams().items()
-            ),
-            15,
-            "every stream watched again",
+        saw_watched_again(
+            scene,
+            record,
+            time.time(),
+            "the restart",
+            counted,
+            also=lambda n, s: s["frames_sampled"] > before[n]["frames_sampled"],
         )
-        record.saw(f"all watched again {time.time() - restarted:.1f} s after the restart")
-        detected_s = scene.wait_detected_after(restarted, scene.flagged, 2 * LOOP_S + 5)
-        record.detection_kept = True
-        record.saw(f"kills for flagged frames shown {detected_s:.1f} s after the restart")
-        saw_reconnects(scene, counted, record)
-        scene.conclude(record)
     log = scene.service.log()
     for name in scene.encoders:
         assert f"stream {name} (rtmp://127.0.0.1:{nginx.rtmp_port}/live/***): ended" in log

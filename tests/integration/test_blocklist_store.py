@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 
 import pytest
@@ -35,9 +35,15 @@ async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
-async def stopped(sync: BlocklistSync, task: asyncio.Task) -> None:
-    sync.stop()
-    await asyncio.wait_for(task, 5)
+@contextlib.asynccontextmanager
+async def running(sync: BlocklistSync) -> AsyncIterator[BlocklistSync]:
+    """``sync`` running in a task; stopped when the block ends, however it ends."""
+    task = asyncio.create_task(sync.run())
+    try:
+        yield sync
+    finally:
+        sync.stop()
+        await asyncio.wait_for(task, 5)
 
 
 def store_for(url: str) -> BlocklistStore:
@@ -85,9 +91,7 @@ def test_worker_follows_adds_and_removes(redis):
     async def scenario() -> None:
         store = store_for(redis.url)
         await store.write(loaded, "base.csv", now=time.time())
-        sync = BlocklistSync(RedisSettings(url=redis.url))
-        task = asyncio.create_task(sync.run())
-        try:
+        async with running(BlocklistSync(RedisSettings(url=redis.url))) as sync:
             await asyncio.wait_for(sync.loaded.wait(), 10)
             assert len(sync.blocklist) == 50 and matches(sync, loaded[7])
             assert not matches(sync, added)
@@ -96,8 +100,6 @@ def test_worker_follows_adds_and_removes(redis):
             await store.remove([loaded[7].key])
             await until(lambda: not matches(sync, loaded[7]), 3)
             assert sync.status()["stale_s"] < 2 and sync.reloads == 0
-        finally:
-            await stopped(sync, task)
 
     run(scenario())
 
@@ -108,22 +110,17 @@ def test_trimmed_log_forces_full_reload(redis):
     async def scenario() -> None:
         store = store_for(redis.url)
         await store.write([base], "base.csv", now=time.time())
-        sync = BlocklistSync(RedisSettings(url=redis.url))
-        task = asyncio.create_task(sync.run())
-        await asyncio.wait_for(sync.loaded.wait(), 10)
-        await stopped(sync, task)  # the worker is away ...
+        async with running(BlocklistSync(RedisSettings(url=redis.url))) as sync:
+            await asyncio.wait_for(sync.loaded.wait(), 10)
+        # the worker is away ...
         for item in later:  # ... while three changes are made and trimmed away
             await store.write([item], "cli", now=time.time())
         client = aioredis.Redis.from_url(redis.url)
         await client.xtrim("streamguard:{blocklist}:changes", maxlen=1, approximate=False)
         await client.aclose()
-        sync = _resumed(sync)
-        task = asyncio.create_task(sync.run())
-        try:
+        async with running(_resumed(sync)) as sync:
             await until(lambda: sync.reloads == 1, 5)
             assert all(matches(sync, item) for item in [base, *later])
-        finally:
-            await stopped(sync, task)
 
     run(scenario())
 
@@ -142,9 +139,7 @@ def test_redis_restart_keeps_matching_and_resumes(redis):
 
     async def scenario() -> None:
         await store_for(redis.url).write(base, "base.csv", now=time.time())
-        sync = BlocklistSync(RedisSettings(url=redis.url, timeout_s=1.0))
-        task = asyncio.create_task(sync.run())
-        try:
+        async with running(BlocklistSync(RedisSettings(url=redis.url, timeout_s=1.0))) as sync:
             await asyncio.wait_for(sync.loaded.wait(), 10)
             redis.kill()
             await until(lambda: not sync.link.connected, 5)
@@ -156,8 +151,6 @@ def test_redis_restart_keeps_matching_and_resumes(redis):
             await until(lambda: matches(sync, during), 20)
             assert sync.link.connected and sync.reloads == 0  # resumed from its position
             assert matches(sync, base[3])
-        finally:
-            await stopped(sync, task)
 
     run(scenario())
 
@@ -168,16 +161,12 @@ def test_unreachable_at_start_retries_then_loads(redis):
     async def scenario() -> None:
         await store_for(redis.url).write([item], "base.csv", now=time.time())
         redis.kill()
-        sync = BlocklistSync(RedisSettings(url=redis.url, timeout_s=1.0))
-        task = asyncio.create_task(sync.run())
-        try:
+        async with running(BlocklistSync(RedisSettings(url=redis.url, timeout_s=1.0))) as sync:
             await until(lambda: bool(sync.link.last_error), 5)
             assert not sync.loaded.is_set()
             await asyncio.to_thread(redis.start)
             await asyncio.wait_for(sync.loaded.wait(), 20)
             assert matches(sync, item)
-        finally:
-            await stopped(sync, task)
 
     run(scenario())
 
@@ -187,9 +176,7 @@ def test_emptied_redis_does_not_empty_the_worker(redis):
 
     async def scenario() -> None:
         await store_for(redis.url).write([item], "base.csv", now=time.time())
-        sync = BlocklistSync(RedisSettings(url=redis.url))
-        task = asyncio.create_task(sync.run())
-        try:
+        async with running(BlocklistSync(RedisSettings(url=redis.url))) as sync:
             await asyncio.wait_for(sync.loaded.wait(), 10)
             client = aioredis.Redis.from_url(redis.url)
             await client.flushall()
@@ -200,8 +187,6 @@ def test_emptied_redis_does_not_empty_the_worker(redis):
             await store_for(redis.url).write([fresh], "again.csv", now=time.time())
             await until(lambda: matches(sync, fresh), 20)
             assert not matches(sync, item)  # the new store is the truth once it exists
-        finally:
-            await stopped(sync, task)
 
     run(scenario())
 

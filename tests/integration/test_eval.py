@@ -2,10 +2,10 @@
 the production sampler and matcher, and the report it writes."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+
+from ..support.cli import streamguard
 
 pytestmark = pytest.mark.integration
 
@@ -15,13 +15,7 @@ REENCODE_AND_SCALE = ("reencode-4M", "reencode-400k", "scale-360p", "scale-720p"
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     output = tmp_path_factory.mktemp("eval")
-    result = subprocess.run(
-        [sys.executable, "-m", "streamguard", "eval", "--quick", "--output", str(output)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = streamguard("eval", "--quick", "--output", str(output), timeout_s=300)
     assert result.returncode == 0, result.stderr
     return output, result
 
@@ -80,12 +74,7 @@ def test_markdown_json_and_plots_are_written(quick_run):
 
 
 def test_bad_thresholds_are_a_one_line_usage_error(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "streamguard", "eval", "--thresholds", "pdq=300"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = streamguard("eval", "--thresholds", "pdq=300")
     assert result.returncode == 2
     assert "pdq=300" in result.stderr and "Traceback" not in result.stderr
 
@@ -95,13 +84,7 @@ def test_adversarial_suite_decides_every_case(tmp_path):
     as decided as expected; the report says so (exit 0), with the time to each decision."""
     output = tmp_path / "out"
     command = ["eval", "--adversarial", "--quick", "--trials", "3", "--output", str(output)]
-    result = subprocess.run(
-        [sys.executable, "-m", "streamguard", *command],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = streamguard(*command, timeout_s=300)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((output / "adversarial.json").read_text())
     cases = {case["case"]: case for case in report["cases"]}

@@ -12,9 +12,9 @@ import pytest
 
 from ..support.ports import free_port, wait_for_ports
 from ..support.processes import stop
-from ..support.service import Service
-from .conftest import NginxRtmp, publishing
-from .test_run import BLOCKLIST, EVERY_LOOP, FAST_RETRIES, FLAGGED_720
+from .conftest import NginxRtmp
+from .test_metrics import flagged_and_dead_streams
+from .test_run import BLOCKLIST, EVERY_LOOP, FAST_RETRIES
 
 pytestmark = pytest.mark.integration
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "streamguard.rules.yml"
@@ -61,15 +61,8 @@ class Prometheus:
 
 
 def test_prometheus_evaluates_the_rules_on_a_live_service(nginx_rtmp: NginxRtmp, tmp_path):
-    url = nginx_rtmp.rtmp_url("cam")
-    config = tmp_path / "streamguard.toml"
-    config.write_text(
-        f'processes = 1\n[blocklist]\nfiles = ["{BLOCKLIST}"]\n{FAST_RETRIES}{EVERY_LOOP}'
-        f'[[streams]]\nid = "cam"\nurl = "{url}"\n'
-        '[[streams]]\nid = "dead"\nurl = "rtmp://127.0.0.1:1/live/key"\n'
-    )
-    with publishing(FLAGGED_720, [url], loop=True):
-        service = Service(["--config", str(config)], tmp_path / "run.log")
+    settings = f'processes = 1\n[blocklist]\nfiles = ["{BLOCKLIST}"]\n{FAST_RETRIES}{EVERY_LOOP}'
+    with flagged_and_dead_streams(nginx_rtmp, tmp_path, settings) as service:
         prometheus = Prometheus(tmp_path / "prometheus", service.port)
         try:
 
@@ -95,4 +88,3 @@ def test_prometheus_evaluates_the_rules_on_a_live_service(nginx_rtmp: NginxRtmp,
             assert not broken, broken
         finally:
             prometheus.close()
-            assert service.stop() == 0, service.log()

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from streamguard import config
@@ -140,20 +142,6 @@ timeout_s = 2
     )
 
 
-@pytest.mark.parametrize(
-    ("table", "message"),
-    [
-        ("url = 6379", "redis.url: expected a string"),
-        ('hostname = "x"', "unknown key(s) hostname"),
-        ('password_file = ""', "redis.password_file: expected a file path"),
-        ("timeout_s = 0", "redis.timeout_s: expected a positive number"),
-    ],
-)
-def test_bad_redis_settings_name_the_key(tmp_path, table, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        config.load_file(write(tmp_path, f"[redis]\n{table}\n"))
-
-
 def test_http_ports_listen_on_loopback_by_default(tmp_path):
     from streamguard.config.model import EnforceSettings
 
@@ -165,6 +153,10 @@ def test_http_ports_listen_on_loopback_by_default(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
+        ("[redis]\nurl = 6379\n", "redis.url: expected a string"),
+        ('[redis]\nhostname = "x"\n', "unknown key(s) hostname"),
+        ('[redis]\npassword_file = ""\n', "redis.password_file: expected a file path"),
+        ("[redis]\ntimeout_s = 0\n", "redis.timeout_s: expected a positive number"),
         ("[mqtt]\nkeepalive_s = 0\n", "mqtt.keepalive_s: expected a whole number >= 1, got 0"),
         ("[ingest]\nallowed_schemes = [1]\n", "ingest.allowed_schemes: expected a list of names"),
         ("[enforce]\ndeny_for_s = -1\n", "enforce.deny_for_s: expected a positive number"),
@@ -173,7 +165,7 @@ def test_http_ports_listen_on_loopback_by_default(tmp_path):
     ],
 )
 def test_every_table_is_checked_by_the_one_rule_per_value_type(tmp_path, text, message):
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         config.load_file(write(tmp_path, text))
 
 
