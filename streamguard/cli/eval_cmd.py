@@ -70,6 +70,14 @@ def add_parser(commands: Subcommands) -> None:
             "and what the policy decides (docs/detection-quality.md)."
         ),
     )
+    _add_corpus_options(parser)
+    _add_report_options(parser)
+    _add_adversarial_options(parser)
+    parser.set_defaults(handler=cmd_eval)
+
+
+def _add_corpus_options(parser: argparse.ArgumentParser) -> None:
+    """What the evaluation runs on: pictures, footage and random crops."""
     parser.add_argument(
         "--images",
         type=Path,
@@ -97,6 +105,10 @@ def add_parser(commands: Subcommands) -> None:
         metavar="N",
         help="random crops per picture (default: 40; 3 with --quick)",
     )
+
+
+def _add_report_options(parser: argparse.ArgumentParser) -> None:
+    """Where the reports go, and the thresholds they measure at."""
     parser.add_argument(
         "--output",
         type=Path,
@@ -112,6 +124,9 @@ def add_parser(commands: Subcommands) -> None:
         metavar="ALGO=N,…",
         help="match thresholds (default: pdq=31,phash=10,dhash=10)",
     )
+
+
+def _add_adversarial_options(parser: argparse.ArgumentParser) -> None:
     adversary = parser.add_argument_group(
         "adversarial streams", "what a publisher who has read the code sends (docs/sampling.md)"
     )
@@ -129,4 +144,3 @@ def add_parser(commands: Subcommands) -> None:
     adversary.add_argument(
         "--trials", type=int, metavar="N", help="keyframe-dodging trials (100; 10 with --quick)"
     )
-    parser.set_defaults(handler=cmd_eval)

@@ -23,10 +23,10 @@ Render = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 @dataclass(frozen=True, slots=True)
 class Transform:
     name: str
-    group: str  # transforms with one recall target share a group (evaluate.TARGETS)
+    group: str  # transforms with one recall target share a group (methods.TARGETS)
     description: str
     render: Render
-    bitrate: str = "std"  # a key of evaluate.BITRATES
+    bitrate: str = "std"  # a key of observation.BITRATES
 
 
 def even(value: float) -> int:

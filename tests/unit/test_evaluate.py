@@ -14,22 +14,18 @@ from streamguard.cli.main import build_parser
 from streamguard.cli.options import thresholds as parse_thresholds
 from streamguard.detect.matcher import FrameMatcher
 from streamguard.evaluation import quality, record, redteam
-from streamguard.evaluation.corpus import Picture, directory_pictures, keyframes
-from streamguard.evaluation.evaluate import (
-    BY_METHOD,
-    METHODS,
+from streamguard.evaluation.corpus import Encoding, Picture, directory_pictures, keyframes
+from streamguard.evaluation.entries import (
     NO_HASH,
-    PROBES,
-    Encoding,
     EntrySet,
-    Evaluation,
     min_distances,
     owner_of,
     picture_entries,
-    summarise,
-    zero_fp_threshold,
 )
+from streamguard.evaluation.methods import BY_METHOD, METHODS, PROBES
+from streamguard.evaluation.observation import Evaluation
 from streamguard.evaluation.options import Options
+from streamguard.evaluation.summary import summarise, zero_fp_threshold
 from streamguard.evaluation.transforms import BY_NAME, TRANSFORMS, native_size, random_crop
 from streamguard.hashing import load_image_luma
 from streamguard.hashing.borders import content_box
@@ -322,7 +318,7 @@ def test_percentages():
 
 
 def test_pictures_need_distinct_names(tmp_path):
-    from streamguard.evaluation.evaluate import check_pictures
+    from streamguard.evaluation.pictures import check_pictures
 
     rgb = np.asarray(PICTURE)
     pictures = [
