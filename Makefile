@@ -57,7 +57,7 @@ lint: $(BIN)/streamguard debian-packages
 	promtool test rules deploy/prometheus/streamguard.rules.test.yml
 
 test: $(BIN)/streamguard debian-packages lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist loadgroup
 
 bench: $(BIN)/streamguard debian-packages
 	$(BIN)/python -m bench.bench_index
