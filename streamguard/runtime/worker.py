@@ -2,6 +2,7 @@
 asyncio task (hash, match, decide, publish) through a newest-frame-wins queue."""
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -244,7 +245,9 @@ class StreamWorker:
 
     def _publish_status(self) -> None:
         """Hand the current state to the sink (retained status message), on the event loop."""
-        if self._loop is not None and self._report:
+        if self._loop is None or not self._report:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody left to tell
             self._loop.call_soon_threadsafe(self._send_status, self.snapshot())
 
     def _send_status(self, snapshot: dict[str, Any]) -> None:
@@ -256,7 +259,10 @@ class StreamWorker:
     # -- reader thread ------------------------------------------------------------------
 
     def _enter(self, state: Watch, error: str = "") -> None:
-        """Called from the reader thread and the event loop."""
+        """Called from the reader thread and the event loop. Once stopped, the reader
+        thread (a daemon, perhaps still opening the source) changes the state no more."""
+        if self._stop.is_set() and state not in (Watch.STOPPED, Watch.KILLED):
+            return
         before = self.state.state
         if self.state.enter(state, error):
             if state is not before:

@@ -10,6 +10,7 @@ from streamguard.config.model import IngestSettings
 from streamguard.config.policy import Policy
 from streamguard.hashing import Luma, hash_luma
 from streamguard.ingest.sampler import Frame
+from streamguard.runtime.state import Watch
 from streamguard.runtime.worker import MAX_RTMP_OPEN_S, StreamWorker
 
 RNG = np.random.default_rng(5)
@@ -125,6 +126,29 @@ def test_a_state_reported_late_does_not_outlive_retirement():
 
     assert asyncio.run(scenario(clear_status=True)) == [None]  # removed: status cleared
     assert asyncio.run(scenario(clear_status=False)) == ["released"]  # handed over
+
+
+def test_a_reader_still_opening_at_shutdown_neither_changes_the_state_nor_fails():
+    """The reader thread is a daemon: one that finishes opening its source after the
+    process stopped must not show the stream as watching, nor fail on the closed loop."""
+    sink = ListSink()
+
+    async def scenario() -> StreamWorker:
+        with ThreadPoolExecutor(1) as pool:
+            worker = worker_for(flagged_blocklist(), sink, pool, Policy())
+            task = asyncio.create_task(worker.run())
+            await asyncio.sleep(0.1)
+            worker.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return worker
+
+    worker = asyncio.run(scenario())  # the loop is closed now
+    worker._enter(Watch.WATCHING)  # as the late reader thread would
+    worker._stop.clear()
+    worker._enter(Watch.RECONNECTING)  # a state change reaching a closed loop
+    assert worker.snapshot()["state"] == "reconnecting"
+    assert sink.states.count("watching") == 0
 
 
 def test_rtmp_open_patience_stays_at_its_cap_however_many_opens_timed_out():
