@@ -53,9 +53,13 @@ class Service:
         self.events: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._read_events, daemon=True)
         self._reader.start()
-        wait_for_ports(
-            self.port, timeout_s=start_timeout_s, alive=lambda: self.process.poll() is None
-        )
+        try:
+            wait_for_ports(
+                self.port, timeout_s=start_timeout_s, alive=lambda: self.process.poll() is None
+            )
+        except BaseException:  # a service that never came up must not outlive its caller
+            self.stop()
+            raise
 
     def _read_events(self) -> None:
         for line in self.process.stdout:
