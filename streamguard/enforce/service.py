@@ -22,17 +22,12 @@ from streamguard.enforce.enforcer import Enforcer
 from streamguard.enforce.hook import HOOK_PATH, publish_hook
 from streamguard.enforce.registry import RegistryResolver
 from streamguard.enforce.targets import ConfigResolver
-from streamguard.errors import StreamguardError
 from streamguard.events.broker import topic
 from streamguard.events.subscriber import Subscriber
 from streamguard.infra import http
 
 log = logging.getLogger("streamguard.enforce")
 STOP_TIMEOUT_S = 5.0
-
-
-class ListenError(StreamguardError):
-    """The publish hook cannot listen on its address."""
 
 
 async def run(
@@ -65,9 +60,9 @@ async def run(
             _routes(subscriber, enforcer),
             {HOOK_PATH: publish_hook(adapter, enforcer, secret)},
         )
-    except OSError as exc:
+    except http.ListenError as exc:
         denylist.close()
-        raise ListenError(f"enforce.listen {settings.listen}: {exc.strerror}") from None
+        raise http.ListenError(f"enforce.listen: {exc}") from None
     log.info(
         "enforcing kills on %s at %s for %d configured streams%s%s; %d keys refused",
         adapter.name,

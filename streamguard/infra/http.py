@@ -10,10 +10,13 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
+
+from streamguard.errors import StreamguardError
 
 log = logging.getLogger("streamguard.http")
 
@@ -31,6 +34,10 @@ _REASONS = {
 _MAX_HEADER_BYTES = 16 * 1024
 _MAX_BODY_BYTES = 64 * 1024
 _READ_TIMEOUT_S = 5.0
+
+
+class ListenError(StreamguardError):
+    """The server cannot listen on its address."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +74,15 @@ async def serve(
     on_error: Callable[[], None] = lambda: None,
 ) -> asyncio.Server:
     """Start serving ``routes`` (GET, path -> handler) and ``post_routes`` (POST);
-    the caller closes the returned server. A handler that raises is a bug: the client
+    the caller closes the returned server (ListenError: cannot listen on that address).
+    A handler that raises is a bug: the client
     gets a 500, the log the traceback, and ``on_error`` is called to count it."""
     router = _Router(routes, post_routes or {}, on_error)
-    server = await asyncio.start_server(router.handle, host, port, limit=_MAX_HEADER_BYTES)
+    try:
+        server = await asyncio.start_server(router.handle, host, port, limit=_MAX_HEADER_BYTES)
+    except OSError as exc:  # in use, or not an address of this host
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio words it long
+        raise ListenError(f"cannot listen on {host}:{port} ({reason})") from None
     log.info("HTTP on %s:%d (%s)", host, port, " ".join(sorted({*routes, *router.post_routes})))
     return server
 

@@ -1,6 +1,7 @@
 """The CLI end to end on the committed samples: results, exit codes, one-line errors."""
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -123,6 +124,25 @@ def test_console_script_error_has_no_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr == "streamguard: error: x.mp4: no such file\n"
+
+
+def test_run_on_a_port_in_use_says_so_in_one_line():
+    """Another process on run's HTTP port: exit 2 and the address, not a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        watch = ["--stream", "cam=rtmp://127.0.0.1:1/live/cam", "--blocklist", BLOCKLIST]
+        result = subprocess.run(
+            [sys.executable, "-m", "streamguard", "run", "--http", f"127.0.0.1:{port}", *watch],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"streamguard: error: cannot listen on 127.0.0.1:{port} (Address already in use)"
 
 
 def test_oversized_frames_are_never_hashed(capsys, tmp_path):

@@ -31,6 +31,10 @@ def parse_metrics(text: str) -> dict[str, float]:
     return samples
 
 
+PORT_ATTEMPTS = 3
+_PORT_TAKEN = b"address already in use"
+
+
 class Service:
     """A `streamguard run` process: its events (stdout), its log (stderr), its /streams."""
 
@@ -42,9 +46,28 @@ class Service:
         start_timeout_s: float = 20,
         port: int | None = None,
     ) -> None:
-        self.port = port or free_port()
+        """Start it and wait for its HTTP port. A free port can be taken by another process
+        before `run` binds it (many run side by side under pytest-xdist): then it starts
+        again on another, unless the caller chose the port."""
         self.log_path = log_path
-        self._log = log_path.open("wb")
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self.port = port or free_port()
+            self._start(args)
+            try:
+                wait_for_ports(
+                    self.port, timeout_s=start_timeout_s, alive=lambda: self.process.poll() is None
+                )
+                return
+            except BaseException as exc:  # one that never came up must not outlive its caller
+                self.stop()
+                taken = (
+                    isinstance(exc, RuntimeError) and _PORT_TAKEN in log_path.read_bytes().lower()
+                )
+                if port is not None or attempt == PORT_ATTEMPTS or not taken:
+                    raise
+
+    def _start(self, args: list[str]) -> None:
+        self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamguard", "run", "--http", f"127.0.0.1:{self.port}", *args],
             stdout=subprocess.PIPE,
@@ -53,13 +76,6 @@ class Service:
         self.events: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._read_events, daemon=True)
         self._reader.start()
-        try:
-            wait_for_ports(
-                self.port, timeout_s=start_timeout_s, alive=lambda: self.process.poll() is None
-            )
-        except BaseException:  # a service that never came up must not outlive its caller
-            self.stop()
-            raise
 
     def _read_events(self) -> None:
         for line in self.process.stdout:
