@@ -1,5 +1,6 @@
 """Sampled frames of a file or URL for the one-shot commands (hash, scan, demo)."""
 
+import random
 import sys
 from collections.abc import Iterator
 
@@ -21,10 +22,12 @@ def frames_of(
     pace: Pace | None = None,
     duration_s: float | None = None,
     stream_id: str | None = None,
+    rng: random.Random | None = None,
 ) -> Iterator[Frame]:
     """Sampled frames of a file or URL, with a progress bar on a terminal.
 
-    Frames carry ``stream_id``, by default the source as printed (redacted).
+    Frames carry ``stream_id``, by default the source as printed (redacted). ``rng``
+    draws guard's probes (default: unpredictable; a benchmark seeds it to compare runs).
     """
     shown = redact(source)
     stats = SampleStats()
@@ -34,7 +37,7 @@ def frames_of(
         if total_s and duration_s:
             total_s = min(total_s, duration_s)
         frames = sample_frames(
-            container, stream, stream_id or shown, sampling, stats=stats, pace=pace
+            container, stream, stream_id or shown, sampling, stats=stats, pace=pace, rng=rng
         )
         with tqdm(
             total=round(total_s, 1) if total_s else None,
