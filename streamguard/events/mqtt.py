@@ -67,8 +67,9 @@ class MqttSink:
         """Commit ``event`` to the outbox; the send loop delivers it."""
         payload = json.dumps(event.to_json(), separators=(",", ":")).encode()
         where = topic(self.settings, event.action, event.stream_id)
-        await self._on_disk(self.outbox.put, event.event_id, where, payload)
-        self._decided_here[event.event_id] = event.frame.received_at
+        if await self._on_disk(self.outbox.put, event.event_id, where, payload):
+            # Only what will be delivered: a refused event (full outbox) is never popped.
+            self._decided_here[event.event_id] = event.frame.received_at
         self._wake.set()
 
     async def _on_disk(self, call: Callable[..., T], *args: Any) -> T:
