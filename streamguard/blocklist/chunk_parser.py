@@ -8,6 +8,7 @@ the same results and names the first bad line.
 import csv
 from collections.abc import Callable, Sequence
 from itertools import compress, repeat
+from typing import Any
 
 from streamguard.blocklist.entry import (
     DEFAULT_CATEGORY,
@@ -16,7 +17,10 @@ from streamguard.blocklist.entry import (
     derived_ids,
     new_entries,
     parse_entry,
+    parse_quality,
+    parse_ts,
     shown,
+    video_frame,
 )
 from streamguard.blocklist.file_layout import VERDICT, FileLayout, LineError, is_data
 from streamguard.hashing import ALGORITHMS
@@ -77,20 +81,23 @@ class ChunkParser:
             columns, count = judged, len(judged["label"])
         algos = self._algos(columns, count)
         digests = None if algos is None else _digests(columns["hash"], algos)
-        if algos is None or digests is None:
+        frames = _frames(columns)
+        if algos is None or digests is None or frames is None:
             return None
-        return new_entries(
+        entries = new_entries(
             (
                 algos,
                 digests,
-                self._ids(columns, algos, digests),
+                self._ids(columns, algos, digests, frames),
                 self._column(
                     columns, "list", count, lambda text: text.strip() or self.default_list
                 ),
                 self._column(columns, "category", count, _category),
                 list(map(str.strip, columns["label"])) if "label" in columns else [""] * count,
+                *frames,
             )
         )
+        return [entry for entry in entries if entry.indexed] if frames else entries
 
     def _judged(self, columns: dict[str, Sequence[str]]) -> dict[str, Sequence[str]] | None:
         """Rows without a negative verdict, the verdict put before the label; None if unknown."""
@@ -136,16 +143,24 @@ class ChunkParser:
 
     @staticmethod
     def _ids(
-        columns: dict[str, Sequence[str]], algos: list[str], digests: list[bytes]
+        columns: dict[str, Sequence[str]],
+        algos: list[str],
+        digests: list[bytes],
+        frames: tuple[Sequence[Any], ...],
     ) -> list[str]:
-        """The id of each row, derived from its hash where there is none."""
+        """The id of each row, derived from its hash (and video frame) where there is none."""
+        where = list(map(video_frame, *frames[:2])) if frames else None
         if "id" not in columns:
-            return derived_ids(algos, map(bytes.hex, digests))
+            return derived_ids(algos, map(bytes.hex, digests), where)
         ids = list(map(str.strip, columns["id"]))
         if "" in ids:
             missing = [not entry_id for entry_id in ids]
             derived = iter(
-                derived_ids(compress(algos, missing), map(bytes.hex, compress(digests, missing)))
+                derived_ids(
+                    compress(algos, missing),
+                    map(bytes.hex, compress(digests, missing)),
+                    None if where is None else compress(where, missing),
+                )
             )
             ids = [entry_id or next(derived) for entry_id in ids]
         return ids
@@ -162,7 +177,7 @@ class ChunkParser:
                 entry = self.entry(line)
             except ValueError as exc:
                 return found, LineError(line_number, str(exc))
-            if entry is not None:
+            if entry is not None and entry.indexed:
                 found.append((line_number, entry))
         return found, None
 
@@ -193,6 +208,22 @@ class ChunkParser:
 def _labelled(verdict: str, tags: str) -> str:
     """The label of a ThreatExchange row: its verdict, then its tags."""
     return " ".join(filter(None, (verdict, tags.strip())))
+
+
+def _frames(columns: dict[str, Sequence[str]]) -> tuple[Sequence[Any], ...] | None:
+    """The (video, ts, quality) columns, () if the file has none; None if a row is invalid."""
+    if not {"video", "ts", "quality"} & columns.keys():
+        return ()
+    count = len(columns["hash"])
+    videos = list(map(str.strip, columns.get("video", [""] * count)))
+    try:
+        times = list(map(parse_ts, columns.get("ts", [""] * count)))
+        qualities = list(map(parse_quality, columns.get("quality", [""] * count)))
+    except ValueError:
+        return None
+    if any(ts is not None and not video for video, ts in zip(videos, times, strict=True)):
+        return None
+    return videos, times, qualities
 
 
 def _category(text: str) -> str:

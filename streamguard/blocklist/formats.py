@@ -171,9 +171,11 @@ class _Load:
             if not is_data(line):
                 continue
             try:
-                found.append((line_number, _json_entry(line, self.algo, self.path.stem)))
+                entry = _json_entry(line, self.algo, self.path.stem)
             except ValueError as exc:
                 raise LineError(line_number, str(exc)) from None
+            if entry.indexed:
+                found.append((line_number, entry))
         return found
 
     def _add(self, entries: list[Entry], numbers: list[int] | None = None) -> None:

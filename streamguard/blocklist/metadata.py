@@ -7,6 +7,7 @@ a lookup from seeing an entry half-written by the thread that applies changes.
 """
 
 import itertools
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,9 +36,12 @@ class Rows:
     ids: Sequence[str]
     categories: Sequence[str]
     labels: Sequence[str]
+    videos: Sequence[str] = ()  # empty when no row is a video frame
+    times: Sequence[float | None] = ()  # seconds into the video, as ``videos``
 
     @classmethod
     def of(cls, entries: Sequence[Entry]) -> "Rows":
+        videos = [e.video for e in entries]
         return cls(
             [e.algo for e in entries],
             [e.digest.hex() for e in entries],
@@ -45,6 +49,7 @@ class Rows:
             [e.id for e in entries],
             [e.category for e in entries],
             [e.label for e in entries],
+            *((videos, [e.ts for e in entries]) if any(videos) else ()),
         )
 
     def __len__(self) -> int:
@@ -52,7 +57,8 @@ class Rows:
 
     def take(self, positions: Sequence[int]) -> "Rows":
         columns = (self.algos, self.hashes, self.lists, self.ids, self.categories, self.labels)
-        return Rows(*([column[i] for i in positions] for column in columns))
+        frames = (self.videos, self.times) if self.videos else ()
+        return Rows(*([column[i] for i in positions] for column in (*columns, *frames)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,8 @@ class EntryInfo:
     category: str
     label: str
     degenerate: bool = False  # a featureless picture's hash is close (blocklist/degenerate.py)
+    video: str = ""  # the known video this entry is a frame of, "" for a picture
+    ts: float | None = None  # seconds into ``video``
 
     @property
     def key(self) -> tuple[str, str]:
@@ -81,11 +89,15 @@ class EntryTable:
         self._id_len = np.zeros(0, np.uint16)
         self._label_len = np.zeros(0, np.uint16)
         self._degenerate = np.zeros(0, bool)
+        self._video = np.zeros(0, np.uint32)  # index into _videos; 0: not a video frame
+        self._ts = np.zeros(0, np.float32)  # NaN: no time
         self._degenerate_counts = np.zeros(len(ALGO_NAMES) + 1, np.int64)  # by algo code
         self._text = bytearray()
         self._garbage = 0  # bytes of _text no entry points to any more
         self._names: list[str] = []
         self._codes: dict[str, int] = {}
+        self._videos: list[str] = [""]  # video ids are many: their own table, 32-bit codes
+        self._video_codes: dict[str, int] = {"": 0}
         self._count = 0
 
     def __len__(self) -> int:
@@ -94,7 +106,8 @@ class EntryTable:
     @property
     def nbytes(self) -> int:
         columns = (self._algo, self._list, self._category, self._offset, self._degenerate)
-        return sum(c.nbytes for c in (*columns, self._id_len, self._label_len)) + len(self._text)
+        frames = (self._video, self._ts, self._id_len, self._label_len)
+        return sum(c.nbytes for c in (*columns, *frames)) + len(self._text)
 
     def algos_of(self, numbers: np.ndarray) -> np.ndarray:
         """Algo code of each number (``NO_ENTRY`` if it has none)."""
@@ -131,6 +144,7 @@ class EntryTable:
             codes = np.array([algos[name] for name in rows.algos], np.uint8)
             self._algo[numbers] = codes
             self._degenerate[numbers] = degenerate
+            self._put_frames(numbers, rows)
             self._degenerate_counts += np.bincount(
                 codes[degenerate], minlength=len(self._degenerate_counts)
             )
@@ -157,9 +171,23 @@ class EntryTable:
                 category=self._names[self._category[number]],
                 label=self._text[middle:end].decode(errors="replace"),
                 degenerate=bool(self._degenerate[number]),
+                video=self._videos[self._video[number]],
+                ts=None if np.isnan(ts := self._ts[number]) else float(ts),
             )
 
     # -- under the lock -------------------------------------------------------------------
+
+    def _put_frames(self, numbers: np.ndarray, rows: Rows) -> None:
+        if not rows.videos:
+            self._video[numbers] = 0
+            self._ts[numbers] = math.nan
+            return
+        codes = self._video_codes
+        for name in set(rows.videos) - codes.keys():
+            codes[name] = len(self._videos)
+            self._videos.append(name)
+        self._video[numbers] = [codes[name] for name in rows.videos]
+        self._ts[numbers] = [math.nan if ts is None else ts for ts in rows.times]
 
     def _codes_of(self, names: Sequence[str]) -> list[int]:
         codes = {name: self._code(name) for name in set(names)}
@@ -178,7 +206,10 @@ class EntryTable:
         if size <= len(self._algo):
             return
         capacity = max(size, 2 * len(self._algo), 1024)
-        columns = ("_algo", "_list", "_category", "_offset", "_id_len", "_label_len", "_degenerate")
+        columns = (
+            *("_algo", "_list", "_category", "_offset", "_id_len", "_label_len", "_degenerate"),
+            *("_video", "_ts"),
+        )
         for name in columns:
             column = getattr(self, name)
             grown = np.zeros(capacity, column.dtype)

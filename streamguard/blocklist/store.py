@@ -5,7 +5,8 @@ The data model is described in docs/blocklist-store.md. In short, under one hash
 
 - ``meta``    HASH  epoch (random, set when the store is created), version, seq
 - ``keys``    HASH  "list<US>id" -> entry number (numbers are never reused)
-- ``entries`` HASH  number -> JSON [algo, hash, list, id, category, label, source, added_at]
+- ``entries`` HASH  number -> JSON [algo, hash, list, id, category, label, source, added_at],
+  a known video's frame with [video, ts, quality] after the label
 - ``counts``  HASH  "algo<US>pdq", "list<US>…", "category<US>…" -> live entries
 - ``changes`` STREAM one record per write: e (epoch), v (version), op (add|remove), d
 
@@ -214,8 +215,10 @@ def _content_prefix(entry: Entry, quoted_source: str) -> str:
     Built by hand: calling the JSON encoder once per entry was a third of an import.
     """
     fields = (entry.list, entry.id, entry.category, entry.label)
+    frame = f",{_to_json([entry.video, entry.ts, entry.quality])}" if entry.video else ""
     return (
-        f'["{entry.algo}","{entry.digest.hex()}",{",".join(map(_quoted, fields))},{quoted_source}'
+        f'["{entry.algo}","{entry.digest.hex()}",{",".join(map(_quoted, fields))}{frame},'
+        f"{quoted_source}"
     )
 
 
@@ -236,17 +239,31 @@ def _batch_args(
     return batches
 
 
+_FRAME_ROW = 9  # the length of a stored video frame's row
+
+
 def _entry(row: list[Any]) -> Entry:
     algo, hex_hash, entry_list, entry_id, category, label = row[:6]
-    return Entry(algo, bytes.fromhex(hex_hash), entry_id, entry_list, category, label)
+    video, ts, quality = row[6] if len(row) == _FRAME_ROW else ("", None, None)
+    return Entry(
+        algo, bytes.fromhex(hex_hash), entry_id, entry_list, category, label, video, ts, quality
+    )
 
 
 def parse_contents(contents: Sequence[bytes]) -> Rows:
-    """Stored entries as columns (algo, hash, list, id, category, label)."""
+    """Stored entries as columns (algo, hash, list, id, category, label[, video, ts])."""
     if not contents:
         return Rows([], [], [], [], [], [])
-    algos, hashes, lists, ids, categories, labels, *_ = zip(*_rows(contents), strict=True)
-    return Rows(algos, hashes, lists, ids, categories, labels)
+    rows = _rows(contents)
+    # zip stops at the shortest row: the six columns every row has.
+    algos, hashes, lists, ids, categories, labels, *_ = zip(*rows, strict=False)
+    frames = [row[6] for row in rows if len(row) == _FRAME_ROW]
+    if not frames:
+        return Rows(algos, hashes, lists, ids, categories, labels)
+    if len(frames) < len(rows):
+        frames = [row[6] if len(row) == _FRAME_ROW else ("", None) for row in rows]
+    videos, times, *_ = zip(*frames, strict=False)
+    return Rows(algos, hashes, lists, ids, categories, labels, videos, times)
 
 
 def _rows(contents: Sequence[bytes]) -> list[list[Any]]:
@@ -367,7 +384,7 @@ class BlocklistStore:
         """Every entry with its source and the time it was first added."""
         async for _, contents in self.scan(batch):
             for row in _rows(contents):
-                yield StoredEntry(_entry(row), source=row[6], added_at=float(row[7]))
+                yield StoredEntry(_entry(row), source=row[-2], added_at=float(row[-1]))
 
     async def changes(self, since: Position, block_ms: int) -> list[Change]:
         """Changes after ``since``, waiting up to ``block_ms`` for one.

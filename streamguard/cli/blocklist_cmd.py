@@ -25,7 +25,7 @@ from streamguard.blocklist.degenerate import (
     degenerate_summary,
     load_screened,
 )
-from streamguard.blocklist.entry import COLUMNS, Entry, parse_entry
+from streamguard.blocklist.entry import COLUMNS, Entry, columns_of, csv_row, parse_entry
 from streamguard.blocklist.store import BlocklistStore, StoreError
 from streamguard.blocklist.variants import entry_id, image_hashes
 from streamguard.cli.options import (
@@ -215,20 +215,35 @@ def cmd_add_image(args: argparse.Namespace) -> int:
 
 
 def _append_csv(path: Path, entries: list[Entry]) -> None:
-    new = not path.exists() or path.stat().st_size == 0
+    """Append to a streamguard CSV, in the columns of its header (a new file gets the
+    columns ``entries`` need)."""
+    columns = _header_of(path)
+    if columns is None:
+        columns = columns_of(entries)
+        rows = [columns]
+    else:
+        rows = []
+        if missing := set(columns_of(entries)) - set(columns):
+            needed = ", ".join(sorted(missing))
+            raise StreamguardError(f"{path}: header lacks column(s) {needed}; use a new file")
+    rows += [csv_row(entry, columns) for entry in entries]
     try:
         with path.open("a", newline="", encoding="utf-8") as output:
-            writer = csv.writer(output)
-            if new:
-                writer.writerow(COLUMNS)
-            for entry in entries:
-                writer.writerow(_columns(entry))
+            csv.writer(output).writerows(rows)
     except OSError as exc:
         raise StreamguardError(f"{path}: cannot write ({exc.strerror})") from None
 
 
-def _columns(entry: Entry) -> list[str]:
-    return [entry.algo, entry.digest.hex(), entry.id, entry.list, entry.category, entry.label]
+def _header_of(path: Path) -> tuple[str, ...] | None:
+    """The columns a streamguard CSV's header names; None for a missing or empty file."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as existing:
+            header = next(csv.reader(existing), None)
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StreamguardError(f"{path}: cannot read ({exc.__class__.__name__})") from None
+    return None if not header else tuple(name.strip().lower() for name in header)
 
 
 def _write(args: argparse.Namespace, entries: list[Entry], what: str) -> int:
@@ -279,7 +294,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             writer = csv.writer(output, lineterminator="\n")
             writer.writerow([*COLUMNS, "source", "added_at"])
             async for stored in store.export():
-                writer.writerow([*_columns(stored.entry), stored.source, f"{stored.added_at:.3f}"])
+                writer.writerow([*csv_row(stored.entry), stored.source, f"{stored.added_at:.3f}"])
                 count += 1
         finally:
             if output is not sys.stdout:

@@ -241,3 +241,29 @@ def test_tls_with_a_private_ca_and_a_client_certificate(tmp_path):
         assert run(scenario(client_cert)) == 1
         with pytest.raises(redis.exceptions.ConnectionError):
             run(scenario(settings))  # Redis asks for a client certificate by default
+
+
+def test_video_frames_keep_their_video_and_time(redis):
+    """Frames of a known video reach a worker with their video and time, by a full load and
+    through the change log, beside entries that are pictures; export gives all fields."""
+    frame = replace(entry(1), video="v-7", ts=12.5, quality=88)
+    picture, later = entry(2), replace(entry(3), video="v-7", ts=13.5)
+
+    def found(sync: BlocklistSync, item: Entry) -> tuple[str, float | None]:
+        (hit,) = sync.blocklist.search(item.algo, item.digest)
+        return hit.entry.video, hit.entry.ts
+
+    async def scenario() -> None:
+        store = store_for(redis.url)
+        await store.write([frame, picture], "vpdq", now=time.time())
+        async with running(BlocklistSync(RedisSettings(url=redis.url))) as sync:
+            await asyncio.wait_for(sync.loaded.wait(), 10)
+            assert found(sync, frame) == ("v-7", 12.5) and found(sync, picture) == ("", None)
+            await store.write([later], "cli", now=time.time())
+            await until(lambda: matches(sync, later), 3)
+            assert found(sync, later) == ("v-7", 13.5)
+        exported = {stored.entry.key: stored async for stored in store.export()}
+        assert exported[frame.key].entry == frame and exported[frame.key].source == "vpdq"
+        assert exported[picture.key].entry == picture
+
+    run(scenario())

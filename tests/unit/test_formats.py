@@ -8,7 +8,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamguard.blocklist import formats
-from streamguard.blocklist.entry import COLUMNS, DEFAULT_CATEGORY, Entry, algo_name
+from streamguard.blocklist.entry import (
+    COLUMNS,
+    DEFAULT_CATEGORY,
+    Entry,
+    algo_name,
+    columns_of,
+    csv_row,
+)
 from streamguard.blocklist.file_layout import LineError
 from streamguard.blocklist.formats import load_blocklist_file
 from streamguard.errors import BlocklistFormatError
@@ -262,7 +269,20 @@ def entries(draw):
         list=draw(stripped.filter(bool)),
         category=draw(stripped.map(str.lower).filter(lambda c: c and c == c.strip().lower())),
         label=draw(stripped),
+        **draw(video_frames(algo)),
     )
+
+
+def video_frames(algo):
+    """No video, or a frame of one: a PDQ hash with its time and maybe its quality."""
+    frame = st.fixed_dictionaries(
+        {
+            "video": stripped.filter(bool),
+            "ts": st.floats(0, 1e6, allow_nan=False),
+            "quality": st.none() | st.integers(50, 100),
+        }
+    )
+    return st.just({}) | frame if algo == "pdq" else st.just({})
 
 
 @settings(
@@ -272,8 +292,9 @@ def entries(draw):
 def test_written_entries_read_back(tmp_path, written):
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows((e.algo, e.digest.hex(), e.id, e.list, e.category, e.label) for e in written)
+    columns = columns_of(written)
+    writer.writerow(columns)
+    writer.writerows(csv_row(e, columns) for e in written)
     path = write(tmp_path, "roundtrip.csv", out.getvalue())
     assert load_blocklist_file(path) == written
 
@@ -305,6 +326,9 @@ def good_row(draw, i, algos, messy):
         "category": ["", "CSAM", "test"],
         "label": ["", "x", "y z"],
         "verdict": ["", "POSITIVE_CLASS", "negative_class", "Disputed"],
+        "video": ["", "v1", "v2"],
+        "ts": ["", "0", "1.5", "1.23e+02"],  # vPDQ writes 3 significant digits
+        "quality": ["", "100", "49"],  # below 50: not indexed
     }
     if messy:
         spellings["hash"].append(f" {hex_hash} ")
@@ -322,6 +346,8 @@ bad_values = {
     "hash": [PDQ[:-1], "xyz", f"{PDQ[:62]} {PDQ[:1]}", ""],
     "id": ["dup"],
     "verdict": ["odd"],
+    "ts": ["-1", "nan", "x"],
+    "quality": ["101", "-3", "1.5"],
 }
 
 
