@@ -13,7 +13,7 @@ import csv
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -218,11 +218,11 @@ def _append_csv(path: Path, entries: list[Entry]) -> None:
     """Append to a streamguard CSV, in the columns of its header (a new file gets the
     columns ``entries`` need)."""
     columns = _header_of(path)
+    rows: list[Sequence[str]] = []
     if columns is None:
         columns = columns_of(entries)
-        rows = [columns]
+        rows.append(columns)
     else:
-        rows = []
         if missing := set(columns_of(entries)) - set(columns):
             needed = ", ".join(sorted(missing))
             raise StreamguardError(f"{path}: header lacks column(s) {needed}; use a new file")

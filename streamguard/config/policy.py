@@ -27,6 +27,12 @@ class Rule:
     # Algorithms whose matches alone decide review at most: dHash matched benign smooth
     # footage at distance 0 in the quality evaluation (docs/detection-quality.md).
     review_only: tuple[str, ...] = ("dhash",)
+    # A known video (entries with a video and a time) is decided on frames that line up
+    # (detect/video.py): this many samples, this share of the samples in their span,
+    # within this much stream time. Its frames alone, unless strong, decide review at most.
+    video_frames: int = 3
+    video_coverage: float = 0.5
+    video_window_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)

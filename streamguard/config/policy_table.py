@@ -56,8 +56,10 @@ def _rule(where: str, keys: dict[str, Any], base: Rule) -> Rule:
             values[key] = _choice(where, key, value, ACTIONS)
         elif key == "unconfirmed":
             values[key] = _choice(where, key, value, UNCONFIRMED)
-        elif key == "window_s":
+        elif key in ("window_s", "video_window_s"):
             values[key] = seconds(f"{where}.{key}", value)
+        elif key == "video_coverage":
+            values[key] = _share(f"{where}.{key}", value)
         elif key == "review_only":
             if not isinstance(value, list) or not set(value) <= set(ALGORITHMS):
                 raise ConfigError(f"{where}.review_only: expected a list of {list(ALGORITHMS)}")
@@ -65,10 +67,17 @@ def _rule(where: str, keys: dict[str, Any], base: Rule) -> Rule:
         else:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"{where}.{key}: expected a whole number, got {value!r}")
-            if key == "confirmations" and value < 1:
-                raise ConfigError(f"{where}.confirmations: must be at least 1")
+            if key in ("confirmations", "video_frames") and value < 1:
+                raise ConfigError(f"{where}.{key}: must be at least 1")
             values[key] = value
     return replace(base, **values)
+
+
+def _share(where: str, value: Any) -> float:
+    """A share from 0 to 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(f"{where}: expected a number from 0 to 1, got {value!r}")
+    return float(value)
 
 
 def _choice(where: str, key: str, value: Any, allowed: tuple[Choice, ...]) -> Choice:

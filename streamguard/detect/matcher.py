@@ -21,7 +21,7 @@ from streamguard.blocklist.degenerate import Featureless
 from streamguard.blocklist.memory import Blocklist, Hit
 from streamguard.blocklist.variants import VARIANT_MARK
 from streamguard.config.model import Robustness
-from streamguard.events.schema import Action, Event, Evidence, FrameSeen
+from streamguard.events.schema import Action, Event, Evidence, FrameSeen, VideoMatch
 from streamguard.hashing import FrameHash, hash_luma
 from streamguard.hashing.borders import inner_pictures
 from streamguard.hashing.pdq import DIHEDRAL, MIN_QUALITY, pdq_dihedral
@@ -95,7 +95,13 @@ class Match:
         )
 
     def event(
-        self, action: Action, *, stream_url: str, worker_id: str, confirmations: int = 1
+        self,
+        action: Action,
+        *,
+        stream_url: str,
+        worker_id: str,
+        confirmations: int = 1,
+        video: VideoMatch | None = None,
     ) -> Event:
         """The event deciding ``action`` on this match; ``stream_url`` already redacted."""
         frame = self.frame
@@ -108,6 +114,7 @@ class Match:
             detected_at=self.decided_at,
             match=self.evidence(),
             confirmations=confirmations,
+            video=video,
         )
 
     @property

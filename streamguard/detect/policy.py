@@ -11,6 +11,12 @@ decides ``action``. A weak match still unconfirmed when its window closes decide
 with ``--allow-degenerate``) decide nothing: they only count toward an incident an
 ordinary match opened.
 
+Frames of a known video (entries with a video and a time) are decided on the video
+(detect/video.py): ``video_frames`` samples whose matches line up in time, making up
+``video_coverage`` of the samples in their span, decide ``action``, however weak each
+match. Alone, such frames confirm one another to review at most: frames that resemble
+a video's but do not line up must not kill. A strong one still decides on its own.
+
 One decision per stream per incident: an incident starts with the first counted
 match and ends after ``incident_gap_s`` without one. The one exception is
 escalation: a review can become a kill within the same incident.
@@ -24,6 +30,7 @@ from dataclasses import dataclass, field, replace
 
 from streamguard.config.policy import Policy, Rule
 from streamguard.detect.matcher import Match, strongest
+from streamguard.detect.video import VideoEvidence, VideoTracker
 from streamguard.events.schema import Action
 
 _RANK: dict[Action | None, int] = {None: 0, Action.REVIEW: 1, Action.KILL: 2}
@@ -34,6 +41,7 @@ class Decision:
     action: Action
     match: Match  # the evidence that made the decision: see StreamPolicy._evidence
     confirmations: int
+    video: VideoEvidence | None = None  # decided on a known video's aligned frames
 
 
 @dataclass
@@ -55,6 +63,7 @@ class StreamPolicy:
         self._decided: Action | None = None
         self._last_match_at: float | None = None
         self._last_unwatchable_at: float | None = None
+        self._videos: dict[str, VideoTracker] = {}  # by category
 
     def unwatchable(self, at: float) -> Action | None:
         """The action a stream found unwatchable at ``at`` brings: the first report of an
@@ -66,16 +75,20 @@ class StreamPolicy:
         action = self.policy.unwatchable
         return None if action == "ignore" else Action(action)
 
-    def observe(self, matches: list[Match], at: float) -> Decision | None:
-        """The decision this frame (received at ``at``) brings, if any; frames without
-        matches must be observed too: they end incidents and close windows."""
+    def observe(
+        self, matches: list[Match], at: float, stream_s: float | None = None
+    ) -> Decision | None:
+        """The decision this frame (received at ``at``, at ``stream_s`` in the stream; ``at``
+        if not given) brings, if any; frames without matches must be observed too: they end
+        incidents, close windows and count toward a known video's coverage."""
         last = self._last_match_at
         if last is not None and at - last > self.policy.incident_gap_s:
             self._pending.clear()
             self._decided = None
             self._last_match_at = None
         counted = [m for m in matches if counts(self.policy.rule(m.hit.entry.category), m)]
-        decisions = [self._confirm(c, found, at) for c, found in _by_category(counted).items()]
+        decisions = self._known_videos(counted, at if stream_s is None else stream_s)
+        decisions += [self._confirm(c, found, at) for c, found in _by_category(counted).items()]
         decisions += [self._unconfirmed(category, at) for category in self._pending]
         best = max((d for d in decisions if d), key=lambda d: _RANK[d.action], default=None)
         if best is None or _RANK[best.action] <= _RANK[self._decided]:
@@ -105,7 +118,7 @@ class StreamPolicy:
         best = strongest(ordinary)
         if pending.best is None or strongest([best, pending.best]) is best:
             pending.best = best
-        decisive = [m for m in ordinary if m.hash.algo not in rule.review_only]
+        decisive = [m for m in ordinary if may_kill(rule, m)]
         if pending.decisive is not None:
             decisive.insert(0, pending.decisive)  # a tie keeps the earlier
         pending.decisive = strongest(decisive) if decisive else None
@@ -114,6 +127,28 @@ class StreamPolicy:
             action = Action(rule.action) if pending.decisive is not None else Action.REVIEW
             return Decision(action, _evidence(rule, action, ordinary, pending), count)
         return None
+
+    def _known_videos(self, counted: list[Match], stream_s: float) -> list[Decision | None]:
+        """Decisions on known videos: every tracker sees every sample, so that coverage
+        counts the samples that did not match."""
+        frames = [m for m in counted if m.hit.entry.video and not m.hit.entry.degenerate]
+        found = _by_category(frames)
+        for category in found.keys() - self._videos.keys():
+            self._videos[category] = VideoTracker(self.policy.rule(category).video_window_s)
+        decisions: list[Decision | None] = []
+        for category, tracker in self._videos.items():
+            rule = self.policy.rule(category)
+            for evidence in tracker.observe(stream_s, found.get(category, [])):
+                if evidence.frames_matched < rule.video_frames:
+                    continue
+                if evidence.coverage < rule.video_coverage:
+                    continue
+                decided_at = max(m.decided_at for m in found[category])
+                match = replace(evidence.match, decided_at=decided_at)
+                kill = match.hash.algo not in rule.review_only
+                action = Action(rule.action) if kill else Action.REVIEW
+                decisions.append(Decision(action, match, evidence.frames_matched, evidence))
+        return decisions
 
     def _unconfirmed(self, category: str, at: float) -> Decision | None:
         rule = self.policy.rule(category)
@@ -132,6 +167,15 @@ def counts(rule: Rule, match: Match) -> bool:
     algo, quality = match.hash.algo, match.hash.quality
     limit = rule.max_distance.get(algo, match.hit.threshold)
     return match.hit.distance <= limit and (quality is None or quality >= rule.min_quality)
+
+
+def may_kill(rule: Rule, match: Match) -> bool:
+    """Whether frames confirming one another may kill on this match: not of a review-only
+    algorithm, and not a known video's frame unless strong (a video is killed on frames
+    that line up: ``_known_videos``)."""
+    if match.hash.algo in rule.review_only:
+        return False
+    return not match.hit.entry.video or strong(rule, match)
 
 
 def strong(rule: Rule, match: Match) -> bool:
@@ -155,7 +199,7 @@ def _evidence(rule: Rule, action: Action, found: list[Match], pending: _Pending)
     earlier frame of the incident names that match, stamped with this decision's time."""
     candidates = found
     if action is Action.KILL:
-        candidates = [m for m in found if m.hash.algo not in rule.review_only]
+        candidates = [m for m in found if may_kill(rule, m)]
         if not candidates and pending.decisive is not None:
             decided_at = max(m.decided_at for m in found)
             candidates = [replace(pending.decisive, decided_at=decided_at)]

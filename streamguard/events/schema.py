@@ -78,6 +78,27 @@ class Evidence:
 
 
 @dataclass(frozen=True, slots=True)
+class VideoMatch:
+    """A known video the stream airs (detect/video.py): the event's ``video`` object, also a
+    line of ``scan --json``."""
+
+    id: str
+    offset_s: float  # video time minus stream time at the latest aligned frame
+    frames_matched: int  # samples whose matches line up with the video
+    window_s: float  # stream time those samples span
+    coverage: float  # share of the samples in that span that line up
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "offset_s": round(self.offset_s, 3),
+            "frames_matched": self.frames_matched,
+            "window_s": round(self.window_s, 3),
+            "coverage": round(self.coverage, 3),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class FrameSeen:
     """The frame the decision was taken on: its stream time and when its packet arrived."""
 
@@ -113,6 +134,7 @@ class Event:
     match: Evidence | None = None  # reason match
     unwatchable: Unwatchable | None = None  # reason unwatchable
     confirmations: int = 1
+    video: VideoMatch | None = None  # decided on a known video's frames
 
     @property
     def reason(self) -> Reason:
@@ -148,6 +170,8 @@ class Event:
         }
         if self.match is not None:
             body["match"] = self.match.to_json()
+        if self.video is not None:
+            body["video"] = self.video.to_json()
         if self.unwatchable is not None:
             body["unwatchable"] = asdict(self.unwatchable)
         body["confirmations"] = self.confirmations

@@ -169,7 +169,7 @@ class StreamWorker:
 
     async def _decide(self, frame: Frame, matches: list[Match]) -> None:
         """Apply the policy to this frame; publish the decision it brings, if any."""
-        decision = self._policy.observe(matches, frame.received_at)
+        decision = self._policy.observe(matches, frame.received_at, frame.pts_s)
         if decision is None:
             return
         best = decision.match
@@ -180,6 +180,7 @@ class StreamWorker:
             stream_url=self.state.url,
             worker_id=self._worker_id,
             confirmations=decision.confirmations,
+            video=None if decision.video is None else decision.video.summary(),
         )
         metrics.DECISIONS.labels(decision.action).inc()
         metrics.DECISION_LATENCY.observe(best.latency_s)

@@ -1,6 +1,7 @@
 """Events are values; their JSON is what the shipped schema describes."""
 
 import jsonschema
+import pytest
 
 from streamguard.events.schema import (
     Action,
@@ -9,6 +10,7 @@ from streamguard.events.schema import (
     FrameSeen,
     Reason,
     Unwatchable,
+    VideoMatch,
     event_id,
     json_schema,
 )
@@ -50,3 +52,23 @@ def test_an_unwatchable_event_names_its_cause_and_has_no_match():
     assert body["frame"] == {"pts_s": 12.5, "received_at": "1970-01-01T00:03:20.000Z"}
     assert body["latency_ms"] == 0
     assert body["event_id"] == event_id("cam", "streamguard", "unwatchable:too_large", 12.5, 200.0)
+
+
+def test_a_known_video_event_carries_its_video_evidence():
+    video = VideoMatch("v-9f2c", 431.2004, 5, 8.0, 0.8333)
+    frame = FrameSeen(8.0, 100.0, 854, 480)
+    event = Event(
+        Action.KILL, "cam", "rtmp://h/live/***", "w/1", frame, 100.1, match=EVIDENCE, video=video
+    )
+    body = event.to_json()
+    jsonschema.validate(body, json_schema())
+    assert body["video"] == {
+        "id": "v-9f2c",
+        "offset_s": 431.2,
+        "frames_matched": 5,
+        "window_s": 8.0,
+        "coverage": 0.833,
+    }
+    bad = body | {"video": {**body["video"], "coverage": 1.5}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, json_schema())
