@@ -18,8 +18,10 @@ from streamguard.cli.options import (
     add_threshold_options,
     redis_settings,
 )
+from streamguard.config.policy import Rule
 from streamguard.config.sampling import Sampling
 from streamguard.detect.matcher import FrameMatcher, Match
+from streamguard.detect.video import VideoEvidence, VideoTracker
 from streamguard.infra.redis import RedisSettings
 
 
@@ -61,6 +63,19 @@ def _print_match(match: Match, as_json: bool) -> None:
         )
 
 
+def _print_video(source: str, evidence: VideoEvidence, as_json: bool) -> None:
+    video = evidence.summary()
+    if as_json:
+        print(json.dumps({"source": source, "video": video.to_json()}), flush=True)
+    else:
+        print(
+            f"VIDEO {source} video={video.id} offset={video.offset_s:+.1f}s "
+            f"frames={video.frames_matched} window={video.window_s:.1f}s "
+            f"coverage={video.coverage:.2f}",
+            flush=True,
+        )
+
+
 def _scan_blocklist(args: argparse.Namespace) -> Blocklist:
     redis = redis_settings(args, config.redis_from_environment(RedisSettings()))
     if redis.url and args.blocklist:
@@ -87,9 +102,19 @@ def cmd_scan(args: argparse.Namespace) -> int:
     matcher = FrameMatcher(blocklist)
 
     def scan_one(source: str) -> None:
+        videos = VideoTracker(Rule().video_window_s)
+        best: dict[str, VideoEvidence] = {}  # per known video: the most frames aligned
         for frame in frames_of(source, args.sample, duration_s=args.duration):
-            for match in matcher(frame):
+            matches = matcher(frame)
+            for match in matches:
                 _print_match(match, args.json)
+            frames = [m for m in matches if m.hit.entry.video and not m.hit.entry.degenerate]
+            for evidence in videos.observe(frame.pts_s, frames):
+                known = best.get(evidence.video)
+                if known is None or evidence.frames_matched > known.frames_matched:
+                    best[evidence.video] = evidence
+        for evidence in best.values():
+            _print_video(source, evidence, args.json)
 
     ok = for_each_source(args.sources, scan_one)
     if not ok:
