@@ -121,6 +121,11 @@ MATCHES = Counter(
     ["algo", "category"],
 )
 DECISIONS = Counter("streamguard_decisions_total", "Policy decisions", ["action"])
+VIDEO_DECISIONS = Counter(
+    "streamguard_video_decisions_total",
+    "Policy decisions taken on a known video's aligned frames (a subset of decisions_total)",
+    ["action"],
+)
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DECISION_LATENCY = Histogram(
     "streamguard_decision_latency_seconds",
@@ -296,6 +301,7 @@ BUILD_INFO.labels(__version__).set(1)
 # Labelled counters are exported as 0 from the start, so rate() sees their first increase.
 for _action in ("kill", "review"):
     DECISIONS.labels(_action)
+    VIDEO_DECISIONS.labels(_action)
     EVENTS_PUBLISHED.labels(_action)
 for _reason in ("exited", "hung"):
     WORKER_RESTARTS.labels(_reason)

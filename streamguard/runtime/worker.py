@@ -186,6 +186,19 @@ class StreamWorker:
         metrics.DECISION_LATENCY.observe(best.latency_s)
         await self._sink.publish(event)
         self.state.detections += 1
+        if decision.video is not None:
+            metrics.VIDEO_DECISIONS.labels(decision.action).inc()
+            video = decision.video
+            log.warning(
+                "stream %s: known video %s at %+.1f s: %d samples aligned over %.1f s "
+                "(coverage %.2f)",
+                self.config.id,
+                video.video,
+                video.offset_s,
+                video.frames_matched,
+                video.window_s,
+                video.coverage,
+            )
         log.warning(
             "stream %s: %s: matched %s/%s (%s, %s distance %d/%d, %d frames) at %.3f s, "
             "%d ms after arrival (event %s)",
