@@ -8,7 +8,8 @@ match at times that do not line up. So per video, this module looks for the offs
 speed that most of the stream's recent matches agree on (docs/policy.md, "Known videos"):
 
 - speeds from 0.9 to 1.1 in steps small enough that the offset drifts by less than the
-  tolerance over the window (a re-stream sped up or slowed down by up to 10 %);
+  tolerance over the window (a re-stream sped up or slowed down by up to 10 %), forwards
+  and backwards (a re-stream played in reverse);
 - an offset tolerance of ``TOLERANCE_S`` either way: the list has a frame per second, so
   the nearest listed frame is up to half a second from the aired one, and a still
   scene matches several listed frames;
@@ -60,14 +61,15 @@ class _Pair:
 
 def speeds(window_s: float) -> list[float]:
     """The speeds tried: 1.0 first, then outwards to ±10 % in steps whose offset drift over
-    ``window_s`` stays within the tolerance."""
+    ``window_s`` stays within the tolerance; then the same played backwards (a re-stream
+    reversed to dodge matching in order)."""
     step = min(TOLERANCE_S / max(window_s, 1.0), MAX_SPEED_CHANGE)
     count = int(MAX_SPEED_CHANGE / step + 0.999)
-    out = [1.0]
+    forwards = [1.0]
     for i in range(1, count + 1):
         change = min(i * step, MAX_SPEED_CHANGE)
-        out += [1.0 + change, 1.0 - change]
-    return out
+        forwards += [1.0 + change, 1.0 - change]
+    return forwards + [-speed for speed in forwards]
 
 
 class VideoTracker:

@@ -106,8 +106,14 @@ def test_timestamps_going_back_start_over():
     assert stream.observe(2.0, [frame_match(2.0, 2.0)])[0].frames_matched == 2
 
 
+def test_a_reversed_restream_lines_up_too():
+    samples = restream(300.0, -1.0, [0.0, 2.0, 4.0, 6.0])
+    assert decide(samples)[-1][1] == "kill"
+
+
 def test_speeds_cover_ten_percent_within_the_tolerance():
-    tried = speeds(30.0)
+    tried = [speed for speed in speeds(30.0) if speed > 0]
+    assert [-speed for speed in tried] == [speed for speed in speeds(30.0) if speed < 0]
     assert tried[0] == 1.0 and max(tried) == pytest.approx(1 + MAX_SPEED_CHANGE)
     assert min(tried) == pytest.approx(1 - MAX_SPEED_CHANGE)
     steps = sorted(tried)
