@@ -3,6 +3,7 @@ the commit and any uncommitted change to the code it measures, the machine, and 
 versions of what encodes, decodes and hashes the clips, since each can move the numbers
 that BENCHMARKS.md and docs/detection-quality.md quote."""
 
+import importlib.metadata
 import os
 import platform
 import re
@@ -39,10 +40,8 @@ def machine() -> dict[str, str]:
     model = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
     memory = re.search(r"MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text())
     try:
-        import skimage
-
-        skimage_version = skimage.__version__
-    except ImportError:
+        skimage_version = importlib.metadata.version("scikit-image")
+    except importlib.metadata.PackageNotFoundError:
         skimage_version = "not installed"
     ffmpeg = subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout
     return {
