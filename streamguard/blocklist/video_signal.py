@@ -14,9 +14,13 @@ import hashlib
 from collections.abc import Mapping
 
 from streamguard.blocklist.entry import Entry, parse_entry
-from streamguard.hashing.vpdq_signal import VpdqFrame, format_signal, parse_frame, parse_signal
-
-VPDQ = "vpdq"  # the signal type's name in ThreatExchange
+from streamguard.hashing.vpdq_signal import (
+    VPDQ,
+    VpdqFrame,
+    format_signal,
+    parse_frame,
+    parse_signal,
+)
 
 
 def video_id_of(frames: list[VpdqFrame]) -> str:

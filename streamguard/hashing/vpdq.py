@@ -49,6 +49,8 @@ def frame_time_s(number: int, fps: float) -> float:
 
 def hash_video(path: Path, seconds_per_hash: float = SECONDS_PER_HASH) -> VideoHash:
     """The vPDQ frames of the video file ``path``; SourceError if it cannot be read."""
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file", "open_failed")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:

@@ -11,6 +11,7 @@ import json
 import math
 from dataclasses import dataclass
 
+VPDQ = "vpdq"  # the signal type's name in ThreatExchange
 PDQ_HEX_DIGITS = 64
 _HEX = frozenset("0123456789abcdef")
 
