@@ -42,7 +42,7 @@ from typing import Any
 from bench import OUT, parse
 from bench.report import commit, invocation, machine
 from streamguard.blocklist.degenerate import Featureless
-from streamguard.blocklist.entry import COLUMNS
+from streamguard.blocklist.entry import BASE_COLUMNS
 from streamguard.blocklist.memory import Blocklist
 from streamguard.config.policy import Policy
 from streamguard.detect.matcher import FrameMatcher, Match, frame_hashes
@@ -108,7 +108,7 @@ def careless_list(clip: Path, parts: list[Segment], path: Path) -> dict[str, Any
                     left_out[f"{part.kind} {frame_hash.algo}"] += 1
         start += part.seconds
     with path.open("w", encoding="utf-8") as output:
-        output.write(",".join(COLUMNS) + "\n")
+        output.write(",".join(BASE_COLUMNS) + "\n")
         for algo, hex_hash, entry_id in rows:
             output.write(f"{algo},{hex_hash},{entry_id},careless,csam,\n")
     return {"careless_entries": len(rows), "stills_not_degenerate": dict(left_out)}

@@ -2,7 +2,8 @@
 
 A chunk is first parsed column by column with plain string operations; a chunk that is
 unusual (quotes, indented lines) or wrong goes through the line-by-line parser, which has
-the same results and names the first bad line.
+the same results and names the first bad line. A vPDQ signal (a whole video's frames in
+one field) is always parsed line by line: its algo is not one of a plain entry.
 """
 
 import csv
@@ -23,6 +24,7 @@ from streamguard.blocklist.entry import (
     video_frame,
 )
 from streamguard.blocklist.file_layout import VERDICT, FileLayout, LineError, is_data
+from streamguard.blocklist.video_signal import is_vpdq, signal_entries
 from streamguard.hashing import ALGORITHMS
 
 
@@ -38,8 +40,11 @@ class ChunkParser:
     """Turns the data lines of one file into entries, chunk by chunk."""
 
     def __init__(self, layout: FileLayout, default_list: str) -> None:
+        """``default_list``: the file's name without its last suffix, which is also the
+        video of a vpdq frame file (``layout.named_video``)."""
         self.layout = layout
         self.default_list = default_list
+        self.default_video = default_list if layout.named_video else ""
 
     def fast(self, lines: list[str]) -> list[Entry] | None:
         """Entries of a chunk, parsed by columns; None if it needs ``exact``."""
@@ -81,7 +86,7 @@ class ChunkParser:
             columns, count = judged, len(judged["label"])
         algos = self._algos(columns, count)
         digests = None if algos is None else _digests(columns["hash"], algos)
-        frames = _frames(columns)
+        frames = _frames(columns, self.default_video)
         if algos is None or digests is None or frames is None:
             return None
         entries = new_entries(
@@ -174,23 +179,25 @@ class ChunkParser:
             if not is_data(line):
                 continue
             try:
-                entry = self.entry(line)
+                entries = self.entries(line)
             except ValueError as exc:
                 return found, LineError(line_number, str(exc))
-            if entry is not None and entry.indexed:
-                found.append((line_number, entry))
+            found += [(line_number, entry) for entry in entries if entry.indexed]
         return found, None
 
-    def entry(self, line: str) -> Entry | None:
-        """The entry of one data line (None if its verdict says to skip it)."""
+    def entries(self, line: str) -> list[Entry]:
+        """The entries of one data line: none if its verdict says to skip it, one per frame
+        for a vPDQ signal (blocklist/video_signal.py), else one."""
         layout = self.layout
         if layout.delimiter is None:
             record = {"hash": line}
         else:
-            if layout.delimiter == " ":
-                values = line.split()
-            else:
+            if layout.delimiter != " ":
                 values = next(csv.reader([line], delimiter=layout.delimiter))
+            elif is_vpdq({"algo": line.split(None, 1)[0]}, None):
+                values = line.split(None, 1)  # vpdq ["hex,quality,ts", ...]
+            else:
+                values = line.split()
             if len(values) != layout.width:
                 expected = "header has" if layout.header else "expected"
                 raise ValueError(f"{len(values)} fields, {expected} {layout.width}")
@@ -200,9 +207,13 @@ class ChunkParser:
             if verdict and verdict not in layout.verdicts:
                 raise ValueError(f"unknown ThreatExchange verdict {shown(verdict)}")
             if not layout.verdicts.get(verdict, True):
-                return None
+                return []
             record["label"] = _labelled(verdict, record.get("label", ""))
-        return parse_entry(record, default_algo=layout.algo, default_list=self.default_list)
+        if self.default_video:
+            record["video"] = self.default_video
+        if is_vpdq(record, layout.algo):
+            return signal_entries(record, self.default_list)
+        return [parse_entry(record, default_algo=layout.algo, default_list=self.default_list)]
 
 
 def _labelled(verdict: str, tags: str) -> str:
@@ -210,12 +221,15 @@ def _labelled(verdict: str, tags: str) -> str:
     return " ".join(filter(None, (verdict, tags.strip())))
 
 
-def _frames(columns: dict[str, Sequence[str]]) -> tuple[Sequence[Any], ...] | None:
-    """The (video, ts, quality) columns, () if the file has none; None if a row is invalid."""
+def _frames(
+    columns: dict[str, Sequence[str]], default_video: str
+) -> tuple[Sequence[Any], ...] | None:
+    """The (video, ts, quality) columns, () if the file has none; None if a row is invalid.
+    ``default_video``: the video of every row of a file without a video column."""
     if not {"video", "ts", "quality"} & columns.keys():
         return ()
     count = len(columns["hash"])
-    videos = list(map(str.strip, columns.get("video", [""] * count)))
+    videos = list(map(str.strip, columns.get("video", [default_video] * count)))
     try:
         times = list(map(parse_ts, columns.get("ts", [""] * count)))
         qualities = list(map(parse_quality, columns.get("quality", [""] * count)))

@@ -3,8 +3,10 @@
 streamguard's own CSV/TSV (a header naming the columns), bare hex hashes (with ``--algo``),
 and the exports of hash-sharing programmes (docs/blocklist-formats.md): ThreatExchange CSVs,
 known by their header, whose verdict column decides which rows are kept;
-python-threatexchange's file exchange (``signal_type signal``) and HMA's PDQ data file
-(``hash,id,timestamp,tags``), known by the shape of their lines. JSON lines have no layout.
+python-threatexchange's file exchange (``signal_type signal``, a vPDQ signal's JSON list
+too), HMA's PDQ data file (``hash,id,timestamp,tags``) and vpdq's frame file
+(``frame,quality,hash,timestamp``), known by the shape of their lines. JSON lines have no
+layout.
 """
 
 import csv
@@ -71,6 +73,7 @@ class FileLayout:
     algo: str | None  # for lines without an algo field
     verdicts: Mapping[str, bool]
     header: bool  # the width comes from a header line
+    named_video: bool = False  # each line a frame of one video, named after the file
 
 
 def _is_hex(text: str, length: int) -> bool:
@@ -79,8 +82,11 @@ def _is_hex(text: str, length: int) -> bool:
 
 
 def _is_typed_line(line: str) -> bool:
-    """python-threatexchange's file exchange: ``signal_type signal``."""
+    """python-threatexchange's file exchange: ``signal_type signal``, the signal a hex hash
+    or a vPDQ signal (``vpdq ["hex,quality,ts", ...]``)."""
     words = line.split(" ")
+    if len(words) > 1 and words[0].lower() == "vpdq" and words[1].startswith("["):
+        return True
     return (
         len(words) == 2 and "," not in line and "\t" not in line and HEX_DIGITS.issuperset(words[1])
     )
@@ -90,6 +96,17 @@ def _is_hma_line(line: str) -> bool:
     """HMA's PDQ data file: ``hash,id,timestamp,tags``, no header."""
     parts = line.split(",")
     return len(parts) == 4 and _is_hex(parts[0], 64) and parts[1].isascii() and parts[1].isdigit()
+
+
+def _is_vpdq_frame_line(line: str) -> bool:
+    """vpdq's own hash file (``vpdq-hash-video``): ``frame,quality,hash,timestamp``."""
+    parts = line.split(",")
+    return (
+        len(parts) == 4
+        and all(part.isascii() and part.isdigit() for part in parts[:2])
+        and _is_hex(parts[2], 64)
+        and parts[3].replace(".", "", 1).isdigit()
+    )
 
 
 def layout_of(first: str, number: int, algo: str | None) -> FileLayout | None:
@@ -103,6 +120,9 @@ def layout_of(first: str, number: int, algo: str | None) -> FileLayout | None:
         return FileLayout(" ", 2, {"algo": 0, "hash": 1}, algo, {}, header=False)
     if algo in (None, "pdq") and _is_hma_line(stripped):
         return FileLayout(",", 4, {"hash": 0, "id": 1, "label": 3}, "pdq", {}, header=False)
+    if algo in (None, "pdq") and _is_vpdq_frame_line(stripped):
+        positions = {"quality": 1, "hash": 2, "ts": 3}
+        return FileLayout(",", 4, positions, "pdq", {}, header=False, named_video=True)
     return _header_layout(first, number, algo)
 
 

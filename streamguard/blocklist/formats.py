@@ -24,6 +24,12 @@ from typing import TextIO
 from streamguard.blocklist.chunk_parser import ChunkParser
 from streamguard.blocklist.entry import Entry, parse_entry
 from streamguard.blocklist.file_layout import LineError, is_data, layout_of
+from streamguard.blocklist.video_signal import (
+    frame_map_entries,
+    is_frame_map,
+    is_vpdq,
+    signal_entries,
+)
 from streamguard.errors import BlocklistFormatError
 
 _CHUNK_CHARS = 1 << 17
@@ -36,15 +42,21 @@ class _Duplicate(Exception):
 
 
 def _chunks(stream: TextIO) -> Iterator[tuple[int, list[str]]]:
-    """(number of the first line, lines) in blocks of about ``_CHUNK_CHARS`` characters."""
-    number, rest = 1, ""
+    """(number of the first line, lines) in blocks of about ``_CHUNK_CHARS`` characters.
+
+    A line longer than a block (a vPDQ signal: an hour of video is 3,600 frames, about
+    270,000 characters on one line) is gathered in parts and joined once.
+    """
+    number, pending = 1, []
     while block := stream.read(_CHUNK_CHARS):
-        lines = (rest + block).split("\n")
-        rest = lines.pop()
-        if lines:
-            yield number, lines
-            number += len(lines)
-    if rest:
+        if "\n" not in block:
+            pending.append(block)
+            continue
+        lines = "".join([*pending, block]).split("\n")
+        pending = [lines.pop()]
+        yield number, lines
+        number += len(lines)
+    if rest := "".join(pending):
         yield number, [rest]
 
 
@@ -60,8 +72,9 @@ def _from_first_data_line(
             return
 
 
-def _json_entry(line: str, default_algo: str | None, default_list: str) -> Entry:
-    """The entry of one JSON line; ValueError says what is wrong."""
+def _json_entries(line: str, default_algo: str | None, default_list: str) -> list[Entry]:
+    """The entries of one JSON line (one, or a vPDQ signal's frames); ValueError says what
+    is wrong."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -70,8 +83,19 @@ def _json_entry(line: str, default_algo: str | None, default_list: str) -> Entry
         raise ValueError("not valid JSON (a number too long or nesting too deep)") from None
     if not isinstance(record, dict):
         raise ValueError("expected a JSON object")
-    row = {str(k): "" if v is None else str(v) for k, v in record.items()}
-    return parse_entry(row, default_algo=default_algo, default_list=default_list)
+    if is_frame_map(record):
+        return frame_map_entries(record, default_list)
+    row = {str(k): _text(v) for k, v in record.items()}
+    if is_vpdq(row, default_algo):
+        return signal_entries(row, default_list)
+    return [parse_entry(row, default_algo=default_algo, default_list=default_list)]
+
+
+def _text(value: object) -> str:
+    """A JSON value as a field's text: null is empty, a list (a vPDQ signal) stays JSON."""
+    if value is None:
+        return ""
+    return json.dumps(value) if isinstance(value, list) else str(value)
 
 
 class _Keys:
@@ -171,11 +195,10 @@ class _Load:
             if not is_data(line):
                 continue
             try:
-                entry = _json_entry(line, self.algo, self.path.stem)
+                entries = _json_entries(line, self.algo, self.path.stem)
             except ValueError as exc:
                 raise LineError(line_number, str(exc)) from None
-            if entry.indexed:
-                found.append((line_number, entry))
+            found += [(line_number, entry) for entry in entries if entry.indexed]
         return found
 
     def _add(self, entries: list[Entry], numbers: list[int] | None = None) -> None:

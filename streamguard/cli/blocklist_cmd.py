@@ -4,7 +4,8 @@ Output names files, counts and timings, never hash values: hash lists are
 confidential. ``export`` writes hashes, to the file or pipe the user names.
 Degenerate entries (blocklist/degenerate.py) are refused by ``import`` (the rest of
 each file is written) and ``add`` (an error), unless ``--allow-degenerate``;
-``add-image`` never writes them.
+``add-image`` never writes them; ``add-video`` refuses them like ``add`` (a fade or a
+black frame is common in video).
 """
 
 import argparse
@@ -14,6 +15,7 @@ import json
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from itertools import compress
 from pathlib import Path
 from typing import TextIO
 
@@ -28,6 +30,7 @@ from streamguard.blocklist.degenerate import (
 from streamguard.blocklist.entry import COLUMNS, Entry, columns_of, csv_row, parse_entry
 from streamguard.blocklist.store import BlocklistStore, StoreError
 from streamguard.blocklist.variants import entry_id, image_hashes
+from streamguard.blocklist.video_signal import frame_entries
 from streamguard.cli.options import (
     Subcommands,
     add_allow_degenerate,
@@ -36,6 +39,8 @@ from streamguard.cli.options import (
 )
 from streamguard.errors import StreamguardError
 from streamguard.hashing import ALGORITHMS, load_image_luma
+from streamguard.hashing.pdq import MIN_QUALITY
+from streamguard.hashing.vpdq import file_video_id, hash_video
 from streamguard.infra.redis import connect, describe
 
 MANUAL_LIST = "manual"
@@ -67,6 +72,7 @@ def add_parser(commands: Subcommands) -> None:
     add.set_defaults(handler=cmd_add)
 
     _add_image_parser(actions, common)
+    _add_video_parser(actions, common)
 
     remove = actions.add_parser("remove", parents=[common], help="remove entries by id")
     remove.add_argument("ids", nargs="+", metavar="ID")
@@ -100,13 +106,33 @@ def _add_image_parser(actions: Subcommands, common: argparse.ArgumentParser) -> 
         action="store_true",
         help="also add hashes of crops, zooms and a mirror image (ids <id>~<variant>)",
     )
-    images.add_argument(
+    _output_option(images)
+    images.set_defaults(handler=cmd_add_image)
+
+
+def _add_video_parser(actions: Subcommands, common: argparse.ArgumentParser) -> None:
+    videos = actions.add_parser(
+        "add-video",
+        parents=[common],
+        help="hash videos as vPDQ does (one PDQ per second) and add a frame entry each",
+    )
+    videos.add_argument("videos", nargs="+", type=Path, metavar="FILE")
+    _entry_options(videos)
+    videos.add_argument(
+        "--video-id", metavar="ID", help="the video's id (one FILE only; default: v + SHA-256)"
+    )
+    add_allow_degenerate(videos)
+    _output_option(videos)
+    videos.set_defaults(handler=cmd_add_video)
+
+
+def _output_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--output",
         type=Path,
         metavar="FILE",
         help="append the entries to this blocklist CSV instead of writing to Redis",
     )
-    images.set_defaults(handler=cmd_add_image)
 
 
 def _entry_options(parser: argparse.ArgumentParser) -> None:
@@ -207,11 +233,52 @@ def cmd_add_image(args: argparse.Namespace) -> int:
             entries.append(_manual_entry(args, frame_hash.algo, frame_hash.hex, identifier))
     if not entries:
         raise StreamguardError("blocklist add-image: no usable hash in the given images")
+    return _store_or_append(args, entries, f"{len(args.images)} image(s)")
+
+
+def cmd_add_video(args: argparse.Namespace) -> int:
+    if args.video_id is not None and len(args.videos) > 1:
+        raise StreamguardError("blocklist add-video: --video-id names one video; give one FILE")
+    featureless = Featureless()
+    entries = [entry for path in args.videos for entry in _video_entries(args, path, featureless)]
+    if not entries:
+        raise StreamguardError("blocklist add-video: no usable frame in the given videos")
+    return _store_or_append(args, entries, f"{len(args.videos)} video(s)")
+
+
+def _video_entries(args: argparse.Namespace, path: Path, featureless: Featureless) -> list[Entry]:
+    """The frame entries ``add-video`` writes for one video: not those of quality below 50,
+    nor degenerate ones unless allowed (each refusal noted)."""
+    started = time.process_time()
+    video = hash_video(path)
+    cpu_s = time.process_time() - started
+    row = {"list": args.list, "category": args.category, "label": args.label}
+    video_id = args.video_id or file_video_id(path)
+    frames = frame_entries(video.frames, video=video_id, row=row, default_list=MANUAL_LIST)
+    kept = [entry for entry in frames if entry.indexed]
+    flags = featureless.entries(kept).tolist() if kept else []
+    refused = [] if args.allow_degenerate else list(compress(kept, flags))
+    for entry in refused:
+        _note(str(Refusal(f"{path} at {entry.ts:.3f} s", entry)))
+    seconds = video.decoded / video.fps
+    _note(
+        f"{path}: video {video_id}: {len(frames)} frames of {seconds:.1f} s hashed in "
+        f"{cpu_s:.2f} s CPU ({seconds / max(cpu_s, 1e-9):.0f} s of video per CPU second); "
+        f"{len(frames) - len(kept)} below quality {MIN_QUALITY} left out"
+        + degenerate_summary(len(refused), 0 if refused else sum(flags))
+    )
+    if not refused:
+        return kept
+    return [entry for entry, bad in zip(kept, flags, strict=True) if not bad]
+
+
+def _store_or_append(args: argparse.Namespace, entries: list[Entry], source: str) -> int:
+    """Write ``entries`` to the store, or append them to ``--output``."""
     if args.output is not None:
         _append_csv(args.output, entries)
         _note(f"{args.output}: {len(entries)} entries appended")
         return 0
-    return _write(args, entries, f"{len(entries)} entries from {len(args.images)} image(s)")
+    return _write(args, entries, f"{len(entries)} entries from {source}")
 
 
 def _append_csv(path: Path, entries: list[Entry]) -> None:

@@ -1,4 +1,5 @@
-"""``streamguard hash``: perceptual hashes of pictures, or of a video's sampled frames."""
+"""``streamguard hash``: perceptual hashes of pictures, or of a video's sampled frames;
+with ``--vpdq``, a video's vPDQ signal line as ``threatexchange hash video`` prints it."""
 
 import argparse
 import json
@@ -8,8 +9,11 @@ from streamguard.cli.console import EXIT_CLEAN, EXIT_ERROR, for_each_source
 from streamguard.cli.frames import frames_of
 from streamguard.cli.options import Subcommands, add_sample_option
 from streamguard.config.sampling import Sampling
+from streamguard.errors import StreamguardError
 from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
 from streamguard.hashing.preprocess import Luma
+from streamguard.hashing.vpdq import hash_video
+from streamguard.hashing.vpdq_signal import VPDQ, format_signal
 
 
 def add_parser(commands: Subcommands, json_lines: argparse.ArgumentParser) -> None:
@@ -20,11 +24,18 @@ def add_parser(commands: Subcommands, json_lines: argparse.ArgumentParser) -> No
     parser.add_argument(
         "--algo", action="append", choices=list(ALGORITHMS), help="repeatable (default: pdq)"
     )
+    parser.add_argument(
+        "--vpdq",
+        action="store_true",
+        help="print each video's vPDQ signal: vpdq [\"hex,quality,ts\", ...] (threatexchange's)",
+    )
     parser.add_argument("paths", nargs="+", metavar="PATH")
     parser.set_defaults(handler=cmd_hash)
 
 
 def cmd_hash(args: argparse.Namespace) -> int:
+    if args.vpdq:
+        return cmd_hash_vpdq(args)
     algos = args.algo or ["pdq"]
 
     def emit(path: str, luma: Luma, pts_s: float | None) -> None:
@@ -47,3 +58,14 @@ def cmd_hash(args: argparse.Namespace) -> int:
             emit(frame.stream_id, frame.luma, frame.pts_s)
 
     return EXIT_CLEAN if for_each_source(args.paths, hash_one) else EXIT_ERROR
+
+
+def cmd_hash_vpdq(args: argparse.Namespace) -> int:
+    """One ``vpdq [...]`` line per video, which python-threatexchange reads back."""
+    if args.json or args.algo:
+        raise StreamguardError("hash --vpdq prints threatexchange's line; drop --json and --algo")
+
+    def print_signal(source: str) -> None:
+        print(f"{VPDQ} {format_signal(hash_video(Path(source)).frames)}", flush=True)
+
+    return EXIT_CLEAN if for_each_source(args.paths, print_signal) else EXIT_ERROR

@@ -47,6 +47,7 @@ SMOKES = {
     "scan": ["bench.bench_scan", "--out", "{out}"],
     "hash": ["bench.bench_hash"],
     "index": ["bench.bench_index"],
+    "vpdq": ["bench.bench_vpdq"],
 }
 
 

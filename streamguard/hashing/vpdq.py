@@ -1,0 +1,86 @@
+"""vPDQ of a video file: the PDQ hash of one frame per second, as Meta's vpdq computes it.
+
+vpdq 0.2.5 (``cpp/vpdq/cpp/hashing/filehasher.cpp``, ``hasher.h``) decodes every frame and
+hashes those whose decoded index N has ``N % step == 0``, ``step = int(seconds_per_hash
+* fps)`` (truncated: 29.97 fps takes every 29th frame), fps being the stream's average
+frame rate (its real base rate if none). The frame's time is ``N / fps`` in 32-bit
+floats, not its timestamp. Each hashed frame is converted to RGB24 at full size by
+swscale and hashed by the PDQ reference code (``pdqHash256FromFloatLuma``, no
+downscaling first). Here PyAV decodes and converts, and ``pdqhash.compute`` (the same
+reference code) hashes: on the five sample clips and seven made ones (24-60 fps,
+29.97 fps, 318x178 to 1280x720, 4:2:0, 4:4:4 at 321x241, MJPEG, B-frames) every frame
+hash, quality, index and time equalled ``vpdq.computeHash``'s (BENCHMARKS.md).
+"""
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import pdqhash
+
+from streamguard.errors import SourceError
+from streamguard.hashing import MAX_SIDE
+from streamguard.hashing.vpdq_signal import VpdqFrame
+
+SECONDS_PER_HASH = 1.0  # vpdq's and ThreatExchange's default
+
+
+@dataclass(frozen=True, slots=True)
+class VideoHash:
+    """A video's vPDQ frames, and what it took to make them."""
+
+    frames: list[VpdqFrame]
+    frame_numbers: list[int]  # the decoded index of each of ``frames``
+    decoded: int  # frames decoded
+    fps: float
+
+
+def frame_step(fps: float, seconds_per_hash: float = SECONDS_PER_HASH) -> int:
+    """Every how many decoded frames one is hashed (vpdq's ``m_frameMod``)."""
+    return int(seconds_per_hash * fps) or 1
+
+
+def frame_time_s(number: int, fps: float) -> float:
+    """A hashed frame's time as vpdq gives it: ``float(N) / float(fps)`` in 32 bits."""
+    return float(np.float32(number) / np.float32(fps))
+
+
+def hash_video(path: Path, seconds_per_hash: float = SECONDS_PER_HASH) -> VideoHash:
+    """The vPDQ frames of the video file ``path``; SourceError if it cannot be read."""
+    if not path.is_file():
+        raise SourceError(f"{path}: no such file", "open_failed")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise SourceError(f"{path}: no video stream", "no_video")
+            stream = container.streams.video[0]
+            rate = stream.average_rate or stream.guessed_rate
+            if not rate:
+                raise SourceError(f"{path}: the video's frame rate is unknown", "no_video")
+            stream.codec_context.options = {"max_pixels": str(MAX_SIDE * MAX_SIDE)}
+            stream.thread_type = "AUTO"
+            fps = float(rate)
+            step = frame_step(fps, seconds_per_hash)
+            frames: list[VpdqFrame] = []
+            numbers: list[int] = []
+            decoded = 0
+            for frame in container.decode(stream):
+                if decoded % step == 0:
+                    bits, quality = pdqhash.compute(frame.to_ndarray(format="rgb24"))
+                    digest = np.packbits(bits.astype(np.uint8)).tobytes()
+                    frames.append(VpdqFrame(digest, int(quality), frame_time_s(decoded, fps)))
+                    numbers.append(decoded)
+                decoded += 1
+    except av.FFmpegError as exc:
+        raise SourceError(f"{path}: cannot decode ({exc.strerror or type(exc).__name__})") from None
+    if not frames:
+        raise SourceError(f"{path}: no decodable video frames", "no_video")
+    return VideoHash(frames, numbers, decoded, fps)
+
+
+def file_video_id(path: Path) -> str:
+    """``v`` and 16 hex digits of the SHA-256 of the file: the same file, the same id."""
+    with path.open("rb") as stream:
+        return "v" + hashlib.file_digest(stream, "sha256").hexdigest()[:16]
