@@ -19,9 +19,13 @@ import av
 import pytest
 
 from ..support.cli import streamguard
+from ..support.mosquitto import Mosquitto
 from ..support.redis import RedisServer
 from ..support.service import Service
+from ..support.subscriber import Subscriber as MqttSubscriber
+from ..support.subscriber import mosquitto_pub
 from .conftest import NginxRtmp, publishing
+from .test_cluster import SECRET, cluster_config, start
 from .test_run import CLEAN, FAST_RETRIES
 from .test_run_redis import add_image
 
@@ -181,3 +185,64 @@ def test_incident_kills_its_stream_and_protects_the_others(
     assert "a-key" not in log and "b-key" not in log  # URLs only with their keys hidden
     for row in rows:
         assert row["hash"] not in log
+
+
+def test_control_topic_opens_and_closes_an_incident(
+    redis: RedisServer, mosquitto: Mosquitto, nginx_rtmp: NginxRtmp, tmp_path
+):
+    add_image(redis, "flagged_02")
+    url = nginx_rtmp.rtmp_url("cam-key")
+    extra = f'[mqtt]\nurl = "{mosquitto.url()}"\n[[streams]]\nid = "cam"\nurl = "{url}"\n'
+    config = cluster_config(tmp_path, "a", redis, extra)
+    topic = "streamguard/v1/control/incidents"
+
+    def command(**fields) -> None:
+        mosquitto_pub(mosquitto.port, topic, json.dumps(fields))
+
+    with publishing(CLEAN, [url], loop=True), MqttSubscriber(mosquitto.port) as subscriber:
+        service = start(tmp_path, "a", config)
+        try:
+            service.wait_for(
+                lambda: service.streams()["cam"]["frames_sampled"] >= 4, 30, "cam watched"
+            )
+            mosquitto_pub(mosquitto.port, topic, "{not json")
+            command(action="incident", stream="cam", secret="wrong")
+            command(action="incident", stream="cam", seconds="all", secret=SECRET)
+            command(action="incident", stream="cam", incident_action="review", secret=SECRET)
+            kill = service.wait_for(lambda: subscriber.on("kill", "cam"), 15, "cam killed")
+            event = kill[0].json()
+            assert event["reason"] == "incident"
+            incident_id = event["incident"]["id"]
+            (record,) = incidents_listed(redis)
+            assert (record["id"], record["action"], record["state"]) == (
+                incident_id,
+                "review",
+                "open",
+            )
+
+            command(action="incident_close", incident=incident_id, secret=SECRET)
+            service.wait_for(lambda: incidents_listed(redis)[0]["state"] == "closed", 15, "closed")
+            metrics = service.metrics()
+        finally:
+            assert service.stop() == 0, service.log()
+    counted = {
+        ("unknown", "invalid"): 1.0,
+        ("incident", "unauthorized"): 1.0,
+        ("incident", "invalid"): 1.0,
+        ("incident", "ok"): 1.0,
+        ("incident_close", "ok"): 1.0,
+    }
+    for (action, result), count in counted.items():
+        labels = f'action="{action}",result="{result}",source="mqtt"'
+        assert metrics[f"streamguard_control_commands_total{{{labels}}}"] == count, labels
+    assert metrics['streamguard_incidents_total{action="close",result="closed"}'] == 1.0
+    log = service.log()
+    assert log.count("mqtt incident command refused") == 3
+    assert f"incident {incident_id} opened on stream cam by mqtt" in log
+    assert "cam-key" not in log and SECRET not in log
+
+
+def incidents_listed(redis: RedisServer) -> list[dict]:
+    listed = incident(redis, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return [json.loads(line) for line in listed.stdout.splitlines()]
