@@ -12,15 +12,14 @@ import json
 import subprocess
 import time
 from datetime import datetime
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import pytest
 
 from ..support.cli import streamguard
 from ..support.mosquitto import Mosquitto
 from ..support.redis import RedisServer
+from ..support.reencode import reencoded
 from ..support.service import Service
 from ..support.subscriber import Subscriber as MqttSubscriber
 from ..support.subscriber import mosquitto_pub
@@ -31,28 +30,6 @@ from .test_run_redis import add_image
 
 pytestmark = pytest.mark.integration
 DECIDED_WITHIN_S = 2.0  # issue 17's target, from `incident open` returning
-
-
-def reencoded(source: Path, target: Path, width: int, height: int, gop: int, crf: int) -> Path:
-    """``source`` at another size and with other encoder settings, as an FLV file."""
-    with av.open(str(source)) as reader, av.open(str(target), "w", format="flv") as writer:
-        stream = writer.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.time_base = Fraction(1, 30)
-        stream.options = {
-            "crf": str(crf),
-            "preset": "veryfast",
-            "g": str(gop),
-            "keyint_min": str(gop),
-            "sc_threshold": "0",
-            "bf": "0",
-        }
-        for number, frame in enumerate(reader.decode(video=0)):
-            scaled = frame.reformat(width=width, height=height, format="yuv420p")
-            scaled.pts, scaled.time_base = number, Fraction(1, 30)
-            writer.mux(stream.encode(scaled))
-        writer.mux(stream.encode(None))
-    return target
 
 
 @pytest.fixture(scope="module")
