@@ -250,6 +250,10 @@ def _entry(row: list[Any]) -> Entry:
     )
 
 
+def _stored(row: list[Any]) -> StoredEntry:
+    return StoredEntry(_entry(row), source=row[-2], added_at=float(row[-1]))
+
+
 def parse_contents(contents: Sequence[bytes]) -> Rows:
     """Stored entries as columns (algo, hash, list, id, category, label[, video, ts])."""
     if not contents:
@@ -384,7 +388,20 @@ class BlocklistStore:
         """Every entry with its source and the time it was first added."""
         async for _, contents in self.scan(batch):
             for row in _rows(contents):
-                yield StoredEntry(_entry(row), source=row[-2], added_at=float(row[-1]))
+                yield _stored(row)
+
+    async def read(self, keys: Sequence[tuple[str, str]]) -> list[StoredEntry]:
+        """The entries stored under these (list, id) keys, in their order; absent ones left out."""
+        if not keys:
+            return []
+        names = [f"{name}{_SEPARATOR}{entry_id}" for name, entry_id in keys]
+        found = cast(list[bytes | None], await self.client.hmget(self._keys, names))
+        numbers = [number for number in found if number is not None]
+        if not numbers:
+            return []
+        contents = cast(list[bytes | None], await self.client.hmget(self._entries, numbers))
+        rows = _rows([content for content in contents if content is not None])
+        return [_stored(row) for row in rows]
 
     async def changes(self, since: Position, block_ms: int) -> list[Change]:
         """Changes after ``since``, waiting up to ``block_ms`` for one.

@@ -4,6 +4,11 @@ A full load at start, then the change log. Matching never waits on Redis: while
 Redis is away the worker keeps the index it has, reports how stale it is, and
 resumes from its position in the log when Redis returns (or reloads in full if
 the log no longer reaches back that far).
+
+It also keeps each open incident's action (``incident_actions``, read from the incident
+records next to the store: blocklist/incidents.py), re-read before applying changes
+that add entries of an incident's list, so that no such entry is matched before its
+incident's action is known.
 """
 
 import asyncio
@@ -16,6 +21,7 @@ from typing import Any
 import numpy as np
 from redis.exceptions import RedisError
 
+from streamguard.blocklist.incidents import LIST_PREFIX, IncidentBook
 from streamguard.blocklist.memory import Blocklist, BlocklistBuilder
 from streamguard.blocklist.store import (
     NO_STORE,
@@ -26,6 +32,7 @@ from streamguard.blocklist.store import (
     StoreError,
     parse_contents,
 )
+from streamguard.config.policy import RuleAction
 from streamguard.infra.redaction import redact
 from streamguard.infra.redis import RedisSettings, connect, describe
 from streamguard.libc import return_freed_memory
@@ -49,6 +56,7 @@ class BlocklistSync:
         self.settings = settings
         self.thresholds = dict(thresholds or {})
         self.blocklist = Blocklist(self.thresholds)
+        self.incident_actions: dict[str, RuleAction] = {}  # updated in place: policies hold it
         self.loaded = asyncio.Event()
         self.link = Link(log)
         self.reloads = 0
@@ -122,6 +130,7 @@ class BlocklistSync:
     async def _load(self, store: BlocklistStore) -> None:
         started = time.perf_counter()
         position, fresh = await fetch(store, self.thresholds, self._updates)
+        await self._learn_incidents(store)
         if position is NO_STORE and len(self.blocklist):
             raise StoreError(f"no blocklist under prefix '{self.settings.prefix}' any more")
         self.blocklist.adopt(fresh)
@@ -146,10 +155,17 @@ class BlocklistSync:
         while position is not None and not self._stop.is_set():
             changes = await store.changes(position, self._wait_ms)
             if changes:
+                if any(n.startswith(LIST_PREFIX) for c in changes for n in c.entries.lists):
+                    await self._learn_incidents(store)
                 await loop.run_in_executor(self._updates, self._apply, changes)
                 last = changes[-1]
                 position = self._position = Position(position.epoch, last.version, last.record_id)
             self._synced()
+
+    async def _learn_incidents(self, store: BlocklistStore) -> None:
+        actions = await IncidentBook(store.client, self.settings.prefix).actions()
+        self.incident_actions.clear()
+        self.incident_actions.update(actions)
 
     def _apply(self, changes: list[Change]) -> None:
         for change in changes:

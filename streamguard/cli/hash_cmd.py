@@ -13,7 +13,7 @@ from streamguard.errors import StreamguardError
 from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
 from streamguard.hashing.preprocess import Luma
 from streamguard.hashing.vpdq import hash_video
-from streamguard.hashing.vpdq_signal import VPDQ, format_signal
+from streamguard.hashing.vpdq_signal import signal_line
 
 
 def add_parser(commands: Subcommands, json_lines: argparse.ArgumentParser) -> None:
@@ -66,6 +66,6 @@ def cmd_hash_vpdq(args: argparse.Namespace) -> int:
         raise StreamguardError("hash --vpdq prints threatexchange's line; drop --json and --algo")
 
     def print_signal(source: str) -> None:
-        print(f"{VPDQ} {format_signal(hash_video(Path(source)).frames)}", flush=True)
+        print(signal_line(hash_video(Path(source)).frames), flush=True)
 
     return EXIT_CLEAN if for_each_source(args.paths, print_signal) else EXIT_ERROR

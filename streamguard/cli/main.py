@@ -14,6 +14,7 @@ from streamguard.cli import (
     enforce_cmd,
     eval_cmd,
     hash_cmd,
+    incident_cmd,
     replay_cmd,
     run_cmd,
     scan_cmd,
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     blocklist_cmd.add_parser(commands)
     enforce_cmd.add_parser(commands)
     streams_cmd.add_parser(commands)
+    incident_cmd.add_parser(commands)
     eval_cmd.add_parser(commands)
     replay_cmd.add_parser(commands)
     demo_cmd.add_parser(commands)

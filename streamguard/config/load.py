@@ -109,6 +109,7 @@ _TABLES = {  # the tables every key of which `table` checks, and their defaults
     "cluster": model.ClusterSettings(),
     "control": model.ControlSettings(),
     "detect": model.Robustness(),
+    "incidents": model.IncidentSettings(),
     "enforce": model.EnforceSettings(),  # for `streamguard enforce`
 }
 _TOP_LEVEL = {"streams", "blocklist", "policy", "http", "processes", "sampling", "hash_threads"}

@@ -87,6 +87,15 @@ class ControlSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class IncidentSettings:
+    """``[incidents]``: the ring of recent frame hashes each watched stream keeps
+    (docs/incidents.md)."""
+
+    window_s: float = 120.0  # stream time kept: the longest an incident can reach back
+    max_frames: int = 1200  # and at most this many frames (10 a second over 120 s)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     streams: tuple[StreamConfig, ...] = ()
     blocklists: tuple[Path, ...] = ()
@@ -100,6 +109,7 @@ class Settings:
     detect: Robustness = field(default_factory=Robustness)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
     control: ControlSettings = field(default_factory=ControlSettings)
+    incidents: IncidentSettings = field(default_factory=IncidentSettings)
     sample: Sampling = field(default_factory=Sampling)  # streams without a sample of their own
     sampling: GuardSettings = field(default_factory=GuardSettings)
     state_dir: Path = DEFAULT_STATE_DIR  # the MQTT outbox lives here

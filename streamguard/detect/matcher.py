@@ -21,6 +21,7 @@ from streamguard.blocklist.degenerate import Featureless
 from streamguard.blocklist.memory import Blocklist, Hit
 from streamguard.blocklist.variants import VARIANT_MARK
 from streamguard.config.model import Robustness
+from streamguard.detect.recent import RecentFrame, RecentHashes
 from streamguard.events.schema import Action, Event, Evidence, FrameSeen, VideoMatch
 from streamguard.hashing import FrameHash, hash_luma
 from streamguard.hashing.borders import inner_pictures
@@ -152,8 +153,11 @@ class FrameMatcher:
         robustness: Robustness = ROBUST,
         clock: Callable[[], float] = time.time,
         metered: bool = True,
+        recent: RecentHashes | None = None,
     ) -> None:
+        """``recent``: where each frame's own matchable PDQ is kept (incident mode)."""
         self.blocklist = blocklist
+        self.recent = recent
         self.robustness = robustness
         self.stats = MatchStats()
         self._clock = clock
@@ -165,9 +169,10 @@ class FrameMatcher:
         self.stats.frames += 1
         best: dict[tuple[str, str, str], Match] = {}
         hashes = frame_hashes(frame.luma, self.blocklist.algos, self.robustness)
-        for (transform, frame_hash), wanted in zip(
-            hashes, looked_up(hashes, self.blocklist.featureless), strict=True
-        ):
+        lookups = looked_up(hashes, self.blocklist.featureless)
+        if self.recent is not None:
+            self._remember(self.recent, frame, hashes, lookups)
+        for (transform, frame_hash), wanted in zip(hashes, lookups, strict=True):
             if not wanted:
                 if not transform:
                     self._skipped(frame_hash)
@@ -188,6 +193,33 @@ class FrameMatcher:
                 metrics.MATCHES.labels(match.hash.algo, match.hit.entry.category).inc()
             metrics.HASH_DURATION.observe(time.perf_counter() - started)
         return matches
+
+    def _remember(
+        self,
+        recent: RecentHashes,
+        frame: Frame,
+        hashes: list[tuple[str, FrameHash]],
+        lookups: list[bool],
+    ) -> None:
+        """Keep the frame's own PDQ in ``recent`` if it would be looked up. Computed here
+        only when the blocklist has no PDQ entries (one plain PDQ, no transforms)."""
+        pairs = zip(hashes, lookups, strict=True)
+        own = next(((h, w) for (t, h), w in pairs if not t and h.algo == "pdq"), None)
+        if own is None:
+            plain = [("", h) for h in hash_luma(frame.luma, ["pdq"])]
+            own = (plain[0][1], looked_up(plain, self.blocklist.featureless)[0])
+        pdq, wanted = own
+        if wanted and pdq.quality is not None:
+            recent.add(
+                RecentFrame(
+                    frame.pts_s,
+                    frame.received_at,
+                    pdq.digest,
+                    pdq.quality,
+                    frame.width,
+                    frame.height,
+                )
+            )
 
     def _skipped(self, frame_hash: FrameHash) -> None:
         """Count a frame whose own hash (not a transform's) was not looked up."""

@@ -26,9 +26,10 @@ A stream that sends nothing streamguard can look at (docs/sampling.md) decides
 """
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from streamguard.config.policy import Policy, Rule
+from streamguard.config.policy import Policy, Rule, RuleAction
 from streamguard.detect.matcher import Match, strongest
 from streamguard.detect.video import VideoEvidence, VideoTracker
 from streamguard.events.schema import Action
@@ -57,8 +58,11 @@ class _Pending:
 class StreamPolicy:
     """The policy applied to one stream's frames, in arrival order."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, overrides: Mapping[str, RuleAction] | None = None) -> None:
+        """``overrides``: the action of each open incident's list (docs/incidents.md), a
+        mapping the blocklist sync keeps current."""
         self.policy = policy
+        self.overrides = {} if overrides is None else overrides
         self._pending: dict[str, _Pending] = {}
         self._decided: Action | None = None
         self._last_match_at: float | None = None
@@ -124,7 +128,7 @@ class StreamPolicy:
         pending.decisive = strongest(decisive) if decisive else None
         count = len(pending.times)
         if any(strong(rule, m) for m in ordinary) or count >= rule.confirmations:
-            action = Action(rule.action) if pending.decisive is not None else Action.REVIEW
+            action = Action(self._action(rule, ordinary)) if pending.decisive else Action.REVIEW
             return Decision(action, _evidence(rule, action, ordinary, pending), count)
         return None
 
@@ -146,9 +150,15 @@ class StreamPolicy:
                 decided_at = max(m.decided_at for m in found[category])
                 match = replace(evidence.match, decided_at=decided_at)
                 kill = match.hash.algo not in rule.review_only
-                action = Action(rule.action) if kill else Action.REVIEW
+                action = Action(self._action(rule, [match])) if kill else Action.REVIEW
                 decisions.append(Decision(action, match, evidence.frames_matched, evidence))
         return decisions
+
+    def _action(self, rule: Rule, found: list[Match]) -> RuleAction:
+        """The rule's action, or for a match of an incident's list the incident's; kill
+        if any of this frame's matches says so."""
+        actions = {self.overrides.get(m.hit.entry.list, rule.action) for m in found}
+        return "kill" if "kill" in actions else "review"
 
     def _unconfirmed(self, category: str, at: float) -> Decision | None:
         rule = self.policy.rule(category)

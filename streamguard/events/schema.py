@@ -29,6 +29,7 @@ class Action(StrEnum):
 class Reason(StrEnum):
     MATCH = "match"  # a blocklist entry matched
     UNWATCHABLE = "unwatchable"  # the stream sends nothing streamguard can look at
+    INCIDENT = "incident"  # an incident was opened on the stream (docs/incidents.md)
 
 
 def json_schema() -> dict[str, Any]:
@@ -135,9 +136,12 @@ class Event:
     unwatchable: Unwatchable | None = None  # reason unwatchable
     confirmations: int = 1
     video: VideoMatch | None = None  # decided on a known video's frames
+    incident: str = ""  # reason incident: the incident's id
 
     @property
     def reason(self) -> Reason:
+        if self.incident:
+            return Reason.INCIDENT
         return Reason.MATCH if self.match is not None else Reason.UNWATCHABLE
 
     @property
@@ -149,6 +153,8 @@ class Event:
     def event_id(self) -> str:
         if self.match is not None:
             entry_list, entry_id = self.match.list, self.match.entry_id
+        elif self.incident:
+            entry_list, entry_id = "streamguard", f"incident:{self.incident}"
         else:
             cause = self.unwatchable.cause if self.unwatchable else ""
             entry_list, entry_id = "streamguard", f"unwatchable:{cause}"
@@ -174,6 +180,8 @@ class Event:
             body["video"] = self.video.to_json()
         if self.unwatchable is not None:
             body["unwatchable"] = asdict(self.unwatchable)
+        if self.incident:
+            body["incident"] = {"id": self.incident, "list": f"incident-{self.incident}"}
         body["confirmations"] = self.confirmations
         body["worker_id"] = self.worker_id
         return body

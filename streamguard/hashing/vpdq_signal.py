@@ -35,6 +35,11 @@ def format_signal(frames: list[VpdqFrame]) -> str:
     return json.dumps([frame.compact for frame in frames])
 
 
+def signal_line(frames: list[VpdqFrame]) -> str:
+    """``vpdq [...]``: the line ``threatexchange hash video`` prints, and reads back."""
+    return f"{VPDQ} {format_signal(frames)}"
+
+
 def parse_frame(hex_hash: str, quality: object, ts_s: object) -> VpdqFrame:
     """A frame from its three parts; ValueError names what is wrong, never the hash."""
     hex_hash = hex_hash.strip().lower()

@@ -241,6 +241,19 @@ CONTROL_COMMANDS = Counter(
     ["source", "action", "result"],
 )
 
+# -- incidents (docs/incidents.md) --------------------------------------------------------
+INCIDENTS = Counter(
+    "streamguard_incidents_total",
+    "Incident commands handled by run, by action (open, close) and result "
+    "(opened, closed, not_watching, empty, refused, failed)",
+    ["action", "result"],
+)
+INCIDENT_RING_FRAMES = Gauge(
+    "streamguard_incident_ring_frames",
+    "Frame hashes kept for incidents, over every watched stream",
+    multiprocess_mode="livesum",
+)
+
 
 def use_multiprocess_dir(directory: Path) -> None:
     """Make worker processes spawned from now on write their values to ``directory``."""
@@ -261,7 +274,7 @@ class _Supervised:
     name and labels. The parent writes no files: its metrics exist before the
     directory is set."""
 
-    PARENT_COUNTERS = (WORKER_RESTARTS, CONTROL_COMMANDS, INTERNAL_ERRORS)
+    PARENT_COUNTERS = (WORKER_RESTARTS, CONTROL_COMMANDS, INCIDENTS, INTERNAL_ERRORS)
 
     def __init__(self, directory: Path) -> None:
         self._files = multiprocess.MultiProcessCollector(None, path=str(directory))
@@ -309,5 +322,7 @@ for _algo in ("pdq", "phash", "dhash"):
     FRAMES_FEATURELESS.labels(_algo)
 for _status in ("loaded", "refused"):
     BLOCKLIST_DEGENERATE.labels(_status)
+for _action, _result in (("open", "opened"), ("close", "closed")):
+    INCIDENTS.labels(_action, _result)
 for _reason in ("ended", "open_failed", "no_video", "stalled", "read_failed", "internal_error"):
     RECONNECTS.labels(_reason)

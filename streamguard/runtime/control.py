@@ -8,6 +8,10 @@ and result (``streamguard_control_commands_total``):
 - ``PREFIX/v1/control/streams/{id}``: ``{"action": "start", "url": …, "sample": …,
   "secret": …}`` or ``{"action": "stop", "secret": …}``, through a shared
   subscription so that one run process handles each command;
+- ``PREFIX/v1/control/incidents``: ``{"action": "incident", "stream": …, "seconds": …,
+  "category": …, "incident_action": "kill"|"review", "label": …, "secret": …}`` opens
+  an incident on a stream, ``{"action": "incident_close", "incident": ID, "secret": …}``
+  closes one (docs/incidents.md);
 - ``POST /control/nginx-rtmp?secret=…`` (nginx-rtmp ``on_publish`` and
   ``on_publish_done``: form fields ``call``, ``app``, ``name``) and
   ``POST /control/mediamtx?secret=…&event=ready|not_ready&path=…`` (MediaMTX
@@ -24,6 +28,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -31,7 +36,8 @@ from urllib.parse import parse_qsl
 
 from redis.exceptions import RedisError
 
-from streamguard.config import ConfigError, Settings, StreamConfig, parse_stream
+from streamguard.blocklist.incidents import IncidentBook, IncidentError
+from streamguard.config import STREAM_ID, ConfigError, Settings, StreamConfig, parse_stream
 from streamguard.errors import SourceRefused
 from streamguard.events.broker import client_id_base, topic
 from streamguard.events.subscriber import Subscriber
@@ -42,10 +48,14 @@ from streamguard.infra.registry import Registry
 from streamguard.ingest.urls import check_allowed
 from streamguard.lifecycle import Link
 from streamguard.observability import metrics
+from streamguard.runtime.incident_requests import ANSWER_TIMEOUT_S, ask_to_open, open_request
 
 log = logging.getLogger("streamguard.control")
 MAX_COMMAND_BYTES = 16 * 1024
 _COMMAND_KEYS = {"action", "url", "sample", "secret"}
+_INCIDENT_KEYS = {"action", "stream", "seconds", "category", "incident_action", "label"}
+_INCIDENT_KEYS |= {"incident", "secret"}
+_INCIDENT_ACTIONS = ("incident", "incident_close")
 _ID_SEPARATORS = "-._"
 
 
@@ -160,21 +170,7 @@ class ControlPlane:
         """A message on the control topic."""
 
         def build() -> Command:
-            if len(payload) > MAX_COMMAND_BYTES:
-                raise Refused(f"stream {stream_id!r}: command larger than {MAX_COMMAND_BYTES} B")
-            try:
-                data = json.loads(payload)
-            except ValueError as exc:  # also UnicodeDecodeError, a number of 4300+ digits
-                raise Refused(f"stream {stream_id!r}: command is not JSON ({exc})") from None
-            except RecursionError:
-                raise Refused(f"stream {stream_id!r}: command is not JSON (too deep)") from None
-            if not isinstance(data, dict):
-                raise Refused(f"stream {stream_id!r}: command must be a JSON object")
-            if unknown := set(data) - _COMMAND_KEYS:
-                keys = ", ".join(map(repr, sorted(unknown)))  # JSON keys may hold line breaks
-                raise Refused(f"stream {stream_id!r}: unknown key(s) {keys}")
-            secret = data.get("secret")
-            self.check_secret(secret if isinstance(secret, str) else "")
+            data = self._checked_object(payload, f"stream {stream_id!r}", _COMMAND_KEYS)
             url = data.get("url", "")
             if data.get("action") == "start" and not isinstance(url, str):
                 raise Refused(f"stream {stream_id!r}: url must be a string")
@@ -182,12 +178,82 @@ class ControlPlane:
 
         await self.handle("mqtt", _action_of(payload), build)
 
+    def _checked_object(self, payload: bytes, where: str, keys: set[str]) -> dict[str, Any]:
+        """A command's JSON object of known ``keys`` with the right secret; raises Refused."""
+        if len(payload) > MAX_COMMAND_BYTES:
+            raise Refused(f"{where}: command larger than {MAX_COMMAND_BYTES} B")
+        try:
+            data = json.loads(payload)
+        except ValueError as exc:  # also UnicodeDecodeError, a number of 4300+ digits
+            raise Refused(f"{where}: command is not JSON ({exc})") from None
+        except RecursionError:
+            raise Refused(f"{where}: command is not JSON (too deep)") from None
+        if not isinstance(data, dict):
+            raise Refused(f"{where}: command must be a JSON object")
+        if unknown := set(data) - keys:
+            names = ", ".join(map(repr, sorted(unknown)))  # JSON keys may hold line breaks
+            raise Refused(f"{where}: unknown key(s) {names}")
+        secret = data.get("secret")
+        self.check_secret(secret if isinstance(secret, str) else "")
+        return data
+
+    async def on_incident(self, _: str, payload: bytes) -> None:
+        """A message on the incident control topic: open or close an incident. Refused
+        and failed commands are one log line each, counted as the stream commands are."""
+        action = _action_of(payload, _INCIDENT_ACTIONS)
+        try:
+            data = self._checked_object(payload, "incident command", _INCIDENT_KEYS)
+            if action == "unknown":
+                raise Refused(f"incident command: action must be one of {_INCIDENT_ACTIONS}")
+            outcome = await self._incident(action, data)
+        except Refused as exc:
+            metrics.CONTROL_COMMANDS.labels("mqtt", action, exc.result).inc()
+            log.warning("control: mqtt incident command refused: %s", exc)
+            return
+        except (IncidentError, RedisError) as exc:
+            metrics.CONTROL_COMMANDS.labels("mqtt", action, "failed").inc()
+            if action == "incident_close":
+                metrics.INCIDENTS.labels("close", "failed").inc()
+            error = describe(exc, self.settings.redis.url) if isinstance(exc, RedisError) else exc
+            log.error("control: mqtt %s command failed: %s", action, error)
+            return
+        metrics.CONTROL_COMMANDS.labels("mqtt", action, "ok").inc()
+        log.info("control: %s by mqtt", outcome)
+
+    async def _incident(self, action: str, data: dict[str, Any]) -> str:
+        """Carry out a checked incident command; what was done, for the log."""
+        prefix = self.settings.redis.prefix
+        if action == "incident_close":
+            incident_id = data.get("incident")
+            if not isinstance(incident_id, str) or not STREAM_ID.match(incident_id):
+                raise Refused("incident command: 'incident' must be an incident id")
+            closed = await IncidentBook(self._redis, prefix).close(incident_id, time.time())
+            metrics.INCIDENTS.labels("close", "closed").inc()
+            return f"incident {closed.id} closed"
+        fields = {key: value for key, value in data.items() if key not in ("action", "secret")}
+        if "incident_action" in fields:
+            fields["action"] = fields.pop("incident_action")
+        try:
+            request = open_request(fields, source="mqtt")
+        except ValueError as exc:
+            raise Refused(f"incident command: {exc}") from None
+        poll_s = min(1.0, self.settings.redis.timeout_s / 2)
+        answer = await ask_to_open(self._redis, prefix, request, ANSWER_TIMEOUT_S, poll_s)
+        return f"incident {answer.incident} opened on stream {request.stream}"
+
     def subscriber(self) -> Subscriber:
         """The control topic, shared between every run process of the deployment."""
         mqtt = self.settings.mqtt
         shared = f"$share/{mqtt.prefix}-control/{topic(mqtt, 'control/streams', '+')}"
         identifier = f"{client_id_base(mqtt)}-control"
         return Subscriber(replace(mqtt, client_id=identifier), shared, self.on_message)
+
+    def incident_subscriber(self) -> Subscriber:
+        """The incident control topic, shared as the stream control topic is."""
+        mqtt = self.settings.mqtt
+        shared = f"$share/{mqtt.prefix}-control/{topic(mqtt, 'control', 'incidents')}"
+        identifier = f"{client_id_base(mqtt)}-control-incidents"
+        return Subscriber(replace(mqtt, client_id=identifier), shared, self.on_incident)
 
     def webhooks(self) -> dict[str, PostRoute]:
         return {"/control/nginx-rtmp": self._nginx_rtmp, "/control/mediamtx": self._mediamtx}
@@ -266,10 +332,10 @@ def _form(request: Request) -> dict[str, str]:
     return dict(reversed(parse_qsl(body)))
 
 
-def _action_of(payload: bytes) -> str:
+def _action_of(payload: bytes, known: tuple[str, ...] = ("start", "stop")) -> str:
     """The action a command names, for counting even a malformed one."""
     try:
         action = json.loads(payload).get("action")
     except (ValueError, AttributeError, RecursionError):
         return "unknown"
-    return action if action in ("start", "stop") else "unknown"
+    return action if action in known else "unknown"

@@ -7,6 +7,9 @@ blocklist's source (files, or Redis followed by `BlocklistSync`), the probe budg
 streams share, and with ``[cluster]`` the `ClusterMember` that hands this process its
 streams.
 
+With Redis, an `IncidentDesk` answers incident requests for the streams watched here
+(docs/incidents.md).
+
 Start: sync and sink first; the streams (or the cluster member) once the blocklist has
 loaded, since frames before that could not be matched against anything. Stop, in this
 order: the cluster member gives its leases back (others take over at once) while the
@@ -37,6 +40,7 @@ from streamguard.events.sinks import EventSink, StdoutSink
 from streamguard.ingest.budget import CpuBudget
 from streamguard.observability import metrics
 from streamguard.runtime.cluster import ClusterMember
+from streamguard.runtime.incident_desk import IncidentDesk
 from streamguard.runtime.streams import StreamSet
 from streamguard.runtime.worker import StreamWorker
 
@@ -104,6 +108,10 @@ class WorkerProcess:
         else:  # shown in /streams as "starting" until the blocklist loads
             for stream in settings.streams:
                 self.streams.add(stream)
+        # Incident requests for the streams watched here.
+        self.desk: IncidentDesk | None = None
+        if settings.redis.url:
+            self.desk = IncidentDesk(settings.redis, self.streams.workers, self.holds)
 
     def _stream_worker(self, stream: StreamConfig) -> StreamWorker:
         fence = None
@@ -122,7 +130,16 @@ class WorkerProcess:
             sample=self.settings.sample,
             guard=self.settings.sampling,
             budget=self._probe_budget,
+            incidents=self.settings.incidents,
+            incident_actions=self.sync.incident_actions if self.sync else None,
         )
+
+    async def holds(self, stream_id: str) -> bool:
+        """Whether this process answers for the stream: without a cluster, always; in
+        one, while it holds the lease (not while handing it over)."""
+        if self.cluster is None:
+            return True
+        return stream_id in self.cluster.leases and await self.cluster.still_holds(stream_id)
 
     def handover_s(self) -> float:
         """How long a stream given back to the cluster stays watched here."""
@@ -144,6 +161,7 @@ class WorkerProcess:
     def update_gauges(self) -> None:
         """Set the gauges that mirror state held elsewhere (once a second)."""
         self.streams.update_gauges()
+        metrics.INCIDENT_RING_FRAMES.set(sum(len(w.recent) for w in self.streams.workers.values()))
         for algo, count in self.blocklist.counts().items():
             metrics.BLOCKLIST_ENTRIES.labels(algo).set(count)
         loaded = sum(self.blocklist.degenerate_counts().values())
@@ -169,6 +187,8 @@ class WorkerProcess:
             services.append(lifecycle.start("blocklist sync", self.sync, SYNC_STOP_TIMEOUT_S))
         if self.mqtt is not None:
             services.append(lifecycle.start("MQTT sink", self.mqtt, DRAIN_TIMEOUT_S))
+        if self.desk is not None:
+            services.insert(0, lifecycle.start("incident desk", self.desk, SYNC_STOP_TIMEOUT_S))
         member: lifecycle.Running | None = None
         try:
             while not stop.is_set():

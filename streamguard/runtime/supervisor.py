@@ -180,7 +180,7 @@ def _routes(
 
 @contextlib.asynccontextmanager
 async def _control_plane(settings: Settings) -> AsyncIterator[dict[str, PostRoute]]:
-    """With a cluster: register the configured streams, follow the control topic, and
+    """With a cluster: register the configured streams, follow the control topics, and
     give the webhook routes (none without a control secret)."""
     if not settings.cluster.enabled:
         yield {}
@@ -192,6 +192,7 @@ async def _control_plane(settings: Settings) -> AsyncIterator[dict[str, PostRout
         log.warning("control: no control.secret_file: webhooks and the control topic are off")
     elif settings.mqtt.url:
         tasks.append(asyncio.create_task(plane.subscriber().run()))
+        tasks.append(asyncio.create_task(plane.incident_subscriber().run()))
     try:
         yield plane.webhooks() if secret else {}
     finally:

@@ -6,18 +6,19 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
 from streamguard.backoff import backoff_s
 from streamguard.blocklist.memory import Blocklist
 from streamguard.config import StreamConfig
-from streamguard.config.model import IngestSettings, Robustness
-from streamguard.config.policy import Policy
+from streamguard.config.model import IncidentSettings, IngestSettings, Robustness
+from streamguard.config.policy import Policy, RuleAction
 from streamguard.config.sampling import GuardSettings, Sampling
 from streamguard.detect.matcher import ROBUST, FrameMatcher, Match
 from streamguard.detect.policy import StreamPolicy
+from streamguard.detect.recent import RecentFrame, RecentHashes
 from streamguard.errors import (
     SourceEnded,
     SourceError,
@@ -59,23 +60,28 @@ class StreamWorker:
         sample: Sampling | None = None,
         guard: GuardSettings | None = None,
         budget: CpuBudget | None = None,
+        incidents: IncidentSettings | None = None,
+        incident_actions: Mapping[str, RuleAction] | None = None,
     ) -> None:
         """``sample`` is the mode of a stream without one of its own (default: guard);
-        ``budget`` the probe CPU its process shares out."""
+        ``budget`` the probe CPU its process shares out; ``incidents`` the ring of recent
+        hashes kept, ``incident_actions`` each open incident's action by list."""
         self.config = config
         self.ingest = ingest
         self.sampling = config.sample or sample or Sampling()
         self.guard = guard or GuardSettings()
         self._budget = budget
         self.state = StreamState(config.id, redact(config.url), sample=str(self.sampling))
-        self._matcher = FrameMatcher(blocklist, robustness=robustness)
+        ring = incidents or IncidentSettings()
+        self.recent = RecentHashes(ring.window_s, ring.max_frames)
+        self._matcher = FrameMatcher(blocklist, robustness=robustness, recent=self.recent)
         self._sink = sink
         self._hash_pool = hash_pool
         self._worker_id = worker_id
         self._stop = threading.Event()
         self._stats = SampleStats()
         self._queue: NewestQueue[Frame] | None = None
-        self._policy = StreamPolicy(policy)
+        self._policy = StreamPolicy(policy, incident_actions)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fence = fence
         self._report = True  # publish state changes to the sink (status topic)
@@ -218,6 +224,34 @@ class StreamWorker:
         if decision.action is Action.KILL and not self._policy.policy.keep_watching_after_kill:
             self._stop.set()  # the media server ends the broadcast; nothing more to watch
             self._enter(Watch.KILLED, f"matched a {best.hit.entry.category} entry")
+
+    async def kill_for_incident(self, incident_id: str, last: RecentFrame) -> bool:
+        """Kill this stream: an incident was opened on it (``last``: its newest kept
+        frame, the event's). Through the sink as any decision; False if fenced."""
+        if not await self._may_publish(Action.KILL):
+            return False
+        event = Event(
+            action=Action.KILL,
+            stream_id=self.config.id,
+            stream_url=self.state.url,
+            worker_id=self._worker_id,
+            frame=FrameSeen(last.pts_s, last.received_at, last.width, last.height),
+            detected_at=time.time(),
+            incident=incident_id,
+        )
+        metrics.DECISIONS.labels(Action.KILL).inc()
+        await self._sink.publish(event)
+        self.state.detections += 1
+        log.warning(
+            "stream %s: kill: incident %s opened on it (event %s)",
+            self.config.id,
+            incident_id,
+            event.event_id,
+        )
+        self._stop.set()
+        self._enter(Watch.KILLED, f"incident {incident_id}")
+        self.recent.clear()
+        return True
 
     async def _may_publish(self, action: Action) -> bool:
         """False if another worker has taken this stream over (its lease is gone)."""
