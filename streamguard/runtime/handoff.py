@@ -47,11 +47,17 @@ class NewestQueue(Generic[T]):
         self._items.append(item)
         self._ready.set()
 
-    async def get(self) -> T:
-        while not self._items:
+    async def get(self) -> T | None:
+        """The oldest item kept, once there is one; None if ``wake`` came first."""
+        if not self._items:
             self._ready.clear()
             await self._ready.wait()
-        return self._items.popleft()
+        return self._items.popleft() if self._items else None
+
+    def wake(self) -> None:
+        """Let a waiting ``get`` return None: its consumer was told to stop from elsewhere
+        (the producer, stopped too, would never put another item)."""
+        self._ready.set()
 
     def __len__(self) -> int:
         return len(self._items)

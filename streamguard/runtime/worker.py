@@ -155,6 +155,8 @@ class StreamWorker:
         try:
             while not self._stop.is_set():
                 frame = await self._queue.get()
+                if frame is None:
+                    continue  # woken to stop
                 try:
                     matches = await loop.run_in_executor(self._hash_pool, self._matcher, frame)
                     await self._decide(frame, matches)
@@ -251,6 +253,8 @@ class StreamWorker:
         self._stop.set()
         self._enter(Watch.KILLED, f"incident {incident_id}")
         self.recent.clear()
+        if self._queue is not None:
+            self._queue.wake()  # run() waits for a frame the stopped reader will never send
         return True
 
     async def _may_publish(self, action: Action) -> bool:

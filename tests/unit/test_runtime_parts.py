@@ -39,6 +39,17 @@ def test_newest_queue_get_waits_for_a_put():
     assert asyncio.run(scenario()) == "frame"
 
 
+def test_newest_queue_wake_ends_a_wait_without_an_item():
+    async def scenario():
+        queue = NewestQueue(asyncio.get_running_loop(), maxsize=1)
+        waiter = asyncio.create_task(queue.get())
+        await asyncio.sleep(0.01)
+        queue.wake()
+        return await asyncio.wait_for(waiter, 2)
+
+    assert asyncio.run(scenario()) is None
+
+
 def test_state_transitions_report_changes_once():
     state = StreamState("cam", "rtmp://h/live/***")
     assert state.enter(Watch.WATCHING)
