@@ -185,7 +185,7 @@ def build_tables(layout: Layout, codes: np.ndarray) -> tuple[np.ndarray, np.ndar
     """
     n = codes.shape[1]
     slots = np.empty(n * layout.m, dtype=np.int32)
-    counts = np.empty(layout.n_buckets, dtype=np.int64)
+    starts = np.zeros(layout.n_buckets + 1, dtype=offsets_dtype(len(slots)))
     numbers = np.arange(n, dtype=np.int64)
     for j, s in enumerate(layout.widths):
         keyed = layout.table_keys(codes, j).astype(np.int64) << 32
@@ -193,9 +193,8 @@ def build_tables(layout: Layout, codes: np.ndarray) -> tuple[np.ndarray, np.ndar
         keyed.sort()
         slots[j * n : (j + 1) * n] = keyed  # the low 32 bits: the slots
         keyed >>= 32
-        base = int(layout.bases[j])
-        counts[base : base + (1 << s)] = np.bincount(keyed, minlength=1 << s)
+        base = int(layout.bases[j]) + 1
+        starts[base : base + (1 << s)] = np.bincount(keyed, minlength=1 << s)
         del keyed
-    starts = np.zeros(layout.n_buckets + 1, dtype=offsets_dtype(len(slots)))
-    np.cumsum(counts, out=starts[1:])
+    np.cumsum(starts, out=starts)  # counts to offsets, in place: no second bucket array
     return starts, slots
