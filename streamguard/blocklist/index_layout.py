@@ -67,6 +67,7 @@ class Layout:
     words: int
     widths: tuple[int, ...]
     word_idx: np.ndarray
+    high_idx: np.ndarray
     shifts: np.ndarray
     high_shifts: np.ndarray
     masks: np.ndarray
@@ -106,6 +107,7 @@ class Layout:
             words=words,
             widths=tuple(s for s, _ in tables),
             word_idx=np.array([off // 64 for _, off in tables], dtype=np.intp),
+            high_idx=np.array([min(off // 64 + 1, words - 1) for _, off in tables], dtype=np.intp),
             shifts=np.array([off % 64 for _, off in tables], dtype=np.uint64),
             high_shifts=np.array(low_bits, dtype=np.uint64),
             masks=np.array([(1 << s) - 1 for s, _ in tables], dtype=np.uint64),
@@ -123,10 +125,8 @@ class Layout:
     def _words(self, codes: np.ndarray, tables: np.ndarray | int) -> tuple[np.ndarray, np.ndarray]:
         """Low and high 64-bit words of ``tables`` for split ``codes`` (see ``split_codes``)."""
         per_part = codes.shape[2]
-        low = self.word_idx[tables]
-        high = np.minimum(low + 1, self.words - 1)
-        lp, lc = np.divmod(low, per_part)
-        hp, hc = np.divmod(high, per_part)
+        lp, lc = np.divmod(self.word_idx[tables], per_part)
+        hp, hc = np.divmod(self.high_idx[tables], per_part)
         return codes[lp, :, lc], codes[hp, :, hc]
 
     def table_keys(self, codes: np.ndarray, j: int) -> np.ndarray:
@@ -149,9 +149,9 @@ class Layout:
     def probe_buckets(self, q: np.ndarray, t: int) -> np.ndarray:
         """The bucket of every probe for the query words ``q`` ``(words,)`` at threshold ``t``."""
         tables, flips = self.probes(t)
-        high = q[np.minimum(self.word_idx + 1, self.words - 1)]
         keys: np.ndarray = ((q[self.word_idx] >> self.shifts) & self.masks) | self.bases
-        keys |= (high << self.high_shifts) & self.high_masks
+        if self.words > 1:  # 64-bit codes have no straddling substrings
+            keys |= (q[self.high_idx] << self.high_shifts) & self.high_masks
         buckets: np.ndarray = keys.view(np.intp).take(tables) ^ flips
         return buckets
 
