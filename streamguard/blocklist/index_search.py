@@ -71,8 +71,8 @@ def search_tables(
         buckets = buckets[snap.overfull.take(buckets)]
         skip = SLAB
     if len(buckets):
-        lo = snap.starts[buckets] + skip
-        lens = snap.starts[buckets + 1] - lo
+        lo = snap.starts.take(buckets) + skip
+        lens = snap.starts.take(buckets + 1) - lo
         ends = np.cumsum(lens)
         # Concatenate the ranges [lo, lo + len) without a Python loop.
         cand = snap.slots.take(np.repeat(lo - ends + lens, lens) + np.arange(ends[-1]))

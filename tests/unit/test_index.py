@@ -189,14 +189,105 @@ def test_each_code_is_stored_once() -> None:
 
 @pytest.mark.parametrize(("bits", "max_threshold"), [(64, 10), (256, 31)])
 def test_layout_keeps_offsets_proportionate(bits: int, max_threshold: int) -> None:
-    """At most 2n buckets per table (above the 8-bit minimum); the benchmark layouts."""
-    for n in (1, 100, 10_000, 1_000_000, 2**20, 10_000_000):
+    """At most n buckets per table (above the 8-bit minimum); the benchmark layouts."""
+    for n in (1, 100, 10_000, 1_000_000, 2**20, 10_000_000, 30_000_000):
         layout = Layout.choose(bits, max_threshold, n)
-        assert 2 ** max(layout.widths) <= max(2 * n, 2**8)
+        assert 2 ** max(layout.widths) <= max(n, 2**8)
     large = Layout.choose(bits, max_threshold, 10_000_000)
-    assert (large.m, large.widths[0]) == ((3, 21) if bits == 64 else (12, 21))
+    assert (large.m, large.widths[0]) == ((3, 21) if bits == 64 else (11, 23))
     if bits == 256:
         assert Layout.choose(bits, max_threshold, 1_000_000).widths == (16,) * 16
+        assert Layout.choose(bits, max_threshold, 30_000_000).widths == (23,) * 11
+
+
+def test_pdq_layout_changes_at_its_thresholds() -> None:
+    """16 x 16 at 2**20 entries, 12 x 21 at 2**21, 11 x 23 from 2**23 (the n-bucket cap)."""
+    widths = {n: Layout.choose(256, 31, n).widths for n in (2**20, 2**21, 2**23 - 1, 2**23)}
+    assert widths[2**20] == (16,) * 16
+    assert widths[2**21] == (21,) * 12
+    assert len(widths[2**23 - 1]) == 11 and widths[2**23 - 1][0] < 23
+    assert widths[2**23] == (23,) * 11
+
+
+def test_substrings_straddling_words_are_read_whole() -> None:
+    """11 x 23 bits: a straddling table joins the top of one word and the next word's bottom."""
+    layout = Layout.from_widths(4, [23] * 11)
+    words = np.zeros(4, dtype=np.uint64)
+    words[0] = np.uint64(1) << np.uint64(63)  # bit 63: table 2 covers bits 46..68, its bit 17
+    words[1] = np.uint64(0b101)  # bits 64, 66: table 2's bits 18 and 20
+    keys = layout.keys(words.reshape(2, 1, 2))[:, 0] - layout.bases.view(np.intp)
+    assert keys[2] == (1 << 17) | (1 << 18) | (1 << 20)
+    assert np.delete(keys, 2).tolist() == [0] * 10
+    probed = layout.probe_buckets(words, 31)  # the query path computes the same keys
+    assert int(keys[2] + layout.bases[2]) in probed.tolist()
+    with pytest.raises(ValueError, match="do not fit"):
+        Layout.from_widths(4, [24] * 11)
+
+
+@pytest.mark.parametrize("widths", [(23,) * 11, (21,) * 12, (20,) * 12, (22,) * 11])
+def test_large_index_layouts_match_brute_force(
+    monkeypatch: pytest.MonkeyPatch, widths: tuple[int, ...]
+) -> None:
+    """The layouts chosen from 2**20 entries up, forced onto a small index: exact at t <= 31.
+
+    Planted neighbours sit at distances up to 33 around the query, including ones whose
+    flipped bits all fall into one substring or straddle word boundaries; queries run on the
+    bulk build, after a merge into it and after tombstones.
+    """
+    monkeypatch.setattr(
+        Layout, "choose", classmethod(lambda cls, *_: cls.from_widths(4, list(widths)))
+    )
+    rng = np.random.default_rng(len(widths) * 100 + widths[0])
+    index = HammingIndex(256, 31, delta_limit=64)
+    codes = rng.integers(0, 256, (2000, 32), dtype=np.uint8)
+    queries = codes[:20].copy()
+    planted = []
+    for q in queries:
+        bits = np.unpackbits(q)
+        for d in (0, 1, 15, 29, 30, 31, 32, 33):
+            row = bits.copy()
+            row[rng.choice(256, d, replace=False)] ^= 1
+            planted.append(np.packbits(row))
+        row = bits.copy()
+        row[40:71] ^= 1  # 31 adjacent bits across the first word boundary
+        planted.append(np.packbits(row))
+    codes = np.concatenate([codes, np.array(planted)])
+    index.add(np.arange(len(codes)), codes)
+    model = {i: codes[i] for i in range(len(codes))}
+    extra = near(rng, queries, 100, 31)
+    index.add(np.arange(5000, 5100), extra)  # > delta_limit: merged into the tables
+    model.update({5000 + i: extra[i] for i in range(100)})
+    index.remove(np.arange(2000, 2100))
+    for i in range(2000, 2100):
+        del model[i]
+    for q in queries:
+        for t in (31, 17, 0):
+            assert result(index, q, t) == brute_force(model, q, t)
+
+
+def test_relayout_from_16_to_11_tables_stays_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Growing past 4x the layout's size rebuilds with the large layout (here from 400 entries)."""
+    real_choose = Layout.choose.__func__  # type: ignore[attr-defined]
+
+    def choose(cls: type[Layout], bits: int, max_threshold: int, n: int) -> Layout:
+        return cls.from_widths(4, [23] * 11) if n >= 400 else real_choose(cls, bits, 31, 2**20)
+
+    monkeypatch.setattr(Layout, "choose", classmethod(choose))
+    rng = np.random.default_rng(5)
+    index = HammingIndex(256, 31, delta_limit=50)
+    centres = rng.integers(0, 256, (10, 32), dtype=np.uint8)
+    model: dict[int, np.ndarray] = {}
+    layouts = set()
+    for step in range(16):  # rebuilds at 60, 120 and 780 entries
+        ids = np.arange(60 * step, 60 * step + 60)
+        codes = near(rng, centres, len(ids), 31)
+        index.add(ids, codes)
+        model.update({int(i): c for i, c in zip(ids, codes, strict=True)})
+        layout = index._snap.layout
+        layouts.add(None if layout is None else layout.m)
+        for q in near(rng, centres, 3, 20):
+            assert result(index, q, 31) == brute_force(model, q, 31)
+    assert {16, 11} <= layouts
 
 
 def test_invalid_construction_raises() -> None:
