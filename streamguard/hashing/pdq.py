@@ -158,7 +158,7 @@ def pdq_hash(luma: Luma) -> tuple[bytes, int]:
 _GREY_STRIP_ROWS = 32
 
 
-def reference_grey(rgb: np.ndarray) -> np.ndarray:
+def _pdqhash_grey(rgb: np.ndarray) -> np.ndarray:
     """The float32 grey ``pdqhash.compute`` makes of ``rgb`` (uint8, rows x columns x 3,
     any strides), bit for bit: its own expression (the channels times Python floats, in
     float64, summed red + green + blue, rounded to float32), a strip of rows at a time.
@@ -177,4 +177,4 @@ def pdq_hash_rgb(rgb: np.ndarray) -> tuple[bytes, int]:
     reference C++ on the full-size picture, no pre-scale (0.26 s for 3840x2160)."""
     if _PDQ_FROM_LUMA is None:
         return _hash_with_pdqhash_compute(rgb)
-    return _hash_with_reference_cpp(_PDQ_FROM_LUMA, reference_grey(rgb))
+    return _hash_with_reference_cpp(_PDQ_FROM_LUMA, _pdqhash_grey(rgb))
