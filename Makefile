@@ -63,6 +63,7 @@ bench: $(BIN)/streamguard debian-packages
 	$(BIN)/python -m bench.bench_index
 	$(BIN)/python -m bench.bench_scan
 	$(BIN)/python -m bench.bench_hash
+	$(BIN)/python -m bench.bench_pictures
 	$(BIN)/python -m bench.bench_live
 	$(BIN)/python -m bench.bench_blocklist
 	$(BIN)/python -m bench.bench_events

@@ -48,8 +48,9 @@ from streamguard.config.policy import Policy
 from streamguard.detect.matcher import FrameMatcher, Match, frame_hashes
 from streamguard.detect.policy import StreamPolicy
 from streamguard.evaluation.corpus import keyframes
-from streamguard.hashing import ALGORITHMS, MIN_QUALITY, hash_luma, load_image_luma
+from streamguard.hashing import ALGORITHMS, MIN_QUALITY, hash_luma
 from streamguard.hashing.featureless import featureless_pictures
+from streamguard.hashing.picture import hash_picture, load_picture
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.sampler import Frame
 from streamguard.samples import SAMPLES_DIR
@@ -93,7 +94,7 @@ def careless_list(clip: Path, parts: list[Segment], path: Path) -> dict[str, Any
     for number, part in enumerate(parts):
         if part.featureless:
             image = still(clip, start + blankest_s(part), stills / f"{number}.png")
-            hashes = hash_luma(load_image_luma(image), ALGOS)
+            hashes = hash_picture(load_picture(image), ALGOS)
             degenerate = Featureless().of([h.algo for h in hashes], [h.digest for h in hashes])
             for frame_hash, flag in zip(hashes, degenerate.tolist(), strict=True):
                 if flag:

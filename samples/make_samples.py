@@ -486,7 +486,8 @@ def make_samples(out_dir: Path = SAMPLES_DIR) -> list[Path]:
 
 def write_blocklist(images: dict[str, Path], out_dir: Path) -> Path:
     """`blocklist.csv`: each flagged stand-in under every algorithm, hashed by streamguard."""
-    from streamguard.hashing import ALGORITHMS, hash_luma, load_image_luma
+    from streamguard.hashing import ALGORITHMS
+    from streamguard.hashing.picture import hash_picture, load_picture
 
     path = out_dir / "blocklist.csv"
     rows = ["algo,hash,id,list,category,label"]
@@ -495,7 +496,7 @@ def write_blocklist(images: dict[str, Path], out_dir: Path) -> Path:
             continue
         number = name.removeprefix("flagged_")
         label = f"stand-in flagged image {number} (synthetic test content)"
-        for frame_hash in hash_luma(load_image_luma(image), ALGORITHMS):
+        for frame_hash in hash_picture(load_picture(image), ALGORITHMS):
             algo = frame_hash.algo
             rows.append(f"{algo},{frame_hash.hex},{name}-{algo},streamguard-samples,test,{label}")
     path.write_text("\n".join(rows) + "\n")

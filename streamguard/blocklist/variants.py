@@ -11,11 +11,9 @@ and label; matches against one need confirmation (docs/policy.md).
 
 from collections.abc import Iterable
 
-import numpy as np
-
 from streamguard.blocklist.degenerate import REASON, Featureless
-from streamguard.hashing import FrameHash, hash_luma
-from streamguard.hashing.preprocess import Luma
+from streamguard.hashing import FrameHash
+from streamguard.hashing.picture import Picture, hash_picture
 
 VARIANT_MARK = "~"  # entry ids "ID~crop5"
 
@@ -27,32 +25,28 @@ CORNERS = (("top", "left"), ("top", "right"), ("bottom", "left"), ("bottom", "ri
 MIRRORED_FOR = frozenset({"phash", "dhash"})  # PDQ matches mirror images by itself
 
 
-def _crop(pixels: np.ndarray, top: float, bottom: float, left: float, right: float) -> np.ndarray:
-    height, width = pixels.shape
+def _crop(picture: Picture, top: float, bottom: float, left: float, right: float) -> Picture:
+    height, width = picture.shape
     rows = slice(round(height * top), height - round(height * bottom))
     cols = slice(round(width * left), width - round(width * right))
-    return np.ascontiguousarray(pixels[rows, cols])
+    return picture.crop(rows, cols)
 
 
-def image_variants(luma: Luma) -> list[tuple[str, Luma]]:
-    """``('', luma)`` first, then each variant with its id suffix."""
-    pixels = luma.pixels
-    variants: list[tuple[str, Luma | np.ndarray]] = [("", luma)]
+def image_variants(picture: Picture) -> list[tuple[str, Picture]]:
+    """``('', picture)`` first, then each variant with its id suffix."""
+    variants = [("", picture)]
     for fraction in CENTRE_CROPS:
         half = fraction / 2
-        variants.append((f"crop{round(fraction * 100)}", _crop(pixels, half, half, half, half)))
+        variants.append((f"crop{round(fraction * 100)}", _crop(picture, half, half, half, half)))
     for fraction in SIDE_CROPS:
         for side in SIDES:
             cut = {name: fraction if name == side else 0.0 for name in SIDES}
-            variants.append((f"{side}{round(fraction * 100)}", _crop(pixels, **cut)))
+            variants.append((f"{side}{round(fraction * 100)}", _crop(picture, **cut)))
     for corner in CORNERS:
         cut = {name: CORNER_CROP if name in corner else 0.0 for name in SIDES}
-        variants.append(("".join(corner) + f"{round(CORNER_CROP * 100)}", _crop(pixels, **cut)))
-    variants.append(("mirror", np.ascontiguousarray(pixels[:, ::-1])))
-    return [
-        (suffix, picture if isinstance(picture, Luma) else Luma(picture, luma.studio_range))
-        for suffix, picture in variants
-    ]
+        variants.append(("".join(corner) + f"{round(CORNER_CROP * 100)}", _crop(picture, **cut)))
+    variants.append(("mirror", picture.mirrored()))
+    return variants
 
 
 def wanted(suffix: str, algo: str) -> bool:
@@ -61,7 +55,7 @@ def wanted(suffix: str, algo: str) -> bool:
 
 
 def image_hashes(
-    luma: Luma, algos: Iterable[str], *, variants: bool
+    picture: Picture, algos: Iterable[str], *, variants: bool
 ) -> list[tuple[str, FrameHash, str | None]]:
     """``(suffix, hash, problem)`` for each entry ``blocklist add-image`` makes of a picture:
     the picture itself (suffix ''), and with ``variants`` each variant worth an entry.
@@ -70,8 +64,8 @@ def image_hashes(
     algos = list(algos)
     hashes = [
         (suffix, frame_hash)
-        for suffix, picture in (image_variants(luma) if variants else [("", luma)])
-        for frame_hash in hash_luma(picture, [algo for algo in algos if wanted(suffix, algo)])
+        for suffix, variant in (image_variants(picture) if variants else [("", picture)])
+        for frame_hash in hash_picture(variant, [algo for algo in algos if wanted(suffix, algo)])
     ]
     degenerate = Featureless().of([h.algo for _, h in hashes], [h.digest for _, h in hashes])
     return [

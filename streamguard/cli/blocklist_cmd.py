@@ -38,8 +38,9 @@ from streamguard.cli.options import (
     redis_tool_options,
 )
 from streamguard.errors import StreamguardError
-from streamguard.hashing import ALGORITHMS, load_image_luma
+from streamguard.hashing import ALGORITHMS
 from streamguard.hashing.pdq import MIN_QUALITY
+from streamguard.hashing.picture import load_picture
 from streamguard.hashing.vpdq import file_video_id, hash_video
 from streamguard.infra.redis import connect, describe
 
@@ -224,7 +225,7 @@ def cmd_add_image(args: argparse.Namespace) -> int:
     entries = []
     for path in args.images:
         for suffix, frame_hash, problem in image_hashes(
-            load_image_luma(path), algos, variants=args.variants
+            load_picture(path), algos, variants=args.variants
         ):
             if problem is not None:
                 _note(f"{path} ({suffix or 'as is'}): {frame_hash.algo}: {problem}; skipped")

@@ -10,8 +10,8 @@ from streamguard.cli.frames import frames_of
 from streamguard.cli.options import Subcommands, add_sample_option
 from streamguard.config.sampling import Sampling
 from streamguard.errors import StreamguardError
-from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, hash_luma, load_image_luma
-from streamguard.hashing.preprocess import Luma
+from streamguard.hashing import ALGORITHMS, IMAGE_SUFFIXES, FrameHash, hash_luma
+from streamguard.hashing.picture import hash_picture, load_picture
 from streamguard.hashing.vpdq import hash_video
 from streamguard.hashing.vpdq_signal import signal_line
 
@@ -38,9 +38,11 @@ def cmd_hash(args: argparse.Namespace) -> int:
         return cmd_hash_vpdq(args)
     algos = args.algo or ["pdq"]
 
-    def emit(path: str, luma: Luma, pts_s: float | None) -> None:
-        height, width = luma.shape
-        for frame_hash in hash_luma(luma, algos):
+    def emit(
+        path: str, hashes: list[FrameHash], shape: tuple[int, int], pts_s: float | None
+    ) -> None:
+        height, width = shape
+        for frame_hash in hashes:
             if args.json:
                 record = {"path": path, "pts_s": pts_s, "algo": frame_hash.algo}
                 record |= {"hash": frame_hash.hex, "quality": frame_hash.quality}
@@ -52,10 +54,11 @@ def cmd_hash(args: argparse.Namespace) -> int:
 
     def hash_one(source: str) -> None:
         if Path(source).suffix.lower() in IMAGE_SUFFIXES:
-            emit(source, load_image_luma(source), None)
+            picture = load_picture(source)
+            emit(source, hash_picture(picture, algos), picture.shape, None)
             return
         for frame in frames_of(source, args.sample):
-            emit(frame.stream_id, frame.luma, frame.pts_s)
+            emit(frame.stream_id, hash_luma(frame.luma, algos), frame.luma.shape, frame.pts_s)
 
     return EXIT_CLEAN if for_each_source(args.paths, hash_one) else EXIT_ERROR
 

@@ -12,7 +12,8 @@ from streamguard.blocklist.memory import Blocklist, BlocklistBuilder
 from streamguard.blocklist.variants import VARIANT_MARK, entry_id, image_hashes
 from streamguard.evaluation.corpus import Picture
 from streamguard.evaluation.methods import ALGOS, Method
-from streamguard.hashing import ALGORITHMS, load_image_luma
+from streamguard.hashing import ALGORITHMS
+from streamguard.hashing.picture import load_picture
 
 NO_HASH = 9999  # distance when a frame has no hash looked up (detect/matcher.py)
 LIST_NAME, CATEGORY = "eval", "eval"
@@ -29,7 +30,7 @@ class EntrySet:
 
 def picture_entries(picture: Picture, algo: str, variants: bool) -> list[Entry]:
     """The entries ``blocklist add-image [--variants]`` makes of a picture for ``algo``."""
-    luma = load_image_luma(picture.path)
+    loaded = load_picture(picture.path)
     return [
         Entry(
             algo,
@@ -39,7 +40,7 @@ def picture_entries(picture: Picture, algo: str, variants: bool) -> list[Entry]:
             CATEGORY,
             picture.name,
         )
-        for suffix, frame_hash, problem in image_hashes(luma, [algo], variants=variants)
+        for suffix, frame_hash, problem in image_hashes(loaded, [algo], variants=variants)
         if problem is None
     ]
 

@@ -10,7 +10,7 @@ from streamguard.errors import StreamguardError
 from streamguard.evaluation import corpus
 from streamguard.evaluation.corpus import Picture
 from streamguard.evaluation.options import Options
-from streamguard.hashing import hash_luma, load_image_luma
+from streamguard.hashing.picture import hash_picture, load_picture
 from streamguard.samples import SAMPLES_DIR
 
 
@@ -47,7 +47,7 @@ def check_pictures(pictures: list[Picture], log: Callable[[str], None]) -> list[
         seen[picture.name] += 1
         if seen[picture.name] > 1:  # the same stem twice (a.png, a.jpg): names must differ
             picture = replace(picture, name=f"{picture.name}.{seen[picture.name]}")
-        (pdq,) = hash_luma(load_image_luma(picture.path), ["pdq"])
+        (pdq,) = hash_picture(load_picture(picture.path), ["pdq"])
         if picture.entry and not pdq.matchable:
             log(f"eval: {picture.name}: PDQ quality {pdq.quality} < 50, left out")
             continue

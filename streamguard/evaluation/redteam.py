@@ -38,7 +38,8 @@ from streamguard.errors import SourceUnwatchable
 from streamguard.evaluation import adversary
 from streamguard.evaluation.adversary import Case
 from streamguard.events.schema import Action
-from streamguard.hashing import ALGORITHMS, load_image_luma
+from streamguard.hashing import ALGORITHMS
+from streamguard.hashing.picture import load_picture
 from streamguard.ingest.replay import paced, stalling
 from streamguard.ingest.sampler import sample_frames
 from streamguard.ingest.source import VideoPacket, open_source, video_stream
@@ -88,7 +89,7 @@ def blocklist_of(flagged: Path) -> Blocklist:
     """The flagged picture's entries, as ``blocklist add-image`` makes them."""
     entries = [
         Entry(h.algo, h.digest, entry_id(flagged.stem, h.algo, ""), "adversarial", "test")
-        for _, h, problem in image_hashes(load_image_luma(flagged), ALGORITHMS, variants=False)
+        for _, h, problem in image_hashes(load_picture(flagged), ALGORITHMS, variants=False)
         if problem is None
     ]
     blocklist = Blocklist()

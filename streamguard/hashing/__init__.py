@@ -1,13 +1,9 @@
-"""Perceptual hashes of a grey (luma) image: PDQ, pHash and dHash."""
+"""Perceptual hashes of a grey (luma) image: PDQ, pHash and dHash. Still pictures are read
+and hashed by ``hashing.picture``."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
-
-from streamguard.errors import SourceError
 from streamguard.hashing.imagehash_compat import dhash, phash
 from streamguard.hashing.pdq import MIN_QUALITY, pdq_hash
 from streamguard.hashing.preprocess import Luma
@@ -111,17 +107,3 @@ def hash_luma(luma: Luma, algos: Iterable[str]) -> list[FrameHash]:
 
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
-
-
-def load_image_luma(path: str | Path) -> Luma:
-    """Read a picture as the grey image imagehash uses (PIL ``convert("L")``)."""
-    try:
-        with Image.open(path) as image:
-            if max(image.size) > MAX_SIDE:
-                width, height = image.size
-                raise SourceError(f"{path}: image is {width}x{height}, larger than {MAX_SIDE} px")
-            return Luma(np.asarray(image.convert("L")))
-    except FileNotFoundError:
-        raise SourceError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise SourceError(f"{path}: not a readable image ({exc.__class__.__name__})") from None

@@ -6,10 +6,11 @@ hashes those whose decoded index N has ``N % step == 0``, ``step = int(seconds_p
 frame rate (its real base rate if none). The frame's time is ``N / fps`` in 32-bit
 floats, not its timestamp. Each hashed frame is converted to RGB24 at full size by
 swscale and hashed by the PDQ reference code (``pdqHash256FromFloatLuma``, no
-downscaling first). Here PyAV decodes and converts, and ``pdqhash.compute`` (the same
-reference code) hashes: on the five sample clips and seven made ones (24-60 fps,
-29.97 fps, 318x178 to 1280x720, 4:2:0, 4:4:4 at 321x241, MJPEG, B-frames) every frame
-hash, quality, index and time equalled ``vpdq.computeHash``'s (BENCHMARKS.md).
+downscaling first). Here PyAV decodes and converts, and ``pdq_hash_rgb`` (the same
+reference code, bit for bit ``pdqhash.compute``) hashes: on the five sample clips and
+seven made ones (24-60 fps, 29.97 fps, 318x178 to 1280x720, 4:2:0, 4:4:4 at 321x241,
+MJPEG, B-frames) every frame hash, quality, index and time equalled
+``vpdq.computeHash``'s (BENCHMARKS.md).
 """
 
 import hashlib
@@ -18,10 +19,10 @@ from pathlib import Path
 
 import av
 import numpy as np
-import pdqhash
 
 from streamguard.errors import SourceError
 from streamguard.hashing import MAX_SIDE
+from streamguard.hashing.pdq import pdq_hash_rgb
 from streamguard.hashing.vpdq_signal import VpdqFrame
 
 SECONDS_PER_HASH = 1.0  # vpdq's and ThreatExchange's default
@@ -68,9 +69,8 @@ def hash_video(path: Path, seconds_per_hash: float = SECONDS_PER_HASH) -> VideoH
             decoded = 0
             for frame in container.decode(stream):
                 if decoded % step == 0:
-                    bits, quality = pdqhash.compute(frame.to_ndarray(format="rgb24"))
-                    digest = np.packbits(bits.astype(np.uint8)).tobytes()
-                    frames.append(VpdqFrame(digest, int(quality), frame_time_s(decoded, fps)))
+                    digest, quality = pdq_hash_rgb(frame.to_ndarray(format="rgb24"))
+                    frames.append(VpdqFrame(digest, quality, frame_time_s(decoded, fps)))
                     numbers.append(decoded)
                 decoded += 1
     except av.FFmpegError as exc:

@@ -47,6 +47,7 @@ SMOKES = {
     "blocklist": ["bench.bench_blocklist", "--out", "{out}"],
     "scan": ["bench.bench_scan", "--out", "{out}"],
     "hash": ["bench.bench_hash"],
+    "pictures": ["bench.bench_pictures"],
     "index": ["bench.bench_index"],
     "vpdq": ["bench.bench_vpdq"],
 }

@@ -1,4 +1,5 @@
-"""Our hashers against the reference libraries, on the committed sample media."""
+"""The frame path (luma, PDQ pre-scaled to 640 px) against the reference libraries, on the
+committed sample media. Pictures: test_picture_reference.py."""
 
 import av
 import imagehash
@@ -7,7 +8,8 @@ import pdqhash
 import pytest
 from PIL import Image
 
-from streamguard.hashing import hash_luma, load_image_luma, pdq
+from streamguard.hashing import hash_luma, pdq
+from streamguard.hashing.picture import load_picture
 from streamguard.hashing.preprocess import PDQ_MAX_SIDE, fit_within
 from streamguard.ingest.sampler import frame_luma
 
@@ -32,16 +34,8 @@ def test_there_are_sample_images_and_clips():
 
 
 @pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
-def test_phash_dhash_equal_imagehash_on_images(path):
-    phash, dhash = hash_luma(load_image_luma(path), ["phash", "dhash"])
-    with Image.open(path) as image:
-        assert phash.hex == str(imagehash.phash(image))
-        assert dhash.hex == str(imagehash.dhash(image))
-
-
-@pytest.mark.parametrize("path", IMAGES, ids=lambda p: p.name)
-def test_pdq_close_to_reference_on_images(path):
-    (ours,) = hash_luma(load_image_luma(path), ["pdq"])
+def test_frame_path_pdq_close_to_reference_on_images(path):
+    (ours,) = hash_luma(load_picture(path).luma, ["pdq"])
     with Image.open(path) as image:
         digest, quality = reference_pdq(np.asarray(image.convert("RGB")))
     assert quality >= 80
@@ -85,9 +79,9 @@ def test_video_luma_path_matches_reference_on_rgb_frames(path):
 def test_direct_reference_call_equals_pdqhash_compute():
     """The fast path calls pdqhash's compiled C++ directly; it must be what compute() returns."""
     assert pdq._PDQ_FROM_LUMA is not None, "pdqhash no longer exports the reference function"
-    lumas = [load_image_luma(path) for path in IMAGES]
+    lumas = [load_picture(path).luma for path in IMAGES]
     lumas += [frame_luma(frame) for frame in decoded_keyframes(CLIPS[0])]
     for luma in lumas:
         small = fit_within(luma.full_range(), PDQ_MAX_SIDE)
         direct = pdq._hash_with_reference_cpp(pdq._PDQ_FROM_LUMA, small.astype(np.float32))
-        assert direct == pdq._hash_with_pdqhash_compute(small)
+        assert direct == pdq._hash_with_pdqhash_compute(pdq._as_rgb(small))

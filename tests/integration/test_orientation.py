@@ -123,7 +123,8 @@ def test_a_phone_clip_coded_sideways_matches_as_shown(sideways, sample):
     assert {(f.width, f.height) for f in frames} == {(1280, 720)}  # as shown, not as coded
     upright = distances(frames_of(FLAGGED), PLAIN)
     shown = distances(frames, PLAIN)
-    assert upright["flagged_01-pdq"] == 0 and upright["flagged_01-phash"] == 0
+    # PDQ: the frame path's few bits from the entry, the picture's reference hash
+    assert upright["flagged_01-pdq"] <= 8 and upright["flagged_01-phash"] == 0
     # the re-encode of the turned picture costs a few bits, the orientation nothing
     assert shown["flagged_01-pdq"] <= upright["flagged_01-pdq"] + 6
     assert shown["flagged_01-phash"] <= upright["flagged_01-phash"] + 2

@@ -27,8 +27,8 @@ from streamguard.evaluation.observation import Evaluation
 from streamguard.evaluation.options import Options
 from streamguard.evaluation.summary import summarise, zero_fp_threshold
 from streamguard.evaluation.transforms import BY_NAME, TRANSFORMS, native_size, random_crop
-from streamguard.hashing import load_image_luma
 from streamguard.hashing.borders import content_box
+from streamguard.hashing.picture import load_picture
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.sampler import Frame
 from streamguard.observability import metrics
@@ -200,8 +200,9 @@ def small_report():
         for name in ("scale-720p", "flip", "pip-50%"):
             stream = evaluation.new_stream("item", number, name, picture.entry)
             rgb = render(name, picture.rgb)
-            # The picture as add-image reads it, so the unchanged one is at distance 0.
-            pixels = load_image_luma(picture.path).pixels if name == "scale-720p" else grey(rgb)
+            # The picture's own grey, so the unchanged one is only the frame path's PDQ
+            # drift (640 px pre-scale) from add-image's reference hash away.
+            pixels = load_picture(picture.path).luma.pixels if name == "scale-720p" else grey(rgb)
             for rep in range(2 if picture.entry else 1):
                 frame = Frame("s", rep * 2.0, 0.0, Luma(pixels), pixels.shape[1], pixels.shape[0])
                 evaluation.observe(frame, stream, rep, rep * 2.0)
@@ -213,7 +214,7 @@ def test_report_aggregates_recall_negatives_and_decisions(small_report):
     methods = small_report["methods"]
     assert small_report["counts"]["positive_trials_per_transform"] == 2
     plain, robust = methods["plain-pdq"]["transforms"], methods["sg-pdq"]["transforms"]
-    assert plain["scale-720p"]["recall"] == 1.0 and plain["scale-720p"]["p50"] == 0
+    assert plain["scale-720p"]["recall"] == 1.0 and 0 <= plain["scale-720p"]["p50"] <= 10
     assert plain["flip"]["recall"] == 0.0 and robust["flip"]["recall"] == 1.0
     assert robust["flip"]["found_through"] in ({"flipy": 2}, {"flipx": 2})
     assert plain["scale-720p"]["policy"] == {"kill_first_keyframe": 2}

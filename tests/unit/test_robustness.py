@@ -8,15 +8,17 @@ from streamguard.blocklist.entry import Entry
 from streamguard.blocklist.memory import Blocklist
 from streamguard.blocklist.variants import image_variants, wanted
 from streamguard.detect.matcher import PLAIN, ROBUST, FrameMatcher, frame_hashes
-from streamguard.hashing import hash_luma, load_image_luma
+from streamguard.hashing import hash_luma
 from streamguard.hashing.borders import content_box, inner_pictures
 from streamguard.hashing.pdq import DIHEDRAL, pdq_dihedral, pdq_hash
+from streamguard.hashing.picture import hash_picture, load_picture
 from streamguard.hashing.preprocess import PDQ_MAX_SIDE, Luma, fit_within
 from streamguard.ingest.sampler import Frame
 
 from ..conftest import SAMPLES
 
-PICTURE = load_image_luma(SAMPLES / "flagged" / "flagged_01.png").pixels  # 1280x720
+LOADED = load_picture(SAMPLES / "flagged" / "flagged_01.png")
+PICTURE = LOADED.luma.pixels  # 1280x720
 
 
 def padded(pixels: np.ndarray, top: int, left: int, level: int) -> np.ndarray:
@@ -88,11 +90,13 @@ def test_evasions_plain_pdq_misses_are_matched(evasion, transform):
 
 
 def test_image_variants_cover_crops_and_a_mirror():
-    variants = dict(image_variants(Luma(PICTURE)))
-    assert next(iter(variants)) == "" and variants[""].pixels is PICTURE
+    variants = dict(image_variants(LOADED))
+    assert next(iter(variants)) == "" and variants[""] is LOADED
     assert variants["crop10"].shape == (648, 1152)  # 5% off each end
+    assert (variants["crop10"].rgb == LOADED.rgb[36:-36, 64:-64]).all()
     assert variants["left5"].shape == (720, 1216)
-    assert (variants["mirror"].pixels == PICTURE[:, ::-1]).all()
+    assert (variants["mirror"].luma.pixels == PICTURE[:, ::-1]).all()
+    assert (variants["mirror"].rgb == LOADED.rgb[:, ::-1]).all()
     assert not wanted("mirror", "pdq") and wanted("mirror", "phash") and wanted("crop5", "pdq")
 
 
@@ -101,12 +105,12 @@ def test_a_cropped_copy_matches_a_variant_entry_not_the_plain_one():
     entries = [
         Entry(
             "pdq",
-            hash_luma(picture, ["pdq"])[0].digest,
+            hash_picture(picture, ["pdq"])[0].digest,
             f"e1~{suffix}" if suffix else "e1",
             "l",
             "t",
         )
-        for suffix, picture in image_variants(Luma(PICTURE))
+        for suffix, picture in image_variants(LOADED)
     ]
     blocklist.put(list(range(len(entries))), entries)
     height, width = PICTURE.shape

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from streamguard.hashing import MIN_STABLE_BITS, FrameHash, Luma, hash_luma, load_image_luma
+from streamguard.hashing import MIN_STABLE_BITS, FrameHash, Luma, hash_luma
 from streamguard.hashing.featureless import featureless_pictures
+from streamguard.hashing.picture import load_picture
 
 from ..conftest import SAMPLES
 
@@ -16,7 +17,7 @@ def stable_bits(pixels: np.ndarray) -> dict[str, int]:
 
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*/*.png")), ids=lambda p: p.name)
 def test_pictures_with_content_have_most_bits_stable(path):
-    luma = load_image_luma(path)
+    luma = load_picture(path).luma
     for frame_hash in hash_luma(luma, ["phash", "dhash"]):
         assert frame_hash.stable_bits >= 50 and frame_hash.matchable
 
@@ -31,7 +32,7 @@ def test_flat_noisy_and_faded_frames_are_not_matchable():
     rng = np.random.default_rng(2)
     flat = np.full((720, 1280), 16, np.uint8)
     noisy = np.clip(flat + rng.normal(0, 4, flat.shape), 0, 255).astype(np.uint8)
-    picture = load_image_luma(SAMPLES / "flagged" / "flagged_01.png").pixels
+    picture = load_picture(SAMPLES / "flagged" / "flagged_01.png").luma.pixels
     faded = np.rint(picture * 0.01).astype(np.uint8)  # the last frames of a fade to black
     for pixels in (flat, noisy, faded):
         for frame_hash in hash_luma(Luma(pixels, video=True), ["phash", "dhash"]):
