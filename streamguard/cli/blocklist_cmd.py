@@ -9,7 +9,6 @@ black frame is common in video).
 """
 
 import argparse
-import asyncio
 import csv
 import json
 import sys
@@ -19,7 +18,7 @@ from itertools import compress
 from pathlib import Path
 from typing import TextIO
 
-from redis.exceptions import RedisError
+import redis.asyncio as aioredis
 
 from streamguard.blocklist.degenerate import (
     Featureless,
@@ -28,21 +27,21 @@ from streamguard.blocklist.degenerate import (
     load_screened,
 )
 from streamguard.blocklist.entry import COLUMNS, Entry, columns_of, csv_row, parse_entry
-from streamguard.blocklist.store import BlocklistStore, StoreError
+from streamguard.blocklist.store import BlocklistStore
 from streamguard.blocklist.variants import entry_id, image_hashes
 from streamguard.blocklist.video_signal import frame_entries
 from streamguard.cli.options import (
     Subcommands,
     add_allow_degenerate,
-    redis_of_tool,
     redis_tool_options,
+    with_redis,
 )
 from streamguard.errors import StreamguardError
 from streamguard.hashing import ALGORITHMS
 from streamguard.hashing.pdq import MIN_QUALITY
 from streamguard.hashing.picture import load_picture
 from streamguard.hashing.vpdq import file_video_id, hash_video
-from streamguard.infra.redis import connect, describe
+from streamguard.infra.redis import RedisSettings
 
 MANUAL_LIST = "manual"
 
@@ -144,18 +143,11 @@ def _entry_options(parser: argparse.ArgumentParser) -> None:
 
 def _with_store(args: argparse.Namespace, work: Callable[[BlocklistStore], Awaitable[int]]) -> int:
     """Run ``work`` against the store; Redis failures become one-line errors."""
-    settings = redis_of_tool(args)
 
-    async def main() -> int:
-        client = connect(settings)
-        try:
-            return await work(BlocklistStore(client, settings.prefix, settings.max_changes))
-        except RedisError as exc:
-            raise StoreError(describe(exc, settings.url)) from None
-        finally:
-            await client.aclose()
+    async def on_store(client: aioredis.Redis, settings: RedisSettings) -> int:
+        return await work(BlocklistStore(client, settings.prefix, settings.max_changes))
 
-    return asyncio.run(main())
+    return with_redis(args, on_store)
 
 
 def _note(message: str) -> None:

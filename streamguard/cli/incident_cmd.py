@@ -8,32 +8,26 @@ shows one.
 """
 
 import argparse
-import asyncio
 import csv
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from streamguard.blocklist.entry import columns_of, csv_row
 from streamguard.blocklist.incidents import DEFAULT_CATEGORY, Incident, IncidentBook, vpdq_signal
-from streamguard.blocklist.store import StoreError
 from streamguard.cli.console import EXIT_CLEAN
-from streamguard.cli.options import Subcommands, redis_of_tool, redis_tool_options
+from streamguard.cli.options import Subcommands, redis_tool_options, with_redis
 from streamguard.config.policy import ACTIONS
 from streamguard.errors import StreamguardError
-from streamguard.infra.redis import RedisSettings, connect, describe
+from streamguard.infra.redis import RedisSettings
 from streamguard.runtime.incident_requests import (
     ANSWER_TIMEOUT_S,
     DEFAULT_SECONDS,
     ask_to_open,
     open_request,
 )
-
-Work = Callable[[aioredis.Redis, RedisSettings], Awaitable[int]]
 
 
 def add_parser(commands: Subcommands) -> None:
@@ -88,22 +82,6 @@ def add_parser(commands: Subcommands) -> None:
     exported.set_defaults(handler=cmd_export)
 
 
-def _with_redis(args: argparse.Namespace, work: Work) -> int:
-    """Run ``work`` with a Redis client; Redis failures become one-line errors."""
-    settings = redis_of_tool(args)
-
-    async def main() -> int:
-        client = connect(settings)
-        try:
-            return await work(client, settings)
-        except RedisError as exc:
-            raise StoreError(describe(exc, settings.url)) from None
-        finally:
-            await client.aclose()
-
-    return asyncio.run(main())
-
-
 def _note(message: str) -> None:
     print(f"incident: {message}", file=sys.stderr)
 
@@ -131,7 +109,7 @@ def cmd_open(args: argparse.Namespace) -> int:
         )
         return EXIT_CLEAN
 
-    return _with_redis(args, work)
+    return with_redis(args, work)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -143,7 +121,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 print("\t".join(_row(incident)))
         return EXIT_CLEAN
 
-    return _with_redis(args, work)
+    return with_redis(args, work)
 
 
 def _row(incident: Incident) -> list[str]:
@@ -171,7 +149,7 @@ def cmd_close(args: argparse.Namespace) -> int:
         _note(f"'{closed.id}' {outcome}")
         return EXIT_CLEAN
 
-    return _with_redis(args, work)
+    return with_redis(args, work)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -191,4 +169,4 @@ def cmd_export(args: argparse.Namespace) -> int:
         _note(f"exported {len(entries)} entries of '{incident.id}'")
         return EXIT_CLEAN
 
-    return _with_redis(args, work)
+    return with_redis(args, work)

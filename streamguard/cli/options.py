@@ -1,14 +1,20 @@
 """Option groups several commands share: Redis, sampling, thresholds, degenerate entries."""
 
 import argparse
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from streamguard.blocklist.store import StoreError
 from streamguard.config import redis_from_environment
 from streamguard.config.sampling import Sampling
 from streamguard.hashing import ALGORITHMS, check_distance
-from streamguard.infra.redis import DEFAULT_PREFIX, RedisSettings
+from streamguard.infra.redis import DEFAULT_PREFIX, RedisSettings, connect, describe
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -47,6 +53,26 @@ def redis_of_tool(args: argparse.Namespace) -> RedisSettings:
     """For the Redis tools (blocklist, streams): the command line over
     STREAMGUARD_REDIS_* over the default URL."""
     return redis_settings(args, redis_from_environment(RedisSettings(url=DEFAULT_REDIS_URL)))
+
+
+RedisWork = Callable[[aioredis.Redis, RedisSettings], Awaitable[int]]
+
+
+def with_redis(args: argparse.Namespace, work: RedisWork) -> int:
+    """Run ``work`` with a client of the Redis tools' Redis (``redis_of_tool``); Redis
+    failures become one-line errors."""
+    settings = redis_of_tool(args)
+
+    async def main() -> int:
+        client = connect(settings)
+        try:
+            return await work(client, settings)
+        except RedisError as exc:
+            raise StoreError(describe(exc, settings.url)) from None
+        finally:
+            await client.aclose()
+
+    return asyncio.run(main())
 
 
 def redis_tool_options() -> argparse.ArgumentParser:

@@ -6,18 +6,16 @@ with their credentials redacted.
 """
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
 
-from redis.exceptions import RedisError
+import redis.asyncio as aioredis
 
-from streamguard.blocklist.store import StoreError
-from streamguard.cli.options import Subcommands, redis_of_tool, redis_tool_options
+from streamguard.cli.options import Subcommands, redis_tool_options, with_redis
 from streamguard.config import RUN_SCHEMES, parse_stream
 from streamguard.infra.redaction import redact
-from streamguard.infra.redis import connect, describe
+from streamguard.infra.redis import RedisSettings
 from streamguard.infra.registry import Registry
 from streamguard.ingest.urls import check_allowed
 
@@ -50,18 +48,11 @@ def add_parser(commands: Subcommands) -> None:
 
 def _with_registry(args: argparse.Namespace, work: Callable[[Registry], Awaitable[int]]) -> int:
     """Run ``work`` against the registry; Redis failures become one-line errors."""
-    settings = redis_of_tool(args)
 
-    async def main() -> int:
-        client = connect(settings)
-        try:
-            return await work(Registry(client, settings.prefix))
-        except RedisError as exc:
-            raise StoreError(describe(exc, settings.url)) from None
-        finally:
-            await client.aclose()
+    async def on_registry(client: aioredis.Redis, settings: RedisSettings) -> int:
+        return await work(Registry(client, settings.prefix))
 
-    return asyncio.run(main())
+    return with_redis(args, on_registry)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
