@@ -28,15 +28,18 @@ Media and the decoy list are cached in ``--cache``; results go to ``--out``
 """
 
 import argparse
-import random
+import csv
+import json
+import math
 import resource
+import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import av
 import numpy as np
 
 from bench import parse
@@ -50,14 +53,18 @@ from bench.known_video_lists import (
     write_csv,
 )
 from bench.known_video_media import KNOWN_PICTURES, known_video, restream, restreams
-from bench.report import commit, fmt, invocation, machine, publish, saved, table, verdict
+from bench.known_video_watch import KNOWN, codes_of, nearness, watch
+from bench.report import (
+    commit,
+    fmt,
+    invocation,
+    machine,
+    publish,
+    saved,
+    table,
+    verdict,
+)
 from streamguard.blocklist.memory import Blocklist
-from streamguard.cli.frames import frames_of
-from streamguard.config.policy import Policy
-from streamguard.config.sampling import Sampling
-from streamguard.detect.matcher import FrameMatcher, Match
-from streamguard.detect.policy import StreamPolicy, counts
-from streamguard.detect.video import VideoEvidence, VideoTracker
 from streamguard.evaluation.corpus import (
     Picture,
     footage_jobs,
@@ -66,9 +73,7 @@ from streamguard.evaluation.corpus import (
     skimage_pictures,
 )
 
-KNOWN = "known-video"  # the known video's id in the list
 KILL_WITHIN_S = 10.0
-POLICY = Policy()
 SMOKE = {
     "scene_s": 6.0,
     "pictures": 2,
@@ -79,104 +84,13 @@ SMOKE = {
     "benign_pictures": 2,
     "decoys": 1000,
     "decoy_frames": 250,
+    "runs": 1,
     "vpdq_python": None,
 }
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# -- one stream through the production path ---------------------------------------------------
-
-
-@dataclass
-class Watched:
-    """What one stream's samples matched and what the policy decided on them."""
-
-    samples: int = 0
-    samples_known: int = 0  # samples with a match of the known video's frames
-    samples_decoy: int = 0  # samples with a match of a decoy's frames
-    best: dict[str, Any] | None = None  # the closest match of the known video
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    closest: dict[str, Any] | None = None  # the alignment nearest to the policy's kill
-
-    def first(self, action: str) -> float | None:
-        return next((d["stream_s"] for d in self.decisions if d["action"] == action), None)
-
-
-def _evidence(evidence: VideoEvidence) -> dict[str, Any]:
-    return {
-        "video": evidence.video,
-        "offset_s": round(evidence.offset_s, 2),
-        "frames_matched": evidence.frames_matched,
-        "window_s": round(evidence.window_s, 2),
-        "coverage": round(evidence.coverage, 3),
-    }
-
-
-def nearness(evidence: dict[str, Any]) -> tuple[float, int]:
-    """How near an alignment is to the policy's kill (``video_frames`` aligned samples
-    making up ``video_coverage`` of their span): 2 or more kills; then more frames."""
-    rule = POLICY.default
-    frames, coverage = evidence["frames_matched"], evidence["coverage"]
-    near = min(frames / rule.video_frames, 1) + min(coverage / rule.video_coverage, 1)
-    return near, frames
-
-
-def watch(path: Path, blocklist: Blocklist, seed: int) -> Watched:
-    """Read ``path`` as one live stream; see the module docstring."""
-    matcher = FrameMatcher(blocklist, metered=False)
-    policy = StreamPolicy(POLICY)
-    rule = POLICY.default
-    tracker = VideoTracker(rule.video_window_s)
-    seen = Watched()
-    start_s = arrived = 0.0
-    for frame in frames_of(str(path), Sampling(), stream_id=path.stem, rng=random.Random(seed)):
-        if not seen.samples:
-            start_s, arrived = frame.pts_s, frame.received_at
-        stream_s = frame.pts_s - start_s
-        seen.samples += 1
-        matches = matcher(frame)
-        known = [m for m in matches if m.hit.entry.video == KNOWN]
-        seen.samples_known += bool(known)
-        seen.samples_decoy += len(known) < len(matches)
-        for match in known:
-            if seen.best is None or match.hit.distance < seen.best["distance"]:
-                seen.best = _match(match, stream_s)
-        videos = [m for m in matches if _video_frame(m) and counts(rule, m)]
-        for evidence in tracker.observe(frame.pts_s, videos):
-            found = {"stream_s": round(stream_s, 2), **_evidence(evidence)}
-            if seen.closest is None or nearness(found) > nearness(seen.closest):
-                seen.closest = found
-        decision = policy.observe(matches, arrived + stream_s, frame.pts_s)
-        if decision is not None:
-            seen.decisions.append(
-                {
-                    "stream_s": round(stream_s, 2),
-                    "action": str(decision.action),
-                    "by": "video" if decision.video else "frames",
-                    "confirmations": decision.confirmations,
-                    "match": _match(decision.match, stream_s),
-                    "video": _evidence(decision.video) if decision.video else None,
-                }
-            )
-    return seen
-
-
-def _video_frame(match: Match) -> bool:
-    """A match the policy's known-video trackers see (detect/policy.py ``_known_videos``)."""
-    return bool(match.hit.entry.video) and not match.hit.entry.degenerate
-
-
-def _match(match: Match, stream_s: float) -> dict[str, Any]:
-    return {
-        "stream_s": round(stream_s, 2),
-        "entry": match.hit.entry.id,
-        "distance": match.hit.distance,
-        "quality": match.hash.quality,
-        "transform": match.transform or "as is",
-    }
 
 
 # -- the parts ------------------------------------------------------------------------------
@@ -229,44 +143,67 @@ def run_restreams(
     blocklist: Blocklist,
     reference: list[Feature],
 ) -> list[dict[str, Any]]:
+    """Each re-stream watched ``args.runs`` times, guard's probes seeded differently."""
     rows = []
     for number, spec in enumerate(restreams(tuple(args.offsets))):
         path = restream(args.cache, original, spec, args.restream_s)
-        seen = watch(path, blocklist, seed=number)
+        runs = []
+        for run in range(args.runs):
+            seen = watch(path, blocklist, seed=100 * number + run)
+            kill, review = seen.first("kill"), seen.first("review")
+            runs.append(
+                {
+                    "samples": seen.samples,
+                    "samples_known": seen.samples_known,
+                    "first_kill_s": kill["stream_s"] if kill else None,
+                    "first_review_s": review["stream_s"] if review else None,
+                    "kill": kill,
+                    "best": seen.best,
+                }
+            )
         row: dict[str, Any] = {
             "name": spec.name,
             "expected_offset_s": spec.video_s(0.0),
             "speed": spec.speed,
-            "samples": seen.samples,
-            "samples_known": seen.samples_known,
-            "first_kill_s": seen.first("kill"),
-            "first_review_s": seen.first("review"),
-            "decisions": seen.decisions,
-            "best": seen.best,
+            "runs": runs,
         }
         if args.vpdq_python:
             query = reference_vpdq(args.vpdq_python, path)
             row["reference"] = reference_match(args.vpdq_python, query, reference, args.work)
-        log(f"{spec.name}: kill at {fmt(row['first_kill_s'])} s")
+        kills = ", ".join(fmt(run["first_kill_s"]) for run in runs)
+        log(f"{spec.name}: kills at {kills} s")
         rows.append(row)
     return rows
 
 
+def list_codes(paths: list[Path]) -> np.ndarray:
+    """Every PDQ hash of the lists, for the benign samples' margin."""
+    hashes = []
+    for path in paths:
+        with path.open(encoding="utf-8") as lines:
+            hashes += [row["hash"] for row in csv.DictReader(lines)]
+    return codes_of(hashes)
+
+
 def run_benign(
-    args: argparse.Namespace, benign: list[Picture], blocklist: Blocklist
+    args: argparse.Namespace, benign: list[Picture], blocklist: Blocklist, codes: np.ndarray
 ) -> dict[str, Any]:
+    """The footage's files, each a stream of its own."""
     jobs = footage_jobs(args.cache / "footage", args.benign_minutes * 60, benign)
     streams = []
+    nearest_bits: list[int] = []
     for number, job in enumerate(jobs):
         footage = make_footage(job)
-        seen = watch(footage.path, blocklist, seed=1000 + number)
+        seen = watch(footage.path, blocklist, seed=1000 + number, codes=codes)
+        nearest_bits += seen.nearest_bits
         streams.append(
             {
                 "name": footage.name,
                 "seconds": round(footage.seconds, 1),
                 "samples": seen.samples,
-                "samples_decoy": seen.samples_decoy,
+                "samples_other": seen.samples_other,
                 "samples_known": seen.samples_known,
+                "nearest_bits": min(seen.nearest_bits, default=None),
                 "decisions": seen.decisions,
                 "closest": seen.closest,
             }
@@ -277,10 +214,16 @@ def run_benign(
         "streams": streams,
         "seconds": round(sum(s["seconds"] for s in streams), 1),
         "samples": sum(s["samples"] for s in streams),
-        "samples_decoy": sum(s["samples_decoy"] for s in streams),
+        "samples_other": sum(s["samples_other"] for s in streams),
         "samples_known": sum(s["samples_known"] for s in streams),
+        "nearest_bits": {
+            "samples": len(nearest_bits),
+            "min": min(nearest_bits, default=None),
+            "median": int(np.median(nearest_bits)) if nearest_bits else None,
+        },
         "kills": sum(d["action"] == "kill" for d in decisions),
         "reviews": sum(d["action"] == "review" for d in decisions),
+        "decisions": decisions,
         "closest": max(aligned, key=nearness, default=None),
     }
 
@@ -288,15 +231,64 @@ def run_benign(
 # -- report ---------------------------------------------------------------------------------
 
 
-def _video(decision: dict[str, Any] | None) -> list[Any]:
-    """Offset, frames matched, coverage of a kill's video evidence (or how it was decided)."""
-    if decision is None:
-        return ["-", "-", "-"]
-    video = decision["video"]
+def _seconds(value: float | None) -> float:
+    return math.inf if value is None else value
+
+
+def _how(kill: dict[str, Any] | None, expected_offset_s: float) -> list[Any]:
+    """How a kill was decided: on the video (its offset, with the expected one, frames
+    matched and coverage) or on frames (one strong frame, or confirmations)."""
+    if kill is None:
+        return ["-", "-", "-", "-"]
+    video = kill["video"]
     if video is None:
-        match = decision["match"]
-        return [f"one frame ({match['distance']} bits)", "-", "-"]
-    return [f"{video['offset_s']:.1f}", video["frames_matched"], video["coverage"]]
+        match = kill["match"]
+        if kill["confirmations"] == 1:
+            return [f"one frame ({match['distance']} bits)", "-", "-", "-"]
+        return [f"{kill['confirmations']} frames", "-", "-", "-"]
+    offset = f"{video['offset_s']:.1f} ({expected_offset_s:g})"
+    return ["video", offset, video["frames_matched"], video["coverage"]]
+
+
+def _restream_row(row: dict[str, Any]) -> list[Any]:
+    runs = row["runs"]
+    kills = sorted(_seconds(run["first_kill_s"]) for run in runs)
+    reviews = sorted(_seconds(run["first_review_s"]) for run in runs)
+    slowest = max(runs, key=lambda run: _seconds(run["first_kill_s"]))
+    best = min(
+        (run["best"] for run in runs if run["best"]), key=lambda b: b["distance"], default=None
+    )
+    ref = row.get("reference")
+
+    def shown(value: float) -> float | None:
+        return None if math.isinf(value) else value
+
+    return [
+        row["name"],
+        f"{sum(k <= KILL_WITHIN_S for k in kills)} / {len(runs)}",
+        f"{fmt(shown(statistics.median_low(kills)))} / {fmt(shown(kills[-1]))}",
+        shown(statistics.median_low(reviews)),
+        *_how(slowest["kill"], row["expected_offset_s"]),
+        f"{best['distance']} ({best['transform']})" if best else "-",
+        f"{sum(r['samples_known'] for r in runs)} / {sum(r['samples'] for r in runs)}",
+        f"{ref['query_percent']:.0f} / {ref['compared_percent']:.0f}" if ref else "-",
+    ]
+
+
+def _alignment(evidence: dict[str, Any] | None) -> str:
+    if evidence is None:
+        return "none (no two samples lined up)"
+    return (
+        f"{evidence['video']}: {evidence['frames_matched']} samples over "
+        f"{evidence['window_s']:g} s, coverage {evidence['coverage']:g}, offset "
+        f"{evidence['offset_s']:g} s"
+    )
+
+
+def killed_on_time(restreamed: list[dict[str, Any]]) -> bool:
+    """Every run of every re-stream killed within ``KILL_WITHIN_S``."""
+    runs = [run for row in restreamed for run in row["runs"]]
+    return all(_seconds(run["first_kill_s"]) <= KILL_WITHIN_S for run in runs)
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -307,7 +299,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Known video: {results['known_seconds']:.0f} s, {results['size']}, 25 fps, pans over "
         f"{results['pictures_known']} pictures ({results['pictures_from']}) cut with "
-        f"generated scenes. Its vPDQ hashed by {known['hashed_by']}: {known['frames']} frames, "
+        f"generated scenes. vPDQ by {known['hashed_by']}: {known['frames']} frames, "
         f"{known['rows']} of quality ≥ 50 in the list.",
     ]
     drift = known.get("own_vs_reference_bits")
@@ -318,71 +310,69 @@ def markdown(results: dict[str, Any]) -> str:
         )
     lines += [
         f"List: {results['entries']:,} entries (the known video's and "
-        f"{results['decoys']:,} decoy frames). Default policy; re-streams "
-        f"{results['restream_s']:g} s long, guard sampling.",
+        f"{results['decoys']:,} frames of {results['decoy_videos']} decoy videos). Default "
+        f"policy; re-streams {results['restream_s']:g} s long, each watched "
+        f"{results['runs']} times (guard's probes seeded differently).",
         "",
     ]
     header = [
         "re-stream",
-        "first kill s",
-        "first review s",
-        "kill: offset s (expected)",
+        f"killed ≤ {KILL_WITHIN_S:g} s",
+        "first kill s: median / worst",
+        "first review s (median)",
+        "slowest kill: by",
+        "offset s (expected)",
         "frames",
         "coverage",
         "best distance (transform)",
         "samples matched",
         "reference % query / compared",
     ]
-    rows = []
-    for row in results["restreams"]:
-        kill = next((d for d in row["decisions"] if d["action"] == "kill"), None)
-        video = _video(kill)
-        if kill and kill["video"]:
-            video[0] += f" ({row['expected_offset_s']:g})"
-        best = row["best"]
-        ref = row.get("reference")
-        rows.append(
-            [
-                row["name"],
-                row["first_kill_s"],
-                row["first_review_s"],
-                *video,
-                f"{best['distance']} ({best['transform']})" if best else "-",
-                f"{row['samples_known']} / {row['samples']}",
-                f"{ref['query_percent']:.0f} / {ref['compared_percent']:.0f}" if ref else "-",
-            ]
-        )
-    lines += table(header, rows)
-    killed = [r["first_kill_s"] for r in results["restreams"]]
-    on_time = all(t is not None and t <= KILL_WITHIN_S for t in killed)
+    lines += table(header, [_restream_row(row) for row in results["restreams"]])
+    on_time = killed_on_time(results["restreams"])
     benign = results["benign"]
+    nearest = benign["nearest_bits"]
     lines += [
         "",
-        f"Kill within {KILL_WITHIN_S:g} s of going live, every re-stream: {verdict(on_time)}.",
+        f"Killed within {KILL_WITHIN_S:g} s of going live, every re-stream and run: "
+        f"{verdict(on_time)}.",
         "",
         f"Benign footage: {benign['seconds'] / 60:.1f} min in {len(benign['streams'])} "
-        f"streams, {benign['samples']:,} samples.",
+        f"streams (one per file), {benign['samples']:,} samples.",
         "",
     ]
-    closest = benign["closest"]
     lines += table(
-        ["kills", "reviews", "samples matching a decoy", "closest alignment to a kill"],
+        [
+            "kills",
+            "reviews",
+            "samples matching a decoy",
+            "nearest list frame, bits: min / median",
+            "alignment nearest to a kill",
+        ],
         [
             [
                 benign["kills"],
                 benign["reviews"],
-                benign["samples_decoy"],
-                (
-                    f"{closest['video']}: {closest['frames_matched']} frames, coverage "
-                    f"{closest['coverage']}, offset {closest['offset_s']} s"
-                    if closest
-                    else "none (no two samples aligned)"
-                ),
+                benign["samples_other"],
+                f"{fmt(nearest['min'])} / {fmt(nearest['median'])}",
+                _alignment(benign["closest"]),
             ]
         ],
     )
+    lines += [""] if benign["decisions"] else []
+    for decision in benign["decisions"]:
+        match = decision["match"]
+        lines.append(
+            f"- {decision['action']} at {decision['stream_s']:g} s: {match['entry']} at "
+            f"{match['distance']} bits; video evidence {_alignment(decision['video'])}"
+        )
     lines += ["", f"Zero false kills: {verdict(benign['kills'] == 0)}."]
     return "\n".join(lines) + "\n"
+
+
+def duration_s(video: Path) -> float:
+    with av.open(str(video)) as container:
+        return (container.duration or 0) / 1_000_000
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -411,6 +401,7 @@ def main() -> int:
     parser.add_argument("--benign-pictures", type=int, default=16)
     parser.add_argument("--decoys", type=int, default=100_000, help="decoy frames in the list")
     parser.add_argument("--decoy-frames", type=int, default=1000, help="frames per decoy")
+    parser.add_argument("--runs", type=int, default=5, help="watches of each re-stream")
     parser.add_argument("--seed", type=int, default=17)
     args = parse(parser, SMOKE, "known_video")
     if args.render:
@@ -439,7 +430,8 @@ def main() -> int:
     restreamed = _timed(
         phases, "re-streams", lambda: run_restreams(args, original, blocklist, features)
     )
-    benign_run = _timed(phases, "benign", lambda: run_benign(args, benign, blocklist))
+    codes = list_codes([known_csv, decoys])
+    benign_run = _timed(phases, "benign", lambda: run_benign(args, benign, blocklist, codes))
     results = {
         "command": invocation(),
         "commit": commit(),
@@ -447,10 +439,12 @@ def main() -> int:
         "pictures_from": source,
         "pictures_known": len(known_pictures),
         "size": args.size,
-        "known_seconds": features[-1].ts_s + 1 if features else 0,
+        "known_seconds": duration_s(original),
         "known": figures,
         "entries": len(blocklist),
         "decoys": args.decoys,
+        "decoy_videos": len(json.loads(decoys.with_suffix(".json").read_text())),
+        "runs": args.runs,
         "restream_s": args.restream_s,
         "restreams": restreamed,
         "benign": benign_run,
@@ -459,10 +453,8 @@ def main() -> int:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     publish(args, "known_video", results, markdown)
-    killed = all(
-        r["first_kill_s"] is not None and r["first_kill_s"] <= KILL_WITHIN_S for r in restreamed
-    )
-    return 0 if args.smoke or (killed and benign_run["kills"] == 0) else 1
+    passed = killed_on_time(restreamed) and benign_run["kills"] == 0
+    return 0 if args.smoke or passed else 1
 
 
 if __name__ == "__main__":
