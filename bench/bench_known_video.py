@@ -380,11 +380,16 @@ def _size(text: str) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def _timed(phases: dict[str, float], name: str, step: Callable[[], Any]) -> Any:
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed(phases: dict[str, dict[str, float]], name: str, step: Callable[[], Any]) -> Any:
+    """``step()``, its wall time and the process's peak RSS after it in ``phases``."""
     started = time.monotonic()
     value = step()
-    phases[name] = round(time.monotonic() - started, 1)
-    log(f"{name}: {phases[name]:.0f} s")
+    phases[name] = {"s": round(time.monotonic() - started, 1), "peak_rss_mb": peak_rss_mb()}
+    log(f"{name}: {phases[name]['s']:.0f} s, peak RSS {phases[name]['peak_rss_mb']:.0f} MB")
     return value
 
 
@@ -411,7 +416,7 @@ def main() -> int:
     args.cache = args.cache or args.work / "cache"
     args.work.mkdir(parents=True, exist_ok=True)
     began = time.monotonic()
-    phases: dict[str, float] = {}
+    phases: dict[str, dict[str, float]] = {}
     chosen, source = pictures(args.cache, args.pictures, args.benign_pictures)
     known_pictures, benign = chosen[: args.pictures], chosen[args.pictures :]
     size = _size(args.size)
@@ -450,7 +455,7 @@ def main() -> int:
         "benign": benign_run,
         "phases_s": phases,
         "wall_s": round(time.monotonic() - began, 1),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
     publish(args, "known_video", results, markdown)
     passed = killed_on_time(restreamed) and benign_run["kills"] == 0
