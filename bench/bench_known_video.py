@@ -20,8 +20,9 @@ faster than they play, and the policy's windows that count arrival time would st
 3. Benign footage (``streamguard eval``'s footage: other pictures, FFmpeg's sources as
    the footage uses them) against the known video's frames plus ``--decoys`` frames of
    decoy known videos (FFmpeg's sources under other seeds and parameters, one frame per
-   second, PDQ): kills, reviews, samples that matched a decoy at all, and the alignment
-   closest to a kill (detect/video.py's tracker fed what the policy sees).
+   second, PDQ): kills, reviews, samples that matched a decoy at all, each sample's
+   distance to its nearest list frame, and the alignment closest to a kill
+   (detect/video.py's tracker fed what the policy sees).
 
 Media and the decoy list are cached in ``--cache``; results go to ``--out``
 (known_video.json, known_video.md).
@@ -72,6 +73,7 @@ from streamguard.evaluation.corpus import (
     make_footage,
     skimage_pictures,
 )
+from streamguard.hashing.pdq import MIN_QUALITY
 
 KILL_WITHIN_S = 10.0
 SMOKE = {
@@ -121,7 +123,9 @@ def known_list(
         figures["hashed_by"] = "vpdq (reference)"
         by_ts = {f.ts_s: f for f in own}
         drift = [
-            _bits(f.hex, by_ts[f.ts_s].hex) for f in features if f.ts_s in by_ts and f.quality >= 50
+            _bits(f.hex, by_ts[f.ts_s].hex)
+            for f in features
+            if f.ts_s in by_ts and f.quality >= MIN_QUALITY
         ]
         figures["own_vs_reference_bits"] = {
             "frames": len(drift),
