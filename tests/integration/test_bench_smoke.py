@@ -46,6 +46,7 @@ SMOKES = {
     "sampling-flood": ["bench.bench_sampling", "--out", "{out}", "--parts", "flood"],
     "blocklist": ["bench.bench_blocklist", "--out", "{out}"],
     "scan": ["bench.bench_scan", "--out", "{out}"],
+    "known-video": ["bench.bench_known_video", "--out", "{out}"],
     "hash": ["bench.bench_hash"],
     "pictures": ["bench.bench_pictures"],
     "index": ["bench.bench_index"],
