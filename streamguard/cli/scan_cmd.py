@@ -102,7 +102,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     matcher = FrameMatcher(blocklist)
 
     def scan_one(source: str) -> None:
-        videos = VideoTracker(Rule().video_window_s)
+        videos = VideoTracker(Rule().video_window_s, Rule().video_coverage)
         best: dict[str, VideoEvidence] = {}  # per known video: the most frames aligned
         for frame in frames_of(source, args.sample, duration_s=args.duration):
             matches = matcher(frame)

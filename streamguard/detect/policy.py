@@ -138,7 +138,8 @@ class StreamPolicy:
         frames = [m for m in counted if m.hit.entry.video and not m.hit.entry.degenerate]
         found = _by_category(frames)
         for category in found.keys() - self._videos.keys():
-            self._videos[category] = VideoTracker(self.policy.rule(category).video_window_s)
+            rule = self.policy.rule(category)
+            self._videos[category] = VideoTracker(rule.video_window_s, rule.video_coverage)
         decisions: list[Decision | None] = []
         for category, tracker in self._videos.items():
             rule = self.policy.rule(category)

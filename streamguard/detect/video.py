@@ -21,6 +21,7 @@ Stream times are the frames' presentation times: they are what viewers see, so a
 publisher cannot scramble them without breaking playback.
 """
 
+from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass
 
@@ -75,8 +76,12 @@ def speeds(window_s: float) -> list[float]:
 class VideoTracker:
     """One stream's matches of known-video frames within ``window_s`` of stream time."""
 
-    def __init__(self, window_s: float) -> None:
+    def __init__(self, window_s: float, min_coverage: float = 0.0) -> None:
+        """``min_coverage``: the evidence reported is the longest run of aligned samples
+        with at least this coverage (samples that matched nothing between aligned ones
+        lower it), so that a dense run is not hidden by a longer, sparser one."""
         self.window_s = window_s
+        self.min_coverage = min_coverage
         self._speeds = speeds(window_s)
         self._samples: deque[float] = deque()  # stream times of every sample seen
         self._pairs: dict[str, deque[_Pair]] = {}
@@ -124,17 +129,33 @@ class VideoTracker:
             return None
         aligned = [pair for group in best for pair in group]
         times = sorted({pair.stream_s for pair in aligned})
-        first, last = times[0], times[-1]
-        seen = sum(1 for t in self._samples if first <= t <= last)
-        latest = max(aligned, key=lambda pair: pair.stream_s)
+        first, last, seen = self._densest_run(times)
+        chosen = [pair for pair in aligned if first <= pair.stream_s <= last]
+        latest = max(chosen, key=lambda pair: pair.stream_s)
+        matched = sum(1 for t in times if first <= t <= last)
         return VideoEvidence(
             video=video,
             offset_s=latest.video_s - latest.stream_s,
-            frames_matched=len(times),
+            frames_matched=matched,
             window_s=last - first,
-            coverage=len(times) / max(seen, 1),
-            match=strongest([pair.match for pair in aligned]),
+            coverage=matched / max(seen, 1),
+            match=strongest([pair.match for pair in chosen]),
         )
+
+    def _densest_run(self, times: list[float]) -> tuple[float, float, int]:
+        """The first and last of the most aligned sample times (``times``, sorted) in one
+        run whose coverage is at least ``min_coverage`` (the latest of equals), and how
+        many samples were seen in that run."""
+        seen_times = sorted(self._samples)
+        best_key, best = (1, times[-1]), (times[-1], times[-1], 1)  # one sample: covered
+        for i, first in enumerate(times):
+            below = bisect_left(seen_times, first)
+            for j in range(i + 1, len(times)):
+                last = times[j]
+                seen = bisect_right(seen_times, last) - below
+                if (j - i + 1) / seen >= self.min_coverage and (j - i + 1, last) >= best_key:
+                    best_key, best = (j - i + 1, last), (first, last, seen)
+        return best
 
 
 def _count(groups: list[list[_Pair]]) -> int:

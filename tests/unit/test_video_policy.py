@@ -88,6 +88,20 @@ def test_coverage_counts_the_samples_that_did_not_match():
     assert decide(samples, lenient)[-1][1] == "kill"
 
 
+def test_a_dense_run_is_not_hidden_by_a_longer_sparse_one():
+    """Aligned samples at 8, 16, 22, 28 and 30 s cover 5 of 12 (0.42, below the default
+    half), but 16 to 30 cover 4 of their 8 and decide (seen in bench_known_video: a 1.1x
+    re-stream whose early keyframes fell between listed frames)."""
+    aligned = {8.0, 16.0, 22.0, 28.0, 30.0, 32.0}
+    samples = [
+        (t, [frame_match(t, 95.0 + t)] if t in aligned else []) for t in map(float, range(8, 34, 2))
+    ]
+    kills = [(t, video) for t, action, video in decide(samples) if action == "kill"]
+    assert [t for t, _ in kills] == [30.0]
+    assert kills[0][1].frames_matched == 4 and kills[0][1].coverage == 0.5
+    assert kills[0][1].window_s == 14.0
+
+
 def test_a_still_picture_matching_many_frames_counts_each_sample_once():
     """A still scene matches several listed frames: one sample is one frame matched."""
     samples = [(t, [frame_match(t, v) for v in (10.0, 11.0, 12.0)]) for t in (0.0, 2.0)]
