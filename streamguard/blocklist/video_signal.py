@@ -4,6 +4,8 @@ A record (a line of a file, docs/blocklist-formats.md) whose algo is ``vpdq`` ho
 whole signal, ThreatExchange's JSON list of ``"hex,quality,ts"``; the older JSON shape
 keyed by frame number (``{"0": {"quality", "hash", "timestamp"}, ...}``) is one too.
 The video's id is the record's ``id`` where it has one, else ``video_id_of`` the signal.
+Times ThreatExchange rounded to three significant digits are put back
+(``restored_times``).
 Every frame is kept, in order, even where the video shows one picture twice (the
 reference matcher dedupes hashes, but times matter for matching in order); the same
 hash at the same time twice is one entry. Frames of quality below 50 are kept here and
@@ -20,6 +22,7 @@ from streamguard.hashing.vpdq_signal import (
     format_signal,
     parse_frame,
     parse_signal,
+    restored_times,
 )
 
 
@@ -63,6 +66,7 @@ def signal_entries(row: Mapping[str, str], default_list: str) -> list[Entry]:
     """The frames of a ``vpdq`` record (the signal in ``hash``); ValueError if malformed."""
     frames = parse_signal(row.get("hash") or "")
     video = (row.get("id") or "").strip() or video_id_of(frames)
+    frames = restored_times(frames)
     return frame_entries(frames, video=video, row=row, default_list=default_list)
 
 

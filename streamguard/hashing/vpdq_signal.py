@@ -30,6 +30,40 @@ class VpdqFrame:
         return f"{self.digest.hex()},{self.quality},{self.ts_s:.3}"
 
 
+def _written_interval(ts_s: float) -> tuple[float, float]:
+    """The times that ThreatExchange's three significant digits write as ``ts_s``."""
+    if ts_s <= 0:
+        return 0.0, 0.0005
+    half = 10 ** (math.floor(math.log10(ts_s)) - 2) / 2 * (1 + 1e-9)
+    return ts_s - half, ts_s + half
+
+
+def restored_times(frames: list[VpdqFrame]) -> list[VpdqFrame]:
+    """``frames`` with the times ThreatExchange's ``:.3`` formatting rounded away put back.
+
+    Past 100 s a time is written to the second, past 1,000 s to ten seconds: ten frames
+    of an hour-long video share one time, too coarse to match in order (detect/video.py).
+    vPDQ hashes every ``int(fps x seconds_per_hash)``-th frame, so the times of a whole
+    signal are ``first + i x step``. The steps every frame's written time allows are
+    intersected; if they agree, each time is recomputed (a whole-second step, vPDQ's at
+    whole frame rates, is taken where allowed). Frames that do not fit such a line (an
+    edited signal) keep their written times.
+    """
+    if len(frames) < 2 or frames[-1].ts_s < 100:
+        return frames
+    first = frames[0].ts_s
+    low, high = 0.0, math.inf
+    for i, frame in enumerate(frames[1:], start=1):
+        lo, hi = _written_interval(frame.ts_s)
+        low, high = max(low, (lo - first) / i), min(high, (hi - first) / i)
+    if not 0 < low <= high:
+        return frames
+    step = 1.0 if low <= 1.0 <= high else (low + high) / 2
+    return [
+        VpdqFrame(frame.digest, frame.quality, first + i * step) for i, frame in enumerate(frames)
+    ]
+
+
 def format_signal(frames: list[VpdqFrame]) -> str:
     """The JSON list ThreatExchange stores as a vPDQ signal (``json.dumps`` spacing)."""
     return json.dumps([frame.compact for frame in frames])

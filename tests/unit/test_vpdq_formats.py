@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from streamguard.blocklist.formats import load_blocklist_file
@@ -129,3 +130,31 @@ def test_dataset_csv_vpdq_row_with_bad_frame(tmp_path):
     row = 'vpdq,"[""' + HEX_A[:10] + ',100,0.0""]",c,POSITIVE_CLASS,\n'
     with pytest.raises(BlocklistFormatError, match=r"line 2: vpdq frame 1: hash must be"):
         load_blocklist_file(write(tmp_path, "d.csv", header + row))
+
+
+@pytest.mark.parametrize(
+    ("fps", "every"),
+    [(30.0, 30), (25.0, 25), (30000 / 1001, 29), (24000 / 1001, 23)],
+)
+def test_times_threatexchange_rounded_are_put_back(tmp_path, fps, every):
+    """An hour of vPDQ as ThreatExchange writes it: past 1,000 s ten frames share a
+    written time; imported, each frame has its own again (vpdq's N / fps)."""
+    times = [float(np.float32(n / fps)) for n in range(0, round(3600 * fps), every)]
+    digests = [i.to_bytes(32, "big") for i in range(len(times))]
+    frames = [VpdqFrame(d, 100, t) for d, t in zip(digests, times, strict=True)]
+    written = parse_signal(format_signal(frames))
+    assert len({f.ts_s for f in written}) < len(times) * 0.6  # what rounding leaves
+    path = write(tmp_path, "hour.txt", f"vpdq {format_signal(frames)}\n")
+    entries = load_blocklist_file(path)
+    assert len(entries) == len(times)
+    errors = [abs(e.ts - t) for e, t in zip(entries, times, strict=True)]
+    assert max(errors) < 0.01
+
+
+def test_times_that_do_not_follow_one_step_are_kept_as_written(tmp_path):
+    """An edited signal (a jump from 50 s to 1,500 s): no one step fits, nothing is
+    recomputed."""
+    times = [0.0, 1.0, 2.0, 50.0, 1500.0, 1501.0]
+    frames = [VpdqFrame(i.to_bytes(32, "big"), 100, t) for i, t in enumerate(times)]
+    path = write(tmp_path, "edited.txt", f"vpdq {format_signal(frames)}\n")
+    assert [e.ts for e in load_blocklist_file(path)] == [0.0, 1.0, 2.0, 50.0, 1500.0, 1500.0]
