@@ -68,6 +68,9 @@ bench: $(BIN)/streamguard debian-packages
 	$(BIN)/python -m bench.bench_blocklist
 	$(BIN)/python -m bench.bench_events
 	$(BIN)/python -m bench.bench_cluster
+	$(BIN)/python -m bench.bench_incident
+	$(BIN)/python -m bench.bench_vpdq
+	$(BIN)/python -m bench.bench_known_video
 
 # The bounded soak (issue 9): 120 streams for 20 minutes, about 24 minutes in all.
 soak: $(BIN)/streamguard debian-packages
