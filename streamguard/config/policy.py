@@ -30,7 +30,7 @@ class Rule:
     # A known video (entries with a video and a time) is decided on frames that line up
     # (detect/video.py): this many samples, this share of the samples in their span,
     # within this much stream time. Its frames alone, unless strong, decide review at most.
-    video_frames: int = 3
+    video_frames: int = 2
     video_coverage: float = 0.5
     video_window_s: float = 30.0
 

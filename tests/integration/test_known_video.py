@@ -137,10 +137,10 @@ def test_a_mirrored_faster_restream_is_killed_on_the_video(nginx_rtmp: NginxRtmp
         assert service.stop() == 0, service.log()
     kill = next(e for e in service.events if e["action"] == "kill")
     video = kill["video"]
-    assert video["id"] == VIDEO_ID and video["frames_matched"] >= 3, kill
+    assert video["id"] == VIDEO_ID and video["frames_matched"] >= 2, kill
     assert video["coverage"] >= 0.5 and kill["confirmations"] == video["frames_matched"]
     assert START_S - 1.0 <= video["offset_s"] <= START_S + 0.1 * RESTREAM_S + 1.0, kill
     # Not a timing test (bench/bench_known_video.py measures that): this clip's pan
-    # matches about 7 keyframes in 12, so three line up after 8 to 12 s.
+    # matches about 7 keyframes in 12, so two line up after 2 to 10 s.
     assert kill["frame"]["pts_s"] <= 16.0, kill
     assert kill["match"]["list"] == "known" and kill["match"]["category"] == "terror"
