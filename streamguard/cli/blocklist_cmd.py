@@ -29,7 +29,7 @@ from streamguard.blocklist.degenerate import (
 from streamguard.blocklist.entry import COLUMNS, Entry, columns_of, csv_row, parse_entry
 from streamguard.blocklist.store import BlocklistStore
 from streamguard.blocklist.variants import entry_id, image_hashes
-from streamguard.blocklist.video_signal import frame_entries
+from streamguard.blocklist.video_signal import frame_entries, video_id_of
 from streamguard.cli.options import (
     Subcommands,
     add_allow_degenerate,
@@ -40,7 +40,7 @@ from streamguard.errors import StreamguardError
 from streamguard.hashing import ALGORITHMS
 from streamguard.hashing.pdq import MIN_QUALITY
 from streamguard.hashing.picture import load_picture
-from streamguard.hashing.vpdq import file_video_id, hash_video
+from streamguard.hashing.vpdq import hash_video
 from streamguard.infra.redis import RedisSettings
 
 MANUAL_LIST = "manual"
@@ -119,7 +119,9 @@ def _add_video_parser(actions: Subcommands, common: argparse.ArgumentParser) -> 
     videos.add_argument("videos", nargs="+", type=Path, metavar="FILE")
     _entry_options(videos)
     videos.add_argument(
-        "--video-id", metavar="ID", help="the video's id (one FILE only; default: v + SHA-256)"
+        "--video-id",
+        metavar="ID",
+        help="the video's id (one FILE only; default: its vPDQ signal's, as an import of it)",
     )
     add_allow_degenerate(videos)
     _output_option(videos)
@@ -246,7 +248,7 @@ def _video_entries(args: argparse.Namespace, path: Path, featureless: Featureles
     video = hash_video(path)
     cpu_s = time.process_time() - started
     row = {"list": args.list, "category": args.category, "label": args.label}
-    video_id = args.video_id or file_video_id(path)
+    video_id = args.video_id or video_id_of(video.frames)
     frames = frame_entries(video.frames, video=video_id, row=row, default_list=MANUAL_LIST)
     kept = [entry for entry in frames if entry.indexed]
     flags = featureless.entries(kept).tolist() if kept else []

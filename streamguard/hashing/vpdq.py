@@ -13,7 +13,6 @@ MJPEG, B-frames) every frame hash, quality, index and time equalled
 ``vpdq.computeHash``'s (BENCHMARKS.md).
 """
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,9 +77,3 @@ def hash_video(path: Path, seconds_per_hash: float = SECONDS_PER_HASH) -> VideoH
     if not frames:
         raise SourceError(f"{path}: no decodable video frames", "no_video")
     return VideoHash(frames, numbers, decoded, fps)
-
-
-def file_video_id(path: Path) -> str:
-    """``v`` and 16 hex digits of the SHA-256 of the file: the same file, the same id."""
-    with path.open("rb") as stream:
-        return "v" + hashlib.file_digest(stream, "sha256").hexdigest()[:16]
