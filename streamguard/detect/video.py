@@ -129,10 +129,9 @@ class VideoTracker:
             return None
         aligned = [pair for group in best for pair in group]
         times = sorted({pair.stream_s for pair in aligned})
-        first, last, seen = self._densest_run(times)
+        first, last, matched, seen = self._densest_run(times)
         chosen = [pair for pair in aligned if first <= pair.stream_s <= last]
         latest = max(chosen, key=lambda pair: pair.stream_s)
-        matched = sum(1 for t in times if first <= t <= last)
         return VideoEvidence(
             video=video,
             offset_s=latest.video_s - latest.stream_s,
@@ -142,19 +141,19 @@ class VideoTracker:
             match=strongest([pair.match for pair in chosen]),
         )
 
-    def _densest_run(self, times: list[float]) -> tuple[float, float, int]:
+    def _densest_run(self, times: list[float]) -> tuple[float, float, int, int]:
         """The first and last of the most aligned sample times (``times``, sorted) in one
-        run whose coverage is at least ``min_coverage`` (the latest of equals), and how
-        many samples were seen in that run."""
+        run whose coverage is at least ``min_coverage`` (the latest of equals), how many
+        aligned samples it holds, and how many samples were seen in it."""
         seen_times = sorted(self._samples)
-        best_key, best = (1, times[-1]), (times[-1], times[-1], 1)  # one sample: covered
+        best = (times[-1], times[-1], 1, 1)  # one sample: covered
         for i, first in enumerate(times):
             below = bisect_left(seen_times, first)
             for j in range(i + 1, len(times)):
-                last = times[j]
+                last, count = times[j], j - i + 1
                 seen = bisect_right(seen_times, last) - below
-                if (j - i + 1) / seen >= self.min_coverage and (j - i + 1, last) >= best_key:
-                    best_key, best = (j - i + 1, last), (first, last, seen)
+                if count / seen >= self.min_coverage and (count, last) >= (best[2], best[1]):
+                    best = (first, last, count, seen)
         return best
 
 

@@ -190,10 +190,8 @@ class StreamWorker:
             confirmations=decision.confirmations,
             video=None if decision.video is None else decision.video.summary(),
         )
-        metrics.DECISIONS.labels(decision.action).inc()
         metrics.DECISION_LATENCY.observe(best.latency_s)
-        await self._sink.publish(event)
-        self.state.detections += 1
+        await self._publish(event)
         if decision.video is not None:
             metrics.VIDEO_DECISIONS.labels(decision.action).inc()
             video = decision.video
@@ -241,9 +239,7 @@ class StreamWorker:
             detected_at=time.time(),
             incident=incident_id,
         )
-        metrics.DECISIONS.labels(Action.KILL).inc()
-        await self._sink.publish(event)
-        self.state.detections += 1
+        await self._publish(event)
         log.warning(
             "stream %s: kill: incident %s opened on it (event %s)",
             self.config.id,
@@ -256,6 +252,12 @@ class StreamWorker:
         if self._queue is not None:
             self._queue.wake()  # run() waits for a frame the stopped reader will never send
         return True
+
+    async def _publish(self, event: Event) -> None:
+        """Count a decided event and hand it to the sink (outbox, then the broker)."""
+        metrics.DECISIONS.labels(event.action).inc()
+        await self._sink.publish(event)
+        self.state.detections += 1
 
     async def _may_publish(self, action: Action) -> bool:
         """False if another worker has taken this stream over (its lease is gone)."""
@@ -283,9 +285,7 @@ class StreamWorker:
             detected_at=at,
             unwatchable=Unwatchable(exc.cause, str(exc)),
         )
-        metrics.DECISIONS.labels(action).inc()
-        await self._sink.publish(event)
-        self.state.detections += 1
+        await self._publish(event)
         log.warning(
             "stream %s: %s: unwatchable (%s): %s (event %s)",
             self.config.id,
