@@ -29,6 +29,17 @@ class BlocklistFormatError(StreamguardError):
     """A blocklist file is malformed; the message names the file and line."""
 
 
+class MediaTooLarge(SourceError):
+    """A picture or video beyond a size limit (pixels, duration), refused before or while
+    decoding it, never decoded whole."""
+
+    reason = "too_large"
+
+
+class VideoTooLong(MediaTooLarge):
+    """A video that declares or reaches more than the longest duration scanned."""
+
+
 class SourceRefused(SourceError):
     """A source that retrying cannot fix: a disabled URL scheme, a malformed URL."""
 

@@ -155,20 +155,27 @@ def parse_quality(text: str) -> int | None:
     return int(text)
 
 
+def parse_hash(raw_algo: str, raw_hash: str) -> tuple[str, bytes]:
+    """An algorithm's name and a hash of it in hex, as the algorithm and the digest;
+    ValueError says what is wrong, without the hash."""
+    algo = algo_name(raw_algo)
+    if algo is None:
+        raise ValueError(_unknown_algo(raw_algo))
+    spec = ALGORITHMS[algo]
+    hex_hash = raw_hash.strip().lower()
+    if not HEX_DIGITS.issuperset(hex_hash):
+        raise ValueError(f"{algo} hash is not hexadecimal")
+    if len(hex_hash) != spec.hex_length:
+        raise ValueError(f"{algo} hash must be {spec.hex_length} hex digits, got {len(hex_hash)}")
+    return algo, bytes.fromhex(hex_hash)
+
+
 def parse_entry(row: dict[str, str], *, default_algo: str | None, default_list: str) -> Entry:
     """Validate one record (column name -> text); ValueError says what is wrong."""
     raw_algo = row.get("algo") or default_algo or ""
     if not raw_algo.strip():
         raise ValueError("missing algo (give an 'algo' column or --algo)")
-    algo = algo_name(raw_algo)
-    if algo is None:
-        raise ValueError(_unknown_algo(raw_algo))
-    spec = ALGORITHMS[algo]
-    hex_hash = (row.get("hash") or "").strip().lower()
-    if not HEX_DIGITS.issuperset(hex_hash):
-        raise ValueError(f"{algo} hash is not hexadecimal")
-    if len(hex_hash) != spec.hex_length:
-        raise ValueError(f"{algo} hash must be {spec.hex_length} hex digits, got {len(hex_hash)}")
+    algo, digest = parse_hash(raw_algo, row.get("hash") or "")
     video = (row.get("video") or "").strip()
     ts = parse_ts(row.get("ts") or "")
     if ts is not None and not video:
@@ -176,8 +183,8 @@ def parse_entry(row: dict[str, str], *, default_algo: str | None, default_list: 
     frame = video_frame(video, ts)
     return Entry(
         algo=algo,
-        digest=bytes.fromhex(hex_hash),
-        id=(row.get("id") or "").strip() or derived_ids([algo], [hex_hash], [frame])[0],
+        digest=digest,
+        id=(row.get("id") or "").strip() or derived_ids([algo], [digest.hex()], [frame])[0],
         list=(row.get("list") or "").strip() or default_list,
         category=(row.get("category") or "").strip().lower() or DEFAULT_CATEGORY,
         label=(row.get("label") or "").strip(),

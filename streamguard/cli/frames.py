@@ -8,7 +8,6 @@ from tqdm import tqdm
 
 from streamguard.cli.console import warn
 from streamguard.config.sampling import Sampling
-from streamguard.errors import SourceError
 from streamguard.infra.redaction import redact
 from streamguard.ingest.sampler import Frame, Pace, sample_frames
 from streamguard.ingest.source import open_source, video_stream
@@ -51,15 +50,7 @@ def frames_of(
                     break
                 progress.update(round(frame.pts_s - progress.n, 1))
                 yield frame
-    if duration_s is None and total_s and stats.end_s is not None and stats.end_s < total_s - 1:
-        raise SourceError(f"{shown}: ended at {stats.end_s:.1f} s of {total_s:.1f} s (truncated?)")
-    if stats.too_large:
-        # Left out of the scan: the file's verdict cannot be "clean" (exit 2, matches kept).
-        size = stats.last_error.removeprefix("a frame is ")
-        what = "part of the video is" if stats.frames_sampled else "video is"
-        raise SourceError(f"{shown}: {what} {size}")
-    if stats.frames_sampled == 0:
-        reason = f" ({stats.last_error})" if stats.decode_errors else ""
-        raise SourceError(f"{shown}: no decodable video frames{reason}")
+    # Left out of the scan, frames too large: the file's verdict cannot be "clean" (exit 2).
+    stats.check_complete(shown, total_s, duration_s)
     if stats.decode_errors:
         warn(f"{shown}: {stats.decode_errors} packets could not be decoded ({stats.last_error})")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from streamguard import __version__
 from streamguard.cli import (
+    api_cmd,
     blocklist_cmd,
     demo_cmd,
     enforce_cmd,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     hash_cmd.add_parser(commands, json_lines)
     scan_cmd.add_parser(commands, json_lines)
     run_cmd.add_parser(commands)
+    api_cmd.add_parser(commands)
     blocklist_cmd.add_parser(commands)
     enforce_cmd.add_parser(commands)
     streams_cmd.add_parser(commands)

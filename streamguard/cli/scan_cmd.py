@@ -103,17 +103,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
     def scan_one(source: str) -> None:
         videos = VideoTracker(Rule().video_window_s, Rule().video_coverage)
-        best: dict[str, VideoEvidence] = {}  # per known video: the most frames aligned
         for frame in frames_of(source, args.sample, duration_s=args.duration):
             matches = matcher(frame)
             for match in matches:
                 _print_match(match, args.json)
             frames = [m for m in matches if m.hit.entry.video and not m.hit.entry.degenerate]
-            for evidence in videos.observe(frame.pts_s, frames):
-                known = best.get(evidence.video)
-                if known is None or evidence.frames_matched > known.frames_matched:
-                    best[evidence.video] = evidence
-        for evidence in best.values():
+            videos.observe(frame.pts_s, frames)
+        for evidence in videos.best.values():
             _print_video(source, evidence, args.json)
 
     ok = for_each_source(args.sources, scan_one)

@@ -14,6 +14,7 @@ from streamguard.config.load import (
 )
 from streamguard.config.model import (
     RUN_SCHEMES,
+    ApiSettings,
     ClusterSettings,
     ControlSettings,
     EnforceSettings,
@@ -31,6 +32,7 @@ from streamguard.config.sampling import GuardSettings, Sampling
 __all__ = [
     "RUN_SCHEMES",
     "STREAM_ID",
+    "ApiSettings",
     "ClusterSettings",
     "ConfigError",
     "ControlSettings",

@@ -79,6 +79,10 @@ def table(where: str, raw: Any, base: Path, defaults: Any) -> Any:
 
 
 def _value(where: str, key: str, value: Any, default: Any, base: Path) -> Any:
+    if key.endswith("_files"):
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{where}: expected a list of file paths")
+        return tuple(base / v for v in value)
     if key.endswith("_file"):
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}: expected a file path")
@@ -111,6 +115,7 @@ _TABLES = {  # the tables every key of which `table` checks, and their defaults
     "detect": model.Robustness(),
     "incidents": model.IncidentSettings(),
     "enforce": model.EnforceSettings(),  # for `streamguard enforce`
+    "api": model.ApiSettings(),  # for `streamguard api`
 }
 _TOP_LEVEL = {"streams", "blocklist", "policy", "http", "processes", "sampling", "hash_threads"}
 _TOP_LEVEL |= {"worker_id", "state_dir", "outbox_max_events", "worker_timeout_s"}

@@ -18,6 +18,12 @@ HLS_HOLD_RELOADS = 10
 DEFAULT_ENFORCE_STATE_FILE = Path("streamguard-state/enforce.sqlite3")
 
 
+def split_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as host and port."""
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 @dataclass(frozen=True, slots=True)
 class Robustness:
     """Which evasion-resistance steps run before matching ([detect] in the config)."""
@@ -43,8 +49,7 @@ class EnforceSettings:
 
     @property
     def listen_address(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]"), int(port)
+        return split_address(self.listen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,28 @@ class IncidentSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """``[api]``: ``streamguard api``, the matching API for uploads (docs/api.md)."""
+
+    listen: str = "127.0.0.1:9312"
+    token_files: tuple[Path, ...] = ()  # one bearer token per file, named by the file
+    max_body_bytes: int = 128 * 1024 * 1024  # an upload, whole
+    max_picture_pixels: int = 50_000_000  # width x height, read from the header first
+    max_video_s: float = 600.0  # longest video scanned
+    request_timeout_s: float = 60.0  # reading the body and scanning it
+    max_lookup_hashes: int = 1000  # hashes in one POST /v1/lookup
+
+    def __post_init__(self) -> None:
+        host, _, port = self.listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"listen: expected HOST:PORT, got '{self.listen}'")
+
+    @property
+    def listen_address(self) -> tuple[str, int]:
+        return split_address(self.listen)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     streams: tuple[StreamConfig, ...] = ()
     blocklists: tuple[Path, ...] = ()
@@ -121,3 +148,4 @@ class Settings:
     worker_timeout_s: float = 30.0  # a worker process silent this long is killed, restarted
     worker_id: str = ""
     enforce: EnforceSettings = field(default_factory=EnforceSettings)  # streamguard enforce
+    api: ApiSettings = field(default_factory=ApiSettings)  # streamguard api

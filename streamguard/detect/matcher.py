@@ -26,6 +26,7 @@ from streamguard.events.schema import Action, Event, Evidence, FrameSeen, VideoM
 from streamguard.hashing import FrameHash, hash_luma
 from streamguard.hashing.borders import inner_pictures
 from streamguard.hashing.pdq import DIHEDRAL, MIN_QUALITY, pdq_dihedral
+from streamguard.hashing.picture import Picture, hash_picture
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.sampler import Frame
 from streamguard.observability import metrics
@@ -58,6 +59,18 @@ def frame_hashes(
             others = algos
         hashes += [(view, frame_hash) for frame_hash in hash_luma(picture, others)]
     return hashes
+
+
+def picture_hashes(
+    picture: Picture, algos: Iterable[str], robustness: Robustness = ROBUST
+) -> list[tuple[str, FrameHash]]:
+    """``frame_hashes`` of a still picture, whose own PDQ is the reference's bit for bit
+    (hashing/picture.py): the hash a shared list holds of the same file. Its bars and
+    orientations are hashed as a frame's."""
+    algos = list(algos)
+    own = {h.algo: h for h in hash_picture(picture, [a for a in algos if a == "pdq"])}
+    hashes = frame_hashes(picture.luma, algos, robustness)
+    return [(t, own[h.algo]) if not t and h.algo in own else (t, h) for t, h in hashes]
 
 
 def looked_up(hashes: list[tuple[str, FrameHash]], featureless: Featureless) -> list[bool]:
@@ -166,9 +179,18 @@ class FrameMatcher:
     def __call__(self, frame: Frame) -> list[Match]:
         """The entries this frame matches, each once, through its closest transform."""
         started = time.perf_counter()
+        hashes = frame_hashes(frame.luma, self.blocklist.algos, self.robustness)
+        matches = self.match_hashes(frame, hashes)
+        if self._metered:
+            metrics.HASH_DURATION.observe(time.perf_counter() - started)
+        return matches
+
+    def match_hashes(self, frame: Frame, hashes: list[tuple[str, FrameHash]]) -> list[Match]:
+        """The entries ``hashes`` (of ``frame``, as ``frame_hashes`` gives them) match,
+        each once, through its closest transform; hashes too weak or too near a
+        featureless picture are not looked up."""
         self.stats.frames += 1
         best: dict[tuple[str, str, str], Match] = {}
-        hashes = frame_hashes(frame.luma, self.blocklist.algos, self.robustness)
         lookups = looked_up(hashes, self.blocklist.featureless)
         if self.recent is not None:
             self._remember(self.recent, frame, hashes, lookups)
@@ -191,7 +213,6 @@ class FrameMatcher:
         if self._metered:
             for match in matches:
                 metrics.MATCHES.labels(match.hash.algo, match.hit.entry.category).inc()
-            metrics.HASH_DURATION.observe(time.perf_counter() - started)
         return matches
 
     def _remember(

@@ -25,6 +25,7 @@ A stream that sends nothing streamguard can look at (docs/sampling.md) decides
 ``unwatchable`` (review by default), once per incident of its own.
 """
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -94,6 +95,16 @@ class StreamPolicy:
         decisions = self._known_videos(counted, at if stream_s is None else stream_s)
         decisions += [self._confirm(c, found, at) for c, found in _by_category(counted).items()]
         decisions += [self._unconfirmed(category, at) for category in self._pending]
+        return self._decide(decisions)
+
+    def ended(self) -> Decision | None:
+        """The decision the end of the stream brings (an upload's, which nothing follows):
+        weak matches still unconfirmed decide ``unconfirmed`` now, not when their window
+        would have closed."""
+        return self._decide([self._unconfirmed(category, math.inf) for category in self._pending])
+
+    def _decide(self, decisions: list[Decision | None]) -> Decision | None:
+        """The strongest of ``decisions`` if it goes beyond what was decided already."""
         best = max((d for d in decisions if d), key=lambda d: _RANK[d.action], default=None)
         if best is None or _RANK[best.action] <= _RANK[self._decided]:
             return None

@@ -85,6 +85,7 @@ class VideoTracker:
         self._speeds = speeds(window_s)
         self._samples: deque[float] = deque()  # stream times of every sample seen
         self._pairs: dict[str, deque[_Pair]] = {}
+        self.best: dict[str, VideoEvidence] = {}  # per known video: the most samples aligned
 
     def observe(self, stream_s: float, matches: list[Match]) -> list[VideoEvidence]:
         """Record a sample (``matches``: its matches of known-video frames, maybe none) and
@@ -100,7 +101,12 @@ class VideoTracker:
             self._pairs.setdefault(entry.video, deque()).append(_Pair(stream_s, entry.ts, match))
             videos.add(entry.video)
         self._prune(stream_s)
-        return [evidence for video in videos if (evidence := self._evidence(video))]
+        found = [evidence for video in videos if (evidence := self._evidence(video))]
+        for evidence in found:
+            known = self.best.get(evidence.video)
+            if known is None or evidence.frames_matched > known.frames_matched:
+                self.best[evidence.video] = evidence
+        return found
 
     def _forget(self) -> None:
         self._samples.clear()

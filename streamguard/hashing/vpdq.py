@@ -13,13 +13,15 @@ MJPEG, B-frames) every frame hash, quality, index and time equalled
 ``vpdq.computeHash``'s (BENCHMARKS.md).
 """
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
+from av.container import InputContainer
 
-from streamguard.errors import SourceError
+from streamguard.errors import SourceError, VideoTooLong
 from streamguard.hashing import MAX_SIDE
 from streamguard.hashing.pdq import pdq_hash_rgb
 from streamguard.hashing.vpdq_signal import VpdqFrame
@@ -52,28 +54,46 @@ def hash_video(path: Path, seconds_per_hash: float = SECONDS_PER_HASH) -> VideoH
     if not path.is_file():
         raise SourceError(f"{path}: no such file", "open_failed")
     try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise SourceError(f"{path}: no video stream", "no_video")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            if not rate:
-                raise SourceError(f"{path}: the video's frame rate is unknown", "no_video")
-            stream.codec_context.options = {"max_pixels": str(MAX_SIDE * MAX_SIDE)}
-            stream.thread_type = "AUTO"
-            fps = float(rate)
-            step = frame_step(fps, seconds_per_hash)
-            frames: list[VpdqFrame] = []
-            numbers: list[int] = []
-            decoded = 0
-            for frame in container.decode(stream):
-                if decoded % step == 0:
-                    digest, quality = pdq_hash_rgb(frame.to_ndarray(format="rgb24"))
-                    frames.append(VpdqFrame(digest, quality, frame_time_s(decoded, fps)))
-                    numbers.append(decoded)
-                decoded += 1
+        container = av.open(str(path))
     except av.FFmpegError as exc:
         raise SourceError(f"{path}: cannot decode ({exc.strerror or type(exc).__name__})") from None
+    with container:
+        return hash_container(container, str(path), seconds_per_hash)
+
+
+def hash_container(
+    container: InputContainer,
+    name: str,
+    seconds_per_hash: float = SECONDS_PER_HASH,
+    max_duration_s: float = math.inf,
+) -> VideoHash:
+    """The vPDQ frames of an open video (``name`` in errors); VideoTooLong once its
+    frames pass ``max_duration_s``, counted as vpdq counts time (frames / fps)."""
+    try:
+        if not container.streams.video:
+            raise SourceError(f"{name}: no video stream", "no_video")
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        if not rate:
+            raise SourceError(f"{name}: the video's frame rate is unknown", "no_video")
+        stream.codec_context.options = {"max_pixels": str(MAX_SIDE * MAX_SIDE)}
+        stream.thread_type = "AUTO"
+        fps = float(rate)
+        step = frame_step(fps, seconds_per_hash)
+        frames: list[VpdqFrame] = []
+        numbers: list[int] = []
+        decoded = 0
+        for frame in container.decode(stream):
+            if decoded % step == 0:
+                time_s = frame_time_s(decoded, fps)
+                if time_s > max_duration_s:
+                    raise VideoTooLong(f"{name}: video runs longer than {max_duration_s:g} s")
+                digest, quality = pdq_hash_rgb(frame.to_ndarray(format="rgb24"))
+                frames.append(VpdqFrame(digest, quality, time_s))
+                numbers.append(decoded)
+            decoded += 1
+    except av.FFmpegError as exc:
+        raise SourceError(f"{name}: cannot decode ({exc.strerror or type(exc).__name__})") from None
     if not frames:
-        raise SourceError(f"{path}: no decodable video frames", "no_video")
+        raise SourceError(f"{name}: no decodable video frames", "no_video")
     return VideoHash(frames, numbers, decoded, fps)

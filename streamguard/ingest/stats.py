@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from streamguard.errors import UnwatchableCause
+from streamguard.errors import MediaTooLarge, SourceError, UnwatchableCause
 from streamguard.ingest.picking import PickerStats
 
 
@@ -22,3 +22,19 @@ class SampleStats:
     # Why nothing was sampled since the last sample, if known.
     unwatchable_reason: UnwatchableCause | None = None
     picker: PickerStats = field(default_factory=PickerStats)
+
+    def check_complete(self, shown: str, total_s: float | None, until_s: float | None) -> None:
+        """Raise SourceError unless the whole source (``shown``, as far as ``until_s`` if
+        given, of ``total_s`` declared) was looked at: one that ended early, or had frames
+        left out for their size, cannot be called clean; nor one with no decodable frame."""
+        if until_s is None and total_s and self.end_s is not None and self.end_s < total_s - 1:
+            raise SourceError(
+                f"{shown}: ended at {self.end_s:.1f} s of {total_s:.1f} s (truncated?)"
+            )
+        if self.too_large:
+            size = self.last_error.removeprefix("a frame is ")
+            what = "part of the video is" if self.frames_sampled else "video is"
+            raise MediaTooLarge(f"{shown}: {what} {size}")
+        if self.frames_sampled == 0:
+            reason = f" ({self.last_error})" if self.decode_errors else ""
+            raise SourceError(f"{shown}: no decodable video frames{reason}")

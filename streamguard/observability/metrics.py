@@ -254,6 +254,37 @@ INCIDENT_RING_FRAMES = Gauge(
     multiprocess_mode="livesum",
 )
 
+# -- the matching API (streamguard api, docs/api.md) -------------------------------------
+API_REQUESTS = Counter(
+    "streamguard_api_requests_total",
+    "API requests answered, by route (its template, 'other' for none), status code and "
+    "client (the token's name; 'anonymous' without one)",
+    ["route", "status", "client"],
+)
+API_DURATION = Histogram(
+    "streamguard_api_request_duration_seconds",
+    "Time to answer an API request, from its head to the response, by route",
+    ["route"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+API_REFUSALS = Counter(
+    "streamguard_api_refusals_total",
+    "API requests refused, by reason: unauthorized, malformed, too_large, "
+    "picture_too_large, video_too_long, unsupported_media, undecodable, timeout, not_ready",
+    ["reason"],
+)
+API_MATCHES = Counter(
+    "streamguard_api_matches_total",
+    "Blocklist entries an API request matched, by algorithm and category",
+    ["algo", "category"],
+)
+API_DECISIONS = Counter(
+    "streamguard_api_decisions_total",
+    "What the policy decided on API requests: kill, review, none",
+    ["decision"],
+)
+API_IN_FLIGHT = Gauge("streamguard_api_in_flight", "API requests being answered")
+
 
 def use_multiprocess_dir(directory: Path) -> None:
     """Make worker processes spawned from now on write their values to ``directory``."""

@@ -29,8 +29,7 @@ from functools import partial
 from typing import Any
 
 from streamguard import lifecycle
-from streamguard.blocklist.degenerate import degenerate_summary
-from streamguard.blocklist.memory import Blocklist
+from streamguard.blocklist.files import load_blocklist_files
 from streamguard.blocklist.sync import BlocklistSync
 from streamguard.config import Settings, StreamConfig
 from streamguard.events.broker import client_id_base
@@ -51,23 +50,6 @@ DRAIN_TIMEOUT_S = 5.0
 # A stream handed to another process is watched here until the next holder has claimed
 # it (one heartbeat) and opened it (RTMP play + first keyframe: p99 2.7 s measured).
 HANDOVER_OPEN_S = 3.0
-
-
-def load_blocklist_files(settings: Settings) -> Blocklist:
-    """The blocklist files, with one log line per refused (degenerate) entry."""
-    blocklist, refused = Blocklist.from_files(
-        settings.blocklists,
-        settings.blocklist_algo,
-        settings.max_distance,
-        allow_degenerate=settings.allow_degenerate,
-    )
-    for refusal in refused:
-        log.warning("blocklist: %s", refusal)
-    metrics.BLOCKLIST_DEGENERATE.labels("refused").set(len(refused))
-    counts = ", ".join(f"{a} {n}" for a, n in blocklist.counts().items() if n)
-    summary = degenerate_summary(len(refused), sum(blocklist.degenerate_counts().values()))
-    log.info("blocklist: %d entries (%s)%s", len(blocklist), counts, summary)
-    return blocklist
 
 
 class WorkerProcess:

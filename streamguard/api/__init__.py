@@ -1,0 +1,1 @@
+"""``streamguard api``: the matching API for uploads (docs/api.md), on aiohttp."""
