@@ -40,6 +40,19 @@ def build_app(context: ApiContext) -> web.Application:
     return app
 
 
+def make_runner(context: ApiContext, shutdown_timeout_s: float = 5.0) -> web.AppRunner:
+    """The application's runner: no access log (its lines carry query strings, so hashes;
+    the middleware counts requests instead), and one second, not aiohttp's ten, to read
+    what is left of a refused body before closing (a slow client holds nothing long)."""
+    return web.AppRunner(
+        build_app(context),
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=shutdown_timeout_s,
+        lingering_time=1.0,
+    )
+
+
 @web.middleware
 async def _every_request(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Authorize, answer, and count the answer: refusals as one JSON line, a handler's

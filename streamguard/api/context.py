@@ -34,4 +34,4 @@ class ApiContext:
 
 
 CONTEXT = web.AppKey("context", ApiContext)
-CLIENT = "streamguard.client"  # the request's client name, set by the auth middleware
+CLIENT = web.RequestKey("client", str)  # the request's client name, set by the middleware

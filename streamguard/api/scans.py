@@ -30,6 +30,9 @@ from streamguard.ingest.upload import upload_frames
 
 Result = TypeVar("Result")
 UPLOAD_NAME = "upload"  # how errors name the upload: never a client's file name
+# An animated picture's frames are few and small, and any one may be the one that matters:
+# every frame is hashed (GIF times frames in hundredths of a second).
+EVERY_FRAME = Sampling("interval", 0.001)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,7 @@ class Scans:
         self.matcher = matcher
         self.settings = settings
         self.sampling = sampling
+        self.threads = threads
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="scan")
         self._slots = asyncio.Semaphore(threads)
 
@@ -85,23 +89,25 @@ class Scans:
             try:
                 picture = read_picture(upload.data, UPLOAD_NAME, self.settings.max_picture_pixels)
             except AnimatedPicture:
-                pass  # scanned as a video, every frame
+                return self._scan_video(upload.data, deadline, EVERY_FRAME)
             except SourceError as exc:
                 if upload.kind == "picture" or isinstance(exc, MediaTooLarge):
                     raise media_refusal(exc) from None  # else: maybe a video
             else:
                 height, width = picture.shape
                 return self.matcher.picture(picture, UPLOAD_NAME), Media("picture", width, height)
-        return self._scan_video(upload.data, deadline)
+        return self._scan_video(upload.data, deadline, self.sampling)
 
-    def _scan_video(self, data: bytes, deadline: float) -> tuple[Verdict, Media]:
+    def _scan_video(
+        self, data: bytes, deadline: float, sampling: Sampling
+    ) -> tuple[Verdict, Media]:
         stats = SampleStats()
         seen = _Seen(deadline, self.settings.request_timeout_s)
         try:
             frames = upload_frames(
                 data,
                 UPLOAD_NAME,
-                self.sampling,
+                sampling,
                 max_duration_s=self.settings.max_video_s,
                 stats=stats,
             )

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from streamguard import lifecycle
-from streamguard.api.app import build_app
+from streamguard.api.app import make_runner
 from streamguard.api.context import ApiContext
 from streamguard.api.scans import Scans
 from streamguard.api.tokens import Tokens
@@ -56,7 +56,7 @@ def run(settings: Settings, tokens: Tokens) -> None:
     asyncio.run(_serve(settings, tokens))
 
 
-class _Source:
+class ListSource:
     """The blocklist the API matches against: loaded files, or Redis followed."""
 
     def __init__(self, settings: Settings) -> None:
@@ -87,27 +87,26 @@ class _Source:
             metrics.CONNECTED.labels("redis").set(int(self.sync.link.connected))
 
 
+def api_context(settings: Settings, tokens: Tokens, source: ListSource) -> ApiContext:
+    """What the routes read, for ``settings`` and the list ``source`` holds."""
+    overrides = source.sync.incident_actions if source.sync else None
+    robustness = settings.detect
+    matcher = UploadMatcher(source.blocklist, settings.policy, overrides, robustness=robustness)
+    threads = settings.hash_threads or os.cpu_count() or 1
+    scans = Scans(matcher, settings.api, settings.sample, threads)
+    return ApiContext(
+        settings.api, source.blocklist, matcher, scans, tokens, source.status, source.built_to
+    )
+
+
 async def _serve(settings: Settings, tokens: Tokens) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    source = _Source(settings)
-    overrides = source.sync.incident_actions if source.sync else None
-    matcher = UploadMatcher(
-        source.blocklist, settings.policy, overrides, robustness=settings.detect
-    )
-    threads = settings.hash_threads or os.cpu_count() or 1
-    scans = Scans(matcher, settings.api, settings.sample, threads)
-    context = ApiContext(
-        settings.api, source.blocklist, matcher, scans, tokens, source.status, source.built_to
-    )
-    runner = web.AppRunner(
-        build_app(context),
-        access_log=None,  # its lines carry query strings: hashes; the middleware counts instead
-        handle_signals=False,
-        shutdown_timeout=SHUTDOWN_GRACE_S,
-    )
+    source = ListSource(settings)
+    context = api_context(settings, tokens, source)
+    runner = make_runner(context, SHUTDOWN_GRACE_S)
     await runner.setup()
     host, port = settings.api.listen_address
     services = []
@@ -120,14 +119,14 @@ async def _serve(settings: Settings, tokens: Tokens) -> None:
             host,
             port,
             f"{len(tokens)} tokens" if tokens else "no tokens: loopback only",
-            threads,
+            context.scans.threads,
         )
         await _tick(stop, source.update_gauges)
     finally:
         await runner.shutdown()
         await runner.cleanup()
         await lifecycle.stop_in_order(services)
-        scans.close()
+        context.scans.close()
         log.info("stopped")
 
 

@@ -70,6 +70,20 @@ def test_unconfirmed_weak_match_goes_to_review_when_its_window_closes():
     assert run(ignore, frames) == []
 
 
+def test_the_end_of_an_upload_decides_its_unconfirmed_matches_at_once():
+    stream = StreamPolicy(Policy())
+    assert stream.observe([match(25, 0.0)], 0.0) is None  # weak: waits for confirmation
+    ended = stream.ended()
+    assert ended is not None and (ended.action, ended.confirmations) == ("review", 1)
+    assert stream.ended() is None  # decided once
+    ignore = StreamPolicy(Policy(default=Rule(unconfirmed="ignore")))
+    ignore.observe([match(25, 0.0)], 0.0)
+    assert ignore.ended() is None
+    killed = StreamPolicy(Policy())
+    assert killed.observe([match(3, 0.0)], 0.0) is not None
+    assert killed.ended() is None  # nothing beyond the kill
+
+
 def test_review_escalates_to_kill_but_not_back():
     frames = [
         (0.0, [match(25, 0.0)]),
