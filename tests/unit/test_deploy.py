@@ -32,6 +32,7 @@ import pytest
 import yaml
 
 from streamguard import config
+from streamguard.api import service as api_service
 from streamguard.cli.main import build_parser
 from streamguard.enforce import hook
 from streamguard.enforce import settings as enforce_settings
@@ -209,11 +210,6 @@ def variables_the_code_reads() -> set[str]:
 
 def port_of(listen: str) -> int:
     return int(listen.rpartition(":")[2])
-
-
-def api_table(path: Path) -> dict[str, Any]:
-    """The [api] table of a settings file, as written."""
-    return tomllib.loads(path.read_text())["api"]
 
 
 def option(argv: list[str], name: str) -> str:
@@ -395,19 +391,24 @@ def test_compose_ports_and_healthchecks_match_the_settings():
     assert "/healthz" in probe_paths_enforce()
 
 
+def api_stop_s() -> float:
+    """How long `streamguard api` may take to stop on SIGTERM."""
+    return api_service.SHUTDOWN_GRACE_S + api_service.SYNC_STOP_TIMEOUT_S
+
+
 def test_compose_api_listens_where_it_is_published_checked_and_given_its_tokens():
-    api = api_table(TOML)
+    settings = config.load_file(TOML)
+    api = settings.api
     (service,) = subcommand_services("api").values()
     argv = service["command"]
-    assert option(argv, "--listen") == api["listen"]
-    assert published_container_ports(service) == {port_of(api["listen"])}
-    assert f"127.0.0.1:{port_of(api['listen'])}/healthz" in healthcheck_text(service)
-    assert api["token_files"] and set(api["token_files"]) <= secret_targets(service)
-    redis = urlsplit(option(argv, "--redis"))
-    assert redis.hostname in services() and redis.hostname in service["depends_on"]
-    assert option(argv, "--redis") == tomllib.loads(TOML.read_text())["redis"]["url"]
-    grace_s = int(service["stop_grace_period"].removesuffix("s"))
-    assert grace_s > api["request_timeout_s"], "requests in flight must be let finish"
+    assert option(argv, "--listen") == api.listen
+    assert published_container_ports(service) == {api.listen_address[1]}
+    assert f"127.0.0.1:{api.listen_address[1]}/healthz" in healthcheck_text(service)
+    assert api.token_files and {str(f) for f in api.token_files} <= secret_targets(service)
+    # The blocklist is the file's Redis, which compose starts first.
+    assert "--redis" not in argv and "--blocklist" not in argv and not settings.blocklists
+    assert urlsplit(settings.redis.url).hostname in service["depends_on"]
+    assert int(service["stop_grace_period"].removesuffix("s")) > api_stop_s()
 
 
 def test_compose_depends_on_services_that_exist_and_are_checked():
@@ -500,7 +501,7 @@ def test_compose_prometheus_scrapes_every_streamguard_container_with_the_rules_m
             f"{name}:{port_of(enforce.listen)}" for name in subcommand_services("enforce")
         },
         "streamguard-api": {
-            f"{name}:{port_of(api_table(TOML)['listen'])}" for name in subcommand_services("api")
+            f"{name}:{settings.api.listen_address[1]}" for name in subcommand_services("api")
         },
     }
     rules = RULES.read_text()
@@ -899,16 +900,17 @@ def test_kubernetes_enforce_deployment_is_one_pod_on_its_port(k8s_config):
 
 
 def test_kubernetes_api_deployment_probes_resources_tokens_and_security(k8s_config):
-    api = api_table(k8s_config)
+    settings = config.load_file(k8s_config)
+    api = settings.api
     deployment = manifest("Deployment", "streamguard-api")
     pod = deployment["spec"]["template"]["spec"]
     c = container(deployment)
     argv = c["args"]
     assert parse_cli(argv).command == "api"
     assert option(argv, "--config") == CONFIG_PATH
-    assert option(argv, "--listen") == api["listen"]
-    assert option(argv, "--redis") == tomllib.loads(k8s_config.read_text())["redis"]["url"]
-    port = port_of(api["listen"])
+    assert option(argv, "--listen") == api.listen
+    assert "--redis" not in argv and settings.redis.url and not settings.blocklists
+    port = api.listen_address[1]
     assert [p["containerPort"] for p in c["ports"]] == [port] == [9312]
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -919,10 +921,11 @@ def test_kubernetes_api_deployment_probes_resources_tokens_and_security(k8s_conf
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
-    assert pod["terminationGracePeriodSeconds"] > api["request_timeout_s"]
+    (pre_stop_s,) = [int(s) for s in c["lifecycle"]["preStop"]["exec"]["command"][1:]]
+    assert pod["terminationGracePeriodSeconds"] > pre_stop_s + api_stop_s()
     files = mounted_files(deployment)
     assert files[CONFIG_PATH] == "configMap" and files["/tmp"] == "emptyDir"
-    assert api["token_files"] and all(files[path] == "secret" for path in api["token_files"])
+    assert api.token_files and all(files[str(path)] == "secret" for path in api.token_files)
     annotations = deployment["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == str(port)
     assert "replicas" not in deployment["spec"], "hpa.yaml owns the number of replicas"
