@@ -98,3 +98,21 @@ def load_rules(path: Path = RULES) -> list[dict[str, Any]]:
 
 def recording_rule_names(path: Path = RULES) -> set[str]:
     return {rule["record"] for rule in load_rules(path) if "record" in rule}
+
+
+def metrics_behind_rules(path: Path = RULES) -> dict[str, set[str]]:
+    """The ``streamguard_`` metrics each recording rule reads, through the rules it reads."""
+    expressions = {rule["record"]: rule["expr"] for rule in load_rules(path) if "record" in rule}
+    behind: dict[str, set[str]] = {}
+
+    def resolve(name: str) -> set[str]:
+        if name not in behind:
+            expression = expressions[name]
+            behind[name] = streamguard_metrics_in(expression).union(
+                *(resolve(rule) for rule in recording_rules_in(expression) if rule in expressions)
+            )
+        return behind[name]
+
+    for name in expressions:
+        resolve(name)
+    return behind

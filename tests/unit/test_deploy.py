@@ -32,6 +32,7 @@ import pytest
 import yaml
 
 from streamguard import config
+from streamguard.api import service as api_service
 from streamguard.cli.main import build_parser
 from streamguard.enforce import hook
 from streamguard.enforce import settings as enforce_settings
@@ -211,6 +212,12 @@ def port_of(listen: str) -> int:
     return int(listen.rpartition(":")[2])
 
 
+def option(argv: list[str], name: str) -> str:
+    """The value of ``name`` in a command line."""
+    (value,) = [argv[i + 1] for i, arg in enumerate(argv) if arg == name]
+    return value
+
+
 def parse_cli(argv: list[str]) -> Any:
     """Parse like `streamguard ARGV`; a usage error fails the test instead of exiting."""
     try:
@@ -344,6 +351,7 @@ def test_compose_has_every_component():
     assert {"redis", "mosquitto", "nginx-rtmp", "prometheus", "grafana"} <= names
     assert len(subcommand_services("run")) >= 2
     assert len(subcommand_services("enforce")) == 1
+    assert len(subcommand_services("api")) == 1
     assert "--appendonly" in services()["redis"]["command"]
 
 
@@ -354,7 +362,7 @@ def test_compose_streamguard_commands_are_valid_command_lines():
         assert (DEPLOY / service["build"]["context"] / service["build"]["dockerfile"]).exists()
         argv = service.get("command") or dockerfile_cmd()
         args = parse_cli(argv)
-        assert args.command in ("run", "enforce"), name
+        assert args.command in ("run", "enforce", "api"), name
         assert args.config == Path(CONFIG_PATH)
         assert binds(service)[CONFIG_PATH] == "./streamguard.toml"
 
@@ -381,6 +389,26 @@ def test_compose_ports_and_healthchecks_match_the_settings():
         assert published_container_ports(service) == {port_of(enforce.listen)}
         assert f"127.0.0.1:{port_of(enforce.listen)}/healthz" in healthcheck_text(service)
     assert "/healthz" in probe_paths_enforce()
+
+
+def api_stop_s() -> float:
+    """How long `streamguard api` may take to stop on SIGTERM."""
+    return api_service.SHUTDOWN_GRACE_S + api_service.SYNC_STOP_TIMEOUT_S
+
+
+def test_compose_api_listens_where_it_is_published_checked_and_given_its_tokens():
+    settings = config.load_file(TOML)
+    api = settings.api
+    (service,) = subcommand_services("api").values()
+    argv = service["command"]
+    assert option(argv, "--listen") == api.listen
+    assert published_container_ports(service) == {api.listen_address[1]}
+    assert f"127.0.0.1:{api.listen_address[1]}/healthz" in healthcheck_text(service)
+    assert api.token_files and {str(f) for f in api.token_files} <= secret_targets(service)
+    # The blocklist is the file's Redis, which compose starts first.
+    assert "--redis" not in argv and "--blocklist" not in argv and not settings.blocklists
+    assert urlsplit(settings.redis.url).hostname in service["depends_on"]
+    assert int(service["stop_grace_period"].removesuffix("s")) > api_stop_s()
 
 
 def test_compose_depends_on_services_that_exist_and_are_checked():
@@ -472,9 +500,13 @@ def test_compose_prometheus_scrapes_every_streamguard_container_with_the_rules_m
         "streamguard-enforce": {
             f"{name}:{port_of(enforce.listen)}" for name in subcommand_services("enforce")
         },
+        "streamguard-api": {
+            f"{name}:{settings.api.listen_address[1]}" for name in subcommand_services("api")
+        },
     }
     rules = RULES.read_text()
-    assert 'job="streamguard"' in rules and 'job="streamguard-enforce"' in rules
+    for job in jobs:
+        assert f'job="{job}"' in rules, job
     mounts = binds(prometheus)
     for rule_file in content["rule_files"]:
         directory, _, file = rule_file.rpartition("/")
@@ -867,6 +899,50 @@ def test_kubernetes_enforce_deployment_is_one_pod_on_its_port(k8s_config):
     assert annotations["prometheus.io/port"] == str(port_of(enforce.listen))
 
 
+def test_kubernetes_api_deployment_probes_resources_tokens_and_security(k8s_config):
+    settings = config.load_file(k8s_config)
+    api = settings.api
+    deployment = manifest("Deployment", "streamguard-api")
+    pod = deployment["spec"]["template"]["spec"]
+    c = container(deployment)
+    argv = c["args"]
+    assert parse_cli(argv).command == "api"
+    assert option(argv, "--config") == CONFIG_PATH
+    assert option(argv, "--listen") == api.listen
+    assert "--redis" not in argv and settings.redis.url and not settings.blocklists
+    port = api.listen_address[1]
+    assert [p["containerPort"] for p in c["ports"]] == [port] == [9312]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert container_port(c, c[probe]["httpGet"]["port"]) == port
+    requests, limits = c["resources"]["requests"], c["resources"]["limits"]
+    assert requests["cpu"] and requests["memory"] and limits["memory"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    (pre_stop_s,) = [int(s) for s in c["lifecycle"]["preStop"]["exec"]["command"][1:]]
+    assert pod["terminationGracePeriodSeconds"] > pre_stop_s + api_stop_s()
+    files = mounted_files(deployment)
+    assert files[CONFIG_PATH] == "configMap" and files["/tmp"] == "emptyDir"
+    assert api.token_files and all(files[str(path)] == "secret" for path in api.token_files)
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(port)
+    assert "replicas" not in deployment["spec"], "hpa.yaml owns the number of replicas"
+
+
+def test_kubernetes_hpa_scales_the_api_on_cpu():
+    hpa = manifest("HorizontalPodAutoscaler", "streamguard-api")
+    target = hpa["spec"]["scaleTargetRef"]
+    assert target["name"] == "streamguard-api"
+    deployment = manifest(target["kind"], target["name"])
+    assert container(deployment)["resources"]["requests"]["cpu"], "utilization needs a request"
+    assert hpa["spec"]["minReplicas"] >= 2
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert 0 < metric["resource"]["target"]["averageUtilization"] < 100
+
+
 def selects(selector: dict[str, str], deployment: dict[str, Any]) -> bool:
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     return all(labels.get(k) == v for k, v in selector.items())
@@ -874,7 +950,11 @@ def selects(selector: dict[str, str], deployment: dict[str, Any]) -> bool:
 
 def test_kubernetes_services_select_the_pods_and_reach_their_port():
     deployments = [d for d in manifests() if d["kind"] == "Deployment"]
-    for name, port in (("streamguard", 9310), ("streamguard-enforce", 9311)):
+    for name, port in (
+        ("streamguard", 9310),
+        ("streamguard-enforce", 9311),
+        ("streamguard-api", 9312),
+    ):
         service = manifest("Service", name)
         (target,) = [d for d in deployments if selects(service["spec"]["selector"], d)]
         assert target["metadata"]["name"] == name
@@ -898,16 +978,16 @@ def test_kubernetes_hpa_scales_run_on_streams_per_worker():
     assert 'as: "streamguard_streams_per_worker"' in doc and 'state="watching"' in doc
 
 
-def test_kubernetes_pdb_and_pod_monitors_cover_the_run_pods():
-    run = manifest("Deployment", "streamguard")
-    pdb = manifest("PodDisruptionBudget", "streamguard")
-    assert pdb["spec"]["maxUnavailable"] == 1
-    assert selects(pdb["spec"]["selector"]["matchLabels"], run)
+def test_kubernetes_pdbs_and_pod_monitors_cover_the_pods():
+    for name in ("streamguard", "streamguard-api"):
+        pdb = manifest("PodDisruptionBudget", name)
+        assert pdb["spec"]["maxUnavailable"] == 1
+        assert selects(pdb["spec"]["selector"]["matchLabels"], manifest("Deployment", name))
     rules = RULES.read_text()
-    for name, deployment in (("streamguard", run), ("streamguard-enforce", None)):
+    for name in ("streamguard", "streamguard-enforce", "streamguard-api"):
         monitor = manifest("PodMonitor", name)
         assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-        deployment = deployment or manifest("Deployment", name)
+        deployment = manifest("Deployment", name)
         assert selects(monitor["spec"]["selector"]["matchLabels"], deployment)
         (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
         container_port(container(deployment), endpoint["port"])

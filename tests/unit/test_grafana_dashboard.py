@@ -2,6 +2,7 @@
 recording rules, its panels do not overlap, and the provisioning files fit it."""
 
 import json
+import re
 from itertools import combinations
 
 import pytest
@@ -10,8 +11,11 @@ import yaml
 from ..support.metric_names import (
     ROOT,
     known_metric_names,
+    metric_names_of,
+    metrics_behind_rules,
     recording_rule_names,
     recording_rules_in,
+    run_registry,
     streamguard_metrics_in,
 )
 
@@ -78,10 +82,37 @@ def test_queries_use_only_defined_recording_rules(dashboard):
 
 
 def test_every_query_is_filtered_by_an_instance_variable(dashboard):
+    variables = ("$instance", "$enforce_instance", "$api_instance")
     for title, expr in expressions(dashboard):
-        assert '=~"$instance"' in expr or '=~"$enforce_instance"' in expr, (
+        assert any(f'=~"{variable}"' in expr for variable in variables), (
             f"panel {title!r}: {expr} ignores the instance selection"
         )
+
+
+def row_panels(dashboard, title):
+    """The panels under the (expanded) row ``title``, up to the next row."""
+    panels = dashboard["panels"]
+    (start,) = [i for i, p in enumerate(panels) if p["type"] == "row" and p["title"] == title]
+    following = panels[start + 1 :]
+    end = next((i for i, p in enumerate(following) if p["type"] == "row"), len(following))
+    return following[:end]
+
+
+def test_matching_api_row_shows_every_api_metric_of_the_api_instances_only(dashboard):
+    panels = row_panels(dashboard, "Matching API")
+    exprs = [target["expr"] for panel in panels for target in panel["targets"]]
+    assert exprs and all('=~"$api_instance"' in expr for expr in exprs)
+    behind = metrics_behind_rules()
+    read = set().union(
+        *(streamguard_metrics_in(expr) for expr in exprs),
+        *(behind[rule] for expr in exprs for rule in recording_rules_in(expr)),
+    )
+    shown = {re.sub(r"_(bucket|count|sum)$", "", name) for name in read}
+    api = {name for name in metric_names_of(run_registry()) if name.startswith("streamguard_api_")}
+    assert not api - shown, f"not on the Matching API row: {sorted(api - shown)}"
+    # The other rows are about run and enforce: none of them reads the API's metrics.
+    elsewhere = [expr for title, expr in expressions(dashboard) if '"$api_instance"' not in expr]
+    assert not any("streamguard_api_" in expr for expr in elsewhere)
 
 
 def test_panels_do_not_overlap(dashboard):
@@ -113,7 +144,13 @@ def test_datasource_is_the_variable_or_the_provisioned_uid(dashboard):
 
 def test_instance_variables(dashboard):
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
-    assert variables["instance"]["definition"] == "label_values(streamguard_build_info, instance)"
+    # The API exposes streamguard_build_info too, and run's metrics at 0: not run.
+    assert variables["instance"]["definition"] == (
+        'label_values(streamguard_build_info{job!="streamguard-api"}, instance)'
+    )
+    assert variables["api_instance"]["definition"] == (
+        'label_values(streamguard_build_info{job="streamguard-api"}, instance)'
+    )
     # run's multiprocess /metrics also carries streamguard_enforce_* series: not enforce.
     assert variables["enforce_instance"]["definition"] == (
         'label_values(streamguard_enforce_build_info{job="streamguard-enforce"}, instance)'

@@ -28,7 +28,7 @@ SEVERITIES = {"page", "ticket"}
 ALERTS = [rule for rule in load_rules() if "alert" in rule]
 
 
-def test_config_scrapes_both_services_and_loads_the_rules():
+def test_config_scrapes_every_service_and_loads_the_rules():
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text(encoding="utf-8"))
     targets = {
         job["job_name"]: [t for static in job["static_configs"] for t in static["targets"]]
@@ -37,6 +37,7 @@ def test_config_scrapes_both_services_and_loads_the_rules():
     assert targets == {
         "streamguard": ["127.0.0.1:9310"],
         "streamguard-enforce": ["127.0.0.1:9311"],
+        "streamguard-api": ["127.0.0.1:9312"],
     }
     assert config["rule_files"] == ["streamguard.rules.yml"]
 
