@@ -22,6 +22,7 @@ from streamguard.api.tokens import ANONYMOUS
 from streamguard.observability import metrics
 
 log = logging.getLogger("streamguard.api")
+_METHODS = frozenset({"GET", "POST", "HEAD"})  # any other is counted as "other"
 OPEN_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
 OPENAPI = resources.files("streamguard.api").joinpath("openapi.json").read_bytes()
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -76,8 +77,9 @@ async def _every_request(request: web.Request, handler: Handler) -> web.StreamRe
     finally:
         metrics.API_IN_FLIGHT.dec()
     client = request[CLIENT]
-    metrics.API_REQUESTS.labels(route, str(response.status), client).inc()
-    metrics.API_DURATION.labels(route).observe(time.perf_counter() - started)
+    method = request.method if request.method in _METHODS else "other"
+    metrics.API_REQUESTS.labels(method, route, str(response.status), client).inc()
+    metrics.API_DURATION.labels(method, route).observe(time.perf_counter() - started)
     return response
 
 

@@ -80,6 +80,7 @@ class ListSource:
         return int(time.time() - (self.sync.stale_s or 0.0))
 
     def update_gauges(self) -> None:
+        metrics.API_READY.set(int(bool(self.status()["loaded"])))
         for algo, count in self.blocklist.counts().items():
             metrics.BLOCKLIST_ENTRIES.labels(algo).set(count)
         if self.sync is not None:

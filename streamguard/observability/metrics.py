@@ -257,14 +257,14 @@ INCIDENT_RING_FRAMES = Gauge(
 # -- the matching API (streamguard api, docs/api.md) -------------------------------------
 API_REQUESTS = Counter(
     "streamguard_api_requests_total",
-    "API requests answered, by route (its template, 'other' for none), status code and "
-    "client (the token's name; 'anonymous' without one)",
-    ["route", "status", "client"],
+    "API requests answered, by method, route (its template, 'other' for none), status code "
+    "and client (the token's name; 'anonymous' without one)",
+    ["method", "route", "status", "client"],
 )
 API_DURATION = Histogram(
     "streamguard_api_request_duration_seconds",
-    "Time to answer an API request, from its head to the response, by route",
-    ["route"],
+    "Time to answer an API request, from its head to the response, by method and route",
+    ["method", "route"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 API_REFUSALS = Counter(
@@ -284,6 +284,9 @@ API_DECISIONS = Counter(
     ["decision"],
 )
 API_IN_FLIGHT = Gauge("streamguard_api_in_flight", "API requests being answered")
+API_READY = Gauge(
+    "streamguard_api_ready", "1 once the API's blocklist is loaded (what /readyz says), else 0"
+)
 
 
 def use_multiprocess_dir(directory: Path) -> None:

@@ -355,8 +355,8 @@ def test_tokens_name_the_client_and_open_routes_stay_open(tmp_path, caplog):
     assert answers["openapi"] == (200, DOCUMENT)
     metrics = answers["metrics"][1]
     assert (
-        'streamguard_api_requests_total{client="platform-a",route="/v1/match",status="200"}'
-        in metrics
+        'streamguard_api_requests_total{client="platform-a",method="GET",route="/v1/match",'
+        'status="200"}' in metrics
     )
     assert 'streamguard_api_refusals_total{reason="unauthorized"}' in metrics
     logged = "\n".join(record.getMessage() for record in caplog.records)
