@@ -120,3 +120,14 @@ def test_eval_quick_reports_under_the_current_directory(demo_and_eval, elsewhere
     assert corpus["positives"] == [f"flagged_0{n}" for n in range(1, 5)]
     assert {"clean_720p", "clean_360p"} <= {clip["name"] for clip in corpus["footage"]}
     assert (elsewhere / "streamguard-eval" / "quality.md").read_text() in evaluation.stdout
+
+
+def test_the_installed_api_serves_its_openapi_document(venv, elsewhere):
+    """``streamguard api`` from the wheel: its document is package data, not a checkout's."""
+    python = str(venv / "bin" / "python")
+    read = (
+        "import json; from streamguard.api.app import OPENAPI; "
+        "print(json.loads(OPENAPI)['openapi'])"
+    )
+    result = run([python, "-c", read], cwd=elsewhere, env=clean_environment())
+    assert result.stdout.strip() == "3.1.0"

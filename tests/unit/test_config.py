@@ -181,3 +181,28 @@ def test_enforce_reads_its_table_from_the_same_load_with_flags_over_the_environm
     assert config.resolve(path, {"mqtt.url": "mqtt://flag:1883"}, environ).mqtt.url == (
         "mqtt://flag:1883"
     )
+
+
+def test_api_table(tmp_path):
+    path = write(
+        tmp_path,
+        """
+[api]
+listen = "[::]:9400"
+token_files = ["tokens/platform-a", "/run/secrets/platform-b"]
+max_video_s = 120
+max_lookup_hashes = 50
+""",
+    )
+    api = config.load_file(path).api
+    assert api.listen_address == ("::", 9400)
+    assert api.token_files == (tmp_path / "tokens/platform-a", tmp_path / "/run/secrets/platform-b")
+    assert (api.max_video_s, api.max_lookup_hashes, api.request_timeout_s) == (120.0, 50, 60.0)
+    for text, problem in [
+        ('[api]\nlisten = "9312"', "expected HOST:PORT"),
+        ("[api]\ntoken_files = 'one'", "expected a list of file paths"),
+        ("[api]\nmax_body_bytes = 0", "expected a whole number >= 1"),
+        ("[api]\ntokens = []", "unknown key"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(problem)):
+            config.load_file(write(tmp_path, text))
