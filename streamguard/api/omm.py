@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from streamguard.api.answers import count
 from streamguard.api.context import CONTEXT, ApiContext
 from streamguard.api.refusals import malformed, media_refusal
 from streamguard.api.routes import parse_frame_hash, read_in_time
@@ -50,8 +51,9 @@ def _signal_matches(request: web.Request, context: ApiContext) -> list[Match]:
         raise malformed("signal and signal_type are required")
     if signal_type not in ALGORITHMS:
         raise malformed(f"No such SignalType '{signal_type[:40]}'")
-    frame_hash = parse_frame_hash(signal_type, signal)
-    return context.matcher.hashes([frame_hash], "hash").matches
+    verdict = context.matcher.hashes([parse_frame_hash(signal_type, signal)], "hash")
+    count(verdict)
+    return verdict.matches
 
 
 async def raw_lookup(request: web.Request) -> web.Response:
@@ -85,6 +87,7 @@ async def lookup_post(request: web.Request) -> web.Response:
     context.require_ready()
     upload, deadline = await read_in_time(request, context)
     verdict, _ = await context.scans.upload(upload, deadline)
+    count(verdict)
     answer: dict[str, Any] = {}
     for algo in context.blocklist.algos:
         matches = [m for m in verdict.matches if m.hash.algo == algo]

@@ -92,11 +92,22 @@ class Scans:
                 return self._scan_video(upload.data, deadline, EVERY_FRAME)
             except SourceError as exc:
                 if upload.kind == "picture" or isinstance(exc, MediaTooLarge):
-                    raise media_refusal(exc) from None  # else: maybe a video
+                    raise media_refusal(exc) from None
+                return self._scan_unknown(upload.data, deadline)
             else:
                 height, width = picture.shape
                 return self.matcher.picture(picture, UPLOAD_NAME), Media("picture", width, height)
         return self._scan_video(upload.data, deadline, self.sampling)
+
+    def _scan_unknown(self, data: bytes, deadline: float) -> tuple[Verdict, Media]:
+        """An upload of no declared type that is not a picture: a video, or neither."""
+        try:
+            return self._scan_video(data, deadline, self.sampling)
+        except Refusal as refusal:
+            if refusal.reason != "undecodable":
+                raise
+            message = f"{UPLOAD_NAME}: neither a picture nor a video streamguard reads"
+            raise Refusal(422, "undecodable", message) from None
 
     def _scan_video(
         self, data: bytes, deadline: float, sampling: Sampling
