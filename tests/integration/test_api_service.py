@@ -1,23 +1,18 @@
 """``streamguard api`` as a process, as an operator runs it: following a real Redis list
 through changes and outages, refusing to start exposed, and keeping uploads off the disk."""
 
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from streamguard.hashing.picture import hash_picture, load_picture
 
 from ..conftest import SAMPLES
-from ..support.ports import free_port, wait_for_ports
-from ..support.processes import stop as stop_process
+from ..support.api_process import Api
 from ..support.redis import RedisServer
 from .test_run_redis import blocklist
 
@@ -25,42 +20,6 @@ pytestmark = pytest.mark.integration
 
 FLAGGED = SAMPLES / "flagged" / "flagged_02.png"
 CLIP = SAMPLES / "clips" / "flagged_720p.mp4"
-
-
-class Api:
-    """A ``streamguard api`` process on a free port; its log in ``log_path``."""
-
-    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        command = [sys.executable, "-m", "streamguard", "api", "--listen", f"127.0.0.1:{self.port}"]
-        self.process = subprocess.Popen(
-            [*command, *args], stdout=self._log, stderr=self._log, env=env
-        )
-        wait_for_ports(self.port, timeout_s=30, alive=lambda: self.process.poll() is None)
-
-    def get(self, path: str) -> tuple[int, dict]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", body, headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    def stop(self) -> int:
-        code = stop_process(self.process)
-        self._log.close()
-        return code
 
 
 def until(check, timeout_s: float = 15.0, every_s: float = 0.05):

@@ -21,6 +21,7 @@ from .processes import stop
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 DEBIAN_PACKAGES = "nginx libnginx-mod-rtmp"
 STOP_TIMEOUT_S = 5.0
+RECORD_DIR = "record"  # under the server's root, when it records
 
 # HLS: 1 s fragments are cut at the next keyframe, so with the sample clips' 2 s GOP every
 # fragment is 2 s long; the first playlist appears once the first fragment is closed.
@@ -54,7 +55,7 @@ rtmp {{
             hls_path {root}/hls;
             hls_fragment 1s;
             hls_playlist_length 6s;
-            {hooks}
+            {record}{hooks}
         }}
     }}
 }}
@@ -122,6 +123,10 @@ class NginxRtmp:
     def hls_url(self, name: str) -> str:
         return f"{self.http_base}/hls/{name}.m3u8"
 
+    def recording(self, name: str) -> Path:
+        """The file a server started with ``record=True`` records stream ``name`` into."""
+        return self.root / RECORD_DIR / f"{name}.flv"
+
     def published(self) -> set[str]:
         """Names of the streams that have a publisher now, from ``/stat``."""
         with urllib.request.urlopen(self.stat_url, timeout=5) as response:
@@ -140,6 +145,13 @@ class NginxRtmp:
             assert time.monotonic() < deadline, f"nothing published '{name}' within {timeout_s} s"
             time.sleep(0.05)
 
+    def wait_unpublished(self, name: str, timeout_s: float = 5.0) -> None:
+        """Wait for the publisher to have left: then a recording of ``name`` is closed."""
+        deadline = time.monotonic() + timeout_s
+        while name in self.published():
+            assert time.monotonic() < deadline, f"'{name}' still published after {timeout_s} s"
+            time.sleep(0.01)
+
 
 def nginx_conf(
     root: Path,
@@ -149,9 +161,11 @@ def nginx_conf(
     hls: bool = True,
     on_publish: str = "",
     on_publish_done: str = "",
+    record: Path | None = None,
 ) -> str:
     """``on_publish``: URL nginx-rtmp POSTs to before accepting a publisher (2xx allows);
-    ``on_publish_done``: URL it POSTs to when the publisher has left."""
+    ``on_publish_done``: URL it POSTs to when the publisher has left; ``record``: the
+    directory nginx records every published stream into, as ``NAME.flv``."""
     # As root, workers would switch to "nobody" and could not write HLS into a private tmp dir;
     # as another user, nginx ignores ``user`` with a warning, so it is only written for root.
     user = "user root;" if os.geteuid() == 0 else ""
@@ -162,6 +176,7 @@ def nginx_conf(
         rtmp_port=rtmp_port,
         http_port=http_port,
         hls="on" if hls else "off",
+        record=f"record all;\n            record_path {record};\n            " if record else "",
         hooks="".join(
             f'{name} "{url}";\n            '
             for name, url in (("on_publish", on_publish), ("on_publish_done", on_publish_done))
@@ -172,13 +187,20 @@ def nginx_conf(
 
 @contextmanager
 def nginx_rtmp_server(
-    root: Path, *, hls: bool = True, on_publish: str = "", on_publish_done: str = ""
+    root: Path,
+    *,
+    hls: bool = True,
+    on_publish: str = "",
+    on_publish_done: str = "",
+    record: bool = False,
 ) -> Iterator[NginxRtmp]:
     """Start nginx-rtmp with its config, logs and HLS files under ``root``; stop it on exit.
 
     ``hls=False`` saves nginx the MPEG-TS muxing when only RTMP is played (benchmarks).
     ``on_publish`` asks that URL before accepting a publisher (enforcement tests);
     ``on_publish_done`` tells that URL when a publisher has left (registration tests).
+    ``record`` records every stream into ``root/record`` (``recording(name)``), closing
+    each file when its publisher leaves (re-upload tests).
     Raises NginxUnavailable when it is not installed or does not start.
     """
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -198,8 +220,11 @@ def nginx_rtmp_server(
             hls=hls,
             on_publish=on_publish,
             on_publish_done=on_publish_done,
+            record=root / RECORD_DIR if record else None,
         )
     )
+    if record:
+        (root / RECORD_DIR).mkdir(exist_ok=True)
     process = subprocess.Popen(
         [nginx, "-p", str(root), "-c", str(conf), "-e", str(root / "error.log")],
         stdin=subprocess.DEVNULL,
