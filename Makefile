@@ -69,6 +69,7 @@ bench: $(BIN)/streamguard debian-packages
 	$(BIN)/python -m bench.bench_events
 	$(BIN)/python -m bench.bench_cluster
 	$(BIN)/python -m bench.bench_incident
+	$(BIN)/python -m bench.bench_reupload
 	$(BIN)/python -m bench.bench_vpdq
 	$(BIN)/python -m bench.bench_known_video
 

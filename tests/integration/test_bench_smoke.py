@@ -42,6 +42,7 @@ SMOKES = {
     "live": ["bench.bench_live", "--out", "{out}"],
     "events": ["bench.bench_events", "--out", "{out}"],
     "incident": ["bench.bench_incident", "--out", "{out}"],
+    "reupload": ["bench.bench_reupload", "--out", "{out}"],
     "soak": ["bench.bench_soak", "--out", "{out}"],
     "sampling-flood": ["bench.bench_sampling", "--out", "{out}", "--parts", "flood"],
     "blocklist": ["bench.bench_blocklist", "--out", "{out}"],
