@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEBIAN_PACKAGES := ffmpeg nginx libnginx-mod-rtmp redis-server mosquitto mosquitto-clients prometheus
+DEBIAN_PACKAGES := ffmpeg nginx libnginx-mod-rtmp redis-server mosquitto mosquitto-clients prometheus wrk
 # Recipes run in bash with pipefail: a failing command before a pipe fails its line.
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -72,6 +72,7 @@ bench: $(BIN)/streamguard debian-packages
 	$(BIN)/python -m bench.bench_reupload
 	$(BIN)/python -m bench.bench_vpdq
 	$(BIN)/python -m bench.bench_known_video
+	$(BIN)/python -m bench.bench_api
 
 # The bounded soak (issue 9): 120 streams for 20 minutes, about 24 minutes in all.
 soak: $(BIN)/streamguard debian-packages

@@ -374,8 +374,8 @@ def bench_scale(args: argparse.Namespace, count: int, seconds: float, work: Path
     return result
 
 
-def profile(pid: int, seconds: float, work: Path) -> dict[str, Any]:
-    """py-spy samples of the `run` tree: the top frames by own time and the top Python
+def profile(pid: int, seconds: float, work: Path, top: int = 20) -> dict[str, Any]:
+    """py-spy samples of the `run` tree: the top frames by own time and the ``top`` Python
     functions including callees, as shares of the busy samples.
 
     Without pausing the processes (``--nonblocking``), so Python frames only: pausing 200+
@@ -413,7 +413,7 @@ def profile(pid: int, seconds: float, work: Path) -> dict[str, Any]:
         (name, round(100 * n / total, 1))
         for name, n in inclusive.most_common()
         if name.endswith(".py)")
-    ][:20]
+    ][:top]
     return share
 
 

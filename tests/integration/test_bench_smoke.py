@@ -48,6 +48,7 @@ SMOKES = {
     "blocklist": ["bench.bench_blocklist", "--out", "{out}"],
     "scan": ["bench.bench_scan", "--out", "{out}"],
     "known-video": ["bench.bench_known_video", "--out", "{out}"],
+    "api": ["bench.bench_api", "--out", "{out}"],
     "hash": ["bench.bench_hash"],
     "pictures": ["bench.bench_pictures"],
     "index": ["bench.bench_index"],
