@@ -14,6 +14,7 @@ match the degenerate entries a careless list holds (blocklist/degenerate.py).
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -24,13 +25,21 @@ from streamguard.config.model import Robustness
 from streamguard.detect.recent import RecentFrame, RecentHashes
 from streamguard.events.schema import Action, Event, Evidence, FrameSeen, VideoMatch
 from streamguard.hashing import FrameHash, hash_luma
-from streamguard.hashing.borders import inner_pictures
-from streamguard.hashing.pdq import DIHEDRAL, MIN_QUALITY, pdq_dihedral
-from streamguard.hashing.picture import Picture, hash_picture
+from streamguard.hashing.borders import inner_boxes, inner_pictures
+from streamguard.hashing.pdq import (
+    DIHEDRAL,
+    MIN_QUALITY,
+    pdq_dihedral,
+    pdq_dihedral_rgb,
+    pdq_hash,
+    pdq_hash_rgb,
+)
+from streamguard.hashing.picture import Picture
 from streamguard.hashing.preprocess import Luma
 from streamguard.ingest.sampler import Frame
 from streamguard.observability import metrics
 
+Source = TypeVar("Source")  # what a view's PDQ is computed from: its luma, or its RGB
 ROBUST = Robustness()
 PLAIN = Robustness(borders=False, dihedral=False)
 
@@ -42,35 +51,60 @@ def frame_hashes(
     that produced it: '' for the picture as is, 'borders', a PDQ orientation such as
     'flipy' or 'rotate90', or both ('borders+flipy'); 'borders-even' is the guess with
     even bars (hashing/borders.py)."""
-    algos = list(algos)
     views = [("", luma)]
     if robustness.borders:
         for name, inner in inner_pictures(luma.pixels):
             views.append((name, Luma(np.ascontiguousarray(inner), luma.studio_range, luma.video)))
-    hashes = []
-    for view, picture in views:
-        if robustness.dihedral and "pdq" in algos:
-            digests, quality = pdq_dihedral(picture)
-            for orientation, digest in zip(DIHEDRAL, digests, strict=True):
-                name = "+".join(step for step in (view, orientation) if step)
-                hashes.append((name, FrameHash("pdq", digest, quality)))
-            others = [algo for algo in algos if algo != "pdq"]
-        else:
-            others = algos
-        hashes += [(view, frame_hash) for frame_hash in hash_luma(picture, others)]
-    return hashes
+
+    def pdq(view: Luma, turned: bool) -> tuple[list[bytes], int]:
+        if turned:
+            return pdq_dihedral(view)
+        digest, quality = pdq_hash(view)
+        return [digest], quality
+
+    return _view_hashes([(n, v, v) for n, v in views], algos, robustness.dihedral, pdq)
 
 
 def picture_hashes(
     picture: Picture, algos: Iterable[str], robustness: Robustness = ROBUST
 ) -> list[tuple[str, FrameHash]]:
-    """``frame_hashes`` of a still picture, whose own PDQ is the reference's bit for bit
-    (hashing/picture.py): the hash a shared list holds of the same file. Its bars and
-    orientations are hashed as a frame's."""
+    """``frame_hashes`` of a still picture, whose PDQ is the reference's bit for bit
+    (hashing/picture.py): the hash a shared list holds of the same file, and its flips
+    and turns from the reference's one DCT at full size."""
+    views = [("", picture)]
+    if robustness.borders:
+        boxes = inner_boxes(picture.luma.pixels)
+        views += [(name, picture.crop(rows, cols)) for name, (rows, cols) in boxes]
+
+    def pdq(rgb: np.ndarray, turned: bool) -> tuple[list[bytes], int]:
+        if turned:
+            return pdq_dihedral_rgb(rgb)
+        digest, quality = pdq_hash_rgb(rgb)
+        return [digest], quality
+
+    parts = [(name, view.luma, view.rgb) for name, view in views]
+    return _view_hashes(parts, algos, robustness.dihedral, pdq)
+
+
+def _view_hashes(
+    views: list[tuple[str, Luma, Source]],
+    algos: Iterable[str],
+    turned: bool,
+    pdq: Callable[[Source, bool], tuple[list[bytes], int]],
+) -> list[tuple[str, FrameHash]]:
+    """The hashes of each named view (its luma, and what ``pdq`` hashes of it): PDQ in
+    the eight orientations if ``turned``, else as it is; pHash and dHash as it is."""
     algos = list(algos)
-    own = {h.algo: h for h in hash_picture(picture, [a for a in algos if a == "pdq"])}
-    hashes = frame_hashes(picture.luma, algos, robustness)
-    return [(t, own[h.algo]) if not t and h.algo in own else (t, h) for t, h in hashes]
+    others = [algo for algo in algos if algo != "pdq"]
+    hashes = []
+    for view, luma, source in views:
+        if "pdq" in algos:
+            digests, quality = pdq(source, turned)
+            for orientation, digest in zip(DIHEDRAL[: len(digests)], digests, strict=True):
+                name = "+".join(step for step in (view, orientation) if step)
+                hashes.append((name, FrameHash("pdq", digest, quality)))
+        hashes += [(view, frame_hash) for frame_hash in hash_luma(luma, others)]
+    return hashes
 
 
 def looked_up(hashes: list[tuple[str, FrameHash]], featureless: Featureless) -> list[bool]:

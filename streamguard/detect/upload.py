@@ -84,7 +84,7 @@ class UploadMatcher:
         matcher = FrameMatcher(self.blocklist, metered=False, clock=self._clock)
         policy = StreamPolicy(self.policy, self.overrides)
         rule = self.policy.default  # the evidence shown; decisions use each category's
-        videos = VideoTracker(rule.video_window_s, rule.video_coverage)
+        videos: VideoTracker | None = None  # from the first known-video match on
         closest: dict[tuple[str, str, str], Match] = {}
         decision = None
         for frame, hashes in samples:
@@ -94,14 +94,17 @@ class UploadMatcher:
                 if key not in closest or match.hit.distance < closest[key].hit.distance:
                     closest[key] = match
             known = [m for m in matches if m.hit.entry.video and not m.hit.entry.degenerate]
-            videos.observe(frame.pts_s, known)
+            if known and videos is None:
+                videos = VideoTracker(rule.video_window_s, rule.video_coverage)
+            if videos is not None:
+                videos.observe(frame.pts_s, known)
             decision = policy.observe(matches, frame.pts_s, frame.pts_s) or decision
         decision = policy.ended() or decision
         stats = matcher.stats
         return Verdict(
             sorted(closest.values(), key=lambda m: (m.frame.pts_s, m.hit.distance)),
             decision,
-            videos.best,
+            videos.best if videos else {},
             stats.frames,
             stats.low_quality + stats.featureless,
         )

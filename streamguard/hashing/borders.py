@@ -72,21 +72,25 @@ def content_box(pixels: np.ndarray) -> tuple[int, int, int, int] | None:
     return top, height - bottom, left, width - right
 
 
-def inner_pictures(pixels: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """The picture inside its bars (views), each named: ``borders``, and ``borders-even``
-    when opposite bars differ. A picture with a margin of the bars' colour makes its
-    side's bar look wider; letterbox and padding bars are even, so the narrower of two
-    opposite bars is tried on both sides too. Empty when there are no bars."""
+def inner_boxes(pixels: np.ndarray) -> list[tuple[str, tuple[slice, slice]]]:
+    """Where the picture inside its bars is (rows, columns), each named: ``borders``, and
+    ``borders-even`` when opposite bars differ. A picture with a margin of the bars' colour
+    makes its side's bar look wider; letterbox and padding bars are even, so the narrower
+    of two opposite bars is tried on both sides too. Empty when there are no bars."""
     box = content_box(pixels)
     if box is None:
         return []
     height, width = pixels.shape
     top, bottom, left, right = box
-    inner = [("borders", pixels[top:bottom, left:right])]
+    inner = [("borders", (slice(top, bottom), slice(left, right)))]
     row_bar, col_bar = min(top, height - bottom), min(left, width - right)
     even = (row_bar, height - row_bar, col_bar, width - col_bar)
     if even != box and even != (0, height, 0, width):
-        inner.append(
-            ("borders-even", pixels[row_bar : height - row_bar, col_bar : width - col_bar])
-        )
+        rows, cols = slice(row_bar, height - row_bar), slice(col_bar, width - col_bar)
+        inner.append(("borders-even", (rows, cols)))
     return inner
+
+
+def inner_pictures(pixels: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """``inner_boxes`` as views of ``pixels``."""
+    return [(name, pixels[rows, cols]) for name, (rows, cols) in inner_boxes(pixels)]

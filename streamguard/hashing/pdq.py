@@ -178,3 +178,11 @@ def pdq_hash_rgb(rgb: np.ndarray) -> tuple[bytes, int]:
     if _PDQ_FROM_LUMA is None:
         return _hash_with_pdqhash_compute(rgb)
     return _hash_with_reference_cpp(_PDQ_FROM_LUMA, _pdqhash_grey(rgb))
+
+
+def pdq_dihedral_rgb(rgb: np.ndarray) -> tuple[list[bytes], int]:
+    """``pdqhash.compute_dihedral(rgb)``: the 8 orientations of ``DIHEDRAL`` from the
+    reference C++ on the full-size picture, one DCT; the first is ``pdq_hash_rgb``'s."""
+    if _DIHEDRAL_FROM_LUMA is None:
+        return _dihedral_with_pdqhash_compute(rgb)
+    return _dihedral_with_reference_cpp(_DIHEDRAL_FROM_LUMA, _pdqhash_grey(rgb))

@@ -44,8 +44,12 @@ def port(redis: RedisServer):
     routes = {"/healthz": lambda: Response(200, b"ok\n", "text/plain")}
     server = run(serve("127.0.0.1", 0, routes, plane.webhooks()))
     yield server.sockets[0].getsockname()[1]
-    server.close()
-    run(server.wait_closed())
+
+    async def close() -> None:  # on the server's own loop: asyncio's Server is not thread-safe
+        server.close()
+        await server.wait_closed()
+
+    run(close())
     run(plane.close())
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)

@@ -64,6 +64,20 @@ def test_pdq_of_every_picture_is_the_references(references):
     assert differ == []
 
 
+def test_the_eight_orientations_of_every_picture_are_the_references(pictures):
+    """What ``streamguard api`` matches an uploaded picture by: the reference's dihedral
+    hashes at full size, the first of them the picture's own PDQ."""
+    differ = []
+    for path in pictures:
+        picture = load_picture(path)
+        bits, quality = pdqhash.compute_dihedral(np.ascontiguousarray(picture.rgb))
+        expected = [np.packbits(b.astype(np.uint8)).tobytes() for b in bits], int(quality)
+        ours = pdq.pdq_dihedral_rgb(picture.rgb)
+        if ours != expected or ours[0][0] != pdq.pdq_hash_rgb(picture.rgb)[0]:
+            differ.append(path.name)
+    assert differ == []
+
+
 def test_the_set_tells_the_reference_from_the_frame_path(references):
     """The frame path (the luma, pre-scaled to 640 px), which pictures took before, is
     off on some of these pictures: the test above would catch a return to it."""
