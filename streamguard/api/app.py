@@ -128,7 +128,7 @@ def _error(route: str, status: int, message: str, reason: str = "") -> web.Respo
     return web.json_response(body, status=status)
 
 
-_REASON_OF = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+_REASON_OF = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 500: "internal"}
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -9,7 +9,8 @@ come for chunked bodies) and tells a picture from a video.
 from dataclasses import dataclass
 from typing import Literal
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from streamguard.api.refusals import Refusal, malformed
 
@@ -78,10 +79,17 @@ def _too_large(max_bytes: int) -> Refusal:
 
 
 async def _read_multipart(request: web.Request, max_bytes: int) -> Upload:
+    """The one file of a multipart body; aiohttp's reader raises ValueError (and, for some
+    framings, AssertionError; for a part's bad headers, its HTTP parser's error) on a body
+    that is not the multipart it says it is."""
     try:
-        reader = await request.multipart()
-    except (ValueError, AssertionError) as exc:  # no boundary, and the like
-        raise malformed(f"multipart body: {exc}") from None
+        return await _one_file(await request.multipart(), max_bytes)
+    except (ValueError, AssertionError, HttpProcessingError) as exc:
+        reason = " ".join(str(exc).split())[:100] or exc.__class__.__name__
+        raise malformed(f"multipart body: {reason}") from None
+
+
+async def _one_file(reader: MultipartReader, max_bytes: int) -> Upload:
     found: Upload | None = None
     size = 0
     async for part in reader:

@@ -28,6 +28,7 @@ FLAGGED = SAMPLES / "flagged" / "flagged_01.png"
 CONTROL = SAMPLES / "images" / "control_01.png"
 CLIPS = SAMPLES / "clips"
 DOCUMENT = json.loads(OPENAPI)
+MULTIPART_X = "multipart/form-data; boundary=x"
 
 
 def conforms(answer: object, schema_name: str) -> None:
@@ -196,12 +197,12 @@ def test_bad_uploads_are_refused_with_one_line_and_a_4xx(tmp_path):
                 "pixels": await post(session, url, wide, "image/png"),
                 "too long": await post(session, url, video, "video/x-flv"),
                 "body": await post(session, url, b"\x00" * 2_000_001, "image/png"),
-                "no file": await call(
-                    session,
-                    "POST",
-                    url,
-                    data=aiohttp.FormData({"x": "1"}, default_to_multipart=True),
+                "no file": await call(session, "POST", url, data=fields_only()),
+                "no boundary": await post(session, url, b"garbage", MULTIPART_X),
+                "bad part": await post(
+                    session, url, b"--x\r\nBad Header\r\n\r\nabc\r\n--x--\r\n", MULTIPART_X
                 ),
+                "cut short": await post(session, url, b"--x\r\n\r\n", MULTIPART_X),
                 "two files": await post_two_files(session, url),
                 "no hash": await call(session, "GET", url),
                 "bad algo": await call(session, "GET", f"{url}?algo=md5&hash=00"),
@@ -230,6 +231,9 @@ def test_bad_uploads_are_refused_with_one_line_and_a_4xx(tmp_path):
         "too long": (413, "video_too_long"),
         "body": (413, "too_large"),
         "no file": (400, "malformed"),
+        "no boundary": (400, "malformed"),
+        "bad part": (400, "malformed"),
+        "cut short": (400, "malformed"),
         "two files": (400, "malformed"),
         "no hash": (400, "malformed"),
         "bad algo": (400, "malformed"),
