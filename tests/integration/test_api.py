@@ -8,7 +8,9 @@ import json
 import logging
 
 import aiohttp
+import av
 import jsonschema
+import numpy as np
 import pytest
 from openapi_spec_validator import validate as validate_spec
 from PIL import Image
@@ -420,3 +422,38 @@ def test_a_body_that_does_not_arrive_in_time_is_a_408():
     head, body = run(scenario())
     assert head.startswith(b"HTTP/1.1 408"), head
     assert json.loads(body)["reason"] == "timeout"
+
+
+def flash_video(flash_start_s: float, flash_s: float, seconds: int = 12, fps: int = 25) -> bytes:
+    """A still picture for ``seconds``, with the flagged picture flashed between keyframes
+    (one keyframe every 10 s, no keyframe at the cut): what an uploader who reads the
+    sampling rules would make."""
+    control = np.asarray(picture(CONTROL).resize((640, 360)))
+    flagged = np.asarray(picture(FLAGGED).resize((640, 360)))
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.options = {"g": str(10 * fps), "sc_threshold": "0", "bf": "0"}
+        for number in range(seconds * fps):
+            shown = flagged if flash_start_s <= number / fps < flash_start_s + flash_s else control
+            for packet in stream.encode(av.VideoFrame.from_ndarray(shown, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(("start_s", "flash_s"), [(3.1, 0.2), (7.3, 1.0)])
+def test_a_flash_between_keyframes_is_seen(start_s, flash_s):
+    """The flagged picture shown for a fraction of a second, far from any keyframe: the
+    upload is sampled as `scan` samples files (guard: the cut is a sample)."""
+    video = flash_video(start_s, flash_s)
+
+    async def scenario():
+        async with serving(sample_settings()) as base, aiohttp.ClientSession() as session:
+            return await post(session, f"{base}/v1/match", video, "video/mp4")
+
+    status, answer = run(scenario())
+    assert status == 200 and answer["decision"] == "kill", answer
+    assert all(start_s <= m["pts_s"] < start_s + flash_s for m in answer["matches"])
