@@ -1,9 +1,11 @@
-"""glibc's allocator in long-running processes: how many arenas, when large blocks are
-mapped, and giving freed memory back. No-ops where libc.so.6 is not glibc's."""
+"""glibc's allocator in long-running processes (how many arenas, when large blocks are
+mapped, giving freed memory back), and Linux's parent-death signal. No-ops where
+libc.so.6 is not glibc's."""
 
 import contextlib
 import ctypes
 import os
+import signal
 
 # mallopt parameters (malloc.h) and the environment variables glibc reads at start.
 _TUNING = {
@@ -34,3 +36,19 @@ def return_freed_memory() -> None:
     """Give memory freed inside the arenas back to the system (glibc keeps it)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+_PR_SET_PDEATHSIG = 1  # prctl.h
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel kill this process when the process that started it (``parent_pid``)
+    dies, however it dies (SIGKILL, the OOM killer): a worker left behind would keep
+    watching its streams and publishing, beside the next instance's. SIGKILL, not SIGTERM:
+    what a worker decided is in its durable outbox, which the next instance adopts, so
+    nothing is lost by ending it at once. The parent may have died already, before the
+    request: then this process ends now."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGKILL)

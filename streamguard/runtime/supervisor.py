@@ -25,7 +25,7 @@ from streamguard.blocklist.memory import Blocklist
 from streamguard.config import Settings, read_secret
 from streamguard.events.outbox import adopt_orphans
 from streamguard.infra.http import PostRoute, Response, json_response, serve
-from streamguard.libc import tune_malloc
+from streamguard.libc import die_with_parent, tune_malloc
 from streamguard.observability import metrics
 from streamguard.observability.logging import setup_logging
 from streamguard.runtime.control import ControlPlane
@@ -227,8 +227,12 @@ async def _run_in_process(settings: Settings) -> None:
         await process.run(stop)
 
 
-def _child_main(number: int, settings: Settings, reports: Any, log_level: int) -> None:
-    """Entry point of a worker process: its streams, no HTTP; reports go to the parent."""
+def _child_main(
+    number: int, settings: Settings, reports: Any, log_level: int, parent_pid: int
+) -> None:
+    """Entry point of a worker process: its streams, no HTTP; reports go to the parent.
+    It ends with the parent, however the parent ends (libc.die_with_parent)."""
+    die_with_parent(parent_pid)
     setup_logging(log_level, process=f"worker-{number}")
     # Exiting must not wait for unsent reports: the parent stops reading them at
     # shutdown, and a full pipe would otherwise hold this process forever.
@@ -265,7 +269,7 @@ async def _run_processes(settings: Settings, count: int) -> None:
     def spawn(number: int) -> BaseProcess:
         child = context.Process(
             target=_child_main,
-            args=(number, parts[number], reports, level),
+            args=(number, parts[number], reports, level, os.getpid()),
             name=f"streamguard-worker-{number}",
         )
         child.start()
