@@ -17,11 +17,11 @@ from streamguard.api.answers import count
 from streamguard.api.context import CONTEXT, ApiContext
 from streamguard.api.refusals import malformed, media_refusal
 from streamguard.api.routes import parse_frame_hash, read_in_time
-from streamguard.api.scans import UPLOAD_NAME
+from streamguard.api.scans import UPLOAD_NAME, read_still
 from streamguard.detect.matcher import Match
 from streamguard.errors import SourceError
 from streamguard.hashing import ALGORITHMS
-from streamguard.hashing.picture import AnimatedPicture, hash_picture, read_picture
+from streamguard.hashing.picture import AnimatedPicture, hash_picture
 from streamguard.hashing.vpdq import hash_container
 from streamguard.hashing.vpdq_signal import format_signal
 from streamguard.ingest.upload import open_upload
@@ -125,18 +125,17 @@ async def hash_post(request: web.Request) -> web.Response:
 
     def hashes() -> dict[str, str]:
         try:
-            if upload.kind != "video":
-                try:
-                    picture = read_picture(upload.data, UPLOAD_NAME, settings.max_picture_pixels)
-                    return {h.algo: h.hex for h in hash_picture(picture, ALGORITHMS)}
-                except SourceError as exc:
-                    if upload.kind == "picture" and not isinstance(exc, AnimatedPicture):
-                        raise
+            picture = read_still(upload, settings.max_picture_pixels)
+        except AnimatedPicture:
+            picture = None  # its vPDQ, as a video's
+        if picture is not None:
+            return {h.algo: h.hex for h in hash_picture(picture, ALGORITHMS)}
+        try:
             with open_upload(upload.data, UPLOAD_NAME) as container:
                 video = hash_container(container, UPLOAD_NAME, max_duration_s=settings.max_video_s)
-            return {"vpdq": format_signal(video.frames)}
         except SourceError as exc:
             raise media_refusal(exc) from None
+        return {"vpdq": format_signal(video.frames)}
 
     return web.json_response(await context.scans.run(hashes, deadline))
 

@@ -22,7 +22,7 @@ from streamguard.config.model import ApiSettings
 from streamguard.config.sampling import Sampling
 from streamguard.detect.upload import UploadMatcher, Verdict
 from streamguard.errors import MediaTooLarge, SourceError
-from streamguard.hashing.picture import AnimatedPicture, read_picture
+from streamguard.hashing.picture import AnimatedPicture, Picture, read_picture
 from streamguard.ingest.sampler import Frame
 from streamguard.ingest.source import ffmpeg_reason
 from streamguard.ingest.stats import SampleStats
@@ -51,6 +51,23 @@ class Media:
             media["duration_s"] = round(self.duration_s or 0.0, 3)
             media["frames_sampled"] = self.frames_sampled
         return media
+
+
+def read_still(upload: Upload, max_pixels: int) -> Picture | None:
+    """The upload as a still picture, or None if it is to be read as a video: declared one,
+    or of no declared type and not a picture. AnimatedPicture for an animated picture (a
+    video too, every frame of it); Refusal for a declared picture that cannot be read, and
+    for any picture over the size limits."""
+    if upload.kind == "video":
+        return None
+    try:
+        return read_picture(upload.data, UPLOAD_NAME, max_pixels)
+    except AnimatedPicture:
+        raise
+    except SourceError as exc:
+        if upload.kind == "picture" or isinstance(exc, MediaTooLarge):
+            raise media_refusal(exc) from None
+        return None
 
 
 class Scans:
@@ -85,18 +102,15 @@ class Scans:
             self._slots.release()
 
     def _scan(self, upload: Upload, deadline: float) -> tuple[Verdict, Media]:
-        if upload.kind != "video":
-            try:
-                picture = read_picture(upload.data, UPLOAD_NAME, self.settings.max_picture_pixels)
-            except AnimatedPicture:
-                return self._scan_video(upload.data, deadline, EVERY_FRAME)
-            except SourceError as exc:
-                if upload.kind == "picture" or isinstance(exc, MediaTooLarge):
-                    raise media_refusal(exc) from None
-                return self._scan_unknown(upload.data, deadline)
-            else:
-                height, width = picture.shape
-                return self.matcher.picture(picture, UPLOAD_NAME), Media("picture", width, height)
+        try:
+            picture = read_still(upload, self.settings.max_picture_pixels)
+        except AnimatedPicture:
+            return self._scan_video(upload.data, deadline, EVERY_FRAME)
+        if picture is not None:
+            height, width = picture.shape
+            return self.matcher.picture(picture, UPLOAD_NAME), Media("picture", width, height)
+        if upload.kind is None:
+            return self._scan_unknown(upload.data, deadline)
         return self._scan_video(upload.data, deadline, self.sampling)
 
     def _scan_unknown(self, data: bytes, deadline: float) -> tuple[Verdict, Media]:

@@ -457,3 +457,20 @@ def test_a_flash_between_keyframes_is_seen(start_s, flash_s):
     status, answer = run(scenario())
     assert status == 200 and answer["decision"] == "kill", answer
     assert all(start_s <= m["pts_s"] < start_s + flash_s for m in answer["matches"])
+
+
+def test_hash_refuses_a_picture_over_the_limits_as_match_does():
+    """An upload of no declared type that is a picture too large is refused as one, by
+    both routes, not tried as a video (one rule: scans.read_still)."""
+    wide = png(Image.new("RGB", (4000, 3000), "white"))
+
+    async def scenario():
+        settings = sample_settings(max_picture_pixels=10_000_000)
+        async with serving(settings) as base, aiohttp.ClientSession() as session:
+            hashed = await post_form(session, f"{base}/h/hash", "file", wide)
+            matched = await post_form(session, f"{base}/v1/match", "file", wide)
+            return hashed, matched
+
+    (hash_status, hashed), (match_status, matched) = run(scenario())
+    assert (match_status, matched["reason"]) == (413, "picture_too_large")
+    assert hash_status == 413 and "more than 10,000,000 pixels" in hashed["message"]

@@ -35,16 +35,15 @@ class Api:
         wait_for_ports(self.port, timeout_s=30, alive=lambda: self.process.poll() is None)
 
     def get(self, path: str) -> tuple[int, dict]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=10) as r:
-                return r.status, json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
+        return self._answer(urllib.request.Request(f"http://127.0.0.1:{self.port}{path}"))
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict]:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", body, headers, method="POST"
-        )
+        url = f"http://127.0.0.1:{self.port}{path}"
+        return self._answer(urllib.request.Request(url, body, headers, method="POST"))
+
+    @staticmethod
+    def _answer(request: urllib.request.Request) -> tuple[int, dict]:
+        """Status and JSON answer, errors' included."""
         try:
             with urllib.request.urlopen(request, timeout=30) as r:
                 return r.status, json.loads(r.read())
