@@ -55,7 +55,7 @@ from bench import parse
 from bench.bench_live import STREAMGUARD
 from bench.processes import machine_busy, started, tree_cpu_s, wait_until
 from bench.progress import measure_window
-from bench.report import commit, invocation, machine, percentiles, publish, saved, table, verdict
+from bench.report import commit, header, percentiles, publish, saved, table, verdict
 from streamguard.config import ClusterSettings, parse_stream
 from streamguard.infra import registry as registry_module
 from streamguard.infra.redis import RedisSettings
@@ -1228,13 +1228,7 @@ def main() -> None:
     os.environ["STREAMGUARD_LOG_FORMAT"] = "json"  # the run processes' logs, with ms times
     rng = random.Random(args.seed)
     started_at = time.monotonic()
-    results: dict[str, Any] = {
-        "command": invocation(),
-        "commit": commit(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine("pyav", "nginx", "redis"),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-    }
+    results = {**header(args, "pyav", "nginx", "redis"), "commit": commit()}
     server = RedisServer(work / "redis", appendfsync=args.appendfsync)
     server.start()
     hosts: Hosts | None = None

@@ -31,13 +31,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bench import parse
 from bench.processes import wait_until
-from bench.report import invocation, machine, percentiles, publish, saved, table, verdict
+from bench.report import header, percentiles, publish, saved, table, verdict
 from streamguard.ingest.replay import publish as replay
 from streamguard.samples import SAMPLES_DIR
 from tests.support.nginx import nginx_rtmp_server
@@ -120,12 +120,7 @@ def one_round(service: Service, redis: RedisServer, stream: str) -> dict[str, fl
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     work = (args.out / "incident").resolve()
     work.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {
-        "command": invocation(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine("pyav", "nginx", "redis"),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-    }
+    results = header(args, "pyav", "nginx", "redis")
     other = reencoded(CLIP, work / "clean_360p_gop1.flv", 640, 360, gop=30, crf=35)
     redis = RedisServer(work / "redis")
     redis.start()

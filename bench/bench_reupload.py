@@ -25,14 +25,13 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import parse
 from bench.bench_incident import cli, publishing
 from bench.processes import wait_until
-from bench.report import invocation, machine, percentiles, publish, saved, table, verdict
+from bench.report import header, percentiles, publish, saved, table, verdict
 from streamguard.samples import SAMPLES_DIR
 from tests.support.api_process import Api, api_process, until_decided
 from tests.support.nginx import NginxRtmp, nginx_rtmp_server
@@ -109,12 +108,7 @@ def one_round(
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     work = (args.out / "reupload").resolve()
     work.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {
-        "command": invocation(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-        "machine": machine("pyav", "nginx", "redis"),
-        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-    }
+    results = header(args, "pyav", "nginx", "redis")
     redis = RedisServer(work / "redis")
     redis.start()
     with ExitStack() as stack:

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,17 @@ def machine(*versions: str) -> dict[str, str]:
 def invocation() -> str:
     """How this benchmark was started, as BENCHMARKS.md quotes it."""
     return " ".join(["python -m", sys.modules["__main__"].__spec__.name, *sys.argv[1:]])
+
+
+def header(args: argparse.Namespace, *versions: str) -> dict[str, Any]:
+    """What a run's results start with: its command, date, machine (with ``versions``) and
+    options."""
+    return {
+        "command": invocation(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": machine(*versions),
+        "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    }
 
 
 def commit() -> str:
