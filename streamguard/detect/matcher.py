@@ -150,8 +150,10 @@ class Match:
         worker_id: str,
         confirmations: int = 1,
         video: VideoMatch | None = None,
+        broadcast_ms: int = 0,
     ) -> Event:
-        """The event deciding ``action`` on this match; ``stream_url`` already redacted."""
+        """The event deciding ``action`` on this match; ``stream_url`` already redacted,
+        ``broadcast_ms`` the broadcast's agreed name (runtime/broadcast.py)."""
         frame = self.frame
         return Event(
             action=action,
@@ -160,6 +162,7 @@ class Match:
             worker_id=worker_id,
             frame=FrameSeen(frame.pts_s, frame.received_at, frame.width, frame.height),
             detected_at=self.decided_at,
+            broadcast_ms=broadcast_ms,
             match=self.evidence(),
             confirmations=confirmations,
             video=video,
@@ -273,6 +276,7 @@ class FrameMatcher:
                     pdq.quality,
                     frame.width,
                     frame.height,
+                    frame.broadcast_ms,
                 )
             )
 

@@ -22,6 +22,7 @@ class RecentFrame:
     quality: int
     width: int
     height: int
+    broadcast_ms: int = 0  # its broadcast's timeline start (runtime/broadcast.py)
 
 
 class RecentHashes:

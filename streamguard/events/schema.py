@@ -17,7 +17,6 @@ from streamguard.errors import UnwatchableCause
 
 SCHEMA = "streamguard.event.v1"
 SCHEMA_FILE = Path(__file__).with_name("event.schema.json")
-SESSION_BUCKET_S = 10.0
 _EVENT_NAMESPACE = uuid.UUID("5f0c1e9a-7d1b-4c3e-9a55-2b8f6e4d7c10")
 
 
@@ -45,18 +44,17 @@ def rfc3339(timestamp: float) -> str:
 
 
 def event_id(
-    stream_id: str, entry_list: str, entry_id: str, pts_s: float, received_at: float
+    stream_id: str, entry_list: str, entry_id: str, pts_s: float, broadcast_ms: int
 ) -> str:
     """Deterministic, so a retried or failed-over decision can be dropped as a duplicate.
 
-    Besides the stream, the entry and the frame's stream time, the id includes the
-    broadcast's start (arrival minus stream time) in 10 s steps: a publisher that
-    restarts shows the same stream times again, and its new incident must not look
-    like a duplicate of the old one. Two workers deciding on the same frame agree
-    unless their arrival times straddle a step.
+    Besides the stream, the entry and the frame's stream time, the id names the
+    broadcast (the start of its timeline, runtime/broadcast.py): a publisher that
+    restarts shows the same stream times again, and its new kill must not look like a
+    copy of the old one. Workers in a cluster agree on the broadcast's name, so two of
+    them deciding on the same frame give it the same id.
     """
-    session = int((received_at - pts_s) // SESSION_BUCKET_S)
-    name = f"{stream_id}\n{entry_list}\n{entry_id}\n{pts_s:.3f}\n{session}"
+    name = f"{stream_id}\n{entry_list}\n{entry_id}\n{pts_s:.3f}\n{broadcast_ms}"
     return str(uuid.uuid5(_EVENT_NAMESPACE, name))
 
 
@@ -137,6 +135,7 @@ class Event:
     confirmations: int = 1
     video: VideoMatch | None = None  # decided on a known video's frames
     incident: str = ""  # reason incident: the incident's id
+    broadcast_ms: int = 0  # the broadcast's name: its timeline's start (runtime/broadcast.py)
 
     @property
     def reason(self) -> Reason:
@@ -158,8 +157,7 @@ class Event:
         else:
             cause = self.unwatchable.cause if self.unwatchable else ""
             entry_list, entry_id = "streamguard", f"unwatchable:{cause}"
-        frame = self.frame
-        return event_id(self.stream_id, entry_list, entry_id, frame.pts_s, frame.received_at)
+        return event_id(self.stream_id, entry_list, entry_id, self.frame.pts_s, self.broadcast_ms)
 
     def to_json(self) -> dict[str, Any]:
         """The event as platforms receive it (event.schema.json)."""

@@ -24,10 +24,11 @@ redis.call('ZADD', KEYS[2], 0, ARGV[1])
 return 'updated'
 """
 
-# KEYS: streams leases owners; ARGV: id
+# KEYS: streams leases owners broadcasts; ARGV: id
 _UNREGISTER = """
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
 return redis.call('HDEL', KEYS[1], ARGV[1])
 """
 
@@ -50,6 +51,7 @@ class Keys:
         tag = f"{prefix}{{cluster}}:"
         self.streams, self.leases, self.owners = tag + "streams", tag + "leases", tag + "owners"
         self.fence, self.workers = tag + "fence", tag + "workers"
+        self.broadcasts = tag + "broadcasts"
 
 
 class Registry:
@@ -80,7 +82,9 @@ class Registry:
         """Remove a stream; False if it was not registered. Its holder stops at its next beat."""
         keys = self._keys
         return bool(
-            await self._unregister(keys=[keys.streams, keys.leases, keys.owners], args=[stream_id])
+            await self._unregister(
+                keys=[keys.streams, keys.leases, keys.owners, keys.broadcasts], args=[stream_id]
+            )
         )
 
     async def streams(self) -> dict[str, dict[str, Any]]:

@@ -52,6 +52,7 @@ class Frame:
     width: int
     height: int
     reason: SampleReason = "keyframe"  # why it was sampled
+    broadcast_ms: int = 0  # its broadcast's timeline start (runtime/broadcast.py)
 
 
 class PublisherLag:

@@ -88,6 +88,13 @@ RECONNECTS = Counter(
     "Stream reconnects, by why the previous connection ended",
     ["reason"],
 )
+BROADCASTS = Counter(
+    "streamguard_broadcasts_total",
+    "Broadcast timelines begun on watched streams (runtime/broadcast.py), by how their "
+    "name was agreed: local (no cluster), recorded or adopted (Redis), failed (Redis "
+    "unreachable: the local name, which another worker may not share)",
+    ["agreement"],
+)
 INGEST_LAG = Gauge(
     "streamguard_ingest_lag_max_seconds",
     "Largest lag of a watched stream's reading behind its live edge",

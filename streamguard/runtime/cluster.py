@@ -8,6 +8,8 @@ so they live on one Redis Cluster node and every step is one atomic script:
     PREFIX{cluster}:owners    hash  stream id -> "TOKEN WORKER_ID" of the holder
     PREFIX{cluster}:fence     int   the last fencing token handed out
     PREFIX{cluster}:workers   zset  worker id -> heartbeat expiry (ms)
+    PREFIX{cluster}:broadcasts hash stream id -> its recent broadcasts' timeline starts
+                                     (ms, space-separated: runtime/broadcast.py)
 
 Every ``lease_ttl_s / 4`` a member runs one heartbeat script: renew its own leases,
 learn which it lost (taken over, or the stream was removed), give back what exceeds
@@ -40,6 +42,7 @@ from streamguard.infra.redis import RedisSettings, connect, describe
 from streamguard.infra.registry import Keys, Registry
 from streamguard.lifecycle import Link
 from streamguard.observability import metrics
+from streamguard.runtime.broadcast import Broadcasts
 
 log = logging.getLogger("streamguard.cluster")
 
@@ -153,6 +156,7 @@ class ClusterMember:
         self._keys = Keys(redis.prefix)
         self._redis = connect(redis)
         self.registry = Registry(self._redis, redis.prefix)
+        self.broadcasts = Broadcasts(self._redis, self._keys.broadcasts)
         self._heartbeat = self._redis.register_script(_HEARTBEAT)
         self._release = self._redis.register_script(_RELEASE)
         self._stop = asyncio.Event()

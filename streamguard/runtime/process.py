@@ -96,9 +96,10 @@ class WorkerProcess:
             self.desk = IncidentDesk(settings.redis, self.streams.workers, self.holds)
 
     def _stream_worker(self, stream: StreamConfig) -> StreamWorker:
-        fence = None
+        fence = agree = None
         if self.cluster is not None:
             fence = partial(self.cluster.still_holds, stream.id)
+            agree = partial(self.cluster.broadcasts.agree, stream.id)
         return StreamWorker(
             stream,
             self.settings.ingest,
@@ -109,6 +110,7 @@ class WorkerProcess:
             self.settings.policy,
             robustness=self.settings.detect,
             fence=fence,
+            agree=agree,
             sample=self.settings.sample,
             guard=self.settings.sampling,
             budget=self._probe_budget,

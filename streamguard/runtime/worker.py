@@ -7,8 +7,11 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
+from dataclasses import replace
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from streamguard.backoff import backoff_s
 from streamguard.blocklist.memory import Blocklist
@@ -27,7 +30,7 @@ from streamguard.errors import (
     SourceRefused,
     SourceUnwatchable,
 )
-from streamguard.events.schema import Action, Event, FrameSeen, Unwatchable
+from streamguard.events.schema import Action, Event, FrameSeen, Unwatchable, rfc3339
 from streamguard.events.sinks import EventSink
 from streamguard.infra.redaction import redact
 from streamguard.ingest.budget import CpuBudget
@@ -36,12 +39,15 @@ from streamguard.ingest.source import open_source, video_stream
 from streamguard.ingest.stats import SampleStats
 from streamguard.ingest.urls import scheme_of
 from streamguard.observability import metrics
+from streamguard.runtime.broadcast import Agree, Timeline
 from streamguard.runtime.handoff import NewestQueue
 from streamguard.runtime.state import StreamState, Watch
 
 log = logging.getLogger("streamguard.worker")
 MAX_RTMP_OPEN_S = 64.0
 Fence = Callable[[], Awaitable[bool]]  # whether this process may still publish for the stream
+AGREE_WAIT_S = 0.5  # a decision waits this long at most for its broadcast's agreed name
+KEPT_TIMELINES = 8  # agreed broadcast names remembered (frames of older ones are decided)
 
 
 class StreamWorker:
@@ -57,6 +63,7 @@ class StreamWorker:
         *,
         robustness: Robustness = ROBUST,
         fence: Fence | None = None,
+        agree: Agree | None = None,
         sample: Sampling | None = None,
         guard: GuardSettings | None = None,
         budget: CpuBudget | None = None,
@@ -65,7 +72,8 @@ class StreamWorker:
     ) -> None:
         """``sample`` is the mode of a stream without one of its own (default: guard);
         ``budget`` the probe CPU its process shares out; ``incidents`` the ring of recent
-        hashes kept, ``incident_actions`` each open incident's action by list."""
+        hashes kept, ``incident_actions`` each open incident's action by list; ``agree``
+        the cluster's agreement on broadcast names (runtime/broadcast.py)."""
         self.config = config
         self.ingest = ingest
         self.sampling = config.sample or sample or Sampling()
@@ -84,6 +92,9 @@ class StreamWorker:
         self._policy = StreamPolicy(policy, incident_actions)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fence = fence
+        self._agree = agree
+        self._timeline = Timeline()  # reader thread
+        self._agreements: dict[int, Future[int]] = {}  # local start -> agreed name
         self._report = True  # publish state changes to the sink (status topic)
         self._unwatchable_since: float | None = None  # reader thread: no sample since
         self._too_large_before = 0  # frames left out for their size by earlier connections
@@ -189,6 +200,7 @@ class StreamWorker:
             worker_id=self._worker_id,
             confirmations=decision.confirmations,
             video=None if decision.video is None else decision.video.summary(),
+            broadcast_ms=await self._broadcast(best.frame.broadcast_ms),
         )
         metrics.DECISION_LATENCY.observe(best.latency_s)
         await self._publish(event)
@@ -238,6 +250,7 @@ class StreamWorker:
             frame=FrameSeen(last.pts_s, last.received_at, last.width, last.height),
             detected_at=time.time(),
             incident=incident_id,
+            broadcast_ms=await self._broadcast(last.broadcast_ms),
         )
         await self._publish(event)
         log.warning(
@@ -258,6 +271,58 @@ class StreamWorker:
         metrics.DECISIONS.labels(event.action).inc()
         await self._sink.publish(event)
         self.state.detections += 1
+
+    def _new_broadcast(self) -> None:
+        """Called from the reader thread: a broadcast timeline began (``_timeline``).
+        Its name is agreed on at once, so that a decision seldom waits for it."""
+        timeline = self._timeline
+        start_ms, previous_ms = timeline.start_ms or 0, timeline.previous_ms
+        log.info(
+            "stream %s: broadcast of %s (%s)",
+            self.config.id,
+            rfc3339(start_ms / 1000),
+            timeline.why,
+        )
+        if self._agree is None:
+            metrics.BROADCASTS.labels("local").inc()
+        elif self._loop is not None:
+            agree = self._agree(start_ms, previous_ms)
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                self._agreements[start_ms] = asyncio.run_coroutine_threadsafe(
+                    self._agreed(start_ms, agree), self._loop
+                )
+                while len(self._agreements) > KEPT_TIMELINES:
+                    del self._agreements[next(iter(self._agreements))]
+
+    async def _agreed(self, start_ms: int, agree: Awaitable[int]) -> int:
+        """The cluster's name for the timeline this worker saw begin at ``start_ms``; its
+        own if Redis does not answer (two workers may then name it differently: a frame
+        both decide is delivered twice, never taken for a copy of another decision)."""
+        try:
+            agreed = await asyncio.wait_for(agree, AGREE_WAIT_S * 4)
+        except (RedisError, OSError, TimeoutError) as exc:
+            metrics.BROADCASTS.labels("failed").inc()
+            log.warning(
+                "stream %s: broadcast %d not agreed with the cluster (%s): named as seen here",
+                self.config.id,
+                start_ms,
+                exc.__class__.__name__,
+            )
+            return start_ms
+        metrics.BROADCASTS.labels("recorded" if agreed == start_ms else "adopted").inc()
+        return agreed
+
+    async def _broadcast(self, start_ms: int) -> int:
+        """The agreed name of the broadcast whose timeline began at ``start_ms`` here."""
+        agreement = self._agreements.get(start_ms)
+        if agreement is None:
+            return start_ms
+        try:
+            return await asyncio.wait_for(
+                asyncio.shield(asyncio.wrap_future(agreement)), AGREE_WAIT_S
+            )
+        except TimeoutError:
+            return start_ms
 
     async def _may_publish(self, action: Action) -> bool:
         """False if another worker has taken this stream over (its lease is gone)."""
@@ -284,6 +349,7 @@ class StreamWorker:
             frame=FrameSeen(self._stats.end_s or 0.0, at),  # the last packet's
             detected_at=at,
             unwatchable=Unwatchable(exc.cause, str(exc)),
+            broadcast_ms=await self._broadcast(self._timeline.start_ms or 0),
         )
         await self._publish(event)
         log.warning(
@@ -409,6 +475,7 @@ class StreamWorker:
             stream = video_stream(container, self.state.url)
             self._too_large_before += self._stats.too_large
             self._stats = stats = SampleStats()
+            self._timeline.reconnected()
             self.state.connects += 1
             self._enter(Watch.WATCHING)
             for frame in sample_frames(
@@ -430,4 +497,6 @@ class StreamWorker:
                 metrics.FRAMES_SAMPLED.inc()
                 self.state.last_keyframe_at = frame.received_at
                 self.state.last_pts_s = frame.pts_s
-                queue.put_threadsafe(frame)
+                if self._timeline.place(frame.pts_s, frame.received_at):
+                    self._new_broadcast()
+                queue.put_threadsafe(replace(frame, broadcast_ms=self._timeline.start_ms or 0))

@@ -99,3 +99,29 @@ def test_streams_command_registers_lists_and_removes(redis: RedisServer):
     removed = streams_cli(redis, "remove", "cam", "ghost")
     assert removed.returncode == 0 and "'ghost' was not registered" in removed.stderr
     assert streams_cli(redis, "list").stdout == ""
+
+
+def test_workers_agree_on_a_broadcast_s_name_and_tell_a_restart_apart(redis: RedisServer):
+    """runtime/broadcast.py: two workers that see one broadcast with different arrival
+    delays give it one name; after a restart (stream time went back) a new one, even
+    when the new start is within the tolerance of the old; a removed stream's record
+    goes with it."""
+
+    async def scenario() -> None:
+        a, b = Member(redis, "a", capacity=1), Member(redis, "b", capacity=1)
+        await a.member.registry.register(StreamConfig("cam", "rtmp://m/live/cam"), "test")
+        first = await a.member.broadcasts.agree("cam", 1_000_000, None)
+        assert first == 1_000_000  # recorded
+        assert await b.member.broadcasts.agree("cam", 1_000_900, None) == first  # adopted
+        assert await b.member.broadcasts.agree("other", 1_000_900, None) == 1_000_900
+        # a restart 1.5 s after the first start: within tolerance, but its seer left
+        # the first timeline (stream time went back), so it is not that one
+        second = await a.member.broadcasts.agree("cam", 1_001_500, first)
+        assert second == 1_001_500
+        assert await b.member.broadcasts.agree("cam", 1_001_450, first) == second
+        far = await b.member.broadcasts.agree("cam", 2_000_000, None)
+        assert far == 2_000_000  # beyond the tolerance of both: another broadcast
+        assert await a.member.registry.unregister("cam")
+        assert await a.member.broadcasts.agree("cam", 1_000_100, None) == 1_000_100
+
+    asyncio.run(scenario())

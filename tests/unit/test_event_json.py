@@ -20,7 +20,16 @@ EVIDENCE = Evidence("pdq", 4, 31, 100, "e1", "samples", "test", "stand-in")
 
 def test_a_match_event_has_the_schema_s_shape_and_its_deterministic_id():
     frame = FrameSeen(4.0004, 100.0, 1280, 720)
-    event = Event(Action.KILL, "cam", "rtmp://h/live/***", "w/1", frame, 100.25, match=EVIDENCE)
+    event = Event(
+        Action.KILL,
+        "cam",
+        "rtmp://h/live/***",
+        "w/1",
+        frame,
+        100.25,
+        match=EVIDENCE,
+        broadcast_ms=96_000,
+    )
     body = event.to_json()
     jsonschema.validate(body, json_schema())
     assert event.reason is Reason.MATCH and body["reason"] == "match"
@@ -32,7 +41,19 @@ def test_a_match_event_has_the_schema_s_shape_and_its_deterministic_id():
         "height": 720,
     }
     assert body["match"]["entry_id"] == "e1" and body["match"]["quality"] == 100
-    assert body["event_id"] == event_id("cam", "samples", "e1", 4.0004, 100.0)
+    assert body["event_id"] == event_id("cam", "samples", "e1", 4.0004, 96_000)
+    # The same frame time in another broadcast is another decision.
+    restarted = Event(
+        Action.KILL,
+        "cam",
+        "rtmp://h/live/***",
+        "w/1",
+        frame,
+        100.25,
+        match=EVIDENCE,
+        broadcast_ms=96_001,
+    )
+    assert restarted.event_id != event.event_id
 
 
 def test_an_unwatchable_event_names_its_cause_and_has_no_match():
@@ -51,7 +72,7 @@ def test_an_unwatchable_event_names_its_cause_and_has_no_match():
     assert body["unwatchable"] == {"cause": "too_large", "detail": "a frame is 8208x16"}
     assert body["frame"] == {"pts_s": 12.5, "received_at": "1970-01-01T00:03:20.000Z"}
     assert body["latency_ms"] == 0
-    assert body["event_id"] == event_id("cam", "streamguard", "unwatchable:too_large", 12.5, 200.0)
+    assert body["event_id"] == event_id("cam", "streamguard", "unwatchable:too_large", 12.5, 0)
 
 
 def test_a_known_video_event_carries_its_video_evidence():
