@@ -18,8 +18,9 @@ match. Alone, such frames confirm one another to review at most: frames that res
 a video's but do not line up must not kill. A strong one still decides on its own.
 
 One decision per stream per incident: an incident starts with the first counted
-match and ends after ``incident_gap_s`` without one. The one exception is
-escalation: a review can become a kill within the same incident.
+match and ends after ``incident_gap_s`` without one. The exceptions: a review can
+become a kill within the same incident, and a new broadcast (the publisher restarted)
+is decided again.
 
 A stream that sends nothing streamguard can look at (docs/sampling.md) decides
 ``unwatchable`` (review by default), once per incident of its own.
@@ -79,6 +80,12 @@ class StreamPolicy:
             return None
         action = self.policy.unwatchable
         return None if action == "ignore" else Action(action)
+
+    def new_broadcast(self) -> None:
+        """The publisher began a new broadcast (runtime/broadcast.py): a kill ended the
+        one before, so what this one shows is decided again, however soon it came.
+        Counted frames stay: a restart does not make weak matches seen before less real."""
+        self._decided = None
 
     def observe(
         self, matches: list[Match], at: float, stream_s: float | None = None

@@ -95,6 +95,7 @@ class StreamWorker:
         self._agree = agree
         self._timeline = Timeline()  # reader thread
         self._agreements: dict[int, Future[int]] = {}  # local start -> agreed name
+        self._deciding_broadcast_ms = 0  # the broadcast of the last frame decided on
         self._report = True  # publish state changes to the sink (status topic)
         self._unwatchable_since: float | None = None  # reader thread: no sample since
         self._too_large_before = 0  # frames left out for their size by earlier connections
@@ -188,6 +189,9 @@ class StreamWorker:
 
     async def _decide(self, frame: Frame, matches: list[Match]) -> None:
         """Apply the policy to this frame; publish the decision it brings, if any."""
+        if frame.broadcast_ms != self._deciding_broadcast_ms:
+            self._deciding_broadcast_ms = frame.broadcast_ms
+            self._policy.new_broadcast()
         decision = self._policy.observe(matches, frame.received_at, frame.pts_s)
         if decision is None:
             return

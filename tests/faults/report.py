@@ -27,6 +27,7 @@ ORDER = [
     "test_redis_killed_and_restarted",
     "test_broker_killed_and_restarted",
     "test_nginx_killed_and_restarted",
+    "test_broadcast_restarted_within_a_second",
     "test_worker_process_fails[killed]",
     "test_redis_hangs",
     "test_broker_hangs",
@@ -49,7 +50,8 @@ that a flagged frame comes during or right after it), and then requires:
 - **detection kept**: a kill delivered for a flagged frame shown after the fault
   began;
 - **events lost**: every kill the run log shows as decided (each decision line names
-  its `event_id`) is received by the platform, counted by `event_id`;
+  its `event_id`) is received by the platform, counted by decision: a kill that got
+  the id of an earlier one is lost to a platform deduplicating on `event_id`;
 - the other streams watched throughout (no reconnect, frames sampled meanwhile),
   the service up, `streamguard_internal_errors_total` 0, and the metric and log
   line named in the table.
@@ -68,12 +70,12 @@ Notes on the figures:
   at least once, [events.md](events.md#delivery-and-deduplication)): during a broker
   hang, the kill whose PUBACK never came is sent again after the reconnect, and the
   broker also delivers the first copy once it runs again.
-- *Repeated ids* (nginx-rtmp crash): a broadcast that restarts within the same 10 s
-  step of its start time gets the same `event_id` for the same picture at the same
-  stream time, the blind spot described in
-  [events.md](events.md#delivery-and-deduplication). Those kills are delivered, but a
-  platform that deduplicates on `event_id` takes them for copies of the kill before
-  the crash; `streamguard enforce` refuses the re-publish of a killed stream anyway.
+- *Lost* counts kills by decision, as a platform that deduplicates on `event_id` acts
+  on them: a kill never delivered, and a kill delivered under the id of an earlier one
+  (*repeated ids*, which that platform drops as a copy). Before issue 19 a broadcast
+  restarted within the same 10 s step of its start got the id of the kill before it
+  (the nginx-rtmp crash showed 2); event ids now name the broadcast by its timeline
+  ([events.md](events.md#event-ids)), and every fault asserts none is repeated.
 - A broker acknowledges (PUBACK) before it writes to disk: mosquitto saves its
   persistence file every `autosave_interval`. Events acknowledged but neither saved
   nor delivered to the subscriber when the broker is killed are lost by the broker.

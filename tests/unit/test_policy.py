@@ -99,6 +99,23 @@ def test_a_new_incident_after_the_gap_decides_again():
     assert run(Policy(incident_gap_s=30), frames) == [(0.0, "kill", 1), (40.0, "kill", 1)]
 
 
+def test_a_new_broadcast_is_decided_again_within_the_incident_gap():
+    """A publisher killed, restarting at once and showing the same picture: a kill of
+    its own, not the incident before (it would air on, undecided, while it kept it)."""
+    stream = StreamPolicy(Policy(incident_gap_s=30))
+    assert stream.observe([match(2, 0.0)], 0.0) is not None
+    assert stream.observe([match(2, 2.0)], 2.0) is None  # same broadcast, same incident
+    stream.new_broadcast()
+    again = stream.observe([match(2, 3.0)], 3.0)
+    assert again is not None and again.action == "kill"
+    # weak matches counted before the restart still confirm one after it
+    weak = StreamPolicy(Policy())
+    assert weak.observe([match(25, 0.0)], 0.0) is None
+    weak.new_broadcast()
+    confirmed = weak.observe([match(25, 2.0)], 2.0)
+    assert confirmed is not None and (confirmed.action, confirmed.confirmations) == ("kill", 2)
+
+
 def test_low_quality_and_far_matches_do_not_count():
     policy = Policy(default=Rule(max_distance={"pdq": 20}, min_quality=60))
     frames = [(0.0, [match(2, 0.0, quality=40)]), (2.0, [match(22, 2.0)]), (30.0, [])]
