@@ -41,6 +41,7 @@ class Policy:
     categories: Mapping[str, Rule] = field(default_factory=dict)
     incident_gap_s: float = 30.0
     keep_watching_after_kill: bool = False
+    still_live_after_s: float = 30.0  # 0: killed streams are not looked at again
     unwatchable: UnwatchableAction = "review"
 
     def rule(self, category: str) -> Rule:

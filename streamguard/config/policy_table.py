@@ -9,7 +9,7 @@ from streamguard.config.errors import ConfigError
 from streamguard.config.policy import ACTIONS, UNCONFIRMED, UNWATCHABLE, Policy, Rule
 from streamguard.hashing import ALGORITHMS
 
-_GENERAL = {"incident_gap_s", "keep_watching_after_kill", "unwatchable"}
+_GENERAL = {"incident_gap_s", "keep_watching_after_kill", "still_live_after_s", "unwatchable"}
 _RULE_MAPS = {"max_distance", "instant_distance"}
 Choice = TypeVar("Choice", bound=str)
 
@@ -38,6 +38,10 @@ def parse_policy(where: str, table: Any) -> Policy:
         if not isinstance(keep, bool):
             raise ConfigError(f"{where}.keep_watching_after_kill: expected true or false")
         policy = replace(policy, keep_watching_after_kill=keep)
+    if "still_live_after_s" in general:
+        after = general["still_live_after_s"]
+        key = f"{where}.still_live_after_s"
+        policy = replace(policy, still_live_after_s=0.0 if after == 0 else seconds(key, after))
     if "unwatchable" in general:
         unwatchable = _choice(where, "unwatchable", general["unwatchable"], UNWATCHABLE)
         policy = replace(policy, unwatchable=unwatchable)

@@ -29,6 +29,7 @@ class Reason(StrEnum):
     MATCH = "match"  # a blocklist entry matched
     UNWATCHABLE = "unwatchable"  # the stream sends nothing streamguard can look at
     INCIDENT = "incident"  # an incident was opened on the stream (docs/incidents.md)
+    STILL_LIVE = "still_live"  # the stream still publishes after a kill: the kill, repeated
 
 
 def json_schema() -> dict[str, Any]:
@@ -121,6 +122,19 @@ class Unwatchable:
 
 
 @dataclass(frozen=True, slots=True)
+class Escalation:
+    """A kill repeated because the stream still publishes after it: the event's
+    ``escalation`` object."""
+
+    of: str  # the kill's event_id
+    number: int  # 1 for its first repetition
+    killed_at: float  # when the kill was decided
+
+    def to_json(self) -> dict[str, Any]:
+        return {"of": self.of, "number": self.number, "killed_at": rfc3339(self.killed_at)}
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """A decision on a stream. ``stream_url`` must already be redacted."""
 
@@ -136,9 +150,12 @@ class Event:
     video: VideoMatch | None = None  # decided on a known video's frames
     incident: str = ""  # reason incident: the incident's id
     broadcast_ms: int = 0  # the broadcast's name: its timeline's start (runtime/broadcast.py)
+    escalation: Escalation | None = None  # reason still_live
 
     @property
     def reason(self) -> Reason:
+        if self.escalation is not None:
+            return Reason.STILL_LIVE
         if self.incident:
             return Reason.INCIDENT
         return Reason.MATCH if self.match is not None else Reason.UNWATCHABLE
@@ -150,6 +167,10 @@ class Event:
 
     @property
     def event_id(self) -> str:
+        if self.escalation is not None:  # as many as the kill is repeated: named by number
+            escalation = self.escalation
+            entry_id = f"still_live:{escalation.of}:{escalation.number}"
+            return event_id(self.stream_id, "streamguard", entry_id, 0.0, 0)
         if self.match is not None:
             entry_list, entry_id = self.match.list, self.match.entry_id
         elif self.incident:
@@ -180,6 +201,8 @@ class Event:
             body["unwatchable"] = asdict(self.unwatchable)
         if self.incident:
             body["incident"] = {"id": self.incident, "list": f"incident-{self.incident}"}
+        if self.escalation is not None:
+            body["escalation"] = self.escalation.to_json()
         body["confirmations"] = self.confirmations
         body["worker_id"] = self.worker_id
         return body

@@ -88,6 +88,16 @@ RECONNECTS = Counter(
     "Stream reconnects, by why the previous connection ended",
     ["reason"],
 )
+ESCALATIONS = Counter(
+    "streamguard_escalations_total",
+    "Kills repeated because the stream still published still_live_after_s after one "
+    "(reason still_live): nobody ended the broadcast",
+)
+STILL_LIVE_CHECKS = Counter(
+    "streamguard_still_live_checks_total",
+    "Looks at killed streams (no decoding), by what they found: live, ended, error",
+    ["outcome"],
+)
 BROADCASTS = Counter(
     "streamguard_broadcasts_total",
     "Broadcast timelines begun on watched streams (runtime/broadcast.py), by how their "

@@ -43,6 +43,7 @@ class StreamState:
     decode_errors: int = 0
     frames_too_large: int = 0  # left out, never hashed: larger than 8192 px on a side
     detections: int = 0
+    escalations: int = 0  # kills repeated because the stream still published after one
     internal_errors: int = 0  # bugs caught per frame or per connection; should stay 0
     last_error: str = ""
 

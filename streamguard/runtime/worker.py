@@ -3,13 +3,13 @@ asyncio task (hash, match, decide, publish) through a newest-frame-wins queue.""
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, Future
-from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
 
@@ -30,10 +30,18 @@ from streamguard.errors import (
     SourceRefused,
     SourceUnwatchable,
 )
-from streamguard.events.schema import Action, Event, FrameSeen, Unwatchable, rfc3339
+from streamguard.events.schema import (
+    Action,
+    Escalation,
+    Event,
+    FrameSeen,
+    Unwatchable,
+    rfc3339,
+)
 from streamguard.events.sinks import EventSink
 from streamguard.infra.redaction import redact
 from streamguard.ingest.budget import CpuBudget
+from streamguard.ingest.liveness import Liveness, Seen, look
 from streamguard.ingest.sampler import Frame, sample_frames
 from streamguard.ingest.source import open_source, video_stream
 from streamguard.ingest.stats import SampleStats
@@ -44,6 +52,7 @@ from streamguard.runtime.handoff import NewestQueue
 from streamguard.runtime.state import StreamState, Watch
 
 log = logging.getLogger("streamguard.worker")
+T = TypeVar("T")
 MAX_RTMP_OPEN_S = 64.0
 Fence = Callable[[], Awaitable[bool]]  # whether this process may still publish for the stream
 AGREE_WAIT_S = 0.5  # a decision waits this long at most for its broadcast's agreed name
@@ -96,6 +105,8 @@ class StreamWorker:
         self._timeline = Timeline()  # reader thread
         self._agreements: dict[int, Future[int]] = {}  # local start -> agreed name
         self._deciding_broadcast_ms = 0  # the broadcast of the last frame decided on
+        self._kill: Event | None = None  # the kill that ended the watch
+        self._retired = asyncio.Event()  # stop() came: the watch after a kill ends too
         self._report = True  # publish state changes to the sink (status topic)
         self._unwatchable_since: float | None = None  # reader thread: no sample since
         self._too_large_before = 0  # frames left out for their size by earlier connections
@@ -142,6 +153,9 @@ class StreamWorker:
         """
         self._report = report
         self._stop.set()
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                self._loop.call_soon_threadsafe(self._retired.set)
         if self.state.state is not Watch.KILLED:
             self._enter(Watch.STOPPED)
 
@@ -180,6 +194,8 @@ class StreamWorker:
                     )
         finally:
             self._stop.set()
+        if self._kill is not None and self.state.state is Watch.KILLED:
+            await self._watch_after_kill(self._kill)
 
     def _hash_backlog(self) -> None:
         """A sampled frame dropped unhashed: hashing fell behind (the newest is kept)."""
@@ -238,8 +254,7 @@ class StreamWorker:
             event.event_id,
         )
         if decision.action is Action.KILL and not self._policy.policy.keep_watching_after_kill:
-            self._stop.set()  # the media server ends the broadcast; nothing more to watch
-            self._enter(Watch.KILLED, f"matched a {best.hit.entry.category} entry")
+            self._killed(event, f"matched a {best.hit.entry.category} entry")
 
     async def kill_for_incident(self, incident_id: str, last: RecentFrame) -> bool:
         """Kill this stream: an incident was opened on it (``last``: its newest kept
@@ -263,12 +278,70 @@ class StreamWorker:
             incident_id,
             event.event_id,
         )
-        self._stop.set()
-        self._enter(Watch.KILLED, f"incident {incident_id}")
+        self._killed(event, f"incident {incident_id}")
         self.recent.clear()
         if self._queue is not None:
             self._queue.wake()  # run() waits for a frame the stopped reader will never send
         return True
+
+    def _killed(self, kill: Event, why: str) -> None:
+        """The media server ends the broadcast: nothing more to decide; from now on the
+        stream is only looked at to see whether it still publishes (_watch_after_kill)."""
+        self._kill = kill
+        self._stop.set()
+        self._enter(Watch.KILLED, why)
+
+    async def _watch_after_kill(self, kill: Event) -> None:
+        """Every ``still_live_after_s``, look whether the killed stream still publishes
+        (no decoding: ingest/liveness.py); while it does, nobody honoured the kill (no
+        enforcer, a failed API call, a consumer that was down), and the kill is repeated
+        as an escalation with an id of its own (reason still_live)."""
+        every_s = self._policy.policy.still_live_after_s
+        repeated = 0
+        while every_s and not await self._retired_within(every_s):
+            seen = await _in_own_thread(self._look, f"look-{self.config.id}")
+            metrics.STILL_LIVE_CHECKS.labels(seen.liveness).inc()
+            if seen.liveness is not Liveness.LIVE:
+                log.debug(
+                    "stream %s: after its kill: %s (%s)", self.config.id, seen.liveness, seen.detail
+                )
+                continue
+            if self._retired.is_set() or not await self._may_publish(Action.KILL):
+                return
+            repeated += 1
+            escalation = dataclasses.replace(
+                kill,
+                frame=FrameSeen(seen.pts_s, seen.received_at),
+                detected_at=time.time(),
+                escalation=Escalation(kill.event_id, repeated, kill.detected_at),
+            )
+            metrics.ESCALATIONS.inc()
+            self.state.escalations += 1
+            await self._sink.publish(escalation)
+            log.warning(
+                "stream %s: still live %.0f s after its kill (event %s): kill repeated, "
+                "number %d (event %s)",
+                self.config.id,
+                escalation.detected_at - kill.detected_at,
+                kill.event_id,
+                repeated,
+                escalation.event_id,
+            )
+
+    def _look(self) -> Seen:
+        ingest = self.ingest
+        return look(
+            self.config.url,
+            allowed_schemes=frozenset(ingest.allowed_schemes),
+            open_timeout_s=self._patience(ingest.open_timeout_s),
+            read_timeout_s=self._patience(ingest.read_timeout_s),
+            hls_hold_reloads=ingest.hls_hold_reloads,
+        )
+
+    async def _retired_within(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._retired.wait(), seconds)
+        return self._retired.is_set()
 
     async def _publish(self, event: Event) -> None:
         """Count a decided event and hand it to the sink (outbox, then the broker)."""
@@ -503,4 +576,21 @@ class StreamWorker:
                 self.state.last_pts_s = frame.pts_s
                 if self._timeline.place(frame.pts_s, frame.received_at):
                     self._new_broadcast()
-                queue.put_threadsafe(replace(frame, broadcast_ms=self._timeline.start_ms or 0))
+                queue.put_threadsafe(
+                    dataclasses.replace(frame, broadcast_ms=self._timeline.start_ms or 0)
+                )
+
+
+def _in_own_thread(call: Callable[[], T], name: str) -> Awaitable[T]:
+    """``call()`` on a daemon thread of its own: a look at a stream can block for its
+    open and read timeouts, and must hold up neither the loop nor a shared executor."""
+    done: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            done.set_result(call())
+        except BaseException as exc:  # handed to the awaiting task
+            done.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return asyncio.wrap_future(done)

@@ -90,20 +90,28 @@ def test_one_event_per_incident_and_bugs_cost_a_frame_not_the_stream():
 
 
 def test_a_kill_ends_the_watch():
+    """Without looks after a kill the task ends by itself; with them (the default) it
+    ends when the stream is stopped, having repeated nothing (the URL is unreachable)."""
     blocklist, sink = flagged_blocklist(), ListSink()
 
-    async def scenario():
+    async def scenario(policy: Policy) -> dict:
         with ThreadPoolExecutor(1) as pool:
-            worker = worker_for(blocklist, sink, pool, Policy())
+            worker = worker_for(blocklist, sink, pool, policy)
             task = asyncio.create_task(worker.run())
             await asyncio.sleep(0.1)
             worker._queue.put_threadsafe(frame(FLAGGED, 4.0))
-            await asyncio.wait_for(task, 5)  # ends by itself
+            if policy.still_live_after_s:
+                await asyncio.sleep(0.5)
+                assert not task.done()  # looking at the killed stream
+                worker.stop()
+            await asyncio.wait_for(task, 5)
             return worker.snapshot()
 
-    state = asyncio.run(scenario())
-    assert state["state"] == "killed" and len(sink.events) == 1
-    assert sink.states[-1] == "killed"
+    for policy in (Policy(still_live_after_s=0), Policy()):
+        sink.events.clear()
+        state = asyncio.run(scenario(policy))
+        assert state["state"] == "killed" and len(sink.events) == 1
+        assert state["escalations"] == 0 and sink.states[-1] == "killed"
 
 
 def test_a_state_reported_late_does_not_outlive_retirement():
