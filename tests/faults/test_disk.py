@@ -50,9 +50,10 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-def test_outbox_disk_full(redis, mosquitto, nginx, tmp_path, small_disk, record):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_outbox_disk_full(redis, mosquitto, nginx, tmp_path, small_disk, record, processes):
     record.fault = "the outbox's disk full (1 MiB tmpfs filled) for a flagged frame, then freed"
-    with Scene(tmp_path, redis, mosquitto, nginx, state_dir=small_disk) as scene:
+    with Scene(tmp_path, redis, mosquitto, nginx, processes=processes, state_dir=small_disk) as scene:
         flagged = scene.flagged
         scene.before_flagged(1.5)
         before, decided = scene.streams(), len(scene.decisions())
