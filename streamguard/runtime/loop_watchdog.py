@@ -106,7 +106,12 @@ class LoopWatchdog:
         if frame is None:
             return "an unknown place"
         stack = traceback.extract_stack(frame)[-FRAMES_SHOWN:]
-        return " < ".join(f"{f.name} ({f.filename}:{f.lineno})" for f in reversed(stack))
+        return " < ".join(f"{f.name} ({_short(f.filename)}:{f.lineno})" for f in reversed(stack))
+
+
+def _short(filename: str) -> str:
+    """A source file as its package directory and name: ``logging/__init__.py``."""
+    return "/".join(filename.split(os.sep)[-2:])
 
 
 def _say(level: int, message: str, *args: object) -> None:
