@@ -60,9 +60,11 @@ def restart_worker_1(scene: Scene, record) -> None:
     (victim,) = {e["worker_id"] for e in scene.delivered_for("flagged-b")}
     killed = time.time()
     os.kill(int(victim.rpartition("/")[2]), signal.SIGKILL)
+    scene.service.wait_for(lambda: scene.metric(restarts) == 1, 20, "worker 1 restarted")
     scene.service.wait_for(
         lambda: (
-            scene.streams()["flagged-b"]["state"] == "watching"
+            scene.streams()["flagged-b"]["connects"] == 1
+            and scene.streams()["flagged-b"]["state"] == "watching"
             and scene.streams()["flagged-b"]["frames_sampled"] > 0
         ),
         30,
