@@ -6,7 +6,10 @@ worker writes its values to files there, and ``/metrics`` in the parent adds the
 up. One port for the whole service, as with ``/streams``.
 """
 
+import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,8 +158,13 @@ INTERNAL_ERRORS = Counter(
 )
 WORKER_RESTARTS = Counter(
     "streamguard_worker_restarts_total",
-    "Worker processes (--processes N) the parent started again, by reason: exited, hung",
+    "Worker processes (--processes N) the parent started again, by reason: exited, hung, "
+    "hung_at_start",
     ["reason"],
+)
+EVENT_LOOP_BLOCKED = Counter(
+    "streamguard_event_loop_blocked_total",
+    "Times a run process's event loop ran nothing for half of worker_timeout_s",
 )
 
 # -- events: outbox and delivery -------------------------------------------------------
@@ -306,12 +314,25 @@ API_READY = Gauge(
 )
 
 
-def use_multiprocess_dir(directory: Path) -> None:
-    """Make worker processes spawned from now on write their values to ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
+@contextlib.contextmanager
+def multiprocess_dir() -> Iterator[Path]:
+    """Make worker processes spawned from now on write their values to a new directory
+    under ``$TMPDIR`` (the shipped deployments give a memory-backed /tmp), removed
+    afterwards.
+
+    Not in ``state_dir``, beside the outbox: prometheus-client writes through a
+    memory map of sparse files, and a page it touches first on a full file system
+    raises SIGBUS. With the outbox's disk full, a worker started again died of it while
+    importing this module, and every restart after it (tests/faults/test_disk.py).
+    These files need no disk: they are only read while the service runs.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="streamguard-metrics-"))
     os.environ[MULTIPROC_VARIABLE] = str(directory)
+    try:
+        yield directory
+    finally:
+        del os.environ[MULTIPROC_VARIABLE]
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def process_exited(pid: int) -> None:
@@ -325,7 +346,13 @@ class _Supervised:
     name and labels. The parent writes no files: its metrics exist before the
     directory is set."""
 
-    PARENT_COUNTERS = (WORKER_RESTARTS, CONTROL_COMMANDS, INCIDENTS, INTERNAL_ERRORS)
+    PARENT_COUNTERS = (
+        WORKER_RESTARTS,
+        CONTROL_COMMANDS,
+        INCIDENTS,
+        INTERNAL_ERRORS,
+        EVENT_LOOP_BLOCKED,
+    )
 
     def __init__(self, directory: Path) -> None:
         self._files = multiprocess.MultiProcessCollector(None, path=str(directory))
@@ -367,7 +394,7 @@ for _action in ("kill", "review"):
     DECISIONS.labels(_action)
     VIDEO_DECISIONS.labels(_action)
     EVENTS_PUBLISHED.labels(_action)
-for _reason in ("exited", "hung"):
+for _reason in ("exited", "hung", "hung_at_start"):
     WORKER_RESTARTS.labels(_reason)
 for _algo in ("pdq", "phash", "dhash"):
     FRAMES_FEATURELESS.labels(_algo)

@@ -29,11 +29,13 @@ from streamguard.libc import die_with_parent, tune_malloc
 from streamguard.observability import metrics
 from streamguard.observability.logging import setup_logging
 from streamguard.runtime.control import ControlPlane
+from streamguard.runtime.loop_watchdog import LoopWatchdog
 from streamguard.runtime.process import WorkerProcess
 
 log = logging.getLogger("streamguard.run")
 CHILD_STOP_TIMEOUT_S = 20.0  # a cluster member keeps watching during its handover
 REPORT_WAIT_S = 0.5
+START_LIMIT_TIMEOUTS = 10  # a start that keeps using CPU: at most this many timeout_s
 
 Snapshots = list[dict[str, Any]]
 
@@ -72,22 +74,48 @@ class Reports(Protocol):
     def get(self, block: bool = True, timeout: float | None = None) -> ProcessReport: ...
 
 
+def cpu_ticks(pid: int) -> int | None:
+    """CPU time process ``pid`` has used (user + system, in clock ticks); None once gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # after the command, which may hold spaces
+    return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+
+
 class ProcessSupervisor:
     """Starts ``count`` worker processes, gathers their reports, and restarts any that
     exits or sends nothing for ``timeout_s`` (hung: a blocked event loop, a stopped
-    process). A process still loading its blocklist has not reported yet and is not
-    timed."""
+    process).
+
+    Until its first report a process is starting: imports, the blocklist files. That
+    takes 0.6 s on an idle machine but measured 9-19 s with the load at 30 on 2 cores,
+    so it is not timed by the clock alone: a starting process counts as hung once it
+    has used no CPU for ``timeout_s`` (stopped, blocked on a lock or a hung file
+    system), or has not reported within ``START_LIMIT_TIMEOUTS`` times ``timeout_s``
+    however busy it was."""
 
     def __init__(
-        self, count: int, spawn: Callable[[int], Child], reports: Reports, timeout_s: float
+        self,
+        count: int,
+        spawn: Callable[[int], Child],
+        reports: Reports,
+        timeout_s: float,
+        cpu_used: Callable[[int], int | None] = cpu_ticks,
     ) -> None:
         self.count = count
         self.timeout_s = timeout_s
         self._spawn = spawn
         self._reports = reports
+        self._cpu_used = cpu_used
         self.children: list[Child] = []
         self.latest: dict[int, ProcessReport] = {}
         self._reported_at: dict[int, float] = {}  # loop time of each one's last report
+        # Of each process not yet reported: loop time it was started, then CPU it used
+        # and when that last grew.
+        self._started_at: dict[int, float] = {}
+        self._progress: dict[int, tuple[int | None, float]] = {}
 
     def streams(self) -> Snapshots:
         return [state for number in sorted(self.latest) for state in self.latest[number].streams]
@@ -101,7 +129,7 @@ class ProcessSupervisor:
     async def run(self, stop: asyncio.Event) -> None:
         """Supervise until ``stop``, then stop every process."""
         loop = asyncio.get_running_loop()
-        self.children = [self._spawn(number) for number in range(self.count)]
+        self.children = [self._start(number, loop.time()) for number in range(self.count)]
         try:
             while not stop.is_set():
                 with contextlib.suppress(queue.Empty):
@@ -115,31 +143,54 @@ class ProcessSupervisor:
         finally:
             await self.stop_all()
 
+    def _start(self, number: int, now: float) -> Child:
+        self._started_at[number] = now
+        self._progress.pop(number, None)
+        return self._spawn(number)
+
+    def _hung(self, number: int, child: Child, now: float) -> str | None:
+        """Why process ``number`` counts as hung (for the log line), or None."""
+        reported_at = self._reported_at.get(number)
+        if reported_at is not None:
+            silent_s = now - reported_at
+            hung = silent_s > self.timeout_s
+            return f"sent no state for {silent_s:.0f} s (hung)" if hung else None
+        used = None if child.pid is None else self._cpu_used(child.pid)
+        before, since = self._progress.get(number, (None, self._started_at[number]))
+        if used != before:
+            self._progress[number] = (used, now)
+            since = now
+        starting_s = now - self._started_at[number]
+        if now - since > self.timeout_s:
+            return (
+                f"sent no state in the {starting_s:.0f} s since it started, and used no CPU "
+                f"for {now - since:.0f} s (hung at its start)"
+            )
+        if starting_s > START_LIMIT_TIMEOUTS * self.timeout_s:
+            return f"sent no state in the {starting_s:.0f} s since it started (hung at its start)"
+        return None
+
     async def restart_failed(self, now: float) -> None:
         """Restart each process that exited or has been silent for too long."""
         for number, child in enumerate(self.children):
-            silent_s = now - self._reported_at.get(number, now)
-            if child.is_alive() and silent_s <= self.timeout_s:
+            hung = self._hung(number, child, now) if child.is_alive() else None
+            if child.is_alive() and hung is None:
                 continue
-            if child.is_alive():
-                log.error(
-                    "worker process %d sent no state for %.0f s (hung); killing it and "
-                    "starting a new one",
-                    number,
-                    silent_s,
-                )
+            if hung is not None:
+                log.error("worker process %d %s; killing it and starting a new one", number, hung)
                 child.kill()
                 await asyncio.to_thread(child.join, CHILD_STOP_TIMEOUT_S)
-                reason = "hung"
+                reason = "hung" if number in self._reported_at else "hung_at_start"
             else:
                 log.error("worker process %d exited (code %s); restarting", number, child.exitcode)
                 reason = "exited"
             self.latest.pop(number, None)
             self._reported_at.pop(number, None)
+            self._progress.pop(number, None)
             if child.pid is not None:  # always: it was started
                 metrics.process_exited(child.pid)
             metrics.WORKER_RESTARTS.labels(reason).inc()
-            self.children[number] = self._spawn(number)
+            self.children[number] = self._start(number, now)
 
     async def stop_all(self) -> None:
         """SIGTERM each process (it stops its streams), then kill those that overrun."""
@@ -218,13 +269,24 @@ async def _serving(
             await server.wait_closed()
 
 
+def _watchdog(settings: Settings, *, main: bool) -> LoopWatchdog:
+    """The running loop's watchdog (runtime/loop_watchdog.py): blocked for half of
+    ``worker_timeout_s``, counted and logged; the main process, blocked for all of it,
+    exits to be started again (a worker is killed by its parent then)."""
+    timeout_s = settings.worker_timeout_s
+    return LoopWatchdog(asyncio.get_running_loop(), timeout_s / 2, timeout_s if main else None)
+
+
 async def _run_in_process(settings: Settings) -> None:
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    process = WorkerProcess(settings, member_id=settings.worker_id)  # loads the blocklist
+    # Loads the blocklist files, on the loop: before the watchdog, which would take a long
+    # load for a blocked loop.
+    process = WorkerProcess(settings, member_id=settings.worker_id)
     routes = _routes(process.snapshots, lambda: (process.ready, [process.blocklist_status()]))
-    async with _serving(settings, routes):
-        await process.run(stop)
+    with _watchdog(settings, main=True):
+        async with _serving(settings, routes):
+            await process.run(stop)
 
 
 def _child_main(
@@ -248,7 +310,8 @@ def _child_main(
             status = process.blocklist_status()
             reports.put(ProcessReport(number, process.snapshots(), process.ready, status))
 
-        await process.run(stop, report)
+        with _watchdog(settings, main=False):
+            await process.run(stop, report)
 
     asyncio.run(main())
 
@@ -256,28 +319,29 @@ def _child_main(
 async def _run_processes(settings: Settings, count: int) -> None:
     stop = asyncio.Event()
     _stop_on_signals(stop)
-    metrics_dir = settings.state_dir / "metrics"
-    metrics.use_multiprocess_dir(metrics_dir)  # before the workers start
-    context = multiprocessing.get_context("spawn")
-    reports = context.Queue()
-    if settings.cluster.enabled:  # every process claims from the registry
-        parts = [settings] * count
-    else:
-        parts = [replace(settings, streams=settings.streams[i::count]) for i in range(count)]
-    level = logging.getLogger().level
+    with metrics.multiprocess_dir() as metrics_dir:  # before the workers start
+        context = multiprocessing.get_context("spawn")
+        reports = context.Queue()
+        if settings.cluster.enabled:  # every process claims from the registry
+            parts = [settings] * count
+        else:
+            parts = [replace(settings, streams=settings.streams[i::count]) for i in range(count)]
+        level = logging.getLogger().level
 
-    def spawn(number: int) -> BaseProcess:
-        child = context.Process(
-            target=_child_main,
-            args=(number, parts[number], reports, level, os.getpid()),
-            name=f"streamguard-worker-{number}",
-        )
-        child.start()
-        return child
+        def spawn(number: int) -> BaseProcess:
+            child = context.Process(
+                target=_child_main,
+                args=(number, parts[number], reports, level, os.getpid()),
+                name=f"streamguard-worker-{number}",
+            )
+            child.start()
+            return child
 
-    supervisor = ProcessSupervisor(count, spawn, reports, settings.worker_timeout_s)
-    async with _serving(settings, _routes(supervisor.streams, supervisor.ready, metrics_dir)):
-        await supervisor.run(stop)
+        supervisor = ProcessSupervisor(count, spawn, reports, settings.worker_timeout_s)
+        routes = _routes(supervisor.streams, supervisor.ready, metrics_dir)
+        with _watchdog(settings, main=True):
+            async with _serving(settings, routes):
+                await supervisor.run(stop)
 
 
 def run(settings: Settings) -> None:

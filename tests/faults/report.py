@@ -33,7 +33,10 @@ ORDER = [
     "test_broker_hangs",
     "test_nginx_hangs",
     "test_worker_process_fails[hung]",
-    "test_outbox_disk_full",
+    "test_worker_process_hangs_at_its_start",
+    "test_event_loop_blocked",
+    "test_outbox_disk_full[1]",
+    "test_outbox_disk_full[2]",
     "test_stream_host_does_not_resolve",
 ]
 
@@ -82,8 +85,13 @@ Notes on the figures:
   The broker test kills it with the subscriber up to date, and events decided
   during the outage wait in streamguard's outbox, not in the broker.
 - While the outbox's disk is full, events wait in memory: a crash of the process in
-  that window would lose them. Not tested: a full disk under `--processes N`,
-  where the metrics files also live in `state_dir` (`state_dir/metrics`).
+  that window would lose them. Under `--processes N` the workers' metrics files are
+  no longer in `state_dir` but in a directory under `$TMPDIR`: on the full disk, a
+  restarted worker died of SIGBUS while importing the metrics module, every time.
+- The event loop blocked for good: the kill whose decision line blocked the loop was
+  already in the outbox; the next instance delivered it. Its line was never written,
+  so the platform received one more kill than the log shows as decided (counted as a
+  copy above).
 """
 
 

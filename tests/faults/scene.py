@@ -107,6 +107,9 @@ class Scene:
     processes: int = 1
     state_dir: Path | None = None
     extra_streams: dict[str, str] = field(default_factory=dict)  # id -> URL, not published
+    worker_timeout_s: float = 3.0
+    stderr: int | None = None  # the first service's log, instead of its file (Service)
+    earlier_logs: list[str] = field(default_factory=list)  # of services started before
     service: Service | None = None
     subscriber: Subscriber | None = None
     encoders: dict[str, Encoder] = field(default_factory=dict)
@@ -133,8 +136,11 @@ class Scene:
         wait_until(
             lambda: set(self.encoders) <= self.nginx.published(), 10, "every stream published"
         )
-        self.service = Service(["--config", str(self.config())], self.tmp_path / "run.log")
-        self.service.wait_for(lambda: self.service.get("/readyz")["ready"], 20, "ready")
+        self.service = Service(
+            ["--config", str(self.config())], self.tmp_path / "run.log", stderr=self.stderr
+        )
+        # 40 s: with the load at 30 on 2 cores, a worker process's imports alone took 9-19 s.
+        self.service.wait_for(lambda: self.service.get("/readyz")["ready"], 40, "ready")
         self.service.wait_for(
             lambda: all(self.delivered_for(name) for name in FLAGGED),
             LOOP_S + 15,
@@ -145,6 +151,15 @@ class Scene:
             10,
             "every published stream watched",
         )
+
+    def start_again(self) -> None:
+        """Start `run` again on the same configuration and state, as its service manager
+        does once it has exited; what the earlier one logged still counts."""
+        self.earlier_logs.append(self.service.log())
+        self.service.stop()
+        log_path = self.tmp_path / f"run-{len(self.earlier_logs) + 1}.log"
+        self.service = Service(["--config", str(self.config())], log_path)
+        self.service.wait_for(lambda: self.service.get("/readyz")["ready"], 30, "ready again")
 
     def _probe(self) -> bool:
         """Whether the subscriber gets what is published (it has subscribed)."""
@@ -158,7 +173,7 @@ class Scene:
         path = self.tmp_path / "streamguard.toml"
         path.write_text(
             f'processes = {self.processes}\nstate_dir = "{state_dir}"\nhash_threads = 2\n'
-            "worker_timeout_s = 3\n"
+            f"worker_timeout_s = {self.worker_timeout_s:g}\n"
             f'[redis]\nurl = "{self.redis.url}"\ntimeout_s = 1\n'
             f'[mqtt]\nurl = "{self.mosquitto.url()}"\ntimeout_s = 2\nkeepalive_s = 5\n'
             f"{FAST_RETRIES}{EVERY_LOOP}{tables}"
@@ -196,7 +211,8 @@ class Scene:
     def decisions(self) -> list[tuple[str, str]]:
         """Kills the service decided and committed to its outbox, per its log, in order:
         (stream, event_id)."""
-        return [(m["stream"], m["event_id"]) for m in DECISION.finditer(self.service.log())]
+        log = "".join(self.earlier_logs) + self.service.log()
+        return [(m["stream"], m["event_id"]) for m in DECISION.finditer(log)]
 
     def decided(self) -> set[str]:
         return {event_id for _, event_id in self.decisions()}

@@ -3,6 +3,8 @@ must not be lost: they wait in memory, go out while the broker is there, and the
 takes events again once space is freed."""
 
 import errno
+import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -50,15 +52,50 @@ def fill(directory: Path) -> Path:
     return filler
 
 
-def test_outbox_disk_full(redis, mosquitto, nginx, tmp_path, small_disk, record):
+def restart_worker_1(scene: Scene, record) -> None:
+    """Kill worker process 1 (flagged-b's) while the disk is full: it must start again
+    once, and watch again, not crash-loop (its metrics files are written through a
+    memory map: on the full disk, a first write to one raised SIGBUS)."""
+    restarts = 'streamguard_worker_restarts_total{reason="exited"}'
+    (victim,) = {e["worker_id"] for e in scene.delivered_for("flagged-b")}
+    killed = time.time()
+    os.kill(int(victim.rpartition("/")[2]), signal.SIGKILL)
+    scene.service.wait_for(lambda: scene.metric(restarts) == 1, 20, "worker 1 restarted")
+    scene.service.wait_for(
+        lambda: (
+            scene.streams()["flagged-b"]["connects"] == 1
+            and scene.streams()["flagged-b"]["state"] == "watching"
+            and scene.streams()["flagged-b"]["frames_sampled"] > 0
+        ),
+        30,
+        "worker 1 started again and watching flagged-b, on the full disk",
+    )
+    record.saw(
+        f"worker process 1 killed on the full disk: started again, flagged-b watched "
+        f"{time.time() - killed:.1f} s later"
+    )
+    time.sleep(3)  # a crash loop would restart it again within this
+    assert scene.metric(restarts) == 1, scene.service.log()
+    record.saw(f"`{restarts}` +1 only, `/metrics` answered throughout")
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_outbox_disk_full(redis, mosquitto, nginx, tmp_path, small_disk, record, processes):
     record.fault = "the outbox's disk full (1 MiB tmpfs filled) for a flagged frame, then freed"
-    with Scene(tmp_path, redis, mosquitto, nginx, state_dir=small_disk) as scene:
+    if processes > 1:
+        record.fault += ", under `run --processes 2`, with a worker process killed meanwhile"
+    with Scene(
+        tmp_path, redis, mosquitto, nginx, processes=processes, state_dir=small_disk
+    ) as scene:
         flagged = scene.flagged
+        undisturbed = [*flagged, "clean"] if processes == 1 else ["flagged-a", "clean"]
         scene.before_flagged(1.5)
         before, decided = scene.streams(), len(scene.decisions())
         filled = time.time()
         filler = fill(small_disk)
-        detected_s = scene.wait_detected_after(filled, flagged, LOOP_S + 5)
+        if processes > 1:
+            restart_worker_1(scene, record)
+        detected_s = scene.wait_detected_after(filled, flagged, 2 * LOOP_S + 5)
         record.detection_kept = True
         errors = scene.metric(WRITE_ERRORS)
         assert errors >= len(flagged), errors
@@ -73,7 +110,7 @@ def test_outbox_disk_full(redis, mosquitto, nginx, tmp_path, small_disk, record)
         assert "writable again" in scene.service.log()
         record.saw("space freed: the next kills went through the outbox again")
         assert scene.metric(WRITE_ERRORS) == errors
-        problems = scene.disturbed([*flagged, "clean"], before)
+        problems = scene.disturbed(undisturbed, before)
         record.others_unaffected = not problems
         scene.conclude(record)
         assert not problems, problems

@@ -3,11 +3,13 @@ blocked event loop would look): the supervisor starts it again, after
 `worker_timeout_s` (3 s here) for a hang; its streams are watched again, its outbox is
 delivered, and the streams of the other process are not disturbed."""
 
+import contextlib
 import os
 import re
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -89,4 +91,75 @@ def test_worker_process_fails(redis, mosquitto, nginx, tmp_path, record, how):
     logged = re.search(failure.log_line, scene.service.log())
     assert logged, failure.log_line
     record.saw(f"log: `{logged[0]}`")
+    assert scene.exit_code == 0
+
+
+def worker_processes(pid: int) -> set[int]:
+    """The spawned worker processes of `run` ``pid`` now (not the resource tracker)."""
+    found = set()
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            with contextlib.suppress(OSError):
+                if b"--multiprocessing-fork" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.add(int(child))
+    return found
+
+
+def stop_the_next_one(pid: int, known: set[int], timeout_s: float) -> tuple[int, float]:
+    """SIGSTOP the first worker process of ``pid`` not in ``known`` as soon as it appears
+    (polled every 10 ms: a worker's imports alone take 0.6 s, so it has not reported yet);
+    its pid and when it was stopped."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for new in worker_processes(pid) - known:
+            os.kill(new, signal.SIGSTOP)
+            return new, time.time()
+        time.sleep(0.01)
+    raise AssertionError(f"no new worker process within {timeout_s} s")
+
+
+def test_worker_process_hangs_at_its_start(redis, mosquitto, nginx, tmp_path, record):
+    """A worker process that hangs before its first report: stopped (SIGSTOP) right after
+    it was spawned, as one stuck at its start (a hung file system under its imports or
+    blocklist, a lock) would look. To get a worker that has not reported once the scene
+    runs, worker 1 is killed first; its replacement is the one that hangs."""
+    record.fault = "a worker process of `run --processes 2` hangs at its start (SIGSTOP)"
+    restarts = 'streamguard_worker_restarts_total{reason="hung_at_start"}'
+    with Scene(tmp_path, redis, mosquitto, nginx, processes=2) as scene:
+        (victim,) = {e["worker_id"] for e in scene.delivered_for("flagged-b")}
+        main = scene.service.process.pid
+        known = worker_processes(main)
+        assert int(victim.rpartition("/")[2]) in known and len(known) == 2, known
+        before = scene.streams()
+        os.kill(int(victim.rpartition("/")[2]), signal.SIGKILL)
+        hung, stopped = stop_the_next_one(main, known, 20)
+        try:
+            scene.service.wait_for(
+                lambda: scene.metric(restarts) == 1, 20, "the hung worker restarted"
+            )
+            restarted_s = time.time() - stopped
+            assert hung not in worker_processes(main)
+            record.saw(
+                f"its replacement, stopped before its first report, was killed and started "
+                f"again {restarted_s:.1f} s later (`worker_timeout_s = 3`); `{restarts}` +1"
+            )
+            assert restarted_s <= 3 + 5, restarted_s  # worker_timeout_s, and polling under load
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(hung, signal.SIGCONT)
+        scene.service.wait_for(
+            lambda: scene.streams()["flagged-b"]["state"] == "watching", 20, "flagged-b watched"
+        )
+        record.saw(f"flagged-b watched again {time.time() - stopped:.1f} s after the hang began")
+        scene.wait_detected_after(stopped, ["flagged-b"], 2 * LOOP_S + 5)
+        record.detection_kept = True
+        scene.wait_detected_after(stopped, ["flagged-a"], LOOP_S + 5)
+        problems = scene.disturbed(["flagged-a", "clean"], before)
+        record.others_unaffected = not problems
+        scene.conclude(record)
+        assert not problems, problems
+        assert scene.service.get("/readyz")["ready"]
+    line = scene.logged(r"(worker process 1 sent no state in the \d+ s since it started, .*?)\n")
+    assert "used no CPU" in line and "(hung at its start)" in line, line
+    record.saw(f"log: `{line}`")
     assert scene.exit_code == 0

@@ -45,11 +45,14 @@ class Service:
         *,
         start_timeout_s: float = 20,
         port: int | None = None,
+        stderr: int | None = None,
     ) -> None:
         """Start it and wait for its HTTP port. A free port can be taken by another process
         before `run` binds it (many run side by side under pytest-xdist): then it starts
-        again on another, unless the caller chose the port."""
+        again on another, unless the caller chose the port. ``stderr``: a file descriptor
+        for its log instead of ``log_path`` (the caller copies it there)."""
         self.log_path = log_path
+        self._stderr = stderr
         for attempt in range(1, PORT_ATTEMPTS + 1):
             self.port = port or free_port()
             self._start(args)
@@ -71,7 +74,7 @@ class Service:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streamguard", "run", "--http", f"127.0.0.1:{self.port}", *args],
             stdout=subprocess.PIPE,
-            stderr=self._log,
+            stderr=self._log if self._stderr is None else self._stderr,
         )
         self.events: list[dict[str, Any]] = []
         self._reader = threading.Thread(target=self._read_events, daemon=True)

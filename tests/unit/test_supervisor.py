@@ -3,11 +3,14 @@ children are stand-ins that record what is done to them."""
 
 import asyncio
 import logging
+import os
 import queue
+import time
 
 import pytest
 
 from streamguard import lifecycle
+from streamguard.observability import metrics
 from streamguard.runtime import supervisor
 from streamguard.runtime.supervisor import ProcessReport, ProcessSupervisor
 
@@ -47,12 +50,19 @@ class Scene:
         self.journal: list[str] = []
         self.children: list[FakeChild] = []
         self.reports: queue.Queue[ProcessReport] = queue.Queue()
+        self.busy: set[int] = set()  # processes using CPU: theirs grows at each look
+        self._cpu: dict[int, int] = {}
 
         def spawn(number: int) -> FakeChild:
             self.children.append(FakeChild(number, self.journal, **child))
             return self.children[-1]
 
-        self.supervisor = ProcessSupervisor(count, spawn, self.reports, timeout_s)
+        self.supervisor = ProcessSupervisor(count, spawn, self.reports, timeout_s, self.cpu_used)
+
+    def cpu_used(self, pid: int) -> int:
+        number = next(int(c.name[7:]) for c in self.children if c.pid == pid)
+        self._cpu[pid] = self._cpu.get(pid, 0) + (number in self.busy)
+        return self._cpu[pid]
 
     def report(self, number: int, *, ready: bool = True) -> None:
         streams = [{"id": f"cam-{number}"}]
@@ -118,13 +128,14 @@ def test_a_process_that_exits_is_started_again_and_counted(caplog):
     assert "worker process 1 exited (code -9); restarting" in caplog.text
 
 
-def test_a_silent_process_is_killed_and_started_again_but_only_once_it_has_reported(caplog):
+def test_a_silent_process_is_killed_and_started_again(caplog):
     scene = Scene(count=2, timeout_s=0.2)
+    scene.busy = {0, 1}  # starting: using CPU, so not timed by the clock yet
     seen = {}
 
     async def during() -> None:
-        await asyncio.sleep(0.4)  # neither has reported: still loading, not timed
-        seen["loading"] = list(scene.journal)
+        await asyncio.sleep(0.4)
+        seen["starting"] = list(scene.journal)
         scene.report(0)
         scene.report(1)
         for _ in range(6):  # process 0 goes on reporting, process 1 falls silent
@@ -133,11 +144,54 @@ def test_a_silent_process_is_killed_and_started_again_but_only_once_it_has_repor
         seen["ready"] = scene.supervisor.ready()[0]
 
     supervise(scene, during)
-    assert seen["loading"] == ["start 0", "start 1"]
+    assert seen["starting"] == ["start 0", "start 1"]
     assert scene.journal[2:4] == ["kill worker-1", "start 1"]
     assert seen["ready"] is False  # the new process has not reported yet
     assert "worker process 1 sent no state for" in caplog.text
     assert "kill worker-0" not in scene.journal
+
+
+def test_a_process_that_hangs_before_its_first_report_is_killed_and_started_again(caplog):
+    scene = Scene(count=2, timeout_s=0.2)
+    scene.busy = {0}  # process 1 uses no CPU: stopped, or blocked at its start
+    restarts = metrics.WORKER_RESTARTS.labels("hung_at_start")
+    before = restarts._value.get()
+
+    async def during() -> None:
+        await asyncio.sleep(0.45)
+
+    supervise(scene, during)
+    assert scene.journal[:4] == ["start 0", "start 1", "kill worker-1", "start 1"]
+    assert "kill worker-0" not in scene.journal  # busy starting: not hung
+    assert "worker process 1 sent no state in the" in caplog.text
+    assert "since it started, and used no CPU for" in caplog.text
+    assert restarts._value.get() >= before + 1
+
+
+def test_a_start_that_keeps_using_cpu_is_given_up_after_its_limit(monkeypatch, caplog):
+    monkeypatch.setattr(supervisor, "START_LIMIT_TIMEOUTS", 3)
+    scene = Scene(count=1, timeout_s=0.1)
+    scene.busy = {0}
+    seen = {}
+
+    async def during() -> None:
+        await asyncio.sleep(0.2)  # past timeout_s, within 3 of them
+        seen["early"] = list(scene.journal)
+        await asyncio.sleep(0.25)
+
+    supervise(scene, during)
+    assert seen["early"] == ["start 0"]
+    assert scene.journal[1:3] == ["kill worker-0", "start 0"]
+    assert "(hung at its start)" in caplog.text and "used no CPU" not in caplog.text
+
+
+def test_cpu_ticks_reads_this_process_and_none_for_one_gone():
+    spent = supervisor.cpu_ticks(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:
+        pass
+    assert spent is not None and supervisor.cpu_ticks(os.getpid()) > spent
+    assert supervisor.cpu_ticks(2**22 + 1) is None  # above pid_max's limit: never a process
 
 
 def test_stop_terminates_every_process_and_kills_those_that_overrun(monkeypatch, caplog):
