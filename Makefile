@@ -67,6 +67,7 @@ bench: $(BIN)/streamguard debian-packages
 	$(BIN)/python -m bench.bench_live
 	$(BIN)/python -m bench.bench_blocklist
 	$(BIN)/python -m bench.bench_events
+	$(BIN)/python -m bench.bench_broker
 	$(BIN)/python -m bench.bench_cluster
 	$(BIN)/python -m bench.bench_incident
 	$(BIN)/python -m bench.bench_reupload

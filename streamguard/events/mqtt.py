@@ -5,11 +5,20 @@ the order they were decided, one at a time: the next is sent once the broker has
 acknowledged the previous one. Each stream's state is a retained message on
 ``PREFIX/v1/status/STREAM_ID`` (the latest state only, so it does not go through
 the outbox; it is sent again after every reconnect).
+
+After a lost connection, the events the broker acknowledged within
+``resend_after_reconnect_s`` before its last PUBACK are published again, first: mosquitto
+acknowledges before it saves, and one killed meanwhile has lost them (events/outbox.py
+``recent``). Consumers drop the copies by ``event_id``. The CONNACK's session-present
+flag cannot spare those copies when the broker did not restart: a broker restarted from
+its last save reports the session present (it was saved before), having lost the
+messages acknowledged since (measured: bench/bench_broker.py).
 """
 
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,7 +29,7 @@ from paho.mqtt.properties import Properties
 
 from streamguard.config.mqtt import MqttSettings
 from streamguard.events.broker import client, protocols, topic, version_name
-from streamguard.events.outbox import Outbox
+from streamguard.events.outbox import PRUNE_BATCH, Outbox, Sent
 from streamguard.events.schema import Event
 from streamguard.events.sinks import count_published
 from streamguard.infra.redaction import redact
@@ -29,6 +38,7 @@ from streamguard.observability import metrics
 
 log = logging.getLogger("streamguard.mqtt")
 T = TypeVar("T")
+PRUNE_EVERY_S = 600.0  # the ledger's pruning, between deliveries; again in 1 s while behind
 
 
 class MqttSink:
@@ -48,6 +58,8 @@ class MqttSink:
         self._protocols = protocols(settings)
         self._protocol_at = 0
         self._expiry: Properties | None = None
+        self._connections = 0
+        self._prune_at = 0.0  # time.monotonic() of the next pruning of the ledger
         # The outbox's fsync must not stall the event loop (and every stream's decisions).
         self._disk = ThreadPoolExecutor(1, thread_name_prefix="outbox")
 
@@ -114,6 +126,8 @@ class MqttSink:
                 self._connected(protocol)
                 lost = asyncio.create_task(_connection_lost(mqtt))
                 try:
+                    if self._connections > 1:
+                        await self._resend(mqtt, lost)
                     await self._deliver(mqtt, lost)
                 finally:
                     lost.cancel()
@@ -136,6 +150,7 @@ class MqttSink:
             self.identifier,
             len(self.outbox),
         )
+        self._connections += 1
         self._expiry = None
         if protocol == aiomqtt.ProtocolVersion.V5 and self.settings.message_expiry_s:
             # MQTT 5: an event nobody fetched within message_expiry_s is dropped by the broker.
@@ -152,6 +167,32 @@ class MqttSink:
             error,
             len(self.outbox),
         )
+
+    async def _resend(self, mqtt: aiomqtt.Client, lost: asyncio.Task[None]) -> None:
+        """Publish again what the broker may have acknowledged unsaved before the loss."""
+        window_s = self.settings.resend_after_reconnect_s
+        again: list[Sent] = await self._on_disk(self.outbox.recent, window_s)
+        for sent in again:
+            await _unless(
+                lost, mqtt.publish(sent.topic, sent.payload, qos=1, properties=self._expiry)
+            )
+            await self._on_disk(self.outbox.resent, sent)
+            metrics.EVENTS_RESENT.inc()
+        log.info(
+            "MQTT: reconnected: re-sent %d events acknowledged within %g s before the last "
+            "acknowledgement (a broker killed before saving loses them; consumers drop copies)",
+            len(again),
+            window_s,
+        )
+
+    async def _prune(self) -> None:
+        """Forget ledger events older than ``keep_sent_s``, a batch at a time, rarely."""
+        if time.monotonic() < self._prune_at:
+            return
+        before = time.time() - self.settings.keep_sent_s
+        pruned = await self._on_disk(self.outbox.prune, before)
+        behind = pruned >= PRUNE_BATCH
+        self._prune_at = time.monotonic() + (1.0 if behind else PRUNE_EVERY_S)
 
     async def _deliver(self, mqtt: aiomqtt.Client, lost: asyncio.Task[None]) -> None:
         """Send statuses and events until stopped; raises MqttError once the connection is lost.
@@ -178,6 +219,7 @@ class MqttSink:
                 log.debug("MQTT: event %s delivered to %s", pending.event_id, pending.topic)
             if self._stop.is_set() and not len(self.outbox):
                 return
+            await self._prune()
             if not len(self.outbox) and not self._unsent_statuses:
                 await _unless(lost, self._wake.wait())
 

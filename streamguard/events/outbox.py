@@ -1,8 +1,16 @@
 """Decided events waiting for the broker, in a SQLite file that survives restarts.
 
-An event is committed here (fsync) before anything tries to publish it, and removed
-only once the broker has acknowledged it (PUBACK). Delivery is therefore at least
-once: an event whose PUBACK was lost is sent again, with the same ``event_id``.
+An event is committed here (fsync) before anything tries to publish it, and leaves the
+``outbox`` table only once the broker has acknowledged it (PUBACK). Delivery is therefore
+at least once: an event whose PUBACK was lost is sent again, with the same ``event_id``.
+
+A PUBACK is not the end of the risk: mosquitto acknowledges before it saves
+(``autosave_interval``), so a broker killed right after it loses what it had not saved.
+An acknowledged event therefore moves, in the same transaction, to the ``sent`` table
+(the ledger), from which the MQTT sink publishes the recently acknowledged ones again
+after it lost its connection (``recent``), and which an audit reads to prove what was
+delivered. Ledger rows older than ``[mqtt] keep_sent_s`` are pruned a batch at a time,
+off the per-event path (``prune``).
 
 The outbox is bounded. When it is full a new event is refused, counted and logged
 as an error: a full outbox means the broker has been unreachable for a long time,
@@ -12,12 +20,14 @@ A file that cannot be written (disk full, I/O error) does not lose events either
 each write error is counted and logged, and the event waits in memory, behind those
 in the file, until the file takes it (tried again at the next event and whenever the
 sender reads the outbox). Meanwhile it is sent from memory, and would not survive a
-restart.
+restart. Ledger rows the file refuses wait in memory the same way.
 """
 
 import logging
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,6 +37,7 @@ from streamguard.observability import metrics
 
 log = logging.getLogger("streamguard.outbox")
 _DELETE_BATCH = 500  # rows per DELETE, below SQLite's limit on bound parameters
+PRUNE_BATCH = 5000  # ledger rows one prune deletes at most (about 20 ms on a laptop SSD)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -35,8 +46,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,
     created_at REAL NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS sent (
+    event_id TEXT PRIMARY KEY,
+    topic TEXT,
+    payload BLOB,
+    created_at REAL,
+    acked_at REAL
+);
+CREATE INDEX IF NOT EXISTS sent_by_acked_at ON sent (acked_at);
 """
+_SENT_COLUMNS = "event_id, topic, payload, created_at, acked_at"
 
 
 class OutboxError(StreamguardError):
@@ -52,6 +72,17 @@ class Pending:
     created_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A row of the ledger: an event the broker acknowledged at ``acked_at``."""
+
+    event_id: str
+    topic: str
+    payload: bytes
+    created_at: float
+    acked_at: float
+
+
 class Outbox:
     """Used from one thread at a time (the MQTT sink's disk thread); ``len`` and
     ``oldest_age_s`` read plain attributes and may be called from any thread."""
@@ -63,14 +94,16 @@ class Outbox:
         self.write_errors = 0  # writes the file refused (disk full, I/O error)
         self._memory: list[Pending] = []  # events the file could not take yet, oldest first
         self._memory_seq = 0  # their seq: negative, so never that of a row
-        self._undeleted: set[int] = set()  # rows delivered, whose delete failed: skipped
+        self._unmoved: dict[int, float] = {}  # seq -> acked_at of rows whose move failed
+        self._unrecorded: list[Sent] = []  # ledger rows the file did not take yet
+        self.last_acked_at: float | None = None  # this process's last PUBACK
         self._failing = ""  # the last write error, until a write works again
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # a decided kill survives a power cut
-            self._db.execute(_SCHEMA)
+            self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise OutboxError(f"{path}: cannot open the outbox ({exc})") from None
         self._depth = self._count()  # rows waiting in the file
@@ -89,9 +122,9 @@ class Outbox:
         """The oldest rows still to deliver."""
         rows = self._db.execute(
             "SELECT seq, event_id, topic, payload, created_at FROM outbox ORDER BY seq LIMIT ?",
-            (limit + len(self._undeleted),),
+            (limit + len(self._unmoved),),
         )
-        return [Pending(*row) for row in rows if row[0] not in self._undeleted][:limit]
+        return [Pending(*row) for row in rows if row[0] not in self._unmoved][:limit]
 
     def _refresh_oldest(self) -> None:
         waiting = (self._rows(1) if self._depth else []) or self._memory[:1]
@@ -166,9 +199,12 @@ class Outbox:
         )
 
     def _catch_up(self) -> None:
-        """Retry what the file refused before: deletes, then the events in memory."""
-        if self._undeleted:
-            self._delete()
+        """Retry what the file refused before: moves to the ledger, ledger rows, then the
+        events in memory."""
+        if self._unmoved:
+            self._move()
+        if self._unrecorded:
+            self._record()
         moved = 0
         while self._memory:
             if error := self._insert(self._memory[0]):
@@ -198,43 +234,164 @@ class Outbox:
         return 0.0 if oldest_at is None else max((now or time.time()) - oldest_at, 0.0)
 
     def delivered(self, seq: int) -> None:
-        """Forget a delivered event. This commit skips the fsync: if a power cut undoes
-        it, the event is sent once more, which at-least-once delivery allows."""
+        """Move a delivered event to the ledger. This commit skips the fsync: if a power
+        cut undoes it, the event is sent once more, which at-least-once delivery allows."""
+        acked_at = self.last_acked_at = time.time()
         if seq < 0:
-            self._memory = [pending for pending in self._memory if pending.seq != seq]
-        elif seq not in self._undeleted:
-            self._undeleted.add(seq)
+            for pending in [pending for pending in self._memory if pending.seq == seq]:
+                self._memory.remove(pending)
+                self._unrecorded.append(_sent(pending, acked_at))
+            self._record()
+        elif seq not in self._unmoved:
+            self._unmoved[seq] = acked_at
             self._depth -= 1
-            self._delete()
+            self._move()
         self._refresh_oldest()
 
-    def _delete(self) -> None:
-        """Delete the delivered rows; on failure they are skipped until a retry works
-        (after a restart they would be sent again)."""
-        done = sorted(self._undeleted)
+    def resent(self, sent: Sent) -> None:
+        """The broker acknowledged ``sent`` again: a broker that dies now may lose this
+        copy too, so the ledger takes the new time."""
+        acked_at = self.last_acked_at = time.time()
+        self._unrecorded.append(replace(sent, acked_at=acked_at))
+        self._record()
+
+    def recent(self, window_s: float) -> list[Sent]:
+        """The events acknowledged within ``window_s`` before this process's last PUBACK,
+        oldest first: those a broker that died since may have acknowledged unsaved.
+
+        A broker saves everything it acknowledged more than its save interval before it
+        died, and it died after its last PUBACK; anchored there, the window needs no clock
+        of the outage itself (how long the loss took to notice, how long the broker was away).
+        """
+        if self.last_acked_at is None:
+            return []
+        since = self.last_acked_at - window_s
+        found: dict[str, Sent] = {}
         try:
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            rows = self._db.execute(
+                f"SELECT {_SENT_COLUMNS} FROM sent WHERE acked_at >= ? ORDER BY acked_at LIMIT ?",
+                (since, self.max_events),
+            ).fetchall()
+            marks = ",".join("?" * len(self._unmoved))
+            rows += [
+                (*row[1:], self._unmoved[row[0]])
+                for row in self._db.execute(
+                    "SELECT seq, event_id, topic, payload, created_at FROM outbox "
+                    f"WHERE seq IN ({marks})",
+                    list(self._unmoved),
+                )
+            ]
+        except sqlite3.Error as exc:
+            log.error("outbox %s: cannot read the ledger (%s)", self.path, exc)
+            rows = []
+        for sent in [Sent(*row) for row in rows] + self._unrecorded:
+            if sent.acked_at >= since:
+                found[sent.event_id] = sent
+        return sorted(found.values(), key=lambda sent: sent.acked_at)[-self.max_events :]
+
+    def prune(self, before: float) -> int:
+        """Delete up to a batch of ledger rows acknowledged before ``before``, or beyond the
+        newest ``max_events``; how many went."""
+        try:
+            beyond = self._db.execute(
+                "SELECT acked_at FROM sent ORDER BY acked_at DESC LIMIT 1 OFFSET ?",
+                (self.max_events,),
+            ).fetchone()
+            with self._relaxed():
+                cursor = self._db.execute(
+                    "DELETE FROM sent WHERE event_id IN (SELECT event_id FROM sent "
+                    "WHERE acked_at < ? OR acked_at <= ? ORDER BY acked_at LIMIT ?)",
+                    (before, beyond[0] if beyond else float("-inf"), PRUNE_BATCH),
+                )
+        except sqlite3.Error as exc:
+            self._write_failed(exc, "cannot prune the ledger")
+            return 0
+        return cursor.rowcount
+
+    def take_sent(self, path: Path) -> int:
+        """Copy the ledger of the outbox file ``path`` (closed) into this one; rows of
+        event ids already here are kept as they are. Raises OutboxError."""
+        try:
+            self._db.execute("ATTACH DATABASE ? AS orphan", (str(path),))
             try:
+                cursor = self._db.execute(
+                    f"INSERT OR IGNORE INTO sent ({_SENT_COLUMNS}) "
+                    f"SELECT {_SENT_COLUMNS} FROM orphan.sent"
+                )
+            finally:
+                self._db.execute("DETACH DATABASE orphan")
+        except sqlite3.Error as exc:
+            raise OutboxError(f"{path}: cannot copy its sent events ({exc})") from None
+        return cursor.rowcount
+
+    @contextmanager
+    def _relaxed(self) -> Iterator[None]:
+        """Commits without the fsync, for what at-least-once delivery allows to be undone."""
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self._db.execute("PRAGMA synchronous=FULL")
+
+    def _move(self) -> None:
+        """Move the delivered rows to the ledger; on failure they are skipped until a retry
+        works (after a restart they would be sent again)."""
+        done = sorted(self._unmoved.items())
+        try:
+            with self._relaxed():
                 for start in range(0, len(done), _DELETE_BATCH):
                     batch = done[start : start + _DELETE_BATCH]
-                    marks = ",".join("?" * len(batch))
-                    self._db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", batch)
-                    self._undeleted.difference_update(batch)
-            finally:
-                self._db.execute("PRAGMA synchronous=FULL")
+                    seqs = [seq for seq, _ in batch]
+                    with self._transaction():
+                        self._db.executemany(
+                            f"INSERT OR REPLACE INTO sent ({_SENT_COLUMNS}) SELECT event_id, "
+                            "topic, payload, created_at, ? FROM outbox WHERE seq = ?",
+                            [(acked_at, seq) for seq, acked_at in batch],
+                        )
+                        marks = ",".join("?" * len(seqs))
+                        self._db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", seqs)
+                    for seq in seqs:
+                        del self._unmoved[seq]
         except sqlite3.Error as exc:
-            self.write_errors += 1
-            metrics.OUTBOX_WRITE_ERRORS.inc()
-            if str(exc) != self._failing:
-                log.error(
-                    "outbox %s: cannot delete %d delivered events (%s); retrying",
-                    self.path,
-                    len(done),
-                    exc,
-                )
-            self._failing = str(exc)
+            self._write_failed(exc, f"cannot move {len(done)} delivered events to the ledger")
             return
         self._writable()
+
+    def _record(self) -> None:
+        """Write the ledger rows waiting in memory (events sent from memory, re-sends)."""
+        try:
+            with self._relaxed():
+                self._db.executemany(
+                    f"INSERT OR REPLACE INTO sent ({_SENT_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (s.event_id, s.topic, s.payload, s.created_at, s.acked_at)
+                        for s in self._unrecorded
+                    ],
+                )
+        except sqlite3.Error as exc:
+            del self._unrecorded[: -self.max_events]  # bounded, as the file's ledger is
+            self._write_failed(exc, f"cannot record {len(self._unrecorded)} sent events")
+            return
+        self._unrecorded.clear()
+        self._writable()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _write_failed(self, exc: sqlite3.Error, what: str) -> None:
+        """Count a failed write, logged once while the same error lasts; retried later."""
+        self.write_errors += 1
+        metrics.OUTBOX_WRITE_ERRORS.inc()
+        if str(exc) != self._failing:
+            log.error("outbox %s: %s (%s); retrying", self.path, what, exc)
+        self._failing = str(exc)
 
     def close(self) -> None:
         if self._memory:
@@ -247,16 +404,22 @@ class Outbox:
         self._db.close()
 
 
+def _sent(pending: Pending, acked_at: float) -> Sent:
+    return Sent(pending.event_id, pending.topic, pending.payload, pending.created_at, acked_at)
+
+
 def outbox_path(state_dir: Path, number: int) -> Path:
     """The outbox of worker process ``number``."""
     return state_dir / f"outbox-{number}.sqlite"
 
 
 def adopt_orphans(state_dir: Path, processes: int, max_events: int = DEFAULT_MAX_EVENTS) -> int:
-    """Move events waiting in outboxes of process numbers >= ``processes`` into outbox 0.
+    """Move events waiting in outboxes of process numbers >= ``processes`` into outbox 0,
+    and their ledgers into its ledger.
 
     After a restart with fewer worker processes, nobody would read those files again.
-    Returns how many events moved.
+    A file whose events outbox 0 could not all take (disk errors) is kept for the next
+    start. Returns how many waiting events moved.
     """
     moved = 0
     for path in sorted(state_dir.glob("outbox-*.sqlite")):
@@ -264,12 +427,22 @@ def adopt_orphans(state_dir: Path, processes: int, max_events: int = DEFAULT_MAX
         if not number.isdigit() or int(number) < processes:
             continue
         orphan, heir = Outbox(path), Outbox(outbox_path(state_dir, 0), max_events)
-        for pending in orphan.oldest(limit=orphan.max_events):
-            heir.put(pending.event_id, pending.topic, pending.payload, pending.created_at)
-            moved += 1
+        waiting = orphan.oldest(limit=orphan.max_events)
         orphan.close()
+        for pending in waiting:
+            heir.put(pending.event_id, pending.topic, pending.payload, pending.created_at)
+        try:
+            heir.take_sent(path)
+        except OutboxError as exc:
+            log.error("%s", exc)
+            heir.write_errors += 1
+        carried = not heir.write_errors
         heir.close()
+        if not carried:  # adopted again at the next start; the heir stores each id once
+            log.error("outbox %s: not all of it could be carried to outbox 0; kept", path)
+            continue
+        moved += len(waiting)
         for leftover in state_dir.glob(f"{path.name}*"):  # with its -wal and -shm files
             leftover.unlink()
-        log.info("outbox %s: its events now wait in outbox 0", path)
+        log.info("outbox %s: its events, and its sent events, now in outbox 0", path)
     return moved

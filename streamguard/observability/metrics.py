@@ -181,6 +181,11 @@ PUBLISH_FAILURES = Counter(
     "streamguard_publish_failures_total",
     "Broker connections or publishes that failed (the events wait in the outbox)",
 )
+EVENTS_RESENT = Counter(
+    "streamguard_events_resent_total",
+    "Delivered events published again after a lost broker connection, because a broker "
+    "killed before its next save loses what it acknowledged (resend_after_reconnect_s)",
+)
 OUTBOX_EVENTS = Gauge(
     "streamguard_outbox_events", "Events waiting for the broker", multiprocess_mode="livesum"
 )

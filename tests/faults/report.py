@@ -26,6 +26,7 @@ HEADING = "## Faults"
 ORDER = [
     "test_redis_killed_and_restarted",
     "test_broker_killed_and_restarted",
+    "test_broker_killed_with_acknowledged_events_unsaved",
     "test_nginx_killed_and_restarted",
     "test_broadcast_restarted_within_a_second",
     "test_worker_process_fails[killed]",
@@ -80,10 +81,13 @@ Notes on the figures:
   (the nginx-rtmp crash showed 2); event ids now name the broadcast by its timeline
   ([events.md](events.md#event-ids)), and every fault asserts none is repeated.
 - A broker acknowledges (PUBACK) before it writes to disk: mosquitto saves its
-  persistence file every `autosave_interval`. Events acknowledged but neither saved
-  nor delivered to the subscriber when the broker is killed are lost by the broker.
-  The broker test kills it with the subscriber up to date, and events decided
-  during the outage wait in streamguard's outbox, not in the broker.
+  persistence file every `autosave_interval` (deploy/mosquitto.conf: 1, so at most
+  2 s apart). Events acknowledged but neither saved nor delivered when it is killed
+  are lost by the broker: the unsaved-events test kills it within 0.1 s of the
+  PUBACKs, with the platform offline, and without the re-send after the reconnect
+  it lost both kills. streamguard publishes again what the broker acknowledged in the
+  `resend_after_reconnect_s` (10 s) before its last PUBACK; those copies are among the
+  *copies* counted.
 - While the outbox's disk is full, events wait in memory: a crash of the process in
   that window would lose them. Under `--processes N` the workers' metrics files are
   no longer in `state_dir` but in a directory under `$TMPDIR`: on the full disk, a

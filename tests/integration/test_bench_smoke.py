@@ -44,6 +44,7 @@ SMOKES = {
     ],
     "live": ["bench.bench_live", "--out", "{out}"],
     "events": ["bench.bench_events", "--out", "{out}"],
+    "broker": ["bench.bench_broker", "--out", "{out}"],
     "incident": ["bench.bench_incident", "--out", "{out}"],
     "reupload": ["bench.bench_reupload", "--out", "{out}"],
     "soak": ["bench.bench_soak", "--out", "{out}"],

@@ -1,10 +1,12 @@
 """The MQTT sink on its own against a real mosquitto: credentials, protocol versions, outages."""
 
 import asyncio
+import logging
 import time
 from dataclasses import replace
 
 import pytest
+from prometheus_client import REGISTRY
 
 from streamguard.config.mqtt import MqttSettings
 from streamguard.events.mqtt import MqttSink
@@ -17,6 +19,7 @@ from ..support.subscriber import Subscriber, mosquitto_pub
 
 pytestmark = pytest.mark.integration
 USERS = {"streamguard": "pub-secret", "platform": "sub-secret"}
+SAVES_ONLY_ON_STOP = ["persistence true", "autosave_interval 3600"]
 
 
 def event(number: int) -> Event:
@@ -101,6 +104,54 @@ def test_a_lost_broker_is_noticed_at_once_and_events_flow_after_its_restart(tmp_
         noticed_s, delivered_s = asyncio.run(scenario(broker))
     assert noticed_s < 2  # not the 30 s keepalive
     assert delivered_s < 10  # the back-off is at most a few seconds here
+
+
+def test_after_a_reconnect_the_recently_acknowledged_events_are_sent_again(tmp_path, caplog):
+    """A broker killed before its next save lost what it acknowledged: the sink publishes
+    those again, with their event ids, and only those of the window (not the older)."""
+    settings = MqttSettings(resend_after_reconnect_s=5.0)
+
+    async def scenario(broker) -> MqttSink:
+        outbox = Outbox(tmp_path / "outbox.sqlite")
+        sink = MqttSink(replace(settings, url=broker.url()), outbox, "sink")
+        task = asyncio.create_task(sink.run())
+        await sink.publish(event(0))
+        await until(lambda: sink.published == 1, 10)
+        await asyncio.sleep(6)  # event 0 is now older than the window
+        for number in (1, 2):
+            await sink.publish(event(number))
+        await until(lambda: sink.published == 3, 10)
+        await asyncio.to_thread(broker.kill)
+        await until(lambda: not sink.link.connected)
+        await asyncio.to_thread(broker.start)
+        await until(lambda: sink.link.connected, 20)
+        await until(lambda: "re-sent" in caplog.text, 10)
+        sink.stop()
+        await asyncio.wait_for(task, 5)
+        return sink
+
+    before = metric_value("streamguard_events_resent_total")
+    with (
+        caplog.at_level(logging.INFO, logger="streamguard.mqtt"),
+        mosquitto_broker(tmp_path / "broker", persistence=SAVES_ONLY_ON_STOP) as broker,
+    ):
+        subscriber = Subscriber(broker.port, "streamguard/v1/kill/+", "platform")
+        time.sleep(0.3)  # subscribed
+        subscriber.close()  # offline: the broker only queues, and loses that with its memory
+        broker.stop()  # saves the platform's session
+        broker.start()
+        sink = asyncio.run(scenario(broker))
+        with Subscriber(broker.port, "streamguard/v1/kill/+", "platform") as subscriber:
+            time.sleep(1)
+    assert metric_value("streamguard_events_resent_total") - before == 2
+    assert "re-sent 2 events acknowledged within 5 s" in caplog.text
+    assert sink.published == 3  # copies are not counted as new deliveries
+    sent = [m.json()["event_id"] for m in subscriber.messages]
+    assert sent == [event(1).event_id, event(2).event_id]
+
+
+def metric_value(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
 
 
 def test_a_released_status_is_not_sent_again_after_a_reconnect(tmp_path):

@@ -12,6 +12,19 @@ from .certs import Certificates
 from .ports import free_port
 from .processes import Server
 
+DEPLOY_CONF = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto.conf"
+# What a broker keeps across a restart, and when it saves it.
+_PERSISTENCE_KEYS = {"persistence", "autosave_interval", "autosave_on_changes"}
+_PERSISTENCE_KEYS |= {"max_queued_messages", "max_inflight_messages", "queue_qos0_messages"}
+FAST_SAVES = ["persistence true", "autosave_interval 1"]
+
+
+def deploy_persistence(conf: Path = DEPLOY_CONF) -> list[str]:
+    """The persistence and queueing lines of ``conf`` (deploy/mosquitto.conf), to run a
+    test broker that saves as the shipped one does (its own port and directory)."""
+    lines = [line.strip() for line in conf.read_text().splitlines()]
+    return [line for line in lines if line.split(" ", 1)[0] in _PERSISTENCE_KEYS]
+
 
 class MosquittoUnavailable(RuntimeError):
     pass
@@ -23,6 +36,8 @@ class Mosquitto(Server):
     users: dict[str, str] = field(default_factory=dict)  # name -> password; empty: anonymous
     acl: str = ""  # mosquitto ACL file text; empty: no ACL
     tls: Certificates | None = None  # TLS only, client certificates required
+    # persistence and autosave lines; persistence_location is always ``directory``
+    persistence: list[str] = field(default_factory=lambda: list(FAST_SAVES))
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
 
@@ -47,10 +62,10 @@ class Mosquitto(Server):
             "log_type error",
             "log_type warning",
             "log_type notice",
-            "persistence true",  # retained messages and sessions survive a restart
+            # retained messages and sessions survive a restart
             f"persistence_location {self.directory}/",
-            "autosave_interval 1",
             "max_queued_messages 100000",  # per offline persistent session; the default is 1000
+            *self.persistence,  # later lines win
         ]
         if self.tls:
             config += [

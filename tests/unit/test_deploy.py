@@ -459,6 +459,20 @@ def test_compose_bind_mounts_exist_in_the_repository():
                 assert source in named
 
 
+def test_the_shipped_broker_saves_within_streamguards_resend_window():
+    """Mosquitto acks before it saves: what a kill -9 loses must be re-sent by streamguard,
+    which re-sends resend_after_reconnect_s (tests/faults/test_broker_unsaved.py)."""
+    conf = dict(
+        line.split(None, 1)
+        for line in MOSQUITTO_CONF.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    assert conf["persistence"] == "true" and conf.get("autosave_on_changes", "false") == "false"
+    # saved when a whole second more than autosave_interval has passed: up to interval + 1
+    saved_within_s = int(conf["autosave_interval"]) + 1
+    assert 2 * saved_within_s <= config.MqttSettings().resend_after_reconnect_s
+
+
 def test_compose_mosquitto_users_passwords_and_acl_agree():
     mosquitto = services()["mosquitto"]
     conf = dict(
