@@ -205,7 +205,9 @@ class MqttSink:
             for stream_id in list(self._unsent_statuses):
                 self._unsent_statuses.discard(stream_id)
                 where = topic(self.settings, "status", stream_id)
-                payload = self._statuses[stream_id]
+                payload = self._statuses.get(stream_id)
+                if payload is None:  # released while an earlier status was being sent
+                    continue
                 await _unless(lost, mqtt.publish(where, payload, qos=1, retain=True))
                 if not payload and not self._statuses.get(stream_id):  # cleared: forget it
                     self._statuses.pop(stream_id, None)
