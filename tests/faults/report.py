@@ -30,6 +30,7 @@ ORDER = [
     "test_nginx_killed_and_restarted",
     "test_broadcast_restarted_within_a_second",
     "test_worker_process_fails[killed]",
+    "test_main_process_killed",
     "test_redis_hangs",
     "test_broker_hangs",
     "test_nginx_hangs",

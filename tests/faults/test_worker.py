@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ..support.processes import children_of, running
 from .scene import LOOP_S, Scene
 
 pytestmark = pytest.mark.integration
@@ -163,3 +164,34 @@ def test_worker_process_hangs_at_its_start(redis, mosquitto, nginx, tmp_path, re
     assert "used no CPU" in line and "(hung at its start)" in line, line
     record.saw(f"log: `{line}`")
     assert scene.exit_code == 0
+
+
+def test_main_process_killed(redis, mosquitto, nginx, tmp_path, record):
+    """SIGKILL of `run`'s main process (the OOM killer, a supervisor that signals the main
+    pid only): none of its processes is left 5 s later (they would watch and publish on
+    beside the next instance), and the next instance delivers what they had decided."""
+    record.fault = "`run --processes 2`: its main process killed (kill -9), then started again"
+    with Scene(tmp_path, redis, mosquitto, nginx, processes=2) as scene:
+        main = scene.service.process.pid
+        children = children_of(main)
+        assert len(worker_processes(main)) == 2 and len(children) >= 3  # + resource tracker
+        scene.before_flagged(1.0)
+        killed = time.time()
+        scene.service.process.kill()
+        scene.service.process.wait(10)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(map(running, children)):
+            time.sleep(0.1)
+        left = [pid for pid in children if running(pid)]
+        assert left == [], f"processes of the killed run still running: {left}"
+        record.saw(
+            f"its {len(children)} child processes (2 workers, the resource tracker) ended "
+            f"within {time.time() - killed:.1f} s"
+        )
+        scene.start_again()
+        ready_s = time.time() - killed
+        record.saw(f"started again (as by a service manager): ready {ready_s:.1f} s after the kill")
+        detected_s = scene.wait_detected_after(killed + 1.0, scene.flagged, 2 * LOOP_S + 15)
+        record.detection_kept = True
+        record.saw(f"kills for flagged frames shown {detected_s:.1f} s after the kill")
+        scene.conclude(record)

@@ -335,56 +335,6 @@ def test_streams_split_over_two_processes(nginx_rtmp: NginxRtmp, tmp_path):
             assert service.stop() == 0, service.log()
 
 
-def children_of(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (from /proc)."""
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # ended meanwhile
-            continue
-        if int(fields[1]) == pid:
-            children.append(int(stat.parent.name))
-    return children
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie (a container's init may never reap one)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def test_worker_processes_end_when_the_main_process_is_killed(nginx_rtmp: NginxRtmp, tmp_path):
-    """SIGKILL of run's main process (the OOM killer, a supervisor that signals the main pid
-    only): its worker processes and multiprocessing's resource tracker end within seconds,
-    rather than watching and publishing on beside the next instance."""
-    urls = [nginx_rtmp.rtmp_url(f"cam{n}") for n in range(2)]
-    with publishing(FLAGGED_720, urls, loop=True):
-        config = config_file(tmp_path, {"a": urls[0], "b": urls[1]})
-        service = Service(["--config", str(config), "--processes", "2"], tmp_path / "run.log")
-        try:
-            service.wait_for(
-                lambda: (
-                    all(s["state"] == "watching" for s in service.streams().values())
-                    and len(service.streams()) == 2
-                ),
-                timeout_s=30,
-                what="both streams watched",
-            )
-            children = children_of(service.process.pid)
-            assert len(children) >= 2  # the two workers (and the resource tracker)
-            service.process.kill()
-            service.process.wait(10)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and any(map(running, children)):
-                time.sleep(0.1)
-            assert [pid for pid in children if running(pid)] == []
-        finally:
-            service.stop()
-
-
 def test_playlist_naming_local_files_is_not_followed(hls_dir, http_base, tmp_path):
     segments = sorted(hls_dir.glob("*.ts"))  # they hold the flagged picture: reading = detecting
     (hls_dir / "evil.m3u8").write_text(
