@@ -10,6 +10,7 @@ from collections.abc import Callable
 from streamguard import __version__
 from streamguard.cli import (
     api_cmd,
+    audit_cmd,
     blocklist_cmd,
     demo_cmd,
     enforce_cmd,
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     enforce_cmd.add_parser(commands)
     streams_cmd.add_parser(commands)
     incident_cmd.add_parser(commands)
+    audit_cmd.add_parser(commands)
     eval_cmd.add_parser(commands)
     replay_cmd.add_parser(commands)
     demo_cmd.add_parser(commands)
