@@ -151,7 +151,9 @@ def compare(
         if window.covers(decided.action, decided.decided_at)
     }
     copies = Counter(event.event_id for event in received)
-    got = {event.event_id: event for event in reversed(received)}  # the first copy of each
+    got: dict[str, Received] = {}  # the first copy of each, in the order received
+    for event in received:
+        got.setdefault(event.event_id, event)
     missing = tuple(
         Missing(decided, Stop.OUTBOX if decided.acked_at is None else Stop.BROKER)
         for decided in sorted(audited.values(), key=lambda d: (d.decided_at, d.event_id))

@@ -107,11 +107,9 @@ def _event(line: str, where: str) -> Received | None:
         if not line.startswith("{"):
             raise ValueError("expected an event as JSON, or a topic and an event")
     try:
-        body = json.loads(line)
+        body = json.loads(line)  # an object: the line starts with "{"
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(body, dict):
-        raise ValueError("not a JSON object")
     if "event_id" not in body and "state" in body:
         return None  # a stream status
     return Received(

@@ -1,0 +1,259 @@
+"""`streamguard audit` on real outbox files (written by `Outbox`), real subscriber logs and,
+end to end, a real mosquitto: its retained stream states and `mosquitto_sub`'s output."""
+
+import asyncio
+import json
+import shutil
+import sqlite3
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from streamguard.cli.main import main
+from streamguard.config.mqtt import MqttSettings
+from streamguard.events.mqtt import MqttSink
+from streamguard.events.outbox import Outbox, Pending, outbox_path
+from streamguard.events.schema import Action, Event, FrameSeen
+from streamguard.runtime.state import StreamState, Watch
+
+from ..support.cli import streamguard
+from ..support.processes import stop
+from ..support.subscriber import mosquitto_pub
+
+pytestmark = pytest.mark.integration
+URL = "rtmp://media.internal/live/stream-key-123"
+LEDGER = (  # the table acknowledged events move to (issue 19); created here until it ships
+    "CREATE TABLE IF NOT EXISTS sent (event_id TEXT PRIMARY KEY, topic TEXT, payload BLOB, "
+    "created_at REAL, acked_at REAL)"
+)
+
+
+def event(stream_id: str, pts_s: float, action: Action = Action.KILL) -> Event:
+    now = time.time()
+    frame = FrameSeen(pts_s, now - 0.05)
+    return Event(action, stream_id, "rtmp://media.internal/live/***", "w/1", frame, now)
+
+
+def payload(decision: Event) -> bytes:
+    return json.dumps(decision.to_json(), separators=(",", ":")).encode()
+
+
+def commit(outbox: Outbox, decision: Event) -> None:
+    topic = f"streamguard/v1/{decision.action}/{decision.stream_id}"
+    assert outbox.put(decision.event_id, topic, payload(decision))
+
+
+def acknowledge(path: Path, rows: list[Pending]) -> None:
+    """What the ledger records at PUBACK: the row moves from ``outbox`` to ``sent``."""
+    db = sqlite3.connect(path)
+    with db:
+        db.execute(LEDGER)
+        for row in rows:
+            db.execute(
+                "INSERT OR IGNORE INTO sent VALUES (?, ?, ?, ?, ?)",
+                (row.event_id, row.topic, row.payload, row.created_at, time.time()),
+            )
+            db.execute("DELETE FROM outbox WHERE event_id = ?", (row.event_id,))
+    db.close()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def audit(capsys):
+    """``streamguard audit ARGS…`` in this process (a subprocess costs 2 s on a loaded
+    machine), with its exit code and output."""
+
+    def run(*args: str) -> Outcome:
+        code = main(["audit", *args])
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    return run
+
+
+def test_two_worker_outboxes_against_a_subscriber_log(tmp_path, audit):
+    state = tmp_path / "state"
+    ours = [event("cam-1", 4.0), event("cam-1", 14.0), event("cam-2", 4.0, Action.REVIEW)]
+    lost, waiting = event("cam-3", 4.0), event("cam-4", 4.0)
+    first = Outbox(outbox_path(state, 0))  # this version: with the ledger
+    for decision in [*ours[:2], lost]:
+        commit(first, decision)
+    acknowledge(first.path, first.oldest())
+    first.close()
+    second = Outbox(outbox_path(state, 1))  # as an older version left it: no table sent
+    commit(second, ours[2])  # still waiting, yet received (its PUBACK was lost)
+    commit(second, waiting)
+    log = tmp_path / "platform.log"
+    lines = [payload(e).decode() for e in [*ours, ours[0]]]
+    log.write_text("\n".join(lines) + "\n")
+    before = sorted(p.name for p in state.iterdir())
+
+    result = audit("--outbox", str(state), "--subscriber-log", str(log))  # outbox 1 is open
+
+    assert result.returncode == 1, result.stderr
+    out = result.stdout
+    for label, count in [("decided", 5), ("delivered", 3), ("pending in outbox", 1)]:
+        assert f"\n{label + ':':<34}{count:>7}\n" in out
+    assert f"\n{'acked by broker, not received:':<34}{1:>7}\n" in out
+    assert f"\n{'duplicates received:':<34}{1:>7}\n" in out
+    missing = [line for line in out.splitlines() if line.startswith("MISSING")]
+    assert len(missing) == 2
+    assert f"MISSING {lost.event_id} stream cam-3 kill decided " in missing[0]
+    assert ": acked by broker at " in missing[0] and "outbox-0.sqlite" in missing[0]
+    assert f"MISSING {waiting.event_id} stream cam-4 kill" in missing[1]
+    assert ": pending in outbox (" in missing[1] and "outbox-1.sqlite" in missing[1]
+    assert "stream-key-123" not in out and "NOT COMPLETE" in out
+    assert sorted(p.name for p in state.iterdir()) == before  # the audit wrote nothing there
+
+    # Everything received: complete. A kill-only subscriber audits kills only.
+    second.close()
+    log.write_text("\n".join(payload(e).decode() for e in [*ours, lost, waiting]) + "\n")
+    result = audit("--outbox", str(state), "--subscriber-log", str(log), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["complete"] and report["counts"]["delivered"] == 5
+    kills = tmp_path / "kills.log"
+    kills.write_text("\n".join(payload(e).decode() for e in [*ours[:2], lost, waiting]) + "\n")
+    only_kills = ["--outbox", str(state), "--subscriber-log", str(kills), "--json"]
+    assert audit(*only_kills).returncode == 1  # the review is not in a kill-only log
+    result = audit(*only_kills, "--action", "kill")
+    assert result.returncode == 0 and json.loads(result.stdout)["counts"]["decided"] == 4
+
+
+def test_the_window_selects_decisions_by_time(tmp_path, audit):
+    outbox = Outbox(outbox_path(tmp_path, 0))
+    commit(outbox, early := event("cam-1", 4.0))
+    time.sleep(0.05)
+    middle = time.time()
+    commit(outbox, late := event("cam-1", 14.0))
+    outbox.close()
+    log = tmp_path / "platform.log"
+    log.write_text(payload(late).decode() + "\n")
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(middle)) + f"{middle % 1:.3f}"[1:]
+    result = audit("--outbox", str(tmp_path), "--subscriber-log", str(log), "--since", since)
+    assert result.returncode == 0, result.stdout
+    assert early.event_id not in result.stdout
+    result = audit("--outbox", str(tmp_path), "--subscriber-log", str(log), "--until", since)
+    assert result.returncode == 1 and f"MISSING {early.event_id}" in result.stdout
+
+
+def test_bad_inputs_are_one_line_errors_naming_them(tmp_path, audit):
+    outbox = Outbox(outbox_path(tmp_path / "state", 0))
+    outbox.close()
+    log = tmp_path / "platform.log"
+    log.write_text(payload(event("cam-1", 4.0)).decode() + "\nnot an event\n")
+    good_log = tmp_path / "good.log"
+    good_log.write_text("")
+    foreign = tmp_path / "other.sqlite"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE t (x)")
+    db.close()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "text.sqlite").write_text("hello")
+    state = str(tmp_path / "state")
+    cases = [
+        (["--outbox", state, "--subscriber-log", str(log)], f"{log}: line 2: expected an event"),
+        (["--outbox", str(tmp_path / "nope"), "--subscriber-log", str(good_log)], "nope: no such"),
+        (["--outbox", str(foreign), "--subscriber-log", str(good_log)], "(no table outbox)"),
+        (["--outbox", str(tmp_path / "empty"), "--subscriber-log", str(good_log)], "no outbox"),
+        (["--outbox", str(tmp_path / "text.sqlite"), "--subscriber-log", str(good_log)], "text"),
+        (["--outbox", state, "--subscriber-log", str(tmp_path / "gone.log")], "gone.log: cannot"),
+    ]
+    for args, problem in cases:
+        result = audit(*args)
+        assert result.returncode == 2, (args, result.stdout)
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("streamguard: error: ")
+        assert problem in result.stderr
+    late = ["--outbox", state, "--subscriber-log", str(good_log), "--since", "yesterday"]
+    result = streamguard("audit", *late)  # as an operator runs it; argparse exits
+    assert result.returncode == 2 and "'yesterday': expected a time like" in result.stderr
+
+
+def test_end_to_end_with_the_broker_retained_states(tmp_path, mosquitto, audit):
+    """Events published by the real MQTT sink, received by `mosquitto_sub` as a platform
+    runs it; the audit also reads the stream states the sink retained at the broker."""
+    killed = StreamState("cam-old", URL, state=Watch.KILLED)  # its kill never reached the outbox
+    mosquitto_pub(
+        mosquitto.port, "streamguard/v1/status/cam-old", json.dumps(killed.snapshot()), True
+    )
+    log = tmp_path / "platform.log"
+    with log.open("wb") as out:
+        command = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(mosquitto.port), "-q", "1"]
+        command += ["-t", "streamguard/v1/kill/+", "-t", "streamguard/v1/status/+"]
+        subscriber = subprocess.Popen(
+            [shutil.which("mosquitto_sub") or "mosquitto_sub", *command[1:]], stdout=out
+        )
+    try:
+        deadline = time.monotonic() + 10
+        while b"cam-old" not in log.read_bytes():  # the retained state: subscribed
+            assert time.monotonic() < deadline, "mosquitto_sub did not subscribe"
+            time.sleep(0.05)
+        path = outbox_path(tmp_path / "state", 0)
+        delivered = asyncio.run(
+            publish(mosquitto.url(), path, [event("cam-1", 4.0), event("cam-1", 14.0)])
+        )
+        deadline = time.monotonic() + 10
+        while log.read_bytes().count(b'"event_id"') < 2:
+            assert time.monotonic() < deadline, "the events did not arrive"
+            time.sleep(0.05)
+    finally:
+        stop(subscriber)
+    acknowledge(path, delivered)
+    lost, waiting = event("cam-2", 4.0), event("cam-3", 4.0)
+    outbox = Outbox(path)
+    commit(outbox, lost)
+    acknowledge(path, outbox.oldest())  # the broker took it; the subscriber never got it
+    commit(outbox, waiting)
+    outbox.close()
+
+    args = ["--outbox", str(path), "--subscriber-log", str(log), "--broker", mosquitto.url()]
+    result = audit(*args, "--broker-wait-s", "5")
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"{'streams killed, no kill received:':<34}{1:>7}" in lines
+    assert any(line.startswith(f"MISSING {lost.event_id} stream cam-2 kill") for line in lines)
+    stream_line = next(line for line in lines if line.startswith("STREAM"))
+    assert "stream cam-old: retained state killed since " in stream_line
+    assert stream_line.endswith("no kill received (no kill in the audited outboxes)")
+    note = next(line for line in lines if line.startswith("NOTE"))
+    assert "stream cam-1: retained state watching since " in note
+    assert note.endswith(", though a kill was received") and "stream-key" not in result.stdout
+
+    result = audit(*args, "--json")
+    report = json.loads(result.stdout)
+    assert (
+        report["counts"] | {"decided": 4, "delivered": 2, "acked_not_received": 1}
+        == report["counts"]
+    )
+    assert [(s["stream_id"], s["kill_received"]) for s in report["streams"]] == [
+        ("cam-1", True),
+        ("cam-old", False),
+    ]
+
+
+async def publish(url: str, path: Path, decisions: list[Event]) -> list[Pending]:
+    """Deliver ``decisions`` through the real sink, which retains cam-1's state as watching;
+    the rows as they were before their PUBACK, for the ledger."""
+    outbox = Outbox(path)
+    sink = MqttSink(MqttSettings(url=url), outbox, "audit-test")
+    for decision in decisions:
+        await sink.publish(decision)
+    rows = outbox.oldest()
+    # keep_watching_after_kill: watched on after its kills
+    sink.stream_status("cam-1", StreamState("cam-1", URL, state=Watch.WATCHING).snapshot())
+    task = asyncio.create_task(sink.run())
+    deadline = time.monotonic() + 10
+    while len(outbox) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    sink.stop()
+    await asyncio.wait_for(task, 5)
+    return rows
