@@ -9,6 +9,7 @@ cannot be read. Events carry no hash values and no secrets; stream URLs are not 
 
 import argparse
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -98,12 +99,28 @@ def cmd_audit(args: argparse.Namespace) -> int:
         settings = MqttSettings(url=args.broker, prefix=args.prefix)
         retained = read_retained(settings, args.broker_wait_s)
     report = compare(decided, received, window, retained)
+    logs = Logs.of(received)
     if args.json:
-        print(json.dumps(_as_json(report, window, len(received), retained is not None)))
+        print(json.dumps(_as_json(report, window, logs, retained is not None)))
     else:
-        for line in _as_text(report, window, len(received), retained is not None):
+        for line in _as_text(report, window, logs, retained is not None):
             print(line)
     return EXIT_CLEAN if report.complete else EXIT_MATCH
+
+
+@dataclass(frozen=True, slots=True)
+class Logs:
+    """What the subscriber logs cover: a decision before the first event they hold may
+    have been received before they began, so the window should start there."""
+
+    events: int
+    first_at: float | None  # the earliest detected_at in them
+    last_at: float | None
+
+    @classmethod
+    def of(cls, received: list[Received]) -> "Logs":
+        times = [event.detected_at for event in received if event.detected_at is not None]
+        return cls(len(received), min(times, default=None), max(times, default=None))
 
 
 def _when(at: float | None) -> str | None:
@@ -121,12 +138,11 @@ _LABELS = {  # the text report's name of each count
     "acked_not_received": "acked by broker, not received",
     "unknown_received": "received, never decided",
     "duplicates_received": "duplicates received",
-    "events_in_subscriber_logs": "events in subscriber logs",
     "streams_killed_no_kill_received": "streams killed, no kill received",
 }
 
 
-def _counts(report: Report, received: int, broker: bool) -> dict[str, int]:
+def _counts(report: Report, broker: bool) -> dict[str, int]:
     counts = {
         "decided": report.decided,
         "delivered": report.delivered,
@@ -134,7 +150,6 @@ def _counts(report: Report, received: int, broker: bool) -> dict[str, int]:
         "acked_not_received": report.count(Stop.BROKER),
         "unknown_received": len(report.unknown),
         "duplicates_received": report.duplicates,
-        "events_in_subscriber_logs": received,
     }
     if broker:
         killed = sum(1 for stream in report.streams if stream.missing)
@@ -142,11 +157,15 @@ def _counts(report: Report, received: int, broker: bool) -> dict[str, int]:
     return counts
 
 
-def _as_text(report: Report, window: Window, received: int, broker: bool) -> list[str]:
+def _as_text(report: Report, window: Window, logs: Logs, broker: bool) -> list[str]:
     since, until = _when(window.since_s) or "any time", _when(window.until_s) or "any time"
     actions = ", ".join(sorted(window.actions))
-    lines = [f"audited: {actions} events decided from {since} to {until}"]
-    for key, count in _counts(report, received, broker).items():
+    lines = [
+        f"audited: {actions} events decided from {since} to {until}",
+        f"subscriber logs: {logs.events} events, detected from {_shown(logs.first_at)} "
+        f"to {_shown(logs.last_at)}",
+    ]
+    for key, count in _counts(report, broker).items():
         lines.append(f"{_LABELS[key] + ':':<34}{count:>7}")
     lines += [_missing_line(missing) for missing in report.missing]
     lines += [_unknown_line(event) for event in report.unknown]
@@ -179,7 +198,7 @@ def _stream_line(stream: StreamMismatch) -> str:
     return f"STREAM  {state}, no kill received ({why})"
 
 
-def _as_json(report: Report, window: Window, received: int, broker: bool) -> dict[str, Any]:
+def _as_json(report: Report, window: Window, logs: Logs, broker: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "complete": report.complete,
         "window": {
@@ -187,7 +206,12 @@ def _as_json(report: Report, window: Window, received: int, broker: bool) -> dic
             "until": _when(window.until_s),
             "actions": sorted(window.actions),
         },
-        "counts": _counts(report, received, broker),
+        "subscriber_logs": {
+            "events": logs.events,
+            "first_detected_at": _when(logs.first_at),
+            "last_detected_at": _when(logs.last_at),
+        },
+        "counts": _counts(report, broker),
         "missing": [
             {
                 "event_id": m.decided.event_id,

@@ -121,6 +121,8 @@ def test_two_worker_outboxes_against_a_subscriber_log(tmp_path, audit):
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["complete"] and report["counts"]["delivered"] == 5
+    logged = report["subscriber_logs"]
+    assert logged["events"] == 5 and logged["first_detected_at"] <= logged["last_detected_at"]
     kills = tmp_path / "kills.log"
     kills.write_text("\n".join(payload(e).decode() for e in [*ours[:2], lost, waiting]) + "\n")
     only_kills = ["--outbox", str(state), "--subscriber-log", str(kills), "--json"]
