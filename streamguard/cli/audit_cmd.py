@@ -57,6 +57,9 @@ def add_parser(commands: Subcommands) -> None:
         "--broker", metavar="URL", help="also compare with the retained stream states there"
     )
     audit.add_argument(
+        "--broker-password-file", type=Path, metavar="FILE", help="the broker user's password"
+    )
+    audit.add_argument(
         "--prefix", default=DEFAULT_PREFIX, help="topic prefix (default: %(default)s)"
     )
     audit.add_argument(
@@ -96,7 +99,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     received = [event for path in args.subscriber_log for event in read_subscriber_log(path)]
     retained = None
     if args.broker:
-        settings = MqttSettings(url=args.broker, prefix=args.prefix)
+        settings = MqttSettings(
+            url=args.broker, prefix=args.prefix, password_file=args.broker_password_file
+        )
         retained = read_retained(settings, args.broker_wait_s)
     report = compare(decided, received, window, retained)
     logs = Logs.of(received)

@@ -20,6 +20,7 @@ from streamguard.events.schema import Action, Event, FrameSeen
 from streamguard.runtime.state import StreamState, Watch
 
 from ..support.cli import streamguard
+from ..support.mosquitto import mosquitto_broker
 from ..support.processes import stop
 from ..support.subscriber import mosquitto_pub
 
@@ -259,3 +260,28 @@ async def publish(url: str, path: Path, decisions: list[Event]) -> list[Pending]
     sink.stop()
     await asyncio.wait_for(task, 5)
     return rows
+
+
+def test_a_broker_user_with_a_password_file_and_a_broker_refusing(tmp_path, audit):
+    Outbox(outbox_path(tmp_path, 0)).close()
+    (log := tmp_path / "platform.log").write_text("")
+    secret = tmp_path / "consumer.password"
+    secret.write_text("sub-secret\n")
+    users = {"consumer": "sub-secret", "streamguard": "pub-secret"}
+    with mosquitto_broker(tmp_path / "broker", users=users) as broker:
+        status = json.dumps(StreamState("cam-7", URL, state=Watch.KILLED).snapshot())
+        command = ["mosquitto_pub", "-p", str(broker.port), "-u", "streamguard", "-P", "pub-secret"]
+        command += ["-q", "1", "-r", "-t", "streamguard/v1/status/cam-7", "-m", status]
+        subprocess.run(command, check=True, timeout=10)
+        args = ["--outbox", str(tmp_path), "--subscriber-log", str(log)]
+        url = f"mqtt://consumer@127.0.0.1:{broker.port}"
+        result = audit(*args, "--broker", url, "--broker-password-file", str(secret), "--json")
+        assert result.returncode == 1, result.stderr
+        assert [s["stream_id"] for s in json.loads(result.stdout)["streams"]] == ["cam-7"]
+        wrong = f"mqtt://consumer:wrong-secret@127.0.0.1:{broker.port}"
+        result = audit(*args, "--broker", wrong)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(
+        f"streamguard: error: mqtt://consumer:***@127.0.0.1:{broker.port}"
+    )
+    assert "cannot read stream states" in result.stderr and "wrong-secret" not in result.stderr
