@@ -1,5 +1,5 @@
 """``streamguard audit``: which decided events reached a subscriber, and where the others
-stopped (docs/operations.md, "Proving nothing was lost").
+stopped (docs/operations.md, "Proving nothing was lost after an incident").
 
 Reads outbox files (or ``state_dir`` directories), subscriber logs and, with
 ``--broker``, the retained stream states; writes nothing anywhere. Exit 0 when every

@@ -1,5 +1,5 @@
 """Which decided events reached a subscriber, and where the others stopped (``streamguard
-audit``; docs/operations.md, "Proving nothing was lost").
+audit``; docs/operations.md, "Proving nothing was lost after an incident").
 
 Pure: the inputs are read by events/audit_inputs.py (outbox files, subscriber logs) and
 events/retained.py (the broker's retained stream states). An event is *decided* once it
