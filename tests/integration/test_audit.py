@@ -14,7 +14,7 @@ import pytest
 from streamguard.cli.main import main
 from streamguard.config.mqtt import MqttSettings
 from streamguard.events.mqtt import MqttSink
-from streamguard.events.outbox import Outbox, Pending, outbox_path
+from streamguard.events.outbox import Outbox, outbox_path
 from streamguard.events.schema import Action, Event, FrameSeen
 from streamguard.runtime.state import StreamState, Watch
 
@@ -25,10 +25,6 @@ from ..support.subscriber import mosquitto_pub
 
 pytestmark = pytest.mark.integration
 URL = "rtmp://media.internal/live/stream-key-123"
-LEDGER = (  # the table acknowledged events move to (issue 19); created here until it ships
-    "CREATE TABLE IF NOT EXISTS sent (event_id TEXT PRIMARY KEY, topic TEXT, payload BLOB, "
-    "created_at REAL, acked_at REAL)"
-)
 
 
 def event(stream_id: str, pts_s: float, action: Action = Action.KILL) -> Event:
@@ -46,17 +42,16 @@ def commit(outbox: Outbox, decision: Event) -> None:
     assert outbox.put(decision.event_id, topic, payload(decision))
 
 
-def acknowledge(path: Path, rows: list[Pending]) -> None:
-    """What the ledger records at PUBACK: the row moves from ``outbox`` to ``sent``."""
-    db = sqlite3.connect(path)
-    with db:
-        db.execute(LEDGER)
-        for row in rows:
-            db.execute(
-                "INSERT OR IGNORE INTO sent VALUES (?, ?, ?, ?, ?)",
-                (row.event_id, row.topic, row.payload, row.created_at, time.time()),
-            )
-            db.execute("DELETE FROM outbox WHERE event_id = ?", (row.event_id,))
+def acknowledge(outbox: Outbox) -> None:
+    """The broker's PUBACK for every waiting event: each moves to the ledger (``sent``)."""
+    for pending in outbox.oldest():
+        outbox.delivered(pending.seq)
+
+
+def without_ledger(path: Path) -> None:
+    """Make a closed outbox file look as versions before the ledger left it."""
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE sent")
     db.close()
 
 
@@ -84,20 +79,21 @@ def test_two_worker_outboxes_against_a_subscriber_log(tmp_path, audit):
     state = tmp_path / "state"
     ours = [event("cam-1", 4.0), event("cam-1", 14.0), event("cam-2", 4.0, Action.REVIEW)]
     lost, waiting = event("cam-3", 4.0), event("cam-4", 4.0)
-    first = Outbox(outbox_path(state, 0))  # this version: with the ledger
+    first = Outbox(outbox_path(state, 0))  # this version's, open: a running process's
     for decision in [*ours[:2], lost]:
         commit(first, decision)
-    acknowledge(first.path, first.oldest())
-    first.close()
-    second = Outbox(outbox_path(state, 1))  # as an older version left it: no table sent
+    acknowledge(first)
+    second = Outbox(outbox_path(state, 1))
     commit(second, ours[2])  # still waiting, yet received (its PUBACK was lost)
     commit(second, waiting)
+    second.close()
+    without_ledger(second.path)
     log = tmp_path / "platform.log"
     lines = [payload(e).decode() for e in [*ours, ours[0]]]
     log.write_text("\n".join(lines) + "\n")
     before = sorted(p.name for p in state.iterdir())
 
-    result = audit("--outbox", str(state), "--subscriber-log", str(log))  # outbox 1 is open
+    result = audit("--outbox", str(state), "--subscriber-log", str(log))
 
     assert result.returncode == 1, result.stderr
     out = result.stdout
@@ -115,7 +111,7 @@ def test_two_worker_outboxes_against_a_subscriber_log(tmp_path, audit):
     assert sorted(p.name for p in state.iterdir()) == before  # the audit wrote nothing there
 
     # Everything received: complete. A kill-only subscriber audits kills only.
-    second.close()
+    first.close()
     log.write_text("\n".join(payload(e).decode() for e in [*ours, lost, waiting]) + "\n")
     result = audit("--outbox", str(state), "--subscriber-log", str(log), "--json")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -198,20 +194,17 @@ def test_end_to_end_with_the_broker_retained_states(tmp_path, mosquitto, audit):
             assert time.monotonic() < deadline, "mosquitto_sub did not subscribe"
             time.sleep(0.05)
         path = outbox_path(tmp_path / "state", 0)
-        delivered = asyncio.run(
-            publish(mosquitto.url(), path, [event("cam-1", 4.0), event("cam-1", 14.0)])
-        )
+        asyncio.run(publish(mosquitto.url(), path, [event("cam-1", 4.0), event("cam-1", 14.0)]))
         deadline = time.monotonic() + 10
         while log.read_bytes().count(b'"event_id"') < 2:
             assert time.monotonic() < deadline, "the events did not arrive"
             time.sleep(0.05)
     finally:
         stop(subscriber)
-    acknowledge(path, delivered)
     lost, waiting = event("cam-2", 4.0), event("cam-3", 4.0)
     outbox = Outbox(path)
     commit(outbox, lost)
-    acknowledge(path, outbox.oldest())  # the broker took it; the subscriber never got it
+    acknowledge(outbox)  # the broker took it; the subscriber never got it
     commit(outbox, waiting)
     outbox.close()
 
@@ -242,14 +235,13 @@ def test_end_to_end_with_the_broker_retained_states(tmp_path, mosquitto, audit):
     ]
 
 
-async def publish(url: str, path: Path, decisions: list[Event]) -> list[Pending]:
-    """Deliver ``decisions`` through the real sink, which retains cam-1's state as watching;
-    the rows as they were before their PUBACK, for the ledger."""
+async def publish(url: str, path: Path, decisions: list[Event]) -> None:
+    """Deliver ``decisions`` through the real sink (its ledger records each PUBACK), which
+    also retains cam-1's state as watching."""
     outbox = Outbox(path)
     sink = MqttSink(MqttSettings(url=url), outbox, "audit-test")
     for decision in decisions:
         await sink.publish(decision)
-    rows = outbox.oldest()
     # keep_watching_after_kill: watched on after its kills
     sink.stream_status("cam-1", StreamState("cam-1", URL, state=Watch.WATCHING).snapshot())
     task = asyncio.create_task(sink.run())
@@ -258,7 +250,6 @@ async def publish(url: str, path: Path, decisions: list[Event]) -> list[Pending]
         await asyncio.sleep(0.05)
     sink.stop()
     await asyncio.wait_for(task, 5)
-    return rows
 
 
 def test_a_broker_user_with_a_password_file_and_a_broker_refusing(tmp_path, audit):
