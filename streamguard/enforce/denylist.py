@@ -3,9 +3,17 @@
 Stream keys are not stored: an entry is keyed by the SHA-256 of ``APP/KEY``, which is
 all the publish hook needs to refuse a key. The stream id and the app are kept for
 logs and for finishing a drop that a restart interrupted.
+
+A kill is stored in one transaction (:meth:`DenyList.transaction`: its event id and
+its denial together), committed with ``synchronous=FULL`` (the journal and the
+database are synced before COMMIT returns): enforce acknowledges the kill to the
+broker only after that, so no crash leaves a kill acknowledged but not stored, nor
+its id stored without its denial (the kill sent again would be taken for a copy).
 """
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +21,9 @@ from streamguard.enforce.targets import Target
 from streamguard.errors import StreamguardError
 
 SEEN_KEEP_S = 8 * 24 * 3600  # longer than the 7-day MQTT session that can redeliver events
+# How long a write waits for another process's lock (Python's default, made explicit);
+# the event loop waits with it, as it does for every access to this file.
+BUSY_TIMEOUT_S = 5.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS denied (
@@ -47,13 +58,34 @@ class DenyList:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch(mode=0o600, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            self._db.execute("PRAGMA synchronous = FULL")
             self._db.executescript(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"{path}: cannot open the enforcement state ({exc})") from None
 
     def close(self) -> None:
         self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """What is written inside is committed together, durably, on leaving, or not at
+        all: raises StateError if the database cannot be written (locked by another
+        process for BUSY_TIMEOUT_S, disk full, I/O error)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StateError(f"{self.path}: cannot write the enforcement state ({exc})") from None
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException as exc:
+            if self._db.in_transaction:  # a failed COMMIT may keep it open, or not
+                self._db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                message = f"{self.path}: cannot write the enforcement state ({exc})"
+                raise StateError(message) from None
+            raise
 
     def first_sight(self, event_id: str, now: float) -> bool:
         """Record ``event_id``; False if it was handled before."""

@@ -1,8 +1,10 @@
 """What a kill event does: refuse the stream key, then drop its publisher, once.
 
 The key is refused first, so a publisher that reconnects while the drop is in flight
-is already turned away by the publish hook. Each drop is retried with jittered
-back-off until the media server confirms it; a drop a restart interrupted is resumed.
+is already turned away by the publish hook, and both are stored before the event
+is acknowledged to the broker (a store that fails leaves it unacknowledged, to come
+again). Each drop is retried with jittered back-off until the media server confirms
+it; a drop a restart interrupted is resumed.
 Duplicates (the same event again, or another event for a stream already being ended)
 cause no second drop. What happens is counted in streamguard.enforce.metrics.
 """
@@ -16,9 +18,10 @@ from streamguard.backoff import backoff_s
 from streamguard.enforce import metrics
 from streamguard.enforce.adapters import Adapter
 from streamguard.enforce.api import ApiError
-from streamguard.enforce.denylist import DenyList
+from streamguard.enforce.denylist import Denial, DenyList, StateError
 from streamguard.enforce.events import InvalidEvent, KillOrder, parse_kill
 from streamguard.enforce.targets import Resolver, Target
+from streamguard.events.subscriber import Unhandled
 
 log = logging.getLogger("streamguard.enforce")
 
@@ -54,57 +57,74 @@ class Enforcer:
         return len(self._drops)
 
     async def on_message(self, topic_stream_id: str, payload: bytes) -> None:
-        """Handle one message from ``PREFIX/v1/kill/+``; never raises."""
+        """Handle one message from ``PREFIX/v1/kill/+``, the kill stored before it returns.
+
+        Raises Unhandled when the deny list cannot be written, so that the message is not
+        acknowledged and comes again; nothing else: a bug costs this message, counted,
+        never the subscription (a message that always failed would come back forever).
+        """
         try:
             if self.resolver.resolve(topic_stream_id) is None:
                 await self.resolver.refresh()  # registered since the last look, perhaps
-            self._on_message(topic_stream_id, payload)
-        except Exception:  # a bug costs this message, never the subscription
-            metrics.EVENTS.labels("internal_error").inc()
+            result = self._handle(topic_stream_id, payload)
+        except StateError as exc:
+            metrics.STORE_FAILURES.inc()
+            log.error(
+                "kill topic of stream '%s': an event could not be stored, so it is not "
+                "acknowledged; the broker sends it again after a reconnect (%s)",
+                topic_stream_id,
+                exc,
+            )
+            raise Unhandled(str(exc)) from None
+        except Exception:
+            result = "internal_error"
             log.exception("kill event for stream '%s': internal error", topic_stream_id)
+        metrics.EVENTS.labels(result).inc()
 
-    def _on_message(self, topic_stream_id: str, payload: bytes) -> None:
+    def _handle(self, topic_stream_id: str, payload: bytes) -> str:
+        """Act on one message; what was done, a ``result`` of metrics.EVENTS."""
         try:
             order = parse_kill(payload, topic_stream_id)
         except InvalidEvent as exc:
-            metrics.EVENTS.labels("malformed").inc()
             log.warning(
                 "kill topic of stream '%s': ignored a malformed event: %s", topic_stream_id, exc
             )
-            return
+            return "malformed"
         if order is None:
-            metrics.EVENTS.labels("ignored").inc()
             log.debug("stream '%s': ignored a review event on the kill topic", topic_stream_id)
-            return
+            return "ignored"
         now = self.clock()
-        if not self.denylist.first_sight(order.event_id, now):
-            metrics.EVENTS.labels("duplicate").inc()
-            log.debug("event %s: handled before; ignored", order.event_id)
-            return
         target = self.resolver.resolve(order.stream_id)
+        with self.denylist.transaction():  # its id and its denial, or neither
+            first = self.denylist.first_sight(order.event_id, now)
+            previous = None
+            if first and target is not None:
+                previous = self.denylist.deny(target, order.stream_id, now, now + self.deny_for_s)
+        if not first:
+            log.debug("event %s: handled before; ignored", order.event_id)
+            return "duplicate"
         if target is None:
-            metrics.EVENTS.labels("unknown_stream").inc()
             log.warning(
                 "event %s: stream '%s' is not a configured RTMP stream; nothing to end",
                 order.event_id,
                 order.stream_id,
             )
-            return
-        self._enforce(order, target, now)
+            return "unknown_stream"
+        return self._enforce(order, target, now, previous)
 
-    def _enforce(self, order: KillOrder, target: Target, now: float) -> None:
-        previous = self.denylist.deny(target, order.stream_id, now, now + self.deny_for_s)
+    def _enforce(
+        self, order: KillOrder, target: Target, now: float, previous: Denial | None
+    ) -> str:
+        """Drop the publisher of ``target``, now refused, unless that is under way."""
         self._refused.discard(target.digest)
         dropped_at = previous.dropped_at if previous else None
         if target.digest in self._drops or (
             dropped_at is not None and now - dropped_at < REDROP_AFTER_S
         ):
-            metrics.EVENTS.labels("already_enforced").inc()
             log.debug(
                 "event %s: stream '%s' is already being ended", order.event_id, order.stream_id
             )
-            return
-        metrics.EVENTS.labels("kill").inc()
+            return "already_enforced"
         if dropped_at is not None:
             log.warning(
                 "event %s: stream '%s' (%s) published again although refused: is the %s "
@@ -124,6 +144,7 @@ class Enforcer:
                 self.deny_for_s,
             )
         self._start_drop(target, order.stream_id, order.detected_at)
+        return "kill"
 
     def may_publish(self, target: Target) -> bool:
         """The publish hook's answer for ``target``."""

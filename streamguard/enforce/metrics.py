@@ -43,6 +43,12 @@ EVENT_RESULTS = (
     "malformed",
     "internal_error",  # a bug cost the message; should stay 0
 )
+STORE_FAILURES = Counter(
+    "streamguard_enforce_store_failures_total",
+    "Kill events that could not be stored (state file locked, full or failing): not "
+    "acknowledged, so the broker sends them again after a reconnect",
+    registry=REGISTRY,
+)
 DROPS = Counter(
     "streamguard_enforce_drops_total",
     "Drops the media server confirmed: a publisher dropped, or none was connected",

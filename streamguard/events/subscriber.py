@@ -4,6 +4,15 @@
 to the control topic. A fixed client id and the persistent session make the broker
 keep the subscription and queue messages while the process is down; they arrive
 when it reconnects. One log line per connection state change.
+
+A message is acknowledged (PUBACK) only once its handler has returned, so a crash
+while it is handled leaves it at the broker, which sends it again on the next
+connect. aiomqtt acknowledges on receipt and has no option against it (2.5.1; its
+issue #345), so paho's manual acknowledgement is switched on beneath it. A handler
+that cannot take a message in charge (its store failed) raises :class:`Unhandled`:
+the message stays unacknowledged and the connection is dropped, because a broker
+sends an unacknowledged message again only on a new connection (MQTT 3.1.1 4.4,
+MQTT 5 4.4). Handlers run one at a time, so acknowledgements go in order anyway.
 """
 
 import asyncio
@@ -14,6 +23,7 @@ from typing import Any
 import aiomqtt
 
 from streamguard.config.mqtt import MqttSettings
+from streamguard.errors import StreamguardError
 from streamguard.events.broker import client, protocols, version_name
 from streamguard.infra.redaction import redact
 from streamguard.lifecycle import Link
@@ -21,6 +31,11 @@ from streamguard.lifecycle import Link
 log = logging.getLogger("streamguard.mqtt")
 
 Handler = Callable[[str, bytes], Awaitable[None]]  # last topic level, payload
+
+
+class Unhandled(StreamguardError):
+    """Raised by a handler that could not take a message in charge: it is not
+    acknowledged, and the broker sends it again after the reconnect that follows."""
 
 
 class Subscriber:
@@ -69,13 +84,20 @@ class Subscriber:
         error = ""
         for protocol in self._protocols:
             try:
-                async with client(self.settings, self.settings.client_id, protocol) as mqtt:
+                mqtt = client(self.settings, self.settings.client_id, protocol)
+                # Before connecting: messages queued in the session follow the CONNACK.
+                mqtt._client.manual_ack_set(True)  # aiomqtt has no option for it
+                async with mqtt:
                     await mqtt.subscribe(self.topic, qos=1)
                     self._connected(protocol)
                     async for message in mqtt.messages:
                         payload = message.payload
                         data = bytes(payload) if isinstance(payload, bytes | bytearray) else b""
-                        await self.handle(message.topic.value.rpartition("/")[2], data)
+                        try:
+                            await self.handle(message.topic.value.rpartition("/")[2], data)
+                        except Unhandled as exc:
+                            return f"a message not acknowledged: {exc}"
+                        mqtt._client.ack(message.mid, message.qos)
                 return "connection closed"
             except aiomqtt.MqttError as exc:
                 error = str(exc)
