@@ -4,6 +4,7 @@ and the metrics that count them."""
 import asyncio
 import json
 import logging
+import sqlite3
 from collections import Counter
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from streamguard.enforce.enforcer import REDROP_AFTER_S, Enforcer
 from streamguard.enforce.events import InvalidEvent, KillOrder, parse_kill
 from streamguard.enforce.targets import ConfigResolver, Target, target_of_url
 from streamguard.events.schema import rfc3339
+from streamguard.events.subscriber import Unhandled
 from streamguard.infra.http import Response
 
 CAM = Target("live/cam-key")
@@ -214,6 +216,54 @@ def test_duplicates_cause_one_drop(tmp_path, caplog):
     )
     repeats = [r for r in caplog.records if "handled before" in r.message or "already" in r.message]
     assert len(repeats) == 3 and {r.levelno for r in repeats} == {logging.DEBUG}
+
+
+def test_a_kill_that_cannot_be_stored_is_left_unacknowledged(tmp_path, monkeypatch, caplog):
+    """Another process holds the state file: the kill raises Unhandled (no PUBACK, the
+    broker sends it again), is counted and logged, and is acted on once it comes again."""
+    monkeypatch.setattr("streamguard.enforce.denylist.BUSY_TIMEOUT_S", 0.2)
+    adapter = FakeAdapter()
+    subject = enforcer(tmp_path, adapter, Clock())
+    holder = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    before = counts()
+
+    async def scenario() -> None:
+        with pytest.raises(Unhandled, match="database is locked"):
+            await subject.on_message("cam", event())
+        assert counts() - before == Counter({"store_failures": 1})
+        holder.execute("ROLLBACK")
+        await subject.on_message("cam", event())  # sent again by the broker
+        await settle(subject)
+
+    asyncio.run(scenario())
+    assert adapter.drops == [CAM]
+    assert counts() - before == Counter({"store_failures": 1, "events:kill": 1, "drops:dropped": 1})
+    (failure,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "could not be stored, so it is not acknowledged" in failure.message
+
+
+def test_an_event_id_is_never_stored_without_its_denial(tmp_path, monkeypatch):
+    """The store fails between the two writes: neither stays, so the kill sent again
+    is not taken for a copy."""
+    adapter = FakeAdapter()
+    subject = enforcer(tmp_path, adapter, Clock())
+
+    def disk_error(*args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    async def scenario() -> None:
+        with monkeypatch.context() as patch:
+            patch.setattr(subject.denylist, "deny", disk_error)
+            with pytest.raises(Unhandled, match="disk I/O error"):
+                await subject.on_message("cam", event())
+        before = counts()
+        await subject.on_message("cam", event())
+        await settle(subject)
+        assert counts() - before == Counter({"events:kill": 1, "drops:dropped": 1})
+
+    asyncio.run(scenario())
+    assert adapter.drops == [CAM]
 
 
 def test_a_stream_back_after_its_drop_is_dropped_again_with_a_warning(tmp_path, caplog):
