@@ -37,6 +37,7 @@ class FaultRecord:
     fault: str
     did: list[str] = field(default_factory=list)  # what the system did, in order
     detection_kept: bool | None = None  # a flagged frame shown after the fault was detected
+    detection_applies: bool = True  # False: the fault is past detection (enforce)
     events_decided: int | None = None  # kills the run log shows as decided
     events_delivered: int | None = None  # kill messages the platform received
     events_lost: int | None = None  # decided, never received

@@ -40,6 +40,7 @@ ORDER = [
     "test_outbox_disk_full[1]",
     "test_outbox_disk_full[2]",
     "test_stream_host_does_not_resolve",
+    "test_enforce_killed_between_receipt_and_commit",
 ]
 
 INTRO = """\
@@ -115,6 +116,10 @@ def _yes_no(value: bool | None) -> str:
     return {True: "yes", False: "**no**", None: "not reached"}[value]
 
 
+def _detection(row: dict[str, Any]) -> str:
+    return _yes_no(row["detection_kept"]) if row.get("detection_applies", True) else "n/a"
+
+
 def _lost(row: dict[str, Any]) -> str:
     if row["events_lost"] is None:
         return "not reached"
@@ -150,10 +155,7 @@ def render(run: dict[str, Any]) -> str:
         did = "; ".join(row["did"]) or "—"
         if row["outcome"] != "passed":
             did += f" (**test {row['outcome']}**)"
-        lines.append(
-            f"| {_cell(row['fault'])} | {_cell(did)} | {_yes_no(row['detection_kept'])} "
-            f"| {_lost(row)} |"
-        )
+        lines.append(f"| {_cell(row['fault'])} | {_cell(did)} | {_detection(row)} | {_lost(row)} |")
     return "\n".join(lines) + "\n\n" + NOTES
 
 
