@@ -67,6 +67,12 @@ Timeouts are the short ones of the test configuration: `worker_timeout_s = 3`,
 `[ingest] open_timeout_s = 4`, `read_timeout_s = 2`, reconnect back-off 0.5-2 s. The
 table below is written by `python -m tests.faults.report --write` from the results
 of the run it names; `make test` runs the suite in CI.
+
+One fault is past detection and has its own scene: `streamguard enforce` killed
+between receiving a kill and storing it runs enforce against mosquitto and
+nginx-rtmp, without `run`; the test publishes the kill as `run` does. Its
+*detection kept* is n/a, and its *events lost* counts kills published (decided)
+against streams ended and keys refused (received).
 """
 
 NOTES = """\
@@ -90,6 +96,10 @@ Notes on the figures:
   it lost both kills. streamguard publishes again what the broker acknowledged in the
   `resend_after_reconnect_s` (10 s) before its last PUBACK; those copies are among the
   *copies* counted.
+- `enforce` acknowledges a kill only once it is stored
+  ([enforcement.md](enforcement.md#failure-behaviour)). With the acknowledgement
+  on receipt, as before, the same test fails: the broker forgets the kill and the
+  stream airs on.
 - While the outbox's disk is full, events wait in memory: a crash of the process in
   that window would lose them. Under `--processes N` the workers' metrics files are
   no longer in `state_dir` but in a directory under `$TMPDIR`: on the full disk, a
