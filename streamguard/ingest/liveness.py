@@ -7,7 +7,7 @@ from enum import StrEnum
 
 import av
 
-from streamguard.errors import SourceError, SourceNotLive
+from streamguard.errors import SourceError, SourceNotLive, SourceOpenTimeout
 from streamguard.ingest.source import open_source, video_stream
 
 LIVE_FOR_S = 2.0  # packets still coming this long after the open: a live broadcast
@@ -16,6 +16,7 @@ LIVE_FOR_S = 2.0  # packets still coming this long after the open: a live broadc
 class Liveness(StrEnum):
     LIVE = "live"
     ENDED = "ended"  # nothing published there, or a stream that stopped coming
+    TIMED_OUT = "timed_out"  # the open timed out: perhaps a server waiting for a keyframe
     ERROR = "error"  # could not tell: the server did not answer as expected
 
 
@@ -59,6 +60,8 @@ def look(
                     return Seen(Liveness.LIVE, float(packet.pts * packet.time_base), time.time())
     except SourceNotLive as exc:
         return Seen(Liveness.ENDED, detail=str(exc))
+    except SourceOpenTimeout as exc:
+        return Seen(Liveness.TIMED_OUT, detail=str(exc))
     except SourceError as exc:
         return Seen(Liveness.ERROR, detail=str(exc))
     except av.FFmpegError as exc:  # a read failed or timed out: it stopped coming

@@ -98,7 +98,7 @@ ESCALATIONS = Counter(
 )
 STILL_LIVE_CHECKS = Counter(
     "streamguard_still_live_checks_total",
-    "Looks at killed streams (no decoding), by what they found: live, ended, error",
+    "Looks at killed streams (no decoding), by what they found: live, ended, timed_out, error",
     ["outcome"],
 )
 BROADCASTS = Counter(

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -57,6 +58,9 @@ MAX_RTMP_OPEN_S = 64.0
 Fence = Callable[[], Awaitable[bool]]  # whether this process may still publish for the stream
 AGREE_WAIT_S = 0.5  # a decision waits this long at most for its broadcast's agreed name
 KEPT_TIMELINES = 8  # agreed broadcast names remembered (frames of older ones are decided)
+# A publisher can make its stream time run back at every frame: a line per broadcast at
+# most this often (the rest at DEBUG, all counted in streamguard_broadcasts_total).
+BROADCAST_LOG_EVERY_S = 10.0
 
 
 class StreamWorker:
@@ -105,6 +109,7 @@ class StreamWorker:
         self._timeline = Timeline()  # reader thread
         self._agreements: dict[int, Future[int]] = {}  # local start -> agreed name
         self._deciding_broadcast_ms = 0  # the broadcast of the last frame decided on
+        self._broadcast_logged_at = -math.inf  # monotonic time of the last broadcast line
         self._kill: Event | None = None  # the kill that ended the watch
         self._retired = asyncio.Event()  # stop() came: the watch after a kill ends too
         self._report = True  # publish state changes to the sink (status topic)
@@ -301,6 +306,9 @@ class StreamWorker:
         while every_s and not await self._retired_within(every_s):
             seen = await _in_own_thread(self._look, f"look-{self.config.id}")
             metrics.STILL_LIVE_CHECKS.labels(seen.liveness).inc()
+            # nginx-rtmp starts a player at a keyframe: a publisher that sends them far
+            # apart after its kill must not time every look out; each waits longer.
+            self._open_timeouts += seen.liveness is Liveness.TIMED_OUT
             if seen.liveness is not Liveness.LIVE:
                 log.debug(
                     "stream %s: after its kill: %s (%s)", self.config.id, seen.liveness, seen.detail
@@ -354,7 +362,11 @@ class StreamWorker:
         Its name is agreed on at once, so that a decision seldom waits for it."""
         timeline = self._timeline
         start_ms, previous_ms = timeline.start_ms or 0, timeline.previous_ms
-        log.info(
+        now, level = time.monotonic(), logging.DEBUG
+        if now - self._broadcast_logged_at >= BROADCAST_LOG_EVERY_S:
+            self._broadcast_logged_at, level = now, logging.INFO
+        log.log(
+            level,
             "stream %s: broadcast of %s (%s)",
             self.config.id,
             rfc3339(start_ms / 1000),

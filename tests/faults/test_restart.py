@@ -42,7 +42,11 @@ def test_broadcast_restarted_within_a_second(redis, mosquitto, nginx, tmp_path, 
             f"{len({k['event_id'] for k in same})} distinct event ids"
         )
         assert len({k["event_id"] for k in same}) == len(same)
-        log = scene.service.log()
-        assert "flagged-a: broadcast of " in log and "stream time went back" in log
-        record.saw("log: `stream flagged-a: broadcast of TIME (stream time went back …)`")
+        begun = scene.metric('streamguard_broadcasts_total{agreement="local"}')
+        assert begun >= len(scene.encoders) + len(kills)  # every stream's first, each restart
+        assert "stream time went back" in scene.service.log()
+        record.saw(
+            f'`streamguard_broadcasts_total{{agreement="local"}}` {begun:.0f}; log: '
+            "`stream flagged-a: broadcast of TIME (stream time went back …)`"
+        )
         scene.conclude(record)
