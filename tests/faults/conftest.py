@@ -7,6 +7,7 @@ as JSON to ``$STREAMGUARD_FAULTS_OUT`` (default ``tests/faults/out/faults.json``
 from which ``python -m tests.faults.report`` renders the table of docs/reliability.md.
 """
 
+import fcntl
 import json
 import os
 import platform
@@ -88,6 +89,7 @@ def pytest_sessionfinish(session) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     started = session.config.stash.get(_STARTED, time.time())
     run = {
+        "run": os.environ.get("PYTEST_XDIST_TESTRUNUID", ""),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": round(time.time() - started, 1),
         "commit": _commit(),
@@ -95,7 +97,16 @@ def pytest_sessionfinish(session) -> None:
         "python": platform.python_version(),
         "faults": [asdict(entry) for entry in records],
     }
-    path.write_text(json.dumps(run, indent=2) + "\n")
+    # Under pytest-xdist every worker ends its own session: they add to one file.
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if run["run"] and path.exists():
+            earlier = json.loads(path.read_text())
+            if earlier.get("run") == run["run"]:
+                run["faults"] = earlier["faults"] + run["faults"]
+                run["started_at"] = min(earlier["started_at"], run["started_at"])
+                run["duration_s"] = max(earlier["duration_s"], run["duration_s"])
+        path.write_text(json.dumps(run, indent=2) + "\n")
 
 
 def _commit() -> str:
