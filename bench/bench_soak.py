@@ -13,7 +13,9 @@ QoS 1) that records every kill event it receives.
   copies are each watched by many streams (nginx fans a copy out to separate RTMP
   connections), so the load generator stays light on the 2 cores: copies of
   streamguard/samples/clips/flagged_720p.mp4 (flagged picture on the keyframe at 4 s of every 10 s
-  loop: one kill per stream every 10 s) and a share of clean_720p.mp4 streams.
+  loop: one kill per stream every 10 s) and a share of clean_720p.mp4 streams; with
+  ``--clips 360p``, their 640x360 twins (same GOP and pictures, a quarter of the pixels to
+  decode and scale), for a machine that also runs other work.
 - Churn: every few seconds, some random streams are unregistered and as many new ones
   (new ids) registered, through the cluster registry in Redis (the code behind
   `streamguard streams add/remove`), so about N stay registered.
@@ -94,7 +96,15 @@ CLIPS = SAMPLES_DIR / "clips"
 # KIND-COPY-SERIAL ("f-3-17": the 17th stream registered, watching flagged copy 3), so
 # bench_live.copy_of() gives the copy it watches.
 FLAGGED, CLEAN = "f", "c"
-KINDS = {FLAGGED: (CLIPS / "flagged_720p.mp4", "lat"), CLEAN: (CLIPS / "clean_720p.mp4", "clean")}
+KINDS = {FLAGGED: ("flagged", "lat"), CLEAN: ("clean", "clean")}  # kind -> (clip, copy name)
+CLIP_FILES = {"720p": "{}_720p.mp4", "360p": "{}_360p.flv"}  # --clips -> file of a clip
+
+
+def clip_of(kind: str, clips: str) -> Path:
+    """The clip that the copies of ``kind`` publish, at the ``--clips`` size."""
+    return CLIPS / CLIP_FILES[clips].format(KINDS[kind][0])
+
+
 PLATFORM = "soak-platform"  # the subscriber's client id: a persistent session
 PROBE = KILLS + "probe"
 SOURCE = "soak"  # the registrations' source field
@@ -383,9 +393,9 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         publishers, send_logs = {}, {}
         for kind, count in copies.items():
             if count:
-                clip, name = KINDS[kind]
+                name = KINDS[kind][1]
                 process, send_logs[kind] = stack.enter_context(
-                    replaying(nginx, count, work / name, clip=clip, name=name)
+                    replaying(nginx, count, work / name, clip=clip_of(kind, args.clips), name=name)
                 )
                 publishers[kind] = process.pid
         names = {f"{KINDS[kind][1]}-{n}" for kind, count in copies.items() for n in range(count)}
@@ -910,7 +920,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"- **Streams:** {s['streams']} registered at all times in the cluster registry "
         f"(Redis){clean}, the others on {s['publishers']} copies of "
-        "`streamguard/samples/clips/flagged_720p.mp4` (720p30, 2 s GOP, the flagged picture on "
+        f"`streamguard/samples/clips/{clip_of(FLAGGED, s.get('clips', '720p')).name}` "
+        f"({s.get('clips', '720p')}30, 2 s GOP, the flagged picture on "
         "the keyframe at 4 s of every 10 s loop: one kill per stream and loop). Each copy is "
         "published once by `streamguard replay --loop --keyframe-log` and watched by several "
         "streams (nginx fans it out to separate RTMP connections), to keep the load generator "
@@ -1073,6 +1084,9 @@ def main() -> None:
     parser.add_argument("--publishers", type=int, default=12, help="flagged copies published")
     parser.add_argument("--clean-publishers", type=int, default=2, help="clean copies published")
     parser.add_argument("--clean-share", type=float, default=0.1, help="of the streams")
+    parser.add_argument(
+        "--clips", choices=sorted(CLIP_FILES), default="720p", help="the published clips' size"
+    )
     parser.add_argument("--processes", type=int, default=0, help="`run` processes; 0 = per core")
     parser.add_argument("--blocklist", type=Path, default=BLOCKLIST, help="imported into Redis")
     parser.add_argument(
