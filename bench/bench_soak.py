@@ -117,6 +117,7 @@ MAPPINGS = tuple(f"{kind}_mb" for kind in MAPPING_KINDS)
 MAPPING_LABELS = ("heap", "anon", "file", "main stack", "other")
 MEASURES = ("rss_mb", "pss_mb", "parent_rss_mb", "threads", "fds", *MAPPINGS)
 CHECKED = ("rss_mb", "threads", "fds")
+RAMP_STEP_S = 5.0  # --ramp-s: a batch of the first streams registered this often
 SETTLE_S = 10.0  # streams that joined or left this close to the run's stop are not timed
 LATENCY_P99_LIMIT_S = 1.5
 LATENCY_HELD = (1.5, 0.1)  # last p99 ≤ max(1.5 x first p99, first p99 + 0.1 s)
@@ -208,9 +209,15 @@ class Fleet:
             self.streams[stream_id] = self.url_of(stream_id)
             self.added_at[stream_id] = at
 
-    def populate(self, count: int, clean: int) -> None:
-        """The first ``count`` streams, ``clean`` of them on clean copies."""
-        self.change(self.new_ids([CLEAN] * clean + [FLAGGED] * (count - clean), set()), [])
+    def populate(self, count: int, clean: int, ramp_s: float = 0) -> None:
+        """The first ``count`` streams, ``clean`` of them on clean copies: at once, or in
+        a batch every RAMP_STEP_S over ``ramp_s``."""
+        ids = self.new_ids([CLEAN] * clean + [FLAGGED] * (count - clean), set())
+        steps = max(1, round(ramp_s / RAMP_STEP_S))
+        for step in range(steps):
+            self.change(ids[step * len(ids) // steps : (step + 1) * len(ids) // steps], [])
+            if step < steps - 1:
+                time.sleep(ramp_s / steps)
 
     def churn(self, count: int) -> None:
         """``count`` random streams leave; as many new ones of the same kinds join."""
@@ -405,7 +412,8 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             for kind, count in copies.items()
         }
         fleet = Fleet(redis.url, urls, random.Random(args.seed))
-        fleet.populate(args.streams, args.clean)
+        if not args.ramp_s:
+            fleet.populate(args.streams, args.clean)
         (work / "control-secret").write_text(SECRET)  # the control topic is followed too
         (work / "streamguard.toml").write_text(
             RUN_CONFIG.format(
@@ -423,6 +431,8 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             ["--config", str(work / "streamguard.toml")], work / "run.log", start_timeout_s=60
         )
         stack.callback(service.stop)
+        if args.ramp_s:
+            fleet.populate(args.streams, args.clean, args.ramp_s)
         raw["all_watching_s"] = round(
             wait_until(
                 lambda: len(watching_ids(service)) >= args.streams,
@@ -1094,6 +1104,12 @@ def main() -> None:
         type=int,
         default=0,
         help="run `run` with MALLOC_ARENA_MAX=N (glibc malloc arenas; 0: streamguard's own, 2)",
+    )
+    parser.add_argument(
+        "--ramp-s",
+        type=float,
+        default=0,
+        help="register the first streams over this long after `run` is up (0: all before)",
     )
     parser.add_argument("--drain-timeout-s", type=float, default=60)
     parser.add_argument("--seed", type=int, default=9)
