@@ -81,6 +81,7 @@ from bench.report import (
     verdict,
 )
 from streamguard.config import parse_stream
+from streamguard.config.sampling import MODES, Sampling
 from streamguard.events.outbox import Outbox
 from streamguard.infra.redis import RedisSettings, connect
 from streamguard.infra.registry import Registry
@@ -151,6 +152,8 @@ secret_file = "{secret}"
 [policy]
 keep_watching_after_kill = true
 incident_gap_s = 5
+[sampling]
+mode = "{sampling}"
 """
 
 
@@ -418,6 +421,7 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         (work / "streamguard.toml").write_text(
             RUN_CONFIG.format(
                 processes=args.processes,
+                sampling=args.sampling,
                 state=work / "state",
                 redis=redis.url,
                 mqtt=broker.url(),
@@ -948,6 +952,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"- **`run`:** cluster mode, `processes = {s['processes']}` (0: one per core), the "
         "Redis blocklist (`streamguard/samples/blocklist.csv` imported: PDQ, pHash and dHash per "
         "keyframe), "
+        f'`[sampling] mode = "{s.get("sampling", "keyframes")}"`, '
         "kill events over MQTT QoS 1 through the outbox, the policy keeping the stream "
         f"watched after a kill (one incident per loop){arenas}. The platform: "
         "`mosquitto_sub -c -q 1` with a persistent session.",
@@ -1096,6 +1101,12 @@ def main() -> None:
     parser.add_argument("--clean-share", type=float, default=0.1, help="of the streams")
     parser.add_argument(
         "--clips", choices=sorted(CLIP_FILES), default="720p", help="the published clips' size"
+    )
+    parser.add_argument(
+        "--sampling",
+        choices=MODES,
+        default=Sampling().mode,
+        help="`run`'s [sampling] mode (keyframes: what the 20-minute soak of issue 9 ran)",
     )
     parser.add_argument("--processes", type=int, default=0, help="`run` processes; 0 = per core")
     parser.add_argument("--blocklist", type=Path, default=BLOCKLIST, help="imported into Redis")
