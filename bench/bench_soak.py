@@ -42,6 +42,7 @@ import random
 import re
 import resource
 import shutil
+import signal
 import statistics
 import threading
 import time
@@ -1079,6 +1080,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
     print(f"plot: {path}")
 
 
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM as Ctrl-C: the servers, publishers and `run` are stopped on the way out
+    (a run started in the background with nohup ignores SIGINT)."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=120, help="registered at all times")
@@ -1136,6 +1143,7 @@ def main() -> None:
     # A reader socket per stream and the publishers' connections, in few processes.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    signal.signal(signal.SIGTERM, interrupt)
     started_at = time.monotonic()
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     results: dict[str, Any] = {
