@@ -44,6 +44,7 @@ import resource
 import shutil
 import signal
 import statistics
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -100,11 +101,35 @@ CLIPS = SAMPLES_DIR / "clips"
 FLAGGED, CLEAN = "f", "c"
 KINDS = {FLAGGED: ("flagged", "lat"), CLEAN: ("clean", "clean")}  # kind -> (clip, copy name)
 CLIP_FILES = {"720p": "{}_720p.mp4", "360p": "{}_360p.flv"}  # --clips -> file of a clip
+CLIP_GOP_S = 2  # the sample clips' keyframe interval; the flagged picture is on the one at 4 s
 
 
 def clip_of(kind: str, clips: str) -> Path:
     """The clip that the copies of ``kind`` publish, at the ``--clips`` size."""
     return CLIPS / CLIP_FILES[clips].format(KINDS[kind][0])
+
+
+def published_clip(kind: str, args: argparse.Namespace, work: Path) -> Path:
+    """``clip_of``, re-encoded with a keyframe every ``args.gop_s`` (4: at 0, 4 and 8 s of
+    each 10 s loop, the flagged one kept) when that is not the sample clips' own: fewer
+    keyframes to decode and hash per stream-second, the same packets to read."""
+    clip = clip_of(kind, args.clips)
+    if args.gop_s == CLIP_GOP_S:
+        return clip
+    (work / "clips").mkdir(exist_ok=True)
+    target = work / "clips" / f"{clip.stem}_gop{args.gop_s}.flv"
+    gop = str(30 * args.gop_s)
+    # The ffmpeg command, not tests/support/reencode.py: its GOP options do not reach
+    # libx264 (keyframes stay 2 s apart).
+    subprocess.run(
+        [
+            *("ffmpeg", "-v", "error", "-y", "-i", str(clip), "-an", "-c:v", "libx264"),
+            *("-preset", "veryfast", "-crf", "23", "-g", gop, "-keyint_min", gop),
+            *("-sc_threshold", "0", "-bf", "0", str(target)),
+        ],
+        check=True,
+    )
+    return target
 
 
 PLATFORM = "soak-platform"  # the subscriber's client id: a persistent session
@@ -382,7 +407,7 @@ def outbox_files(state: Path) -> dict[str, int]:
 
 def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Start everything, warm up, soak, drain; the raw record of what happened."""
-    for stale in ("redis", "mosquitto", "nginx", "state", "flagged", "clean", "run.log"):
+    for stale in ("redis", "mosquitto", "nginx", "state", "flagged", "clean", "clips", "run.log"):
         path = work / stale
         if path.is_dir():
             shutil.rmtree(path)
@@ -406,7 +431,9 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             if count:
                 name = KINDS[kind][1]
                 process, send_logs[kind] = stack.enter_context(
-                    replaying(nginx, count, work / name, clip=clip_of(kind, args.clips), name=name)
+                    replaying(
+                        nginx, count, work / name, clip=published_clip(kind, args, work), name=name
+                    )
                 )
                 publishers[kind] = process.pid
         names = {f"{KINDS[kind][1]}-{n}" for kind, count in copies.items() for n in range(count)}
@@ -936,7 +963,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"- **Streams:** {s['streams']} registered at all times in the cluster registry "
         f"(Redis){clean}, the others on {s['publishers']} copies of "
         f"`streamguard/samples/clips/{clip_of(FLAGGED, s.get('clips', '720p')).name}` "
-        f"({s.get('clips', '720p')}30, 2 s GOP, the flagged picture on "
+        f"({s.get('clips', '720p')}30, {s.get('gop_s', CLIP_GOP_S)} s GOP, the flagged picture on "
         "the keyframe at 4 s of every 10 s loop: one kill per stream and loop). Each copy is "
         "published once by `streamguard replay --loop --keyframe-log` and watched by several "
         "streams (nginx fans it out to separate RTMP connections), to keep the load generator "
@@ -1114,6 +1141,13 @@ def main() -> None:
         choices=MODES,
         default=Sampling().mode,
         help="`run`'s [sampling] mode (keyframes: what the 20-minute soak of issue 9 ran)",
+    )
+    parser.add_argument(
+        "--gop-s",
+        type=int,
+        choices=(CLIP_GOP_S, 4),
+        default=CLIP_GOP_S,
+        help="keyframe interval of the published clips (4: re-encoded, 40 %% fewer keyframes)",
     )
     parser.add_argument("--processes", type=int, default=0, help="`run` processes; 0 = per core")
     parser.add_argument("--blocklist", type=Path, default=BLOCKLIST, help="imported into Redis")
