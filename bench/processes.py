@@ -126,7 +126,9 @@ def mapping_kind(name: str) -> str:
 
 def mappings_mb(pid: int) -> dict[str, float]:
     """RSS of one process split by mapping kind (MAPPING_KINDS), in MB, from
-    /proc/PID/smaps; zeros once it has exited."""
+    /proc/PID/smaps; zeros once it has exited. It costs 0.17-0.22 s of a `run` worker
+    of 1 GB with 1,650 mappings (2 cores loaded to 25 by other work): cheap once per
+    10 s sample, not for a tight loop."""
     kb = dict.fromkeys(MAPPING_KINDS, 0)
     kind = "other"
     try:
