@@ -1,4 +1,4 @@
-"""Soak (issue 9): ≥ 100 streams for ≥ 20 minutes, streams joining and leaving.
+"""Soak (issues 9 and 19): ≥ 100 streams for 20 minutes to hours, streams joining and leaving.
 
 What only a long run shows: slow leaks (memory, threads, file descriptors), events lost
 under sustained load and churn, and latency that creeps up. Everything runs as real
@@ -13,14 +13,21 @@ QoS 1) that records every kill event it receives.
   copies are each watched by many streams (nginx fans a copy out to separate RTMP
   connections), so the load generator stays light on the 2 cores: copies of
   streamguard/samples/clips/flagged_720p.mp4 (flagged picture on the keyframe at 4 s of every 10 s
-  loop: one kill per stream every 10 s) and a share of clean_720p.mp4 streams.
+  loop: one kill per stream every 10 s) and a share of clean_720p.mp4 streams; with
+  ``--clips 360p``, their 640x360 twins (same GOP and pictures, a quarter of the pixels to
+  decode and scale), for a machine that also runs other work.
 - Churn: every few seconds, some random streams are unregistered and as many new ones
   (new ids) registered, through the cluster registry in Redis (the code behind
   `streamguard streams add/remove`), so about N stay registered.
 - Sampling, every few seconds: the `run` process tree (parent and workers): RSS, PSS,
-  threads, open file descriptors, CPU; /streams (streams watching) and /metrics (outbox).
+  the RSS split by mapping kind from /proc/PID/smaps (brk heap, anonymous mappings:
+  the native allocators' memory, numpy's and FFmpeg's buffers among it; file-backed;
+  stack), threads, open file descriptors, CPU; /streams (streams watching) and /metrics
+  (outbox).
 - Verdicts, over the window after the warm-up: RSS, threads and fds of the last W
-  minutes (median) within 5 % of the first W minutes; every kill the run log shows as
+  minutes (median) within 5 % of the first W minutes; RSS growth over the last
+  ``--tail-minutes`` (90: the last 90 of a 2-hour soak) ≤ 2 %, by a Theil-Sen line
+  (robust to outlying samples, see tail_growth); every kill the run log shows as
   decided (its event_id) received by the subscriber, and the outbox empty at the end;
   latency (flagged keyframe sent by the publisher -> kill event received) p99 of the
   last W minutes ≤ max(1.5 x, +0.1 s over) that of the first, and ≤ 1.5 s overall.
@@ -35,7 +42,9 @@ import random
 import re
 import resource
 import shutil
+import signal
 import statistics
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -52,8 +61,10 @@ from bench.bench_cluster import STOPPED, WATCHING, fit, log_findings, log_record
 from bench.bench_events import KILLS, kill_events, load, sent_at
 from bench.bench_live import BLOCKLIST, copy_of, epoch, read_send_log, replaying
 from bench.processes import (
+    MAPPING_KINDS,
     descendants,
     machine_busy,
+    mappings_mb,
     process_memory_mb,
     tree_cpu_s,
     tree_memory_mb,
@@ -72,6 +83,7 @@ from bench.report import (
     verdict,
 )
 from streamguard.config import parse_stream
+from streamguard.config.sampling import MODES, Sampling
 from streamguard.events.outbox import Outbox
 from streamguard.infra.redis import RedisSettings, connect
 from streamguard.infra.registry import Registry
@@ -87,15 +99,52 @@ CLIPS = SAMPLES_DIR / "clips"
 # KIND-COPY-SERIAL ("f-3-17": the 17th stream registered, watching flagged copy 3), so
 # bench_live.copy_of() gives the copy it watches.
 FLAGGED, CLEAN = "f", "c"
-KINDS = {FLAGGED: (CLIPS / "flagged_720p.mp4", "lat"), CLEAN: (CLIPS / "clean_720p.mp4", "clean")}
+KINDS = {FLAGGED: ("flagged", "lat"), CLEAN: ("clean", "clean")}  # kind -> (clip, copy name)
+CLIP_FILES = {"720p": "{}_720p.mp4", "360p": "{}_360p.flv"}  # --clips -> file of a clip
+CLIP_GOP_S = 2  # the sample clips' keyframe interval; the flagged picture is on the one at 4 s
+
+
+def clip_of(kind: str, clips: str) -> Path:
+    """The clip that the copies of ``kind`` publish, at the ``--clips`` size."""
+    return CLIPS / CLIP_FILES[clips].format(KINDS[kind][0])
+
+
+def published_clip(kind: str, args: argparse.Namespace, work: Path) -> Path:
+    """``clip_of``, re-encoded with a keyframe every ``args.gop_s`` (4: at 0, 4 and 8 s of
+    each 10 s loop, the flagged one kept) when that is not the sample clips' own: fewer
+    keyframes to decode and hash per stream-second, the same packets to read."""
+    clip = clip_of(kind, args.clips)
+    if args.gop_s == CLIP_GOP_S:
+        return clip
+    (work / "clips").mkdir(exist_ok=True)
+    target = work / "clips" / f"{clip.stem}_gop{args.gop_s}.flv"
+    gop = str(30 * args.gop_s)
+    # The ffmpeg command, not tests/support/reencode.py: its GOP options do not reach
+    # libx264 (keyframes stay 2 s apart).
+    subprocess.run(
+        [
+            *("ffmpeg", "-v", "error", "-y", "-i", str(clip), "-an", "-c:v", "libx264"),
+            *("-preset", "veryfast", "-crf", "23", "-g", gop, "-keyint_min", gop),
+            *("-sc_threshold", "0", "-bf", "0", str(target)),
+        ],
+        check=True,
+    )
+    return target
+
+
 PLATFORM = "soak-platform"  # the subscriber's client id: a persistent session
 PROBE = KILLS + "probe"
 SOURCE = "soak"  # the registrations' source field
 SECRET = "soak-control-secret"
 GROWTH_LIMIT = 0.05
+TAIL_GROWTH_LIMIT = 0.02  # RSS over the soak's last --tail-minutes (issue 19: 90 of 120)
+ENDS_MINUTES = 5.0  # the medians compared at either end of the tail, for reference
 # Medians per window; RSS, threads and fds are checked, the others reported.
-MEASURES = ("rss_mb", "pss_mb", "parent_rss_mb", "threads", "fds")
+MAPPINGS = tuple(f"{kind}_mb" for kind in MAPPING_KINDS)
+MAPPING_LABELS = ("heap", "anon", "file", "main stack", "other")
+MEASURES = ("rss_mb", "pss_mb", "parent_rss_mb", "threads", "fds", *MAPPINGS)
 CHECKED = ("rss_mb", "threads", "fds")
+RAMP_STEP_S = 5.0  # --ramp-s: a batch of the first streams registered this often
 SETTLE_S = 10.0  # streams that joined or left this close to the run's stop are not timed
 LATENCY_P99_LIMIT_S = 1.5
 LATENCY_HELD = (1.5, 0.1)  # last p99 ≤ max(1.5 x first p99, first p99 + 0.1 s)
@@ -129,6 +178,8 @@ secret_file = "{secret}"
 [policy]
 keep_watching_after_kill = true
 incident_gap_s = 5
+[sampling]
+mode = "{sampling}"
 """
 
 
@@ -187,9 +238,15 @@ class Fleet:
             self.streams[stream_id] = self.url_of(stream_id)
             self.added_at[stream_id] = at
 
-    def populate(self, count: int, clean: int) -> None:
-        """The first ``count`` streams, ``clean`` of them on clean copies."""
-        self.change(self.new_ids([CLEAN] * clean + [FLAGGED] * (count - clean), set()), [])
+    def populate(self, count: int, clean: int, ramp_s: float = 0) -> None:
+        """The first ``count`` streams, ``clean`` of them on clean copies: at once, or in
+        a batch every RAMP_STEP_S over ``ramp_s``."""
+        ids = self.new_ids([CLEAN] * clean + [FLAGGED] * (count - clean), set())
+        steps = max(1, round(ramp_s / RAMP_STEP_S))
+        for step in range(steps):
+            self.change(ids[step * len(ids) // steps : (step + 1) * len(ids) // steps], [])
+            if step < steps - 1:
+                time.sleep(ramp_s / steps)
 
     def churn(self, count: int) -> None:
         """``count`` random streams leave; as many new ones of the same kinds join."""
@@ -209,7 +266,8 @@ class Fleet:
 
 def tree_usage(root: int) -> dict[str, float]:
     """Processes, threads, open file descriptors, RSS and PSS of ``root``'s process tree,
-    and the RSS of the root (`run`'s parent process) alone."""
+    its RSS split by mapping kind (bench.processes.MAPPING_KINDS), and the RSS of the root
+    (`run`'s parent process) alone."""
     usage = Counter({"processes": 0, "threads": 0, "fds": 0})
     for pid in descendants(root):
         try:
@@ -220,6 +278,7 @@ def tree_usage(root: int) -> dict[str, float]:
         found = re.search(r"^Threads:\s*(\d+)", status, re.MULTILINE)
         memory = process_memory_mb(pid)
         usage.update(memory)
+        usage.update(mappings_mb(pid))
         usage.update(processes=1, threads=int(found.group(1)) if found else 0, fds=open_fds)
         if pid == root:
             usage["parent_rss_mb"] = memory["rss_mb"]
@@ -348,7 +407,7 @@ def outbox_files(state: Path) -> dict[str, int]:
 
 def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Start everything, warm up, soak, drain; the raw record of what happened."""
-    for stale in ("redis", "mosquitto", "nginx", "state", "flagged", "clean", "run.log"):
+    for stale in ("redis", "mosquitto", "nginx", "state", "flagged", "clean", "clips", "run.log"):
         path = work / stale
         if path.is_dir():
             shutil.rmtree(path)
@@ -370,9 +429,11 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         publishers, send_logs = {}, {}
         for kind, count in copies.items():
             if count:
-                clip, name = KINDS[kind]
+                name = KINDS[kind][1]
                 process, send_logs[kind] = stack.enter_context(
-                    replaying(nginx, count, work / name, clip=clip, name=name)
+                    replaying(
+                        nginx, count, work / name, clip=published_clip(kind, args, work), name=name
+                    )
                 )
                 publishers[kind] = process.pid
         names = {f"{KINDS[kind][1]}-{n}" for kind, count in copies.items() for n in range(count)}
@@ -382,11 +443,13 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             for kind, count in copies.items()
         }
         fleet = Fleet(redis.url, urls, random.Random(args.seed))
-        fleet.populate(args.streams, args.clean)
+        if not args.ramp_s:
+            fleet.populate(args.streams, args.clean)
         (work / "control-secret").write_text(SECRET)  # the control topic is followed too
         (work / "streamguard.toml").write_text(
             RUN_CONFIG.format(
                 processes=args.processes,
+                sampling=args.sampling,
                 state=work / "state",
                 redis=redis.url,
                 mqtt=broker.url(),
@@ -400,6 +463,8 @@ def soak(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             ["--config", str(work / "streamguard.toml")], work / "run.log", start_timeout_s=60
         )
         stack.callback(service.stop)
+        if args.ramp_s:
+            fleet.populate(args.streams, args.clean, args.ramp_s)
         raw["all_watching_s"] = round(
             wait_until(
                 lambda: len(watching_ids(service)) >= args.streams,
@@ -571,6 +636,47 @@ def slope_per_hour(samples: list[dict[str, Any]], key: str, start: float) -> flo
     return round(fit(points)[1], 2) if len(points) > 1 else None
 
 
+def theil_sen(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """a + b*x with b the median of the slopes between every two points and a the median
+    of y - b*x: a few outlying samples (a churn burst, a collection) move neither."""
+    slopes = [
+        (y2 - y1) / (x2 - x1)
+        for i, (x1, y1) in enumerate(points)
+        for x2, y2 in points[i + 1 :]
+        if x2 != x1
+    ]
+    b = statistics.median(slopes)
+    return statistics.median(y - b * x for x, y in points), b
+
+
+def tail_growth(results: dict[str, Any], key: str) -> dict[str, Any]:
+    """Growth of ``key`` over the soak's last ``tail_minutes``: the Theil-Sen line's rise
+    over the tail against its level at the tail's start, and, for reference, the median of
+    the last ENDS_MINUTES against that of the tail's first ENDS_MINUTES."""
+    end = results["soak_until"]
+    start = max(results["soak_from"], end - 60 * results["settings"]["tail_minutes"])
+    rows = [s for s in results["samples"] if start <= s["at"] <= end and s.get(key) is not None]
+    points = [((s["at"] - start) / 3600, float(s[key])) for s in rows]
+    if len(points) < 2:
+        return {"from_min": None, "growth": None, "ends_growth": None}
+    a, b = theil_sen(points)
+    hours = (end - start) / 3600
+    ends = min(ENDS_MINUTES * 60, (end - start) / 3)
+    first = median([s for s in rows if s["at"] <= start + ends], key)
+    last = median([s for s in rows if s["at"] >= end - ends], key)
+    return {
+        "from_min": round((start - results["soak_from"]) / 60, 1),
+        "minutes": round(hours * 60, 1),
+        "level_at_start": round(a, 1),
+        "fit_rise": round(b * hours, 1),
+        "slope_per_hour": round(b, 2),
+        "growth": round(b * hours / a, 4) if a else None,
+        "ends_first": first,
+        "ends_last": last,
+        "ends_growth": growth(first, last),
+    }
+
+
 def verdicts(results: dict[str, Any]) -> dict[str, Any]:
     """PASS/FAIL of each check, with the figures it is made from."""
     first, last = results["windows"][0], results["windows"][-1]
@@ -586,6 +692,14 @@ def verdicts(results: dict[str, Any]) -> dict[str, Any]:
             "limit": GROWTH_LIMIT,
             "pass": change is not None and change <= GROWTH_LIMIT if key in CHECKED else None,
         }
+    tail = {key: tail_growth(results, key) for key in ("rss_mb", "pss_mb", *MAPPINGS)}
+    rise = tail["rss_mb"]["growth"]
+    checks["rss_tail"] = {
+        **tail["rss_mb"],
+        "limit": TAIL_GROWTH_LIMIT,
+        "pass": rise is not None and rise <= TAIL_GROWTH_LIMIT,
+        "by_kind": {key: tail[key] for key in ("pss_mb", *MAPPINGS)},
+    }
     loss = results["loss"]
     checks["no_event_lost"] = {
         **loss,
@@ -688,12 +802,20 @@ def pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:+.1f} %"
 
 
+def native(row: dict[str, Any]) -> float | None:
+    """The RSS of the brk heap and the anonymous mappings: what the allocators hold."""
+    if row.get("heap_mb") is None or row.get("anon_mb") is None:
+        return None
+    return round(float(row["heap_mb"] + row["anon_mb"]), 1)
+
+
 def window_table(rows: list[dict[str, Any]]) -> list[str]:
     return table(
         [
             "minutes",
             "RSS MB",
             "PSS MB",
+            "heap + anon MB",
             "threads",
             "fds",
             "`run` cores",
@@ -711,6 +833,7 @@ def window_table(rows: list[dict[str, Any]]) -> list[str]:
                 f"{w['from_min']:g}-{w['to_min']:g}",
                 w["rss_mb"],
                 w["pss_mb"],
+                fmt(native(w)),
                 w["threads"],
                 w["fds"],
                 w["cpu_cores"],
@@ -748,6 +871,22 @@ def verdict_table(checks: dict[str, Any]) -> list[str]:
                 verdict(c["pass"]),
             ]
         )
+    tail = checks["rss_tail"]
+    rows.append(
+        [
+            f"RSS of the `run` tree over the last {fmt(tail.get('minutes'))} min (MB): "
+            "Theil-Sen line",
+            fmt(tail.get("level_at_start")),
+            fmt(tail.get("level_at_start", 0) + tail.get("fit_rise", 0))
+            if tail.get("level_at_start") is not None
+            else "-",
+            f"{pct(tail['growth'])} ({fmt(tail.get('slope_per_hour'))} / h); medians of its "
+            f"first and last {ENDS_MINUTES:g} min: {fmt(tail.get('ends_first'))} → "
+            f"{fmt(tail.get('ends_last'))} ({pct(tail['ends_growth'])})",
+            f"≤ +{100 * TAIL_GROWTH_LIMIT:g} %",
+            verdict(tail["pass"]),
+        ]
+    )
     loss = checks["no_event_lost"]
     files = sum(loss["outbox_files_after_stop"].values())
     rows.append(
@@ -823,7 +962,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"- **Streams:** {s['streams']} registered at all times in the cluster registry "
         f"(Redis){clean}, the others on {s['publishers']} copies of "
-        "`streamguard/samples/clips/flagged_720p.mp4` (720p30, 2 s GOP, the flagged picture on "
+        f"`streamguard/samples/clips/{clip_of(FLAGGED, s.get('clips', '720p')).name}` "
+        f"({s.get('clips', '720p')}30, {s.get('gop_s', CLIP_GOP_S)} s GOP, the flagged picture on "
         "the keyframe at 4 s of every 10 s loop: one kill per stream and loop). Each copy is "
         "published once by `streamguard replay --loop --keyframe-log` and watched by several "
         "streams (nginx fans it out to separate RTMP connections), to keep the load generator "
@@ -840,11 +980,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"- **`run`:** cluster mode, `processes = {s['processes']}` (0: one per core), the "
         "Redis blocklist (`streamguard/samples/blocklist.csv` imported: PDQ, pHash and dHash per "
         "keyframe), "
+        f'`[sampling] mode = "{s.get("sampling", "keyframes")}"`, '
         "kill events over MQTT QoS 1 through the outbox, the policy keeping the stream "
         f"watched after a kill (one incident per loop){arenas}. The platform: "
         "`mosquitto_sub -c -q 1` with a persistent session.",
         f"- **Measured:** every {s['sample_every_s']:g} s, the `run` process tree (parent and "
-        "worker processes): RSS and PSS (smaps_rollup), threads, open fds, CPU; /streams; "
+        "worker processes): RSS and PSS (smaps_rollup), the RSS split by mapping kind "
+        "(smaps), threads, open fds, CPU; /streams; "
         f"/metrics. A warm-up of {s['warmup_minutes']:g} min (with churn) is left out; the "
         f"{s['minutes']:g} min after it are cut into windows of about "
         f"{s['window_minutes']:g} min (medians of the samples). Latency: the kill event's "
@@ -856,7 +998,24 @@ def markdown(results: dict[str, Any]) -> str:
         *verdict_table(checks),
         "",
         "Growth: the last window's median against the first's; the slope is a "
-        "least-squares fit over all samples after the warm-up.",
+        "least-squares fit over all samples after the warm-up. Over the last minutes, "
+        "the Theil-Sen line (the median of the slopes between every two samples): it "
+        "uses every sample, unlike two windows' medians, and a few outlying ones (a churn "
+        "burst, a collection, a neighbour's load) move it no more than a median, unlike a "
+        "least-squares fit, which the samples at the window's ends pull most.",
+        "",
+        f"- RSS by mapping kind over the last {fmt(checks['rss_tail'].get('minutes'))} min "
+        "(Theil-Sen rise; level at its start): "
+        + "; ".join(
+            f"{label} {fmt(t.get('fit_rise'))} MB of {fmt(t.get('level_at_start'))} MB"
+            for label, t in zip(
+                ("PSS", *MAPPING_LABELS), checks["rss_tail"]["by_kind"].values(), strict=True
+            )
+        )
+        + ". heap: glibc's brk heap; anon: anonymous mappings (malloc's other arenas and "
+        "its blocks over the mmap threshold: decoded pictures, numpy arrays, FFmpeg "
+        "buffers; pymalloc's arenas; thread stacks); file: libraries and mapped files; "
+        "from /proc/PID/smaps.",
         "",
         f"- Kills: {loss['decided']:,} decided ({loss['decisions_logged']:,} decision lines: "
         "a stream in a handover is briefly watched by two processes, which decide the same "
@@ -881,7 +1040,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def plot(results: dict[str, Any], path: Path) -> None:
-    """RSS, PSS, threads, fds, CPU and latency over time (minutes from the warm-up's end)."""
+    """RSS, PSS, RSS by mapping kind, threads, fds, CPU, streams and latency over time
+    (minutes from the warm-up's end); the RSS's Theil-Sen line over the last minutes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -890,7 +1050,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     start = results["soak_from"]
     samples = results["samples"]
     minutes = [(s["at"] - start) / 60 for s in samples]
-    figure, axes = plt.subplots(2, 2, figsize=(11, 6.5), sharex=True)
+    figure, axes = plt.subplots(3, 2, figsize=(11, 9.5), sharex=True)
     panels = [
         (
             axes[0][0],
@@ -898,15 +1058,33 @@ def plot(results: dict[str, Any], path: Path) -> None:
             "MB",
             "`run` memory",
         ),
-        (axes[0][1], [("threads", "threads"), ("fds", "open fds")], "count", "`run` threads, fds"),
-        (axes[1][0], [("cpu_cores", "`run` cores")], "cores", "CPU"),
+        (
+            axes[0][1],
+            list(zip(MAPPINGS, MAPPING_LABELS, strict=True)),
+            "MB",
+            "`run` RSS by mapping (smaps)",
+        ),
+        (axes[1][0], [("threads", "threads"), ("fds", "open fds")], "count", "`run` threads, fds"),
+        (axes[1][1], [("cpu_cores", "`run` cores")], "cores", "CPU"),
+        (
+            axes[2][0],
+            [("registered", "registered"), ("watching", "watching")],
+            "streams",
+            "streams",
+        ),
     ]
     for axis, series, unit, title in panels:
         for key, label in series:
             values = [s.get(key) for s in samples]
             axis.plot(minutes, [float("nan") if v is None else v for v in values], label=label)
         axis.set(ylabel=unit, title=title)
-    axis = axes[1][1]
+    tail = results["verdicts"]["rss_tail"]
+    if tail.get("level_at_start") is not None:
+        x0 = tail["from_min"]
+        x1 = x0 + tail["minutes"]
+        a, rise = tail["level_at_start"], tail["fit_rise"]
+        axes[0][0].plot([x0, x1], [a, a + rise], "k--", label="RSS, Theil-Sen over the tail")
+    axis = axes[2][1]
     latency = results["events"]["latency"]
     axis.scatter(
         [(row[0] - start) / 60 for row in latency], [row[1] for row in latency], s=2, alpha=0.3
@@ -921,12 +1099,18 @@ def plot(results: dict[str, Any], path: Path) -> None:
         axis.grid(alpha=0.3)
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=8)
-    for axis in axes[1]:
+    for axis in axes[2]:
         axis.set_xlabel("minutes after the warm-up")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     print(f"plot: {path}")
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """SIGTERM as Ctrl-C: the servers, publishers and `run` are stopped on the way out
+    (a run started in the background with nohup ignores SIGINT)."""
+    raise KeyboardInterrupt
 
 
 def main() -> None:
@@ -937,12 +1121,34 @@ def main() -> None:
     parser.add_argument(
         "--window-minutes", type=float, default=2, help="first/last window compared"
     )
+    parser.add_argument(
+        "--tail-minutes",
+        type=float,
+        default=90,
+        help="RSS growth checked over the soak's last minutes (≤ 2 %%)",
+    )
     parser.add_argument("--sample-every-s", type=float, default=10)
     parser.add_argument("--churn-every-s", type=float, default=20)
     parser.add_argument("--churn-count", type=int, default=5, help="leave (and join) per round")
     parser.add_argument("--publishers", type=int, default=12, help="flagged copies published")
     parser.add_argument("--clean-publishers", type=int, default=2, help="clean copies published")
     parser.add_argument("--clean-share", type=float, default=0.1, help="of the streams")
+    parser.add_argument(
+        "--clips", choices=sorted(CLIP_FILES), default="720p", help="the published clips' size"
+    )
+    parser.add_argument(
+        "--sampling",
+        choices=MODES,
+        default=Sampling().mode,
+        help="`run`'s [sampling] mode (keyframes: what the 20-minute soak of issue 9 ran)",
+    )
+    parser.add_argument(
+        "--gop-s",
+        type=int,
+        choices=(CLIP_GOP_S, 4),
+        default=CLIP_GOP_S,
+        help="keyframe interval of the published clips (4: re-encoded, 40 %% fewer keyframes)",
+    )
     parser.add_argument("--processes", type=int, default=0, help="`run` processes; 0 = per core")
     parser.add_argument("--blocklist", type=Path, default=BLOCKLIST, help="imported into Redis")
     parser.add_argument(
@@ -950,6 +1156,12 @@ def main() -> None:
         type=int,
         default=0,
         help="run `run` with MALLOC_ARENA_MAX=N (glibc malloc arenas; 0: streamguard's own, 2)",
+    )
+    parser.add_argument(
+        "--ramp-s",
+        type=float,
+        default=0,
+        help="register the first streams over this long after `run` is up (0: all before)",
     )
     parser.add_argument("--drain-timeout-s", type=float, default=60)
     parser.add_argument("--seed", type=int, default=9)
@@ -965,6 +1177,7 @@ def main() -> None:
     # A reader socket per stream and the publishers' connections, in few processes.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    signal.signal(signal.SIGTERM, interrupt)
     started_at = time.monotonic()
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     results: dict[str, Any] = {

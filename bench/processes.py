@@ -102,6 +102,48 @@ def process_memory_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": rss / 1024, "pss_mb": pss / 1024}
 
 
+# /proc/PID/smaps mappings by kind. "anon" holds what glibc's malloc maps outside the
+# brk heap (its arenas, blocks over the mmap threshold: decoded pictures, numpy arrays,
+# FFmpeg's buffers), pymalloc's arenas and the threads' stacks, which Linux does not
+# label; "heap" is the brk heap ([heap]); "file" every file-backed mapping (libraries,
+# the interpreter, mapped files); "stack" the main thread's; "other" the kernel's
+# ([vdso] and the like) and shared memory.
+MAPPING_KINDS = ("heap", "anon", "file", "stack", "other")
+
+
+def mapping_kind(name: str) -> str:
+    """The kind of a mapping, from its pathname column in smaps (empty: anonymous)."""
+    if not name:
+        return "anon"
+    if name == "[heap]":
+        return "heap"
+    if name == "[stack]":
+        return "stack"
+    if name.startswith("/") and not name.startswith(("/dev/", "/memfd:", "/SYSV")):
+        return "file"
+    return "other"
+
+
+def mappings_mb(pid: int) -> dict[str, float]:
+    """RSS of one process split by mapping kind (MAPPING_KINDS), in MB, from
+    /proc/PID/smaps; zeros once it has exited. It costs 0.17-0.22 s of a `run` worker
+    of 1 GB with 1,650 mappings (2 cores loaded to 25 by other work): cheap once per
+    10 s sample, not for a tight loop."""
+    kb = dict.fromkeys(MAPPING_KINDS, 0)
+    kind = "other"
+    try:
+        with open(f"/proc/{pid}/smaps") as smaps:
+            for line in smaps:
+                if line.startswith("Rss:"):
+                    kb[kind] += int(line.split()[1])
+                elif "-" in line.split(maxsplit=1)[0]:  # a mapping's header line
+                    fields = line.split(maxsplit=5)
+                    kind = mapping_kind(fields[5].strip() if len(fields) > 5 else "")
+    except OSError:
+        pass
+    return {f"{k}_mb": v / 1024 for k, v in kb.items()}
+
+
 def tree_memory_mb(root: int) -> dict[str, float]:
     """Summed RSS and PSS of the tree, in MB."""
     tree = [process_memory_mb(pid) for pid in descendants(root)]
